@@ -1,0 +1,430 @@
+//! The Analytics Engine column map: one pure function from an event to a data point that obeys
+//! every Analytics Engine limit. The tables below are the single source of truth: the mapping
+//! runs from them and `docs/analytics-engine.md` is generated from them (a test keeps the two
+//! in step).
+
+use crate::event::Event;
+use crate::fingerprint::fingerprint;
+use crate::wire::Source;
+
+/// Most bytes the one index may hold.
+pub const MAX_INDEX_BYTES: usize = 96;
+/// Most blobs per data point.
+pub const MAX_BLOBS: usize = 20;
+/// Most bytes all blobs of a data point may hold together.
+pub const MAX_BLOB_TOTAL_BYTES: usize = 16 * 1024;
+/// Most doubles per data point.
+pub const MAX_DOUBLES: usize = 20;
+/// Most data points one Worker invocation may write.
+pub const MAX_POINTS_PER_INVOCATION: usize = 250;
+
+/// Property keys that get a column of their own (so SQL can group by them).
+pub const PROMOTED_PROPERTIES: [&str; 5] = ["chat_type", "command", "method", "outcome", "source"];
+
+/// What a data point is built from: the event, who sent it, and its corrected time.
+#[derive(Debug, Clone, Copy)]
+pub struct PointInput<'a> {
+    /// The sender.
+    pub source: &'a Source,
+    /// The event.
+    pub event: &'a Event,
+    /// The event time after clock-skew correction, ms since the epoch.
+    pub timestamp_ms: i64,
+    /// How far the timestamp was moved by the correction, in ms.
+    pub skew_ms: i64,
+}
+
+/// One Analytics Engine data point, ready for `writeDataPoint`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataPoint {
+    /// `index1`: the sampling key.
+    pub index: String,
+    /// `blob1`…: strings, in column order.
+    pub blobs: Vec<String>,
+    /// `double1`…: numbers, in column order.
+    pub doubles: Vec<f64>,
+}
+
+/// A string column: `blob{position}`.
+pub struct BlobColumn {
+    /// What it holds, in one line.
+    pub holds: &'static str,
+    /// Most bytes it may hold; longer values are cut on a character boundary.
+    pub max_bytes: usize,
+    /// Computes the value.
+    pub value: fn(&PointInput) -> String,
+}
+
+/// A numeric column: `double{position}`.
+pub struct DoubleColumn {
+    /// What it holds, in one line.
+    pub holds: &'static str,
+    /// Computes the value.
+    pub value: fn(&PointInput) -> f64,
+}
+
+/// What `index1` holds, in one line (the value comes from [`index_value`]).
+pub const INDEX_HOLDS: &str =
+    "sampling key: the Telegram user id; `c<chat id>` when there is no user; `-` when neither";
+
+fn opt_id(id: Option<i64>) -> String {
+    id.map(|v| v.to_string()).unwrap_or_default()
+}
+
+fn prop(p: &PointInput, key: &str) -> String {
+    p.event
+        .properties
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default()
+}
+
+fn other_properties(p: &PointInput) -> String {
+    let mut out = String::from("{");
+    for (k, v) in &p.event.properties {
+        if PROMOTED_PROPERTIES.contains(&k.as_str()) {
+            continue;
+        }
+        let entry = format!(
+            "{}{}:{}",
+            if out.len() > 1 { "," } else { "" },
+            serde_json::Value::String(k.clone()),
+            serde_json::Value::String(v.clone())
+        );
+        if out.len() + entry.len() + 1 > OTHER_PROPERTIES_MAX_BYTES {
+            break;
+        }
+        out.push_str(&entry);
+    }
+    out.push('}');
+    out
+}
+
+const OTHER_PROPERTIES_MAX_BYTES: usize = 4096;
+
+/// The string columns, `blob1` first.
+pub const BLOBS: &[BlobColumn] = &[
+    BlobColumn {
+        holds: "bot: the sending Worker's name",
+        max_bytes: 128,
+        value: |p| p.source.worker.clone(),
+    },
+    BlobColumn {
+        holds: "release of the sending Worker",
+        max_bytes: 128,
+        value: |p| p.source.release.clone(),
+    },
+    BlobColumn {
+        holds: "event kind: update, command, callback, performance, error, custom",
+        max_bytes: 16,
+        value: |p| p.event.kind.as_str().to_string(),
+    },
+    BlobColumn {
+        holds: "event name (update kind, command, metric, error kind, …)",
+        max_bytes: 128,
+        value: |p| p.event.name.clone(),
+    },
+    BlobColumn {
+        holds: "Telegram user id as text, empty when none",
+        max_bytes: 24,
+        value: |p| opt_id(p.event.user_id),
+    },
+    BlobColumn {
+        holds: "Telegram chat id as text, empty when none",
+        max_bytes: 24,
+        value: |p| opt_id(p.event.chat_id),
+    },
+    BlobColumn {
+        holds: "event id (UUIDv7), the idempotency key",
+        max_bytes: 36,
+        value: |p| p.event.id.to_string(),
+    },
+    BlobColumn {
+        holds: "error kind, empty unless kind = error",
+        max_bytes: 128,
+        value: |p| {
+            p.event
+                .error
+                .as_ref()
+                .map(|e| e.kind.clone())
+                .unwrap_or_default()
+        },
+    },
+    BlobColumn {
+        holds: "error message, empty unless kind = error",
+        max_bytes: 1024,
+        value: |p| {
+            p.event
+                .error
+                .as_ref()
+                .map(|e| e.message.clone())
+                .unwrap_or_default()
+        },
+    },
+    BlobColumn {
+        holds: "error location, empty unless kind = error",
+        max_bytes: 128,
+        value: |p| {
+            p.event
+                .error
+                .as_ref()
+                .and_then(|e| e.location.clone())
+                .unwrap_or_default()
+        },
+    },
+    BlobColumn {
+        holds: "error fingerprint (groups like D1 `error_groups`), empty unless kind = error",
+        max_bytes: 16,
+        value: |p| {
+            p.event
+                .error
+                .as_ref()
+                .map(|e| fingerprint(&e.kind, &e.message, e.location.as_deref()))
+                .unwrap_or_default()
+        },
+    },
+    BlobColumn {
+        holds: "property `chat_type` (private, group, supergroup, channel)",
+        max_bytes: 256,
+        value: |p| prop(p, "chat_type"),
+    },
+    BlobColumn {
+        holds: "property `command` (e.g. start; on handler timings too)",
+        max_bytes: 256,
+        value: |p| prop(p, "command"),
+    },
+    BlobColumn {
+        holds: "property `method` (Bot API method of a bot_api timing)",
+        max_bytes: 256,
+        value: |p| prop(p, "method"),
+    },
+    BlobColumn {
+        holds: "property `outcome` (ok, error, http_429, …)",
+        max_bytes: 256,
+        value: |p| prop(p, "outcome"),
+    },
+    BlobColumn {
+        holds: "property `source` (the /start deep-link payload: acquisition source)",
+        max_bytes: 256,
+        value: |p| prop(p, "source"),
+    },
+    BlobColumn {
+        holds: "other properties as a JSON object (whole entries only, bounded)",
+        max_bytes: OTHER_PROPERTIES_MAX_BYTES,
+        value: other_properties,
+    },
+];
+
+/// The numeric columns, `double1` first.
+pub const DOUBLES: &[DoubleColumn] = &[
+    DoubleColumn {
+        holds: "1 (one event; weight counts by `_sample_interval`)",
+        value: |_| 1.0,
+    },
+    DoubleColumn {
+        holds: "duration in ms, 0 when none",
+        value: |p| p.event.duration_ms.unwrap_or(0.0),
+    },
+    DoubleColumn {
+        holds: "event time (after clock-skew correction), ms since the epoch",
+        value: |p| p.timestamp_ms as f64,
+    },
+    DoubleColumn {
+        holds: "Telegram user id, 0 when none",
+        value: |p| p.event.user_id.unwrap_or(0) as f64,
+    },
+    DoubleColumn {
+        holds: "Telegram chat id, 0 when none",
+        value: |p| p.event.chat_id.unwrap_or(0) as f64,
+    },
+    DoubleColumn {
+        holds: "fields or properties cut by the producer's bounds",
+        value: |p| f64::from(p.event.truncated),
+    },
+    DoubleColumn {
+        holds: "clock-skew correction applied, ms",
+        value: |p| p.skew_ms as f64,
+    },
+];
+
+/// The index value (see [`INDEX_HOLDS`]).
+///
+/// Analytics Engine samples by index, giving each index value a fair share, so the index is
+/// the Telegram user: a heavy user is sampled before a light one, and a distinct-users count
+/// (daily active users) keeps every user that had any event. A per-bot index would let one
+/// bot's volume sample away whole users.
+pub fn index_value(p: &PointInput) -> String {
+    let raw = match (p.event.user_id, p.event.chat_id) {
+        (Some(user), _) => user.to_string(),
+        (None, Some(chat)) => format!("c{chat}"),
+        (None, None) => "-".to_string(),
+    };
+    cut(raw, MAX_INDEX_BYTES)
+}
+
+fn cut(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
+    }
+    text
+}
+
+/// Builds the data point of one event. Every value is bounded, so the result always obeys the
+/// Analytics Engine limits (checked by property tests).
+pub fn to_data_point(input: &PointInput) -> DataPoint {
+    DataPoint {
+        index: index_value(input),
+        blobs: BLOBS
+            .iter()
+            .map(|c| cut((c.value)(input), c.max_bytes))
+            .collect(),
+        doubles: DOUBLES
+            .iter()
+            .map(|c| {
+                let v = (c.value)(input);
+                if v.is_finite() {
+                    v
+                } else {
+                    0.0
+                }
+            })
+            .collect(),
+    }
+}
+
+impl DataPoint {
+    /// Checks every Analytics Engine limit; `Err` names the first one broken.
+    pub fn check_limits(&self) -> Result<(), String> {
+        if self.index.len() > MAX_INDEX_BYTES {
+            return Err(format!("index is {} bytes", self.index.len()));
+        }
+        if self.blobs.len() > MAX_BLOBS {
+            return Err(format!("{} blobs", self.blobs.len()));
+        }
+        let total: usize = self.blobs.iter().map(String::len).sum();
+        if total > MAX_BLOB_TOTAL_BYTES {
+            return Err(format!("blobs total {total} bytes"));
+        }
+        if self.doubles.len() > MAX_DOUBLES {
+            return Err(format!("{} doubles", self.doubles.len()));
+        }
+        if self.doubles.iter().any(|d| !d.is_finite()) {
+            return Err("a double is not finite".into());
+        }
+        Ok(())
+    }
+}
+
+/// The column table of `docs/analytics-engine.md`, generated from [`BLOBS`] and [`DOUBLES`].
+pub fn column_table_markdown() -> String {
+    let mut out = String::from("| column | holds | max bytes |\n| --- | --- | --- |\n");
+    out.push_str(&format!(
+        "| `index1` | {INDEX_HOLDS} | {MAX_INDEX_BYTES} |\n"
+    ));
+    for (i, c) in BLOBS.iter().enumerate() {
+        out.push_str(&format!(
+            "| `blob{}` | {} | {} |\n",
+            i + 1,
+            c.holds,
+            c.max_bytes
+        ));
+    }
+    for (i, c) in DOUBLES.iter().enumerate() {
+        out.push_str(&format!("| `double{}` | {} | 8 |\n", i + 1, c.holds));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::samples;
+
+    fn point(event: &Event) -> DataPoint {
+        let source = samples::source();
+        to_data_point(&PointInput {
+            source: &source,
+            event,
+            timestamp_ms: 1_764_000_000_123,
+            skew_ms: -5,
+        })
+    }
+
+    #[test]
+    fn the_static_budget_fits_the_limits() {
+        assert!(BLOBS.len() <= MAX_BLOBS);
+        assert!(DOUBLES.len() <= MAX_DOUBLES);
+        let worst: usize = BLOBS.iter().map(|c| c.max_bytes).sum();
+        assert!(worst <= MAX_BLOB_TOTAL_BYTES, "worst case {worst} bytes");
+    }
+
+    #[test]
+    fn a_command_event_maps_to_the_documented_columns() {
+        let events = samples::typical_events();
+        let p = point(&events[1]);
+        assert_eq!(p.index, "5123456789");
+        assert_eq!(p.blobs[0], "telegram-bot");
+        assert_eq!(p.blobs[2], "command");
+        assert_eq!(p.blobs[3], "start");
+        assert_eq!(p.blobs[6], events[1].id.to_string());
+        assert_eq!(p.blobs[15], "ad_campaign_42");
+        assert_eq!(p.blobs[16], "{}");
+        assert_eq!(p.doubles[0], 1.0);
+        assert_eq!(p.doubles[2], 1_764_000_000_123.0);
+        assert_eq!(p.doubles[6], -5.0);
+        p.check_limits().unwrap();
+    }
+
+    #[test]
+    fn error_events_carry_their_fingerprint() {
+        let event = samples::error_event();
+        let p = point(&event);
+        assert_eq!(p.blobs[2], "error");
+        assert_eq!(p.blobs[8], "Too Many Requests: retry after 35");
+        assert_eq!(p.blobs[10].len(), 16);
+    }
+
+    #[test]
+    fn other_properties_are_json_and_exclude_promoted_ones() {
+        let mut event = samples::typical_events()[4].clone();
+        event.properties.push(("command".into(), "x".into()));
+        event.properties.push(("quote\"d".into(), "v".into()));
+        let p = point(&event);
+        let parsed: serde_json::Value = serde_json::from_str(&p.blobs[16]).unwrap();
+        assert_eq!(parsed, serde_json::json!({"plan": "free", "quote\"d": "v"}));
+    }
+
+    #[test]
+    fn index_falls_back_to_chat_then_dash() {
+        let mut event = samples::typical_events()[0].clone();
+        event.user_id = None;
+        assert_eq!(point(&event).index, "c5123456789");
+        event.chat_id = None;
+        assert_eq!(point(&event).index, "-");
+    }
+
+    #[test]
+    fn docs_table_matches_the_code() {
+        let doc = include_str!("../../docs/analytics-engine.md");
+        let start = doc
+            .find(TABLE_START)
+            .expect("start marker in docs/analytics-engine.md");
+        let end = doc
+            .find(TABLE_END)
+            .expect("end marker in docs/analytics-engine.md");
+        let in_doc = doc[start + TABLE_START.len()..end].trim();
+        assert_eq!(
+            in_doc,
+            column_table_markdown().trim(),
+            "docs/analytics-engine.md is out of date: run `make docs`"
+        );
+    }
+
+    const TABLE_START: &str = "<!-- columns:start (generated by `make docs`) -->";
+    const TABLE_END: &str = "<!-- columns:end -->";
+}

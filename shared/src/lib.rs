@@ -1,0 +1,29 @@
+//! # shared — the pure analytics core
+//!
+//! Every decision of the pipeline, as plain Rust with no `worker` dependency: it compiles for
+//! wasm32 and native and is tested natively. The two Workers are thin adapters around it.
+//!
+//! - [`event`]: the event model and its bounds.
+//! - [`wire`]: the versioned MessagePack envelope (one queue message).
+//! - [`tracker`]: what the bot calls (`track`, `track_error`, …) and `flush` into messages.
+//! - [`datapoint`]: the Analytics Engine column map.
+//! - [`fingerprint`]: error grouping.
+//! - [`skew`]: clock-skew correction.
+//! - [`retry`]: the consumer's backoff policy.
+//! - [`telegram`]: webhook update parsing and command splitting.
+#![warn(missing_docs)]
+
+pub mod datapoint;
+pub mod event;
+pub mod fingerprint;
+pub mod ids;
+pub mod retry;
+pub mod samples;
+pub mod skew;
+pub mod telegram;
+pub mod tracker;
+pub mod wire;
+
+pub use event::{ErrorDetails, Event, EventKind};
+pub use tracker::{Clock, EncodedMessage, Flush, NewEvent, Tracker};
+pub use wire::{decode, encode, DropCounts, Envelope, Source, WireError};

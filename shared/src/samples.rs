@@ -1,0 +1,101 @@
+//! Fixed sample data shared by the tests, the golden fixtures and the benchmarks.
+//!
+//! Changing these values changes the golden fixtures' expected content: don't.
+
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::event::{ErrorDetails, Event, EventKind};
+use crate::wire::{DropCounts, Envelope, Source, SCHEMA_VERSION};
+
+const BASE_MS: i64 = 1_764_000_000_000;
+
+fn at(offset_ms: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(BASE_MS + offset_ms).expect("valid sample time")
+}
+
+fn id(n: u8) -> Uuid {
+    Uuid::from_bytes([
+        0x01, 0x9a, 0xb5, 0x3c, 0x00, n, 0x70, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, n,
+    ])
+}
+
+fn event(n: u8, kind: EventKind, name: &str) -> Event {
+    Event {
+        id: id(n),
+        timestamp: at(i64::from(n)),
+        kind,
+        name: name.to_string(),
+        user_id: Some(5_123_456_789),
+        chat_id: Some(5_123_456_789),
+        duration_ms: None,
+        error: None,
+        properties: Vec::new(),
+        truncated: 0,
+    }
+}
+
+/// The source every sample envelope names.
+pub fn source() -> Source {
+    Source {
+        worker: "telegram-bot".into(),
+        release: "1.0.0".into(),
+    }
+}
+
+/// The five events one `/start` update typically yields.
+pub fn typical_events() -> Vec<Event> {
+    let mut update = event(1, EventKind::UpdateReceived, "message");
+    update.properties = vec![("chat_type".into(), "private".into())];
+    let mut command = event(2, EventKind::Command, "start");
+    command.properties = vec![("source".into(), "ad_campaign_42".into())];
+    let mut handler = event(3, EventKind::Performance, "handler");
+    handler.duration_ms = Some(1.5);
+    handler.properties = vec![("command".into(), "start".into())];
+    let mut api = event(4, EventKind::Performance, "bot_api");
+    api.duration_ms = Some(48.0);
+    api.properties = vec![
+        ("method".into(), "sendMessage".into()),
+        ("outcome".into(), "ok".into()),
+    ];
+    let mut custom = event(5, EventKind::Custom, "signup");
+    custom.properties = vec![("plan".into(), "free".into())];
+    vec![update, command, handler, api, custom]
+}
+
+/// An envelope holding [`typical_events`].
+pub fn typical_envelope() -> Envelope {
+    Envelope {
+        version: SCHEMA_VERSION,
+        source: source(),
+        sent_at: at(10),
+        events: typical_events(),
+        dropped: DropCounts::default(),
+    }
+}
+
+/// A Bot API failure as the bot tracks it.
+pub fn error_event() -> Event {
+    let mut error = event(9, EventKind::Error, "bot_api_error");
+    error.error = Some(ErrorDetails {
+        kind: "telegram_api".into(),
+        message: "Too Many Requests: retry after 35".into(),
+        location: Some("bot_api:editMessageText".into()),
+    });
+    error
+}
+
+/// An envelope holding one error event and carried drop counts.
+pub fn error_envelope() -> Envelope {
+    Envelope {
+        version: SCHEMA_VERSION,
+        source: source(),
+        sent_at: at(20),
+        events: vec![error_event()],
+        dropped: DropCounts {
+            send_failed: 3,
+            oversize: 1,
+            buffer_full: 0,
+        },
+    }
+}

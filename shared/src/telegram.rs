@@ -1,0 +1,309 @@
+//! Telegram updates: parse a webhook body into what the bot and the analytics need, classify
+//! its kind, and split bot commands. Tolerant of fields it does not know; strict about shape.
+
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+
+/// Every update field of the Bot API this build knows, in the order of the Bot API docs.
+pub const KNOWN_UPDATE_KINDS: &[&str] = &[
+    "message",
+    "edited_message",
+    "channel_post",
+    "edited_channel_post",
+    "business_connection",
+    "business_message",
+    "edited_business_message",
+    "deleted_business_messages",
+    "message_reaction",
+    "message_reaction_count",
+    "inline_query",
+    "chosen_inline_result",
+    "callback_query",
+    "shipping_query",
+    "pre_checkout_query",
+    "purchased_paid_media",
+    "poll",
+    "poll_answer",
+    "my_chat_member",
+    "chat_member",
+    "chat_join_request",
+    "chat_boost",
+    "removed_chat_boost",
+];
+
+/// A Telegram user, as much as the bot needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct User {
+    /// The user id (can exceed 32 bits).
+    pub id: i64,
+    /// Whether the user is a bot.
+    #[serde(default)]
+    pub is_bot: bool,
+}
+
+/// A Telegram chat, as much as the bot needs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Chat {
+    /// The chat id (supergroups look like -100XXXXXXXXXX).
+    pub id: i64,
+    /// private, group, supergroup or channel.
+    #[serde(rename = "type", default)]
+    pub kind: String,
+}
+
+/// A `String` or an integer id, as Telegram uses both for `id` fields.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(untagged)]
+pub enum AnyId {
+    /// A string id (callback queries, inline queries, …).
+    Text(String),
+    /// A numeric id.
+    Number(i64),
+}
+
+impl fmt::Display for AnyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AnyId::Text(t) => f.write_str(t),
+            AnyId::Number(n) => write!(f, "{n}"),
+        }
+    }
+}
+
+/// The fields shared by the payloads of all update kinds; unknown fields are ignored.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Payload {
+    /// `id` of a callback query, inline query, shipping or pre-checkout query, poll.
+    pub id: Option<AnyId>,
+    /// `message_id` of a message.
+    pub message_id: Option<i64>,
+    /// The sender.
+    pub from: Option<User>,
+    /// The user of reactions, poll answers and business connections.
+    pub user: Option<User>,
+    /// The chat.
+    pub chat: Option<Chat>,
+    /// The message a callback query came from.
+    pub message: Option<Box<Payload>>,
+    /// Message text.
+    pub text: Option<String>,
+    /// Callback data.
+    pub data: Option<String>,
+}
+
+/// What a webhook body is, once parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Update {
+    /// The update id.
+    pub update_id: i64,
+    /// The update kind: one of [`KNOWN_UPDATE_KINDS`], or the unknown field's name.
+    pub kind: String,
+    /// Whether the kind is one this build knows.
+    pub known: bool,
+    /// The kind's payload (for unknown kinds, empty).
+    pub payload: Payload,
+}
+
+/// Why a body is not a Telegram update.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum UpdateError {
+    /// Not JSON, or JSON of the wrong shape (the message says where).
+    #[error("not a Telegram update: {0}")]
+    Invalid(String),
+    /// A JSON object without `update_id`.
+    #[error("not a Telegram update: missing update_id")]
+    MissingUpdateId,
+}
+
+impl Update {
+    /// Parses a webhook body.
+    pub fn parse(body: &[u8]) -> Result<Update, UpdateError> {
+        serde_json::from_slice(body).map_err(|e| UpdateError::Invalid(e.to_string()))
+    }
+
+    /// The user the update came from, where it has one.
+    pub fn user_id(&self) -> Option<i64> {
+        let p = &self.payload;
+        p.from.as_ref().or(p.user.as_ref()).map(|u| u.id)
+    }
+
+    /// The chat the update happened in (for callback queries: the message's chat).
+    pub fn chat(&self) -> Option<&Chat> {
+        let p = &self.payload;
+        p.chat
+            .as_ref()
+            .or_else(|| p.message.as_ref().and_then(|m| m.chat.as_ref()))
+    }
+}
+
+impl<'de> Deserialize<'de> for Update {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(UpdateVisitor)
+    }
+}
+
+struct UpdateVisitor;
+
+impl<'de> Visitor<'de> for UpdateVisitor {
+    type Value = Update;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a Telegram Update object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Update, A::Error> {
+        let mut update_id = None;
+        let mut found: Option<(String, bool, Payload)> = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "update_id" {
+                update_id = Some(map.next_value::<i64>()?);
+            } else if KNOWN_UPDATE_KINDS.contains(&key.as_str()) && found.is_none() {
+                let payload = map.next_value::<Payload>()?;
+                found = Some((key, true, payload));
+            } else {
+                map.next_value::<IgnoredAny>()?;
+                if found.is_none() {
+                    found = Some((key, false, Payload::default()));
+                }
+            }
+        }
+        let update_id = update_id.ok_or_else(|| de::Error::custom(UpdateError::MissingUpdateId))?;
+        let (kind, known, payload) =
+            found.unwrap_or_else(|| ("empty".into(), false, Payload::default()));
+        Ok(Update {
+            update_id,
+            kind,
+            known,
+            payload,
+        })
+    }
+}
+
+/// A bot command split from message text: `/start@MyBot payload` → `start`, `payload`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command<'a> {
+    /// The command without slash or bot name.
+    pub name: &'a str,
+    /// The bot name after `@`, when the command was addressed.
+    pub addressee: Option<&'a str>,
+    /// Everything after the command, trimmed (the deep-link payload of `/start`).
+    pub payload: &'a str,
+}
+
+impl<'a> Command<'a> {
+    /// Splits `text` when it starts with a command; `None` otherwise.
+    pub fn parse(text: &'a str) -> Option<Command<'a>> {
+        let rest = text.strip_prefix('/')?;
+        let (head, payload) = match rest.find(char::is_whitespace) {
+            Some(i) => (&rest[..i], rest[i..].trim()),
+            None => (rest, ""),
+        };
+        let (name, addressee) = match head.split_once('@') {
+            Some((name, bot)) => (name, Some(bot)),
+            None => (head, None),
+        };
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return None;
+        }
+        Some(Command {
+            name,
+            addressee,
+            payload,
+        })
+    }
+
+    /// Whether the command is meant for the bot called `bot_username` (unaddressed commands
+    /// are; addressed ones only when the name matches, case-insensitively).
+    pub fn is_for(&self, bot_username: &str) -> bool {
+        self.addressee
+            .is_none_or(|a| a.eq_ignore_ascii_case(bot_username.trim_start_matches('@')))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_update_is_parsed() {
+        let body = br#"{"update_id":10,"message":{"message_id":5,"from":{"id":5123456789,"is_bot":false,"first_name":"A"},"chat":{"id":-1001234567890,"type":"supergroup"},"date":1,"text":"/start ref"}}"#;
+        let u = Update::parse(body).unwrap();
+        assert_eq!(u.update_id, 10);
+        assert_eq!(u.kind, "message");
+        assert!(u.known);
+        assert_eq!(u.user_id(), Some(5_123_456_789));
+        assert_eq!(u.chat().unwrap().id, -1_001_234_567_890);
+        assert_eq!(u.chat().unwrap().kind, "supergroup");
+        assert_eq!(u.payload.text.as_deref(), Some("/start ref"));
+    }
+
+    #[test]
+    fn callback_query_takes_chat_from_its_message() {
+        let body = br#"{"update_id":11,"callback_query":{"id":"4382","from":{"id":7},"message":{"message_id":3,"chat":{"id":7,"type":"private"}},"data":"menu:stats","chat_instance":"x"}}"#;
+        let u = Update::parse(body).unwrap();
+        assert_eq!(u.kind, "callback_query");
+        assert_eq!(u.payload.id, Some(AnyId::Text("4382".into())));
+        assert_eq!(u.payload.data.as_deref(), Some("menu:stats"));
+        assert_eq!(u.chat().unwrap().id, 7);
+    }
+
+    #[test]
+    fn unknown_kind_is_kept_by_name() {
+        let u = Update::parse(br#"{"update_id":1,"future_thing":{"a":[1,2]}}"#).unwrap();
+        assert_eq!(u.kind, "future_thing");
+        assert!(!u.known);
+        let u = Update::parse(br#"{"update_id":1}"#).unwrap();
+        assert_eq!(u.kind, "empty");
+    }
+
+    #[test]
+    fn bad_bodies_are_errors() {
+        for body in [
+            &b""[..],
+            b"not json",
+            b"[]",
+            b"{\"message\":{}}",
+            b"{\"update_id\":\"x\"}",
+            b"{\"update_id\":1,\"message\":{\"chat\":{\"id\":\"nan\"}}}",
+            b"{\"update_id\":1",
+        ] {
+            assert!(
+                Update::parse(body).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn deep_nesting_is_handled_without_a_crash() {
+        let open = "[".repeat(100_000);
+        let close = "]".repeat(100_000);
+        // Inside a field this build ignores: skipped without recursion.
+        let ignored = format!("{{\"update_id\":1,\"x\":{open}{close}}}");
+        assert_eq!(Update::parse(ignored.as_bytes()).unwrap().kind, "x");
+        // Where a value is expected: a clear error.
+        let typed = format!("{{\"update_id\":{open}{close}}}");
+        assert!(Update::parse(typed.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn commands_split_name_addressee_and_payload() {
+        let c = Command::parse("/start@MyBot  campaign_42 ").unwrap();
+        assert_eq!(
+            (c.name, c.addressee, c.payload),
+            ("start", Some("MyBot"), "campaign_42")
+        );
+        assert!(c.is_for("mybot"));
+        assert!(!c.is_for("OtherBot"));
+        let c = Command::parse("/help").unwrap();
+        assert_eq!((c.name, c.addressee, c.payload), ("help", None, ""));
+        assert!(c.is_for("anything"));
+        assert!(Command::parse("hello /start").is_none());
+        assert!(Command::parse("/").is_none());
+        assert!(Command::parse("/ space").is_none());
+    }
+}

@@ -1,0 +1,240 @@
+//! The versioned MessagePack wire format: one queue message holds one [`Envelope`].
+//!
+//! Layout and evolution rules are in `docs/wire-format.md`. In short: the envelope is a
+//! MessagePack array whose first element is the schema version; every struct is encoded
+//! as an array of its fields in declaration order (rmp-serde's compact form).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::event::Event;
+
+/// The schema version this crate writes, and the only one it reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Largest queue message Cloudflare Queues accepts (128 KB).
+pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
+
+/// Who sent an envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    /// The Worker's name, e.g. `telegram-bot`.
+    pub worker: String,
+    /// The deployed release, e.g. a version or git sha.
+    pub release: String,
+}
+
+/// Events the sender had to give up, by reason, since its last successful send.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DropCounts {
+    /// Events whose queue send failed twice.
+    pub send_failed: u32,
+    /// Events too large to fit in one queue message even alone.
+    pub oversize: u32,
+    /// Events cut because one request's buffer was full.
+    pub buffer_full: u32,
+}
+
+impl DropCounts {
+    /// Sum over all reasons.
+    pub fn total(&self) -> u64 {
+        u64::from(self.send_failed) + u64::from(self.oversize) + u64::from(self.buffer_full)
+    }
+
+    /// Adds `other` to `self`, saturating.
+    pub fn add(&mut self, other: DropCounts) {
+        self.send_failed = self.send_failed.saturating_add(other.send_failed);
+        self.oversize = self.oversize.saturating_add(other.oversize);
+        self.buffer_full = self.buffer_full.saturating_add(other.buffer_full);
+    }
+
+    /// `(reason, count)` pairs, for logs and reports.
+    pub fn by_reason(&self) -> [(&'static str, u32); 3] {
+        [
+            ("send_failed", self.send_failed),
+            ("oversize", self.oversize),
+            ("buffer_full", self.buffer_full),
+        ]
+    }
+}
+
+/// One queue message: a batch of events from one sender.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// Always [`SCHEMA_VERSION`] when written by this crate.
+    pub version: u32,
+    /// Who sent it.
+    pub source: Source,
+    /// When the sender encoded it (the sender's clock).
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    pub sent_at: DateTime<Utc>,
+    /// The events, oldest first.
+    pub events: Vec<Event>,
+    /// Events the sender dropped since its last successful send.
+    pub dropped: DropCounts,
+}
+
+/// Why bytes could not be turned into an [`Envelope`] (or an envelope into bytes).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    /// The message was empty.
+    #[error("empty message")]
+    Empty,
+    /// The bytes do not start with a MessagePack array holding a version number.
+    #[error("not an envelope: {0}")]
+    NotAnEnvelope(String),
+    /// A version this build does not know (newer sender, or garbage).
+    #[error("unsupported schema version {found} (this build reads version {supported})")]
+    UnsupportedVersion {
+        /// The version found in the message.
+        found: u64,
+        /// The version this build reads.
+        supported: u32,
+    },
+    /// The version is known but the body does not match its schema.
+    #[error("malformed version {version} envelope: {reason}")]
+    Malformed {
+        /// The version the message claimed.
+        version: u32,
+        /// What the decoder reported.
+        reason: String,
+    },
+    /// Encoding failed (should not happen for values built by this crate).
+    #[error("encoding failed: {0}")]
+    Encode(String),
+}
+
+impl WireError {
+    /// A short stable code for storing and grouping rejections.
+    pub fn code(&self) -> &'static str {
+        match self {
+            WireError::Empty => "empty",
+            WireError::NotAnEnvelope(_) => "not_an_envelope",
+            WireError::UnsupportedVersion { .. } => "unsupported_version",
+            WireError::Malformed { .. } => "malformed",
+            WireError::Encode(_) => "encode",
+        }
+    }
+}
+
+/// Encodes an envelope as compact MessagePack.
+pub fn encode(envelope: &Envelope) -> Result<Vec<u8>, WireError> {
+    rmp_serde::to_vec(envelope).map_err(|e| WireError::Encode(e.to_string()))
+}
+
+/// Encodes one event alone; its length is what the event adds to an envelope.
+pub fn encode_event(event: &Event) -> Result<Vec<u8>, WireError> {
+    rmp_serde::to_vec(event).map_err(|e| WireError::Encode(e.to_string()))
+}
+
+/// Reads the schema version without decoding the rest.
+pub fn peek_version(bytes: &[u8]) -> Result<u64, WireError> {
+    if bytes.is_empty() {
+        return Err(WireError::Empty);
+    }
+    let mut cursor = bytes;
+    let len = rmp::decode::read_array_len(&mut cursor)
+        .map_err(|e| WireError::NotAnEnvelope(format!("expected an array: {e}")))?;
+    if len == 0 {
+        return Err(WireError::NotAnEnvelope("empty array".into()));
+    }
+    rmp::decode::read_int::<u64, _>(&mut cursor)
+        .map_err(|e| WireError::NotAnEnvelope(format!("expected a version number: {e}")))
+}
+
+/// Decodes bytes into an envelope. Never panics; every failure is a [`WireError`].
+pub fn decode(bytes: &[u8]) -> Result<Envelope, WireError> {
+    let version = peek_version(bytes)?;
+    if version != u64::from(SCHEMA_VERSION) {
+        return Err(WireError::UnsupportedVersion {
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    rmp_serde::from_slice(bytes).map_err(|e| WireError::Malformed {
+        version: SCHEMA_VERSION,
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::samples;
+
+    #[test]
+    fn envelope_round_trips() {
+        let envelope = samples::typical_envelope();
+        let bytes = encode(&envelope).unwrap();
+        assert_eq!(decode(&bytes).unwrap(), envelope);
+    }
+
+    #[test]
+    fn newer_version_is_a_clear_error() {
+        let mut envelope = samples::typical_envelope();
+        envelope.version = 2;
+        let bytes = encode(&envelope).unwrap();
+        assert_eq!(
+            decode(&bytes),
+            Err(WireError::UnsupportedVersion {
+                found: 2,
+                supported: 1
+            })
+        );
+    }
+
+    #[test]
+    fn garbage_is_a_clear_error() {
+        assert_eq!(decode(&[]), Err(WireError::Empty));
+        assert!(matches!(
+            decode(b"{\"json\":1}"),
+            Err(WireError::NotAnEnvelope(_))
+        ));
+        let bytes = encode(&samples::typical_envelope()).unwrap();
+        assert!(matches!(
+            decode(&bytes[..bytes.len() / 2]),
+            Err(WireError::Malformed { version: 1, .. })
+        ));
+    }
+
+    #[test]
+    fn trailing_fields_are_rejected_not_ignored() {
+        // A v1 envelope with a sixth element is not v1: evolution bumps the version.
+        let mut bytes = encode(&samples::typical_envelope()).unwrap();
+        assert_eq!(bytes[0], 0x95, "fixarray of 5");
+        bytes[0] = 0x96;
+        bytes.push(0xc0);
+        assert!(decode(&bytes).is_err());
+    }
+
+    #[test]
+    fn golden_fixtures_of_version_1_still_decode() {
+        // Written once by `cargo run -p shared --example write_fixtures`; never regenerate
+        // them to make this test pass: a failure means the format drifted.
+        let typical = include_bytes!("../fixtures/v1_typical.msgpack");
+        let decoded = decode(typical).expect("golden v1 fixture decodes");
+        assert_eq!(decoded, samples::typical_envelope());
+        assert_eq!(
+            encode(&decoded).unwrap(),
+            typical.to_vec(),
+            "encoding is stable"
+        );
+
+        let error = include_bytes!("../fixtures/v1_error.msgpack");
+        let decoded = decode(error).expect("golden v1 error fixture decodes");
+        assert_eq!(decoded, samples::error_envelope());
+    }
+
+    #[test]
+    fn messagepack_is_at_most_40_percent_of_json() {
+        let envelope = samples::typical_envelope();
+        assert_eq!(envelope.events.len(), 5);
+        let msgpack = encode(&envelope).unwrap().len();
+        let json = serde_json::to_vec(&envelope).unwrap().len();
+        let ratio = msgpack as f64 / json as f64;
+        assert!(
+            ratio <= 0.40,
+            "MessagePack {msgpack} B / JSON {json} B = {ratio:.3} > 0.40"
+        );
+    }
+}
