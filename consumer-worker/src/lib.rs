@@ -1,1 +1,187 @@
+//! # consumer-worker — queue batches into Analytics Engine and a grouped D1 error log
+//!
+//! All decisions live in `shared::ingest` (what is stored, rejected, deferred or retried);
+//! this Worker carries them out: one D1 transaction per batch, then Analytics Engine points
+//! for envelopes that D1 saw for the first time, then one ack or retry per message.
 
+use chrono::{DateTime, Utc};
+use js_sys::Uint8Array;
+use shared::datapoint::DataPoint;
+use shared::ingest::{self, IncomingMessage, MessageAction, SqlValue};
+use shared::local_ae;
+use shared::retry::Backoff;
+use wasm_bindgen::{JsCast, JsValue};
+use worker::{
+    console_error, console_log, event, AnalyticsEngineDataPointBuilder, Context, Env, MessageBatch,
+    MessageExt, QueueRetryOptionsBuilder, RawMessage, Result, ScheduleContext, ScheduledEvent,
+};
+
+mod d1;
+
+/// The D1 binding.
+pub const DB_BINDING: &str = "DB";
+/// The Analytics Engine binding.
+pub const AE_BINDING: &str = "ANALYTICS";
+/// The Analytics Engine dataset name, for the local mirror's `dataset` column.
+pub const AE_DATASET: &str = "telegram_bot_events";
+
+fn flag(env: &Env, name: &str) -> bool {
+    env.var(name)
+        .map(|v| matches!(v.to_string().as_str(), "1" | "true" | "on"))
+        .unwrap_or(false)
+}
+
+fn now() -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(js_sys::Date::now() as i64).unwrap_or_default()
+}
+
+fn body_bytes(body: JsValue) -> std::result::Result<Vec<u8>, String> {
+    if body.is_instance_of::<js_sys::ArrayBuffer>() || body.is_instance_of::<Uint8Array>() {
+        Ok(Uint8Array::new(&body).to_vec())
+    } else if let Some(text) = body.as_string() {
+        Err(format!("a text message ({} chars), not bytes", text.len()))
+    } else {
+        Err(format!(
+            "not bytes: {}",
+            body.js_typeof().as_string().unwrap_or_default()
+        ))
+    }
+}
+
+#[event(queue)]
+async fn queue(batch: MessageBatch<serde_json::Value>, env: Env, _ctx: Context) -> Result<()> {
+    let queue_name = batch.queue();
+    let raw: Vec<RawMessage> = batch.raw_iter().collect();
+    let received = now();
+    let received_ms = received.timestamp_millis();
+    let incoming: Vec<IncomingMessage> = raw
+        .iter()
+        .map(|m| IncomingMessage {
+            id: m.id(),
+            age_ms: received_ms - m.timestamp().as_millis() as i64,
+            body: body_bytes(m.body()),
+        })
+        .collect();
+
+    let plan = ingest::plan_batch(
+        &incoming,
+        received_ms,
+        shared::datapoint::MAX_POINTS_PER_INVOCATION,
+    );
+    let statements = ingest::d1_statements(&plan, &incoming, &queue_name, received_ms);
+    let db = env.d1(DB_BINDING)?;
+    let committed = d1::run_batch(&db, &statements).await;
+    if let Err(error) = &committed {
+        console_error!(
+            "consumer: D1 batch of {} messages failed, retrying them: {error}",
+            incoming.len()
+        );
+    }
+    let (actions, to_write) = ingest::decide(
+        &plan,
+        &incoming,
+        committed.as_deref().map_err(|_| ()),
+        &Backoff::default(),
+    );
+
+    let points: Vec<&DataPoint> = to_write
+        .iter()
+        .flat_map(|&n| plan.accepted[n].points.iter())
+        .collect();
+    write_points(&env, &points);
+    if flag(&env, "AE_LOCAL_MIRROR") && !points.is_empty() {
+        let rows = local_ae::rows_json(AE_DATASET, received, &points);
+        if let Err(error) = d1::run(&db, &local_ae::insert_sql(), vec![SqlValue::Text(rows)]).await
+        {
+            console_error!("consumer: local AE mirror write failed: {error}");
+        }
+    }
+
+    for (message, action) in raw.iter().zip(&actions) {
+        match action {
+            MessageAction::Ack => message.ack(),
+            MessageAction::Retry { delay_seconds } => message.retry_with_options(
+                &QueueRetryOptionsBuilder::new()
+                    .with_delay_seconds(*delay_seconds)
+                    .build(),
+            ),
+        }
+    }
+    console_log!(
+        "consumer: {queue_name}: {} messages, {} stored, {} rejected, {} deferred, {} points",
+        incoming.len(),
+        plan.accepted.len(),
+        plan.rejected.len(),
+        plan.deferred.len(),
+        points.len()
+    );
+    Ok(())
+}
+
+fn write_points(env: &Env, points: &[&DataPoint]) {
+    let dataset = match env.analytics_engine(AE_BINDING) {
+        Ok(dataset) => dataset,
+        Err(error) => {
+            console_error!(
+                "consumer: no {AE_BINDING} binding, {} points not written: {error}",
+                points.len()
+            );
+            return;
+        }
+    };
+    for point in points {
+        let mut builder = AnalyticsEngineDataPointBuilder::new().indexes([point.index.as_str()]);
+        for blob in &point.blobs {
+            builder = builder.add_blob(blob.as_str());
+        }
+        for double in &point.doubles {
+            builder = builder.add_double(*double);
+        }
+        if let Err(error) = dataset.write_data_point(&builder.build()) {
+            console_error!("consumer: writeDataPoint failed: {error}");
+        }
+    }
+}
+
+#[event(scheduled)]
+async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    let days = env
+        .var("RETENTION_DAYS")
+        .ok()
+        .and_then(|v| v.to_string().parse::<i64>().ok())
+        .filter(|d| *d > 0)
+        .unwrap_or(30);
+    let cutoff_ms = now().timestamp_millis() - days * 86_400_000;
+    let cutoff_text = DateTime::from_timestamp_millis(cutoff_ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string();
+    let db = match env.d1(DB_BINDING) {
+        Ok(db) => db,
+        Err(error) => return console_error!("retention: no D1 binding: {error}"),
+    };
+    let deletes = [
+        (
+            "DELETE FROM error_events WHERE occurred_at < ?1",
+            SqlValue::Integer(cutoff_ms),
+        ),
+        (
+            "DELETE FROM processed_envelopes WHERE received_at < ?1",
+            SqlValue::Integer(cutoff_ms),
+        ),
+        (
+            "DELETE FROM rejected_messages WHERE received_at < ?1",
+            SqlValue::Integer(cutoff_ms),
+        ),
+        (
+            "DELETE FROM analytics_points_local WHERE timestamp < ?1",
+            SqlValue::Text(cutoff_text),
+        ),
+    ];
+    for (sql, param) in deletes {
+        if let Err(error) = d1::run(&db, sql, vec![param]).await {
+            console_error!("retention: {sql} failed: {error}");
+        }
+    }
+    console_log!("retention: deleted rows older than {days} days");
+}

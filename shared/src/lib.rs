@@ -17,6 +17,8 @@ pub mod datapoint;
 pub mod event;
 pub mod fingerprint;
 pub mod ids;
+pub mod ingest;
+pub mod local_ae;
 pub mod retry;
 pub mod samples;
 pub mod skew;

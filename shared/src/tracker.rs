@@ -13,6 +13,10 @@ use crate::event::{
 use crate::ids::EventIdGenerator;
 use crate::wire::{self, DropCounts, Envelope, Source, MAX_MESSAGE_BYTES, SCHEMA_VERSION};
 
+/// Most events in one message: the consumer writes one Analytics Engine data point per event
+/// and may write at most this many per invocation, so one message always fits.
+pub const MAX_EVENTS_PER_MESSAGE: usize = crate::datapoint::MAX_POINTS_PER_INVOCATION;
+
 /// Most events one tracker buffers; further events are counted as `buffer_full`.
 pub const MAX_BUFFERED_EVENTS: usize = 1_000;
 
@@ -333,7 +337,7 @@ pub(crate) fn pack(
             dropped_now.oversize += 1;
             continue;
         }
-        if current_bytes + size > budget {
+        if current_bytes + size > budget || current.len() == MAX_EVENTS_PER_MESSAGE {
             groups.push(std::mem::take(&mut current));
             current_bytes = 0;
         }
@@ -453,6 +457,7 @@ mod tests {
         let mut total = 0;
         for m in &flush.messages {
             assert!(m.bytes.len() <= MAX_MESSAGE_BYTES, "{}", m.bytes.len());
+            assert!(m.event_count as usize <= MAX_EVENTS_PER_MESSAGE);
             total += wire::decode(&m.bytes).unwrap().events.len();
         }
         assert_eq!(total, MAX_BUFFERED_EVENTS);

@@ -1,0 +1,107 @@
+# Telegram bot + analytics pipeline on Cloudflare Workers (Rust).
+# `make dev` and `make test` install whatever is missing themselves.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+WORKER_BUILD_VERSION := 0.8.7
+# Must equal the wasm-bindgen version in Cargo.lock (pinned with `=` in Cargo.toml).
+WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/version = "\(.*\)"/\1/p;}' Cargo.lock)
+CARGO_BIN := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
+ROOT := $(CURDIR)
+STATE_DIR := $(ROOT)/.wrangler/state
+DEV_PORT ?= 8787
+WRANGLER := $(ROOT)/node_modules/.bin/wrangler
+
+# worker-build downloads wasm-bindgen, esbuild and wasm-opt unless pointed at local binaries.
+export WASM_BINDGEN_BIN := $(CARGO_BIN)/wasm-bindgen
+export ESBUILD_BIN := $(ROOT)/node_modules/@esbuild/linux-x64/bin/esbuild
+export WASM_OPT_BIN := $(ROOT)/node_modules/.bin/wasm-opt
+export WRANGLER_SEND_METRICS := false
+
+.PHONY: help bootstrap tools npm build build-producer build-consumer migrate dev test lint \
+        unit e2e dry-run docs sizes clean
+
+help:
+	@echo "make dev      build both Workers and run them locally (one wrangler dev)"
+	@echo "make test     formatting, clippy, unit tests, dry-run deploys, end-to-end tests"
+	@echo "make docs     regenerate generated parts of docs/"
+	@echo "make sizes    print the size of both .wasm files (raw and gzip)"
+
+## ---- bootstrap: everything a fresh machine lacks ----
+bootstrap: tools npm
+
+tools:
+	@rustup target list --installed 2>/dev/null | grep -qx wasm32-unknown-unknown \
+	  || rustup target add wasm32-unknown-unknown
+	@rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy rustfmt
+	@if [ "$$($(CARGO_BIN)/worker-build --version 2>/dev/null | awk '{print $$NF}')" != "$(WORKER_BUILD_VERSION)" ]; then \
+	  echo "installing worker-build $(WORKER_BUILD_VERSION)"; \
+	  cargo install worker-build --version $(WORKER_BUILD_VERSION) --locked; fi
+	@if [ "$$($(WASM_BINDGEN_BIN) --version 2>/dev/null | awk '{print $$NF}')" != "$(WASM_BINDGEN_VERSION)" ]; then \
+	  echo "installing wasm-bindgen-cli $(WASM_BINDGEN_VERSION) (about 4 minutes)"; \
+	  cargo install wasm-bindgen-cli --version $(WASM_BINDGEN_VERSION) --locked; fi
+
+npm: node_modules/.package-lock.json
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $@
+
+## ---- build ----
+build: build-producer build-consumer
+
+build-producer build-consumer: build-%: tools npm
+	cd $*-worker && $(CARGO_BIN)/worker-build --release
+
+sizes: build
+	@for w in producer consumer; do \
+	  f=$$w-worker/build/index_bg.wasm; \
+	  printf "%-9s wasm: %7d bytes raw, %7d bytes gzip\n" $$w $$(stat -c %s $$f) $$(gzip -9 -c $$f | wc -c); \
+	done
+
+## ---- local dev ----
+.dev.vars:
+	cp .dev.vars.example .dev.vars
+	@echo "created .dev.vars from .dev.vars.example"
+
+migrate: npm
+	$(WRANGLER) d1 migrations apply DB --local --persist-to $(STATE_DIR) -c wrangler.consumer.toml
+
+dev: .dev.vars build migrate
+	@secret=$$(sed -n 's/^TELEGRAM_WEBHOOK_SECRET=//p' .dev.vars); \
+	echo; \
+	echo "Webhook URL: http://127.0.0.1:$(DEV_PORT)/telegram"; \
+	echo "Post a sample update (in another terminal):"; \
+	echo "  curl -sS -X POST http://127.0.0.1:$(DEV_PORT)/telegram -H 'Content-Type: application/json' -H \"X-Telegram-Bot-Api-Secret-Token: $$secret\" --data @tests/fixtures/updates/message_start.json"; \
+	echo "Then see the events:"; \
+	echo "  npx wrangler d1 execute DB --local --persist-to .wrangler/state -c wrangler.consumer.toml --command \"SELECT blob3, blob4, count(*) FROM analytics_points_local GROUP BY 1, 2\""; \
+	echo
+	$(WRANGLER) dev -c wrangler.producer.toml -c wrangler.consumer.toml \
+	  --persist-to $(STATE_DIR) --ip 127.0.0.1 --port $(DEV_PORT)
+
+## ---- checks ----
+lint: tools
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p shared -p producer-worker -p consumer-worker --target wasm32-unknown-unknown -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc -p shared --no-deps -q
+
+unit:
+	cargo test -p shared -p producer-worker -p consumer-worker
+
+dry-run: build
+	$(WRANGLER) deploy --dry-run -c wrangler.producer.toml --outdir target/dry-run/producer
+	$(WRANGLER) deploy --dry-run -c wrangler.consumer.toml --outdir target/dry-run/consumer
+
+e2e: build
+	cargo test -p e2e-tests -- --test-threads=1 --nocapture
+
+test: bootstrap lint unit dry-run e2e
+
+docs:
+	cargo run -q -p shared --example gen_docs
+
+clean:
+	cargo clean
+	rm -rf producer-worker/build consumer-worker/build .wrangler

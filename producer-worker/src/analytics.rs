@@ -1,0 +1,130 @@
+//! Analytics plumbing of the bot: one tracker per request, flushed once inside `wait_until`
+//! and sent to the queue as MessagePack with content type `bytes`.
+
+use std::cell::Cell;
+
+use js_sys::{Object, Reflect, Uint8Array};
+use shared::{DropCounts, Source, Tracker};
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+use worker::{console_error, console_log, Queue};
+
+/// The tracker type the bot uses: timed by `Date.now()`.
+pub type BotTracker = Tracker<fn() -> f64>;
+
+fn date_now() -> f64 {
+    js_sys::Date::now()
+}
+
+/// How analytics behave, from the `ANALYTICS` variable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// Track and send after the response (the default).
+    On,
+    /// No tracking at all (the benchmark's floor).
+    Off,
+    /// Send before answering (only to measure what fire-and-forget saves).
+    Await,
+}
+
+impl Mode {
+    /// Parses the variable; anything unknown means on.
+    pub fn parse(value: Option<&str>) -> Mode {
+        match value.map(str::trim) {
+            Some("off") | Some("false") | Some("0") => Mode::Off,
+            Some("await") => Mode::Await,
+            _ => Mode::On,
+        }
+    }
+}
+
+thread_local! {
+    /// Events dropped in this isolate since the last successful send; they ride in the next
+    /// envelope.
+    static DROPPED: Cell<DropCounts> = Cell::new(DropCounts::default());
+}
+
+/// A new tracker for one request, with ids seeded from `crypto.getRandomValues`.
+pub fn new_tracker(source: Source) -> BotTracker {
+    Tracker::new(source, date_now as fn() -> f64, random_seed())
+}
+
+fn random_seed() -> [u8; 16] {
+    let mut seed = [0u8; 16];
+    let array = Uint8Array::new_with_length(16);
+    let filled = Reflect::get(&js_sys::global(), &"crypto".into())
+        .and_then(|crypto| {
+            let f: js_sys::Function =
+                Reflect::get(&crypto, &"getRandomValues".into())?.dyn_into()?;
+            f.call1(&crypto, &array)
+        })
+        .is_ok();
+    if filled {
+        array.copy_to(&mut seed);
+    } else {
+        // Never expected in Workers; still unique enough for ids, not for secrets.
+        for chunk in seed.chunks_mut(8) {
+            chunk.copy_from_slice(&(js_sys::Math::random().to_bits()).to_le_bytes());
+        }
+    }
+    seed
+}
+
+async fn send_bytes(queue: &Queue, bytes: &[u8]) -> Result<(), JsValue> {
+    let sys: &worker::worker_sys::Queue = queue.as_ref().unchecked_ref();
+    let options = Object::new();
+    Reflect::set(&options, &"contentType".into(), &"bytes".into())?;
+    let promise = sys.send(Uint8Array::from(bytes).into(), options.into())?;
+    JsFuture::from(promise).await.map(|_| ())
+}
+
+/// Flushes the tracker and sends its messages. A failed send is retried once; then its events
+/// are counted as dropped (and its carried drop counts restored) for the next envelope.
+pub async fn deliver(queue: &Queue, tracker: &BotTracker) {
+    tracker.carry_dropped(DROPPED.with(|d| d.take()));
+    let flush = tracker.flush();
+    for message in flush.messages {
+        let mut result = send_bytes(queue, &message.bytes).await;
+        if result.is_err() {
+            result = send_bytes(queue, &message.bytes).await;
+        }
+        if let Err(error) = result {
+            let mut lost = message.carried;
+            lost.send_failed = lost.send_failed.saturating_add(message.event_count);
+            DROPPED.with(|d| {
+                let mut now = d.get();
+                now.add(lost);
+                d.set(now);
+            });
+            console_error!(
+                "analytics: queue send failed twice, {} events counted as dropped: {:?}",
+                message.event_count,
+                error
+            );
+        }
+    }
+    if flush.dropped_now.oversize > 0 {
+        console_log!(
+            "analytics: {} events too large for one queue message were dropped and counted",
+            flush.dropped_now.oversize
+        );
+    }
+}
+
+/// Drops counted in this isolate and not yet sent (for tests and logs).
+pub fn pending_drops() -> DropCounts {
+    DROPPED.with(|d| d.get())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mode_parsing() {
+        assert_eq!(Mode::parse(None), Mode::On);
+        assert_eq!(Mode::parse(Some("off")), Mode::Off);
+        assert_eq!(Mode::parse(Some(" await ")), Mode::Await);
+        assert_eq!(Mode::parse(Some("yes")), Mode::On);
+    }
+}
