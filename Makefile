@@ -95,7 +95,7 @@ dry-run: build
 	$(WRANGLER) deploy --dry-run -c wrangler.consumer.toml --outdir target/dry-run/consumer
 
 e2e: build
-	cargo test -p e2e-tests -- --test-threads=1 --nocapture
+	cargo test -p e2e-tests --tests -- --test-threads=1 --nocapture
 
 test: bootstrap lint unit dry-run e2e
 

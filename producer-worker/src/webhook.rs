@@ -54,7 +54,7 @@ impl Rejection {
             Rejection::UnsupportedMediaType => "content type must be application/json".into(),
             Rejection::BadRequest(reason) => reason.clone(),
         };
-        Ok(Response::error(text, self.status())?)
+        Response::error(text, self.status())
     }
 }
 

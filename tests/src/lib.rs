@@ -1,1 +1,47 @@
+//! Test harness: runs both Workers in one real local `wrangler dev` (workerd, local Queue,
+//! SQLite-backed D1) with its own temporary state, and a fake Telegram Bot API on 127.0.0.1.
+//! Every process it starts is stopped when the [`Stack`] is dropped, also when a test fails.
 
+pub mod fake_bot_api;
+pub mod stack;
+
+pub use fake_bot_api::{ApiCall, FakeBotApi};
+pub use stack::{Stack, StackOptions};
+
+use std::time::{Duration, Instant};
+
+/// Polls `probe` every 250 ms until it returns `Some`, or panics after `timeout` naming `what`.
+pub fn wait_for<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(value) = probe() {
+            return value;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {timeout:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+/// The repository root.
+pub fn repo_root() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port on 127.0.0.1")
+}
+
+/// Reads a fixture from `tests/fixtures/`.
+pub fn fixture(path: &str) -> String {
+    let full = repo_root().join("tests/fixtures").join(path);
+    std::fs::read_to_string(&full).unwrap_or_else(|e| panic!("fixture {}: {e}", full.display()))
+}

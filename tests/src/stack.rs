@@ -1,0 +1,325 @@
+//! The local stack: both Workers in one `wrangler dev`, with temporary configs, secrets and
+//! state, so tests never touch the developer's `.dev.vars` or `.wrangler/state`.
+
+use std::fs;
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tempfile::TempDir;
+
+use crate::{free_port, repo_root, wait_for};
+
+/// The webhook secret the test stack uses.
+pub const TEST_SECRET: &str = "test-secret";
+/// The bot token the test stack uses (the fake Bot API sees it).
+pub const TEST_TOKEN: &str = "123456:TEST-TOKEN";
+
+/// How to start the stack.
+#[derive(Debug, Clone, Default)]
+pub struct StackOptions {
+    /// `TELEGRAM_API_BASE` (the fake Bot API); `None` leaves the token unset (calls skipped).
+    pub api_base: Option<String>,
+    /// More `.dev.vars` lines (`NAME=value`) for both Workers.
+    pub extra_vars: Vec<(String, String)>,
+}
+
+/// A running local stack. Dropping it stops every process it started.
+pub struct Stack {
+    dir: TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+fn wrangler() -> PathBuf {
+    repo_root().join("node_modules/.bin/wrangler")
+}
+
+/// Rewrites a wrangler config for the test directory: absolute paths, no build step (the
+/// Makefile built the Workers), and a 1 s batch timeout so tests wait less.
+fn test_config(name: &str) -> String {
+    let root = repo_root();
+    let text = fs::read_to_string(root.join(name)).expect("read wrangler config");
+    let mut config: toml::Table = text.parse().expect("wrangler config is TOML");
+    let main = config["main"].as_str().expect("main").to_string();
+    let built = root.join(&main);
+    assert!(
+        built.exists(),
+        "{} is missing: run `make build` (make test does) before the end-to-end tests",
+        built.display()
+    );
+    config.insert("main".into(), built.display().to_string().into());
+    config.remove("build");
+    if let Some(toml::Value::Array(dbs)) = config.get_mut("d1_databases") {
+        for db in dbs {
+            if let Some(t) = db.as_table_mut() {
+                t.insert(
+                    "migrations_dir".into(),
+                    root.join("migrations").display().to_string().into(),
+                );
+            }
+        }
+    }
+    if let Some(consumers) = config
+        .get_mut("queues")
+        .and_then(|q| q.get_mut("consumers"))
+        .and_then(|c| c.as_array_mut())
+    {
+        for consumer in consumers {
+            if let Some(t) = consumer.as_table_mut() {
+                t.insert("max_batch_timeout".into(), 1.into());
+            }
+        }
+    }
+    toml::to_string(&config).expect("serialize config")
+}
+
+impl Stack {
+    /// Starts the stack and waits (bounded) until it answers `/health`.
+    pub fn start(options: StackOptions) -> Stack {
+        let dir = tempfile::Builder::new()
+            .prefix("tg-analytics-e2e-")
+            .tempdir()
+            .expect("temp dir");
+        fs::write(
+            dir.path().join("wrangler.producer.toml"),
+            test_config("wrangler.producer.toml"),
+        )
+        .unwrap();
+        fs::write(
+            dir.path().join("wrangler.consumer.toml"),
+            test_config("wrangler.consumer.toml"),
+        )
+        .unwrap();
+        let mut vars = vec![
+            (
+                "TELEGRAM_WEBHOOK_SECRET".to_string(),
+                TEST_SECRET.to_string(),
+            ),
+            ("AE_LOCAL_MIRROR".into(), "1".into()),
+        ];
+        if let Some(base) = &options.api_base {
+            vars.push(("TELEGRAM_API_BASE".into(), base.clone()));
+            vars.push(("TELEGRAM_BOT_TOKEN".into(), TEST_TOKEN.into()));
+        }
+        vars.extend(options.extra_vars.iter().cloned());
+        let dev_vars: String = vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        fs::write(dir.path().join(".dev.vars"), dev_vars).unwrap();
+
+        let mut stack = Stack {
+            dir,
+            port: free_port(),
+            child: None,
+        };
+        stack.wrangler_ok(&[
+            "d1",
+            "migrations",
+            "apply",
+            "DB",
+            "--local",
+            "--persist-to",
+            "state",
+            "-c",
+            "wrangler.consumer.toml",
+        ]);
+        let log = fs::File::create(stack.log_path()).unwrap();
+        let child = Command::new(wrangler())
+            .current_dir(stack.dir.path())
+            .args([
+                "dev",
+                "-c",
+                "wrangler.producer.toml",
+                "-c",
+                "wrangler.consumer.toml",
+            ])
+            .args(["--persist-to", "state", "--ip", "127.0.0.1"])
+            .args(["--port", &stack.port.to_string()])
+            .args(["--inspector-port", &free_port().to_string()])
+            .args(["--show-interactive-dev-session=false"])
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CI", "true")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .process_group(0)
+            .spawn()
+            .expect("start wrangler dev");
+        println!(
+            "e2e: started wrangler dev (pid {}) on 127.0.0.1:{} in {}",
+            child.id(),
+            stack.port,
+            stack.dir.path().display()
+        );
+        stack.child = Some(child);
+        let started = Instant::now();
+        wait_for(
+            "wrangler dev to answer /health",
+            Duration::from_secs(90),
+            || {
+                if let Some(child) = stack.child.as_mut() {
+                    if let Ok(Some(status)) = child.try_wait() {
+                        panic!(
+                            "wrangler dev exited early ({status}):\n{}",
+                            stack.log_tail()
+                        );
+                    }
+                }
+                stack.get("/health").ok().filter(|(s, _)| *s == 200)
+            },
+        );
+        println!("e2e: local workerd ready after {:.1?}", started.elapsed());
+        stack
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("wrangler-dev.log")
+    }
+
+    /// The last lines of wrangler's output (for failure messages).
+    pub fn log_tail(&self) -> String {
+        let mut text = String::new();
+        if let Ok(mut f) = fs::File::open(self.log_path()) {
+            let _ = f.read_to_string(&mut text);
+        }
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(60)..].join("\n")
+    }
+
+    /// The whole wrangler output so far.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// The stack's temporary directory.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    fn agent() -> ureq::Agent {
+        ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(30)))
+            .build()
+            .into()
+    }
+
+    /// GET `path`: status and body.
+    pub fn get(&self, path: &str) -> Result<(u16, String), ureq::Error> {
+        let mut response = Self::agent().get(&self.url(path)).call()?;
+        let status = response.status().as_u16();
+        Ok((
+            status,
+            response.body_mut().read_to_string().unwrap_or_default(),
+        ))
+    }
+
+    /// POSTs raw bytes to `path` with the given headers: status and body.
+    pub fn post(&self, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
+        let mut request = Self::agent().post(&self.url(path));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut response = request.send(body).expect("POST to local stack");
+        let status = response.status().as_u16();
+        (
+            status,
+            response.body_mut().read_to_string().unwrap_or_default(),
+        )
+    }
+
+    /// POSTs an update to `/telegram` with `secret` (or none): status and body.
+    pub fn post_update(&self, body: &str, secret: Option<&str>) -> (u16, String) {
+        let mut headers = vec![("Content-Type", "application/json")];
+        if let Some(secret) = secret {
+            headers.push(("X-Telegram-Bot-Api-Secret-Token", secret));
+        }
+        self.post("/telegram", &headers, body.as_bytes())
+    }
+
+    fn wrangler_ok(&self, args: &[&str]) -> String {
+        let output = Command::new(wrangler())
+            .current_dir(self.dir.path())
+            .args(args)
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CI", "true")
+            .stdin(Stdio::null())
+            .output()
+            .expect("run wrangler");
+        let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+        assert!(
+            output.status.success(),
+            "wrangler {args:?} failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        stdout
+    }
+
+    /// Runs SQL against the local D1 database (as a user would: `wrangler d1 execute --local`)
+    /// and returns the result rows.
+    pub fn d1(&self, sql: &str) -> Vec<Value> {
+        let out = self.wrangler_ok(&[
+            "d1",
+            "execute",
+            "DB",
+            "--local",
+            "--persist-to",
+            "state",
+            "-c",
+            "wrangler.consumer.toml",
+            "--json",
+            "--command",
+            sql,
+        ]);
+        let parsed: Value = serde_json::from_str(&out)
+            .unwrap_or_else(|e| panic!("d1 output is not JSON ({e}):\n{out}"));
+        parsed[0]["results"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The single number a `SELECT count(*) AS n …` returns.
+    pub fn d1_count(&self, sql: &str) -> i64 {
+        self.d1(sql)
+            .first()
+            .and_then(|row| row.as_object())
+            .and_then(|o| o.values().next().cloned())
+            .and_then(|v| v.as_i64())
+            .unwrap_or_else(|| panic!("no count from {sql}"))
+    }
+
+    fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let group = format!("-{}", child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // Whatever is left of the group (workerd children included) is killed outright.
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
+        let _ = child.wait();
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "---- wrangler dev output (last lines) ----\n{}",
+                self.log_tail()
+            );
+        }
+        self.stop();
+    }
+}
