@@ -17,3 +17,7 @@ CREATE TABLE IF NOT EXISTS analytics_points_local (
 
 CREATE INDEX IF NOT EXISTS analytics_points_local_by_time ON analytics_points_local (timestamp);
 CREATE INDEX IF NOT EXISTS analytics_points_local_by_event ON analytics_points_local (blob7);
+
+-- The dataset's name as a view, so saved Analytics Engine SQL (FROM telegram_bot_events) runs
+-- unchanged against the local mirror where the SQL dialects agree.
+CREATE VIEW IF NOT EXISTS telegram_bot_events AS SELECT * FROM analytics_points_local;

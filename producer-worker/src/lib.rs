@@ -65,6 +65,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
 }
 
 async fn webhook(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
+    let received_at = js_sys::Date::now();
     let config = Config::from_env(&env);
     let given = req.headers().get(webhook::SECRET_HEADER).ok().flatten();
     if !webhook::secret_matches(given.as_deref(), &config.secret) {
@@ -101,6 +102,15 @@ async fn webhook(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
 
     let tracker = Rc::new(analytics::new_tracker(config.source.clone()));
     track_update(&tracker, &update, &plan);
+    let mut handler_properties = vec![("update_kind", update.kind.clone())];
+    if let Some(command) = &plan.command {
+        handler_properties.push(("command", command.clone()));
+    }
+    tracker.track_performance(
+        "handler",
+        tracker.now_ms() - received_at,
+        handler_properties,
+    );
     let queue = env.queue(QUEUE_BINDING);
     let work = {
         let tracker = tracker.clone();

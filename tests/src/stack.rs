@@ -283,6 +283,16 @@ impl Stack {
         parsed[0]["results"].as_array().cloned().unwrap_or_default()
     }
 
+    /// Runs a saved query file (relative to the repository root) against the local D1.
+    pub fn d1_file(&self, path: &str) -> Vec<Value> {
+        let text = fs::read_to_string(repo_root().join(path)).expect("read query file");
+        let sql: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.trim_start().starts_with("--"))
+            .collect();
+        self.d1(&sql.join("\n"))
+    }
+
     /// The single number a `SELECT count(*) AS n …` returns.
     pub fn d1_count(&self, sql: &str) -> i64 {
         self.d1(sql)

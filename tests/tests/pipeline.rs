@@ -97,4 +97,38 @@ fn one_update_is_followed_end_to_end() {
     });
     assert_eq!(updates, 2);
     println!("e2e: pipeline verified against local workerd");
+
+    saved_queries_run_locally(&stack);
+}
+
+/// The saved Analytics Engine SQL runs against the local mirror: the portable files unchanged,
+/// the others through their `local/` versions.
+fn saved_queries_run_locally(stack: &Stack) {
+    let top = stack.d1_file("queries/ae/top_commands.sql");
+    assert_eq!(top, vec![json!({"command": "start", "uses": 1})]);
+
+    let rate = stack.d1_file("queries/ae/error_rate.sql");
+    assert_eq!(rate.len(), 1, "{rate:?}");
+    assert_eq!(
+        (rate[0]["errors"].as_i64(), rate[0]["updates"].as_i64()),
+        (Some(1), Some(2))
+    );
+
+    let hourly = stack.d1_file("queries/ae/local/events_per_hour_by_name.sql");
+    assert!(
+        hourly
+            .iter()
+            .any(|r| r["kind"] == "command" && r["name"] == "start" && r["events"] == 1),
+        "{hourly:?}"
+    );
+
+    let latency = stack.d1_file("queries/ae/local/handler_latency_by_command.sql");
+    assert_eq!(latency.len(), 1, "{latency:?}");
+    assert_eq!(latency[0]["command"], "start");
+    assert!(latency[0]["p95_ms"].as_f64().unwrap() >= latency[0]["p50_ms"].as_f64().unwrap());
+
+    let dau = stack.d1_file("queries/ae/local/daily_active_users.sql");
+    assert_eq!(dau.len(), 1, "{dau:?}");
+    assert_eq!(dau[0]["users"], 1);
+    println!("e2e: saved Analytics Engine queries ran against the local mirror");
 }

@@ -1,0 +1,130 @@
+//! Property tests of the core: round trips, hostile bytes, Analytics Engine limits, flush.
+
+use chrono::DateTime;
+use proptest::prelude::*;
+use shared::datapoint::{to_data_point, PointInput};
+use shared::tracker::MAX_BUFFERED_EVENTS;
+use shared::wire::{decode, encode, MAX_MESSAGE_BYTES};
+use shared::{samples, ErrorDetails, Event, EventKind, NewEvent, Tracker};
+use uuid::Uuid;
+
+fn any_kind() -> impl Strategy<Value = EventKind> {
+    (0u8..6).prop_map(|b| EventKind::try_from(b).unwrap())
+}
+
+fn any_error() -> impl Strategy<Value = Option<ErrorDetails>> {
+    proptest::option::of(
+        (".{0,300}", ".{0,3000}", proptest::option::of(".{0,300}")).prop_map(
+            |(kind, message, location)| ErrorDetails {
+                kind,
+                message,
+                location,
+            },
+        ),
+    )
+}
+
+prop_compose! {
+    fn any_event()(
+        id in any::<[u8; 16]>(),
+        ms in -8_000_000_000_000i64..8_000_000_000_000,
+        kind in any_kind(),
+        name in ".{0,400}",
+        user_id in any::<Option<i64>>(),
+        chat_id in any::<Option<i64>>(),
+        duration_ms in proptest::option::of(-1e12f64..1e12),
+        error in any_error(),
+        properties in proptest::collection::vec((".{0,80}", ".{0,400}"), 0..24),
+        truncated in any::<u32>(),
+    ) -> Event {
+        Event {
+            id: Uuid::from_bytes(id),
+            timestamp: DateTime::from_timestamp_millis(ms).unwrap(),
+            kind,
+            name,
+            user_id,
+            chat_id,
+            duration_ms,
+            error,
+            properties,
+            truncated,
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(300))]
+
+    #[test]
+    fn any_envelope_round_trips(events in proptest::collection::vec(any_event(), 0..8)) {
+        let mut envelope = samples::typical_envelope();
+        envelope.events = events;
+        let bytes = encode(&envelope).unwrap();
+        prop_assert_eq!(decode(&bytes).unwrap(), envelope);
+    }
+
+    #[test]
+    fn decoding_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let _ = decode(&bytes);
+    }
+
+    #[test]
+    fn decoding_mutated_envelopes_never_panics(
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+        cut in any::<prop::sample::Index>(),
+    ) {
+        let mut bytes = encode(&samples::typical_envelope()).unwrap();
+        for (at, value) in flips {
+            let i = at.index(bytes.len());
+            bytes[i] = value;
+        }
+        let end = cut.index(bytes.len() + 1);
+        let _ = decode(&bytes[..end]);
+    }
+
+    #[test]
+    fn every_data_point_obeys_the_analytics_engine_limits(
+        event in any_event(),
+        worker in ".{0,300}",
+        release in ".{0,300}",
+        timestamp_ms in any::<i64>(),
+        skew_ms in any::<i64>(),
+    ) {
+        let source = shared::Source { worker, release };
+        let point = to_data_point(&PointInput { source: &source, event: &event, timestamp_ms, skew_ms });
+        prop_assert!(point.check_limits().is_ok(), "{:?}", point.check_limits());
+    }
+
+    #[test]
+    fn flush_never_exceeds_the_message_limit_nor_loses_an_event_uncounted(
+        sizes in proptest::collection::vec(0usize..40_000, 0..1_200),
+        huge_every in 0usize..50,
+    ) {
+        let tracker = Tracker::new(samples::source(), || 1_764_000_000_000.0, [9; 16]);
+        let recorded = sizes.len();
+        for (i, size) in sizes.into_iter().enumerate() {
+            // Some events are made too large to fit in any message on purpose.
+            let error = (huge_every > 0 && i % huge_every == 0).then(|| ErrorDetails {
+                kind: "k".repeat(120),
+                message: "m".repeat(1_000),
+                location: None,
+            });
+            let properties = (0..(size / 300).min(16))
+                .map(|k| (format!("k{k}"), "v".repeat(256)))
+                .collect();
+            tracker.record(NewEvent { name: "e".repeat(size % 200), error, properties, ..NewEvent::default() });
+        }
+        let flush = tracker.flush();
+        let mut sent = 0u64;
+        let mut carried = shared::DropCounts::default();
+        for message in &flush.messages {
+            prop_assert!(message.bytes.len() <= MAX_MESSAGE_BYTES);
+            let envelope = decode(&message.bytes).unwrap();
+            sent += envelope.events.len() as u64;
+            carried.add(envelope.dropped);
+        }
+        let expected_full = recorded.saturating_sub(MAX_BUFFERED_EVENTS) as u64;
+        prop_assert_eq!(u64::from(carried.buffer_full), expected_full);
+        prop_assert_eq!(sent + carried.total(), recorded as u64);
+    }
+}
