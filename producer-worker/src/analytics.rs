@@ -1,7 +1,7 @@
 //! Analytics plumbing of the bot: one tracker per request, flushed once inside `wait_until`
 //! and sent to the queue as MessagePack with content type `bytes`.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 
 use js_sys::{Object, Reflect, Uint8Array};
 use shared::{DropCounts, Source, Tracker};
@@ -42,6 +42,35 @@ thread_local! {
     /// Events dropped in this isolate since the last successful send; they ride in the next
     /// envelope.
     static DROPPED: Cell<DropCounts> = Cell::new(DropCounts::default());
+    /// Webhook requests refused since the last accepted update, by reason.
+    static REJECTED: RefCell<Vec<(String, u32)>> = const { RefCell::new(Vec::new()) };
+    /// Dev-only fault injection: queue sends still to fail in this isolate.
+    static FAILURES_LEFT: Cell<Option<u32>> = const { Cell::new(None) };
+}
+
+/// Dev-only fault switches (unset in production; tests set them in `.dev.vars`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Faults {
+    /// `DEV_FAULT_QUEUE_SEND_FAILURES`: this many queue send attempts per isolate fail.
+    pub send_failures: Option<u32>,
+    /// `DEV_FAULT_QUEUE_SEND_DELAY_MS`: each queue send waits this long first.
+    pub send_delay_ms: Option<u64>,
+}
+
+/// Counts a refused webhook request; reported with the next accepted update.
+pub fn count_rejection(reason: &str) {
+    REJECTED.with(|r| {
+        let mut r = r.borrow_mut();
+        match r.iter_mut().find(|(k, _)| k == reason) {
+            Some((_, n)) => *n = n.saturating_add(1),
+            None => r.push((reason.to_string(), 1)),
+        }
+    });
+}
+
+/// Takes the refused-request counts since the last call.
+pub fn take_rejections() -> Vec<(String, u32)> {
+    REJECTED.with(|r| std::mem::take(&mut *r.borrow_mut()))
 }
 
 /// A new tracker for one request, with ids seeded from `crypto.getRandomValues`.
@@ -70,7 +99,20 @@ fn random_seed() -> [u8; 16] {
     seed
 }
 
-async fn send_bytes(queue: &Queue, bytes: &[u8]) -> Result<(), JsValue> {
+async fn send_bytes(queue: &Queue, bytes: &[u8], faults: Faults) -> Result<(), JsValue> {
+    if let Some(ms) = faults.send_delay_ms {
+        worker::Delay::from(std::time::Duration::from_millis(ms)).await;
+    }
+    if let Some(total) = faults.send_failures {
+        let left = FAILURES_LEFT.with(|f| f.get()).unwrap_or(total);
+        if left > 0 {
+            FAILURES_LEFT.with(|f| f.set(Some(left - 1)));
+            return Err(JsValue::from_str(
+                "DEV_FAULT_QUEUE_SEND_FAILURES: injected failure",
+            ));
+        }
+        FAILURES_LEFT.with(|f| f.set(Some(0)));
+    }
     let sys: &worker::worker_sys::Queue = queue.as_ref().unchecked_ref();
     let options = Object::new();
     Reflect::set(&options, &"contentType".into(), &"bytes".into())?;
@@ -80,13 +122,13 @@ async fn send_bytes(queue: &Queue, bytes: &[u8]) -> Result<(), JsValue> {
 
 /// Flushes the tracker and sends its messages. A failed send is retried once; then its events
 /// are counted as dropped (and its carried drop counts restored) for the next envelope.
-pub async fn deliver(queue: &Queue, tracker: &BotTracker) {
+pub async fn deliver(queue: &Queue, tracker: &BotTracker, faults: Faults) {
     tracker.carry_dropped(DROPPED.with(|d| d.take()));
     let flush = tracker.flush();
     for message in flush.messages {
-        let mut result = send_bytes(queue, &message.bytes).await;
+        let mut result = send_bytes(queue, &message.bytes, faults).await;
         if result.is_err() {
-            result = send_bytes(queue, &message.bytes).await;
+            result = send_bytes(queue, &message.bytes, faults).await;
         }
         if let Err(error) = result {
             let mut lost = message.carried;

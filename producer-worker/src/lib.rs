@@ -27,6 +27,7 @@ struct Config {
     mode: Mode,
     source: Source,
     api: bot_api::BotApi,
+    faults: analytics::Faults,
 }
 
 impl Config {
@@ -50,6 +51,10 @@ impl Config {
                 base: var("TELEGRAM_API_BASE").unwrap_or_else(|| "https://api.telegram.org".into()),
                 token: secret("TELEGRAM_BOT_TOKEN"),
             },
+            faults: analytics::Faults {
+                send_failures: var("DEV_FAULT_QUEUE_SEND_FAILURES").and_then(|v| v.parse().ok()),
+                send_delay_ms: var("DEV_FAULT_QUEUE_SEND_DELAY_MS").and_then(|v| v.parse().ok()),
+            },
         }
     }
 }
@@ -67,20 +72,14 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
 async fn webhook(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
     let received_at = js_sys::Date::now();
     let config = Config::from_env(&env);
-    let given = req.headers().get(webhook::SECRET_HEADER).ok().flatten();
-    if !webhook::secret_matches(given.as_deref(), &config.secret) {
-        return Rejection::Unauthorized.response();
-    }
-    let content_type = req.headers().get("Content-Type").ok().flatten();
-    if !webhook::content_type_ok(content_type.as_deref()) {
-        return Rejection::UnsupportedMediaType.response();
-    }
-    let update = match webhook::read_body(&mut req).await {
-        Ok(body) => match webhook::parse_update(&body) {
-            Ok(update) => update,
-            Err(rejection) => return rejection.response(),
-        },
-        Err(rejection) => return rejection.response(),
+    let update = match accept(&mut req, &config).await {
+        Ok(update) => update,
+        Err(rejection) => {
+            if config.mode != Mode::Off {
+                analytics::count_rejection(rejection.code());
+            }
+            return rejection.response();
+        }
     };
 
     let plan = bot::plan(&update, &config.bot_username);
@@ -106,6 +105,7 @@ async fn webhook(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
     if let Some(command) = &plan.command {
         handler_properties.push(("command", command.clone()));
     }
+    tracker.track_rejected_webhooks(&analytics::take_rejections());
     tracker.track_performance(
         "handler",
         tracker.now_ms() - received_at,
@@ -128,7 +128,7 @@ async fn webhook(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
                 );
             }
             match queue {
-                Ok(queue) => analytics::deliver(&queue, &tracker).await,
+                Ok(queue) => analytics::deliver(&queue, &tracker, config.faults).await,
                 Err(e) => worker::console_error!("analytics: no {QUEUE_BINDING} binding: {e}"),
             }
         }
@@ -139,6 +139,20 @@ async fn webhook(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
         ctx.wait_until(work);
     }
     Ok(response)
+}
+
+/// Checks a webhook request and parses its update, or says why it is refused.
+async fn accept(req: &mut Request, config: &Config) -> std::result::Result<Update, Rejection> {
+    let given = req.headers().get(webhook::SECRET_HEADER).ok().flatten();
+    if !webhook::secret_matches(given.as_deref(), &config.secret) {
+        return Err(Rejection::Unauthorized);
+    }
+    let content_type = req.headers().get("Content-Type").ok().flatten();
+    if !webhook::content_type_ok(content_type.as_deref()) {
+        return Err(Rejection::UnsupportedMediaType);
+    }
+    let body = webhook::read_body(req).await?;
+    webhook::parse_update(&body)
 }
 
 /// The automatic events of one update: the update itself, its command or callback.

@@ -121,7 +121,10 @@ pub enum UpdateError {
 impl Update {
     /// Parses a webhook body.
     pub fn parse(body: &[u8]) -> Result<Update, UpdateError> {
-        serde_json::from_slice(body).map_err(|e| UpdateError::Invalid(e.to_string()))
+        // JSON is UTF-8; serde_json does not check strings it skips, so check it all first.
+        let text = std::str::from_utf8(body)
+            .map_err(|e| UpdateError::Invalid(format!("body is not UTF-8: {e}")))?;
+        serde_json::from_str(text).map_err(|e| UpdateError::Invalid(e.to_string()))
     }
 
     /// The user the update came from, where it has one.
@@ -269,6 +272,7 @@ mod tests {
             b"{\"update_id\":\"x\"}",
             b"{\"update_id\":1,\"message\":{\"chat\":{\"id\":\"nan\"}}}",
             b"{\"update_id\":1",
+            b"{\"update_id\":1,\"x\":\"\xff\xfe\"}",
         ] {
             assert!(
                 Update::parse(body).is_err(),

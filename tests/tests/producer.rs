@@ -1,0 +1,294 @@
+//! The bot Worker in real local workerd: every update kind, the callback answer in the response
+//! body, refused requests, Bot API failures, and queue sends that fail or are slow.
+
+use std::time::{Duration, Instant};
+
+use e2e_tests::stack::TEST_SECRET;
+use e2e_tests::{fixture, repo_root, wait_for, FakeBotApi, Stack, StackOptions};
+use serde_json::{json, Value};
+use shared::telegram::KNOWN_UPDATE_KINDS;
+
+fn stack_with_api(api: &FakeBotApi, extra: &[(&str, &str)]) -> Stack {
+    Stack::start(StackOptions {
+        api_base: Some(api.base_url()),
+        extra_vars: extra
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    })
+}
+
+/// Waits until `sql` (a `SELECT count(*)`) reaches `n`, then returns the final count.
+fn wait_count(stack: &Stack, what: &str, sql: &str, n: i64) -> i64 {
+    wait_for(what, Duration::from_secs(60), || {
+        let c = stack.d1_count(sql);
+        (c >= n).then_some(c)
+    })
+}
+
+#[test]
+fn every_update_kind_is_answered_and_tracked() {
+    let api = FakeBotApi::start();
+    let stack = stack_with_api(&api, &[]);
+    for kind in KNOWN_UPDATE_KINDS {
+        let body = fixture(&format!("updates/kinds/{kind}.json"));
+        let (status, reply) = stack.post_update(&body, Some(TEST_SECRET));
+        assert_eq!(status, 200, "{kind}: {reply}");
+    }
+    let (status, _) = stack.post_update(&fixture("updates/unknown_kind.json"), Some(TEST_SECRET));
+    assert_eq!(status, 200, "an unknown kind is still accepted");
+
+    let expected = KNOWN_UPDATE_KINDS.len() as i64 + 1;
+    let n = wait_count(
+        &stack,
+        "one update event per kind",
+        "SELECT count(*) FROM analytics_points_local WHERE blob3 = 'update'",
+        expected,
+    );
+    assert_eq!(n, expected);
+    let names: Vec<String> = stack
+        .d1("SELECT blob4 AS name FROM analytics_points_local WHERE blob3 = 'update' ORDER BY blob4")
+        .iter()
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect();
+    let mut want: Vec<String> = KNOWN_UPDATE_KINDS.iter().map(|k| k.to_string()).collect();
+    want.push("unknown".into());
+    want.sort();
+    assert_eq!(names, want);
+
+    // User and chat ids are extracted where the kind has them.
+    let row = &stack.d1(
+        "SELECT index1, blob5, blob6, blob12 FROM analytics_points_local \
+         WHERE blob3 = 'update' AND blob4 = 'chat_join_request'",
+    )[0];
+    assert_eq!(row["blob5"], "5123456789");
+    assert_eq!(row["blob6"], "-1001234567890");
+    assert_eq!(row["blob12"], "supergroup");
+    // The business message /help was handled as a command, the callback as a callback.
+    assert_eq!(
+        stack.d1_count("SELECT count(*) FROM analytics_points_local WHERE blob3 = 'command' AND blob4 = 'help'"),
+        1
+    );
+    assert_eq!(
+        stack.d1_count("SELECT count(*) FROM analytics_points_local WHERE blob3 = 'callback'"),
+        1
+    );
+    // The callback's follow-up edit reached the Bot API.
+    assert!(api.calls().iter().any(|c| c.method == "editMessageText"));
+}
+
+#[test]
+fn refused_requests_get_4xx_and_are_counted_without_queue_traffic() {
+    let api = FakeBotApi::start();
+    let stack = stack_with_api(&api, &[]);
+    let good = fixture("updates/message_start.json");
+    let json_ct = [("Content-Type", "application/json")];
+    let with_secret = [
+        ("Content-Type", "application/json"),
+        ("X-Telegram-Bot-Api-Secret-Token", TEST_SECRET),
+    ];
+    let cases: Vec<(&str, u16, (u16, String))> = vec![
+        (
+            "no secret",
+            401,
+            stack.post("/telegram", &json_ct, good.as_bytes()),
+        ),
+        ("wrong secret", 401, stack.post_update(&good, Some("nope"))),
+        (
+            "empty body",
+            400,
+            stack.post("/telegram", &with_secret, b""),
+        ),
+        (
+            "not JSON",
+            400,
+            stack.post("/telegram", &with_secret, b"hello"),
+        ),
+        (
+            "array",
+            400,
+            stack.post("/telegram", &with_secret, b"[1,2,3]"),
+        ),
+        (
+            "no update_id",
+            400,
+            stack.post("/telegram", &with_secret, br#"{"message":{}}"#),
+        ),
+        (
+            "truncated",
+            400,
+            stack.post("/telegram", &with_secret, &good.as_bytes()[..40]),
+        ),
+        (
+            "invalid UTF-8",
+            400,
+            stack.post(
+                "/telegram",
+                &with_secret,
+                b"{\"update_id\":1,\"x\":\"\xff\xfe\"}",
+            ),
+        ),
+        (
+            "too large",
+            413,
+            stack.post(
+                "/telegram",
+                &with_secret,
+                format!("{{\"update_id\":1,\"x\":\"{}\"}}", "a".repeat(300_000)).as_bytes(),
+            ),
+        ),
+        (
+            "wrong content type",
+            415,
+            stack.post(
+                "/telegram",
+                &[
+                    ("Content-Type", "text/plain"),
+                    ("X-Telegram-Bot-Api-Secret-Token", TEST_SECRET),
+                ],
+                good.as_bytes(),
+            ),
+        ),
+        (
+            "unknown path",
+            404,
+            stack.post("/nope", &with_secret, good.as_bytes()),
+        ),
+        ("wrong method", 405, stack.get("/telegram").expect("GET")),
+    ];
+    for (name, want, (status, body)) in &cases {
+        assert_eq!(status, want, "{name}: {body}");
+        assert!(
+            !body.is_empty() || *status == 405,
+            "{name}: a short reason is given"
+        );
+    }
+    assert_eq!(stack.get("/health").unwrap().0, 200);
+
+    // Nothing was enqueued for any of them: no envelope arrives…
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        stack.d1_count("SELECT count(*) FROM processed_envelopes"),
+        0
+    );
+
+    // …until a good update, which carries the counts by reason.
+    let (status, _) = stack.post_update(&good, Some(TEST_SECRET));
+    assert_eq!(status, 200);
+    wait_count(
+        &stack,
+        "webhook_rejected events",
+        "SELECT count(*) FROM analytics_points_local WHERE blob4 = 'webhook_rejected'",
+        1,
+    );
+    let rows = stack
+        .d1("SELECT blob17 AS props FROM analytics_points_local WHERE blob4 = 'webhook_rejected'");
+    let mut counts: Vec<(String, String)> = rows
+        .iter()
+        .map(|r| {
+            let p: Value = serde_json::from_str(r["props"].as_str().unwrap()).unwrap();
+            (
+                p["reason"].as_str().unwrap().to_string(),
+                p["count"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    counts.sort();
+    let expected = [
+        ("bad_request", "6"),
+        ("too_large", "1"),
+        ("unauthorized", "2"),
+        ("unsupported_media_type", "1"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(counts, expected);
+}
+
+#[test]
+fn bot_api_failures_become_error_events() {
+    let api = FakeBotApi::start();
+    api.respond(
+        "editMessageText",
+        429,
+        json!({"ok": false, "error_code": 429, "description": "Too Many Requests: retry after 35", "parameters": {"retry_after": 35}}),
+    );
+    let stack = stack_with_api(&api, &[]);
+    let (status, body) =
+        stack.post_update(&fixture("updates/callback_query.json"), Some(TEST_SECRET));
+    assert_eq!(status, 200);
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap()["method"],
+        "answerCallbackQuery"
+    );
+    let rows = wait_for("the 429 in error_events", Duration::from_secs(60), || {
+        let rows = stack.d1("SELECT kind, message, location FROM error_events");
+        (!rows.is_empty()).then_some(rows)
+    });
+    assert_eq!(
+        rows,
+        vec![
+            json!({"kind": "telegram_rate_limited", "message": "Too Many Requests: retry after 35", "location": "bot_api:editMessageText"})
+        ]
+    );
+    let outcome = stack.d1(
+        "SELECT blob14 AS method, blob15 AS outcome FROM analytics_points_local WHERE blob4 = 'bot_api'",
+    );
+    assert_eq!(
+        outcome,
+        vec![json!({"method": "editMessageText", "outcome": "http_429"})]
+    );
+}
+
+#[test]
+fn failing_and_slow_queue_sends_never_delay_the_answer_and_drops_are_counted() {
+    let api = FakeBotApi::start();
+    // The first two send attempts of the isolate fail (the first update's send and its retry);
+    // every send waits 3 s first.
+    let stack = stack_with_api(
+        &api,
+        &[
+            ("DEV_FAULT_QUEUE_SEND_FAILURES", "2"),
+            ("DEV_FAULT_QUEUE_SEND_DELAY_MS", "3000"),
+        ],
+    );
+    let started = Instant::now();
+    let (status, _) = stack.post_update(&fixture("updates/message_start.json"), Some(TEST_SECRET));
+    let first_answer = started.elapsed();
+    assert_eq!(status, 200);
+    // Not a speed assertion: the 3 s delay sits in front of the send, so an answer that waited
+    // for the send could not arrive before it.
+    assert!(
+        first_answer < Duration::from_secs(3),
+        "answered after {first_answer:?}"
+    );
+
+    // Let the first update's two attempts fail (2 × 3 s), then send a second update.
+    std::thread::sleep(Duration::from_secs(7));
+    let (status, _) = stack.post_update(&fixture("updates/kinds/message.json"), Some(TEST_SECRET));
+    assert_eq!(status, 200);
+
+    let dropped = wait_for(
+        "the drop count in processed_envelopes",
+        Duration::from_secs(60),
+        || {
+            let rows = stack
+                .d1("SELECT SUM(dropped_send_failed) AS d, count(*) AS n FROM processed_envelopes");
+            (rows[0]["n"].as_i64() == Some(1)).then(|| rows[0]["d"].as_i64().unwrap())
+        },
+    );
+    // The first update yields update + command + handler events: all three counted as dropped.
+    assert_eq!(dropped, 3);
+    assert_eq!(
+        stack.d1_count("SELECT count(*) FROM analytics_points_local WHERE blob4 = 'start'"),
+        0,
+        "the failed update's events are not stored"
+    );
+    assert!(
+        stack.log().contains("queue send failed twice"),
+        "the drop is logged"
+    );
+    let _ = repo_root();
+}
