@@ -120,6 +120,11 @@ async fn send_bytes(queue: &Queue, bytes: &[u8], faults: Faults) -> Result<(), J
     JsFuture::from(promise).await.map(|_| ())
 }
 
+/// Sends bytes as one queue message with content type `bytes`, no retry, no faults.
+pub async fn send_raw(queue: &Queue, bytes: &[u8]) -> Result<(), JsValue> {
+    send_bytes(queue, bytes, Faults::default()).await
+}
+
 /// Flushes the tracker and sends its messages. A failed send is retried once; then its events
 /// are counted as dropped (and its carried drop counts restored) for the next envelope.
 pub async fn deliver(queue: &Queue, tracker: &BotTracker, faults: Faults) {

@@ -64,6 +64,9 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     match (req.method(), req.path().as_str()) {
         (Method::Get, "/health") => Response::ok("ok"),
         (Method::Post, "/telegram") => webhook(req, env, ctx).await,
+        (Method::Post, "/__dev/enqueue") if dev_enqueue_enabled(&env) => {
+            dev_enqueue(req, env).await
+        }
         (_, "/telegram") => Response::error("use POST", 405),
         _ => Response::error("not found", 404),
     }
@@ -139,6 +142,24 @@ async fn webhook(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
         ctx.wait_until(work);
     }
     Ok(response)
+}
+
+/// Whether the dev-only raw enqueue route is on (`DEV_ENQUEUE=1`, set only in the tests'
+/// `.dev.vars`; never in `wrangler.producer.toml`, so production answers 404).
+fn dev_enqueue_enabled(env: &Env) -> bool {
+    env.var("DEV_ENQUEUE")
+        .map(|v| v.to_string() == "1")
+        .unwrap_or(false)
+}
+
+/// Dev only: puts the request body on the analytics queue as one raw `bytes` message, so tests
+/// can deliver duplicates and garbage to the consumer.
+async fn dev_enqueue(mut req: Request, env: Env) -> Result<Response> {
+    let body = req.bytes().await?;
+    match analytics::send_raw(&env.queue(QUEUE_BINDING)?, &body).await {
+        Ok(()) => Response::ok("enqueued"),
+        Err(e) => Response::error(format!("send failed: {e:?}"), 502),
+    }
 }
 
 /// Checks a webhook request and parses its update, or says why it is refused.

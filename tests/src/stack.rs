@@ -245,6 +245,23 @@ impl Stack {
     }
 
     fn wrangler_ok(&self, args: &[&str]) -> String {
+        self.wrangler_retrying(args, 1)
+    }
+
+    /// Runs wrangler, retrying up to `attempts` times: reading local D1 from a second process
+    /// while workerd writes to it sometimes fails with a transient "internal error".
+    fn wrangler_retrying(&self, args: &[&str], attempts: u32) -> String {
+        for _ in 1..attempts {
+            if let Ok(out) = self.wrangler_once(args) {
+                return out;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        self.wrangler_once(args)
+            .unwrap_or_else(|failure| panic!("{failure}"))
+    }
+
+    fn wrangler_once(&self, args: &[&str]) -> Result<String, String> {
         let output = Command::new(wrangler())
             .current_dir(self.dir.path())
             .args(args)
@@ -254,30 +271,35 @@ impl Stack {
             .output()
             .expect("run wrangler");
         let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-        assert!(
-            output.status.success(),
-            "wrangler {args:?} failed:\n{stdout}\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        stdout
+        if output.status.success() {
+            Ok(stdout)
+        } else {
+            Err(format!(
+                "wrangler {args:?} failed:\n{stdout}\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            ))
+        }
     }
 
     /// Runs SQL against the local D1 database (as a user would: `wrangler d1 execute --local`)
     /// and returns the result rows.
     pub fn d1(&self, sql: &str) -> Vec<Value> {
-        let out = self.wrangler_ok(&[
-            "d1",
-            "execute",
-            "DB",
-            "--local",
-            "--persist-to",
-            "state",
-            "-c",
-            "wrangler.consumer.toml",
-            "--json",
-            "--command",
-            sql,
-        ]);
+        let out = self.wrangler_retrying(
+            &[
+                "d1",
+                "execute",
+                "DB",
+                "--local",
+                "--persist-to",
+                "state",
+                "-c",
+                "wrangler.consumer.toml",
+                "--json",
+                "--command",
+                sql,
+            ],
+            5,
+        );
         let parsed: Value = serde_json::from_str(&out)
             .unwrap_or_else(|e| panic!("d1 output is not JSON ({e}):\n{out}"));
         parsed[0]["results"].as_array().cloned().unwrap_or_default()

@@ -1,0 +1,172 @@
+//! The consumer Worker in real local workerd: duplicates, poison messages, D1 outages and
+//! batches beyond the Analytics Engine budget. Raw bytes reach the queue through the producer's
+//! dev-only `/__dev/enqueue` route (`DEV_ENQUEUE=1`, never set in production).
+
+use std::time::Duration;
+
+use e2e_tests::{wait_for, Stack, StackOptions};
+use serde_json::json;
+use shared::{encode, samples, NewEvent, Tracker};
+
+fn consumer_stack() -> Stack {
+    Stack::start(StackOptions {
+        api_base: None,
+        extra_vars: vec![("DEV_ENQUEUE".into(), "1".into())],
+    })
+}
+
+fn enqueue(stack: &Stack, bytes: &[u8]) {
+    let (status, body) = stack.post("/__dev/enqueue", &[], bytes);
+    assert_eq!(status, 200, "{body}");
+}
+
+/// An envelope of `n` custom events with fresh ids (`seed` keeps envelopes distinct).
+fn envelope_of(n: usize, seed: u8) -> Vec<u8> {
+    let tracker = Tracker::new(samples::source(), || 1_764_000_000_000.0, [seed; 16]);
+    for i in 0..n {
+        tracker.record(NewEvent {
+            name: format!("load_{i}"),
+            user_id: Some(1_000 + i as i64),
+            ..NewEvent::default()
+        });
+    }
+    let flush = tracker.flush();
+    assert_eq!(flush.messages.len(), 1);
+    flush.messages[0].bytes.clone()
+}
+
+fn wait_count(stack: &Stack, what: &str, sql: &str, n: i64) -> i64 {
+    wait_for(what, Duration::from_secs(90), || {
+        let c = stack.d1_count(sql);
+        (c >= n).then_some(c)
+    })
+}
+
+#[test]
+fn the_dev_enqueue_route_is_off_unless_enabled() {
+    let stack = Stack::start(StackOptions::default());
+    let (status, _) = stack.post("/__dev/enqueue", &[], b"x");
+    assert_eq!(status, 404);
+}
+
+#[test]
+fn duplicates_are_stored_once_and_poison_is_kept_aside() {
+    let stack = consumer_stack();
+    let error_envelope = encode(&samples::error_envelope()).unwrap();
+    let typical = encode(&samples::typical_envelope()).unwrap();
+    enqueue(&stack, &error_envelope);
+    let poison = b"\x93\x01garbage that is not an envelope";
+    enqueue(&stack, poison);
+    enqueue(&stack, &error_envelope); // the same envelope again
+    enqueue(&stack, &typical);
+
+    wait_count(
+        &stack,
+        "the poison message",
+        "SELECT count(*) FROM rejected_messages",
+        1,
+    );
+    wait_count(
+        &stack,
+        "both envelopes",
+        "SELECT count(*) FROM processed_envelopes",
+        2,
+    );
+    // Give a late duplicate the chance to be (wrongly) counted.
+    std::thread::sleep(Duration::from_secs(3));
+
+    let rejected =
+        stack.d1("SELECT queue, reason, length(payload) AS bytes FROM rejected_messages");
+    assert_eq!(
+        rejected,
+        vec![json!({"queue": "telegram-analytics", "reason": "malformed", "bytes": poison.len()})]
+    );
+    assert_eq!(
+        stack.d1_count("SELECT count(*) FROM processed_envelopes"),
+        2
+    );
+    assert_eq!(stack.d1_count("SELECT count(*) FROM error_events"), 1);
+    assert_eq!(
+        stack.d1("SELECT count FROM error_groups"),
+        vec![json!({"count": 1})]
+    );
+    // 1 error event + 5 typical events, each exactly once.
+    assert_eq!(
+        stack.d1_count("SELECT count(*) FROM analytics_points_local"),
+        6
+    );
+    assert_eq!(
+        stack.d1_count("SELECT count(DISTINCT blob7) FROM analytics_points_local"),
+        6
+    );
+    // The carried drop counts of the error envelope are visible.
+    assert_eq!(
+        stack.d1_count("SELECT SUM(dropped_send_failed) FROM processed_envelopes"),
+        3
+    );
+}
+
+#[test]
+fn a_d1_outage_loses_nothing() {
+    let stack = consumer_stack();
+    stack.d1("ALTER TABLE error_events RENAME TO error_events_offline");
+    enqueue(&stack, &encode(&samples::error_envelope()).unwrap());
+    // The batch fails and is retried with backoff.
+    wait_for(
+        "a failed D1 batch in the log",
+        Duration::from_secs(60),
+        || stack.log().contains("retrying them").then_some(()),
+    );
+    assert_eq!(
+        stack.d1_count("SELECT count(*) FROM processed_envelopes"),
+        0,
+        "all or nothing"
+    );
+    stack.d1("ALTER TABLE error_events_offline RENAME TO error_events");
+    wait_count(
+        &stack,
+        "the error after D1 is back",
+        "SELECT count(*) FROM error_events",
+        1,
+    );
+    assert_eq!(
+        stack.d1("SELECT count FROM error_groups"),
+        vec![json!({"count": 1})]
+    );
+    assert_eq!(
+        stack.d1_count("SELECT count(*) FROM analytics_points_local"),
+        1
+    );
+}
+
+#[test]
+fn batches_beyond_the_analytics_engine_budget_arrive_whole_and_once() {
+    let stack = consumer_stack();
+    // 40 envelopes of 20 events: 800 events, several batches over the 250-point budget.
+    for seed in 0..40u8 {
+        enqueue(&stack, &envelope_of(20, seed));
+    }
+    let total = wait_count(
+        &stack,
+        "all 800 events",
+        "SELECT count(*) FROM analytics_points_local",
+        800,
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        stack.d1_count("SELECT count(*) FROM analytics_points_local"),
+        800,
+        "{total}"
+    );
+    assert_eq!(
+        stack.d1_count("SELECT count(DISTINCT blob7) FROM analytics_points_local"),
+        800
+    );
+    assert!(
+        stack
+            .log()
+            .lines()
+            .any(|l| l.contains("deferred") && !l.contains(" 0 deferred")),
+        "some messages were deferred beyond the budget"
+    );
+}
