@@ -20,11 +20,12 @@ export WASM_OPT_BIN := $(ROOT)/node_modules/.bin/wasm-opt
 export WRANGLER_SEND_METRICS := false
 
 .PHONY: help bootstrap tools npm build build-producer build-consumer migrate dev test lint \
-        unit e2e dry-run docs sizes clean
+        unit e2e dry-run docs sizes errors clean
 
 help:
 	@echo "make dev      build both Workers and run them locally (one wrangler dev)"
 	@echo "make test     formatting, clippy, unit tests, dry-run deploys, end-to-end tests"
+	@echo "make errors   error reports from D1, e.g. make errors ARGS='top --since 24h'"
 	@echo "make docs     regenerate generated parts of docs/"
 	@echo "make sizes    print the size of both .wasm files (raw and gzip)"
 
@@ -88,7 +89,7 @@ lint: tools
 	RUSTDOCFLAGS="-D warnings" cargo doc -p shared --no-deps -q
 
 unit:
-	cargo test -p shared -p producer-worker -p consumer-worker
+	cargo test -p shared -p producer-worker -p consumer-worker -p report
 
 dry-run: build
 	$(WRANGLER) deploy --dry-run -c wrangler.producer.toml --outdir target/dry-run/producer
@@ -101,6 +102,10 @@ test: bootstrap lint unit dry-run e2e
 
 docs:
 	cargo run -q -p shared --example gen_docs
+
+# Error reports from D1: make errors ARGS="top --since 24h" (add --remote for production)
+errors:
+	@cargo run -q -p report -- $(ARGS)
 
 clean:
 	cargo clean

@@ -170,3 +170,108 @@ fn batches_beyond_the_analytics_engine_budget_arrive_whole_and_once() {
         "some messages were deferred beyond the budget"
     );
 }
+
+/// An envelope of error events, one per `(message, user)` pair.
+fn errors_envelope(seed: u8, errors: &[(&str, i64)]) -> Vec<u8> {
+    let tracker = Tracker::new(samples::source(), || 1_764_000_000_000.0, [seed; 16]);
+    for (message, user) in errors {
+        tracker.set_context(Some(*user), Some(*user));
+        tracker.track_error_message("telegram_api", message, "bot_api:sendMessage");
+    }
+    tracker.flush().messages[0].bytes.clone()
+}
+
+#[test]
+fn the_report_command_prints_grouped_errors() {
+    let stack = consumer_stack();
+    enqueue(
+        &stack,
+        &errors_envelope(
+            1,
+            &[
+                ("Too Many Requests: retry after 35", 11),
+                ("Too Many Requests: retry after 7", 12),
+                ("Too Many Requests: retry after 2", 11),
+                ("Forbidden: bot was blocked by the user", 13),
+            ],
+        ),
+    );
+    wait_count(
+        &stack,
+        "four error events",
+        "SELECT count(*) FROM error_events",
+        4,
+    );
+
+    let options = |args: &[&str]| {
+        let mut all: Vec<String> = vec![
+            "--config".into(),
+            stack
+                .dir()
+                .join("wrangler.consumer.toml")
+                .display()
+                .to_string(),
+            "--persist-to".into(),
+            stack.dir().join("state").display().to_string(),
+            "--since".into(),
+            "3650d".into(),
+        ];
+        all.extend(args.iter().map(|a| a.to_string()));
+        report::parse_args(&all).unwrap()
+    };
+    let now = 1_764_000_100_000;
+
+    let top = report::query(&options(&["top"]), now).unwrap();
+    let summary: Vec<(String, i64)> = top
+        .iter()
+        .map(|r| {
+            (
+                r["last_message"].as_str().unwrap().to_string(),
+                r["events"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(summary.len(), 2, "{top:?}");
+    assert_eq!(
+        summary[0].1, 3,
+        "the three 429s form one group: {summary:?}"
+    );
+    assert!(summary[0].0.starts_with("Too Many Requests: retry after"));
+    assert_eq!(
+        summary[1],
+        ("Forbidden: bot was blocked by the user".to_string(), 1)
+    );
+    let table = report::render_table(&top);
+    println!("{table}");
+    assert!(table.lines().next().unwrap().starts_with("fingerprint"));
+
+    let fingerprint = top[0]["fingerprint"].as_str().unwrap();
+    let events = report::query(&options(&["group", fingerprint]), now).unwrap();
+    assert_eq!(events.len(), 3);
+
+    let releases = report::query(&options(&["releases"]), now).unwrap();
+    assert_eq!(releases[0]["release"], "1.0.0");
+    assert_eq!(releases[0]["events"], 4);
+    assert_eq!(releases[0]["groups"], 2);
+
+    let user = report::query(&options(&["user", "11"]), now).unwrap();
+    assert_eq!(user.len(), 2);
+
+    // A database without the migrations gets a clear message.
+    stack.d1("DROP TABLE error_events");
+    let failure = report::query(&options(&["top"]), now).unwrap_err();
+    assert!(
+        matches!(failure, report::ReportError::NotMigrated),
+        "{failure}"
+    );
+    let missing = report::parse_args(&[
+        "--persist-to".into(),
+        "/nonexistent/state".into(),
+        "top".into(),
+    ])
+    .unwrap();
+    assert!(matches!(
+        report::query(&missing, now),
+        Err(report::ReportError::NoLocalDatabase(_))
+    ));
+}

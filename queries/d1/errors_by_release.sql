@@ -1,0 +1,11 @@
+-- Error events per release since :since_ms, with the number of distinct groups.
+SELECT release,
+       COUNT(*) AS events,
+       COUNT(DISTINCT fingerprint) AS groups,
+       datetime(MIN(occurred_at) / 1000, 'unixepoch') AS first_seen,
+       datetime(MAX(occurred_at) / 1000, 'unixepoch') AS last_seen
+FROM error_events
+WHERE occurred_at >= :since_ms
+GROUP BY release
+ORDER BY last_seen DESC
+LIMIT :limit

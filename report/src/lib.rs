@@ -1,0 +1,376 @@
+//! Error reports from the D1 error log. Runs the saved SQL of `queries/d1/` through
+//! `wrangler d1 execute --json` (local by default, `--remote` for production) and prints
+//! readable tables.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use serde_json::Value;
+
+/// The saved queries, compiled in so the tool and the files users copy cannot drift.
+pub const TOP_GROUPS_SQL: &str = include_str!("../../queries/d1/top_groups.sql");
+/// Recent events of one group.
+pub const GROUP_EVENTS_SQL: &str = include_str!("../../queries/d1/group_events.sql");
+/// Errors by release.
+pub const ERRORS_BY_RELEASE_SQL: &str = include_str!("../../queries/d1/errors_by_release.sql");
+/// Errors of one user.
+pub const USER_ERRORS_SQL: &str = include_str!("../../queries/d1/user_errors.sql");
+
+/// What went wrong, in words a user can act on.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// Bad command line.
+    #[error("{0}\n\n{USAGE}")]
+    Usage(String),
+    /// The local database has not been created yet.
+    #[error("no local database at {0}: run `make dev` (or `make migrate`) first")]
+    NoLocalDatabase(String),
+    /// The database exists but has no error log tables.
+    #[error("the database has no error log yet: apply the migrations (`make migrate` locally, `npx wrangler d1 migrations apply DB --remote -c wrangler.consumer.toml` in production)")]
+    NotMigrated,
+    /// wrangler is not logged in (remote).
+    #[error("wrangler is not logged in: run `npx wrangler login` (or set CLOUDFLARE_API_TOKEN)")]
+    NotLoggedIn,
+    /// The remote database does not exist.
+    #[error("the D1 database does not exist: create it with `npx wrangler d1 create telegram-analytics` and put its id into the config")]
+    NoDatabase,
+    /// wrangler could not be run.
+    #[error("could not run wrangler ({0}): run `npm ci` in the repository first")]
+    NoWrangler(String),
+    /// wrangler failed otherwise.
+    #[error("wrangler failed:\n{0}")]
+    Wrangler(String),
+}
+
+/// Usage text.
+pub const USAGE: &str =
+    "usage: report [--remote] [--config FILE] [--persist-to DIR] [--since 24h] [--limit N] COMMAND
+commands:
+  top                 top error groups in the time range
+  group FINGERPRINT   recent events of one group
+  releases            errors by release
+  user USER_ID        errors of one Telegram user
+--since takes a number with m, h or d (minutes, hours, days); default 7d.";
+
+/// Parsed options.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Options {
+    /// Query production (`--remote`) instead of the local database.
+    pub remote: bool,
+    /// The consumer's wrangler config.
+    pub config: PathBuf,
+    /// Local state directory.
+    pub persist_to: PathBuf,
+    /// Window start, as a duration back from now, in ms.
+    pub since_ms: i64,
+    /// Row limit.
+    pub limit: u32,
+    /// The report.
+    pub command: Report,
+}
+
+/// Which report.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Report {
+    /// Top groups.
+    Top,
+    /// One group's events.
+    Group(String),
+    /// By release.
+    Releases,
+    /// One user's errors.
+    User(i64),
+}
+
+/// Parses `24h`, `30m`, `7d` into milliseconds.
+pub fn parse_duration(text: &str) -> Result<i64, ReportError> {
+    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let n: i64 = number
+        .parse()
+        .map_err(|_| ReportError::Usage(format!("bad duration {text:?}")))?;
+    let unit_ms = match unit {
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return Err(ReportError::Usage(format!("bad duration unit in {text:?}"))),
+    };
+    Ok(n.saturating_mul(unit_ms))
+}
+
+/// Parses command-line arguments (without the program name).
+pub fn parse_args(args: &[String]) -> Result<Options, ReportError> {
+    let mut options = Options {
+        remote: false,
+        config: "wrangler.consumer.toml".into(),
+        persist_to: ".wrangler/state".into(),
+        since_ms: 7 * 86_400_000,
+        limit: 20,
+        command: Report::Top,
+    };
+    let mut positional = Vec::new();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| ReportError::Usage(format!("{name} needs a value")))
+        };
+        match arg.as_str() {
+            "--remote" => options.remote = true,
+            "--config" => options.config = value("--config")?.into(),
+            "--persist-to" => options.persist_to = value("--persist-to")?.into(),
+            "--since" => options.since_ms = parse_duration(&value("--since")?)?,
+            "--limit" => {
+                options.limit = value("--limit")?
+                    .parse()
+                    .map_err(|_| ReportError::Usage("--limit needs a number".into()))?
+            }
+            "-h" | "--help" => return Err(ReportError::Usage(String::new())),
+            other if other.starts_with("--") => {
+                return Err(ReportError::Usage(format!("unknown option {other}")))
+            }
+            other => positional.push(other.to_string()),
+        }
+    }
+    options.command = match positional.as_slice() {
+        [] => Report::Top,
+        [c] if c == "top" => Report::Top,
+        [c] if c == "releases" => Report::Releases,
+        [c, fp] if c == "group" => {
+            if fp.len() != 16 || !fp.chars().all(|c| c.is_ascii_hexdigit()) {
+                return Err(ReportError::Usage(format!(
+                    "a fingerprint is 16 hex digits, not {fp:?}"
+                )));
+            }
+            Report::Group(fp.to_ascii_lowercase())
+        }
+        [c, user] if c == "user" => Report::User(
+            user.parse()
+                .map_err(|_| ReportError::Usage(format!("a user id is a number, not {user:?}")))?,
+        ),
+        other => return Err(ReportError::Usage(format!("unknown command {other:?}"))),
+    };
+    Ok(options)
+}
+
+/// The SQL of a report with its placeholders filled (all values are validated numbers or hex).
+pub fn sql_for(options: &Options, now_ms: i64) -> String {
+    let template = match options.command {
+        Report::Top => TOP_GROUPS_SQL,
+        Report::Group(_) => GROUP_EVENTS_SQL,
+        Report::Releases => ERRORS_BY_RELEASE_SQL,
+        Report::User(_) => USER_ERRORS_SQL,
+    };
+    let mut sql = template
+        .replace(":since_ms", &(now_ms - options.since_ms).to_string())
+        .replace(":limit", &options.limit.to_string());
+    if let Report::Group(fp) = &options.command {
+        sql = sql.replace(":fingerprint", fp);
+    }
+    if let Report::User(id) = options.command {
+        sql = sql.replace(":user_id", &id.to_string());
+    }
+    sql.lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The project's wrangler (`node_modules/.bin/wrangler` here or in a parent directory), else
+/// whatever `npx` finds.
+fn wrangler_command() -> Command {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let local = cwd
+        .ancestors()
+        .map(|dir| dir.join("node_modules/.bin/wrangler"))
+        .find(|path| path.exists());
+    if let Some(local) = local {
+        Command::new(local)
+    } else {
+        let mut npx = Command::new("npx");
+        npx.args(["--no-install", "wrangler"]);
+        npx
+    }
+}
+
+/// Runs the report and returns its rows.
+pub fn query(options: &Options, now_ms: i64) -> Result<Vec<Value>, ReportError> {
+    if !options.remote && !options.persist_to.join("v3/d1").exists() {
+        return Err(ReportError::NoLocalDatabase(
+            options.persist_to.display().to_string(),
+        ));
+    }
+    let mut command = wrangler_command();
+    command.args(["d1", "execute", "DB", "--json", "-c"]);
+    command.arg(&options.config);
+    if options.remote {
+        command.arg("--remote");
+    } else {
+        command
+            .arg("--local")
+            .arg("--persist-to")
+            .arg(&options.persist_to);
+    }
+    command.arg("--command").arg(sql_for(options, now_ms));
+    command.env("WRANGLER_SEND_METRICS", "false");
+    let output = command
+        .output()
+        .map_err(|e| ReportError::NoWrangler(e.to_string()))?;
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let text = format!("{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    if !output.status.success() {
+        return Err(classify_failure(&text));
+    }
+    let parsed: Value =
+        serde_json::from_str(&stdout).map_err(|_| ReportError::Wrangler(text.clone()))?;
+    Ok(parsed[0]["results"].as_array().cloned().unwrap_or_default())
+}
+
+/// Turns wrangler's failure output into an actionable error.
+pub fn classify_failure(text: &str) -> ReportError {
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("no such table") {
+        ReportError::NotMigrated
+    } else if lower.contains("not authenticated")
+        || lower.contains("not logged in")
+        || lower.contains("wrangler login")
+    {
+        ReportError::NotLoggedIn
+    } else if lower.contains("couldn't find")
+        || lower.contains("database_id")
+        || lower.contains("not found") && lower.contains("database")
+    {
+        ReportError::NoDatabase
+    } else {
+        ReportError::Wrangler(text.trim().to_string())
+    }
+}
+
+/// Renders rows as an aligned text table (columns in the order of the first row).
+pub fn render_table(rows: &[Value]) -> String {
+    let Some(first) = rows.first().and_then(Value::as_object) else {
+        return "(no rows)\n".into();
+    };
+    let columns: Vec<&String> = first.keys().collect();
+    let cell = |v: &Value| -> String {
+        let text = match v {
+            Value::Null => String::new(),
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let text = text.replace('\n', " ");
+        if text.chars().count() > 60 {
+            format!("{}…", text.chars().take(59).collect::<String>())
+        } else {
+            text
+        }
+    };
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| columns.iter().map(|c| cell(&r[c.as_str()])).collect())
+        .collect();
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            table
+                .iter()
+                .map(|r| r[i].chars().count())
+                .chain([c.len()])
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let line = |cells: Vec<String>| -> String {
+        cells
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect::<Vec<_>>()
+            .join("  ")
+            .trim_end()
+            .to_string()
+            + "\n"
+    };
+    let mut out = line(columns.iter().map(|c| c.to_string()).collect());
+    out += &line(widths.iter().map(|w| "-".repeat(*w)).collect());
+    for row in table {
+        out += &line(row);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn parses_commands_and_options() {
+        let o = parse_args(&args(&["--since", "24h", "--limit", "5", "user", "42"])).unwrap();
+        assert_eq!(o.since_ms, 86_400_000);
+        assert_eq!(o.limit, 5);
+        assert_eq!(o.command, Report::User(42));
+        assert!(!o.remote);
+        let o = parse_args(&args(&["--remote", "group", "00AABBCCDDEEFF11"])).unwrap();
+        assert_eq!(o.command, Report::Group("00aabbccddeeff11".into()));
+        assert!(o.remote);
+    }
+
+    #[test]
+    fn rejects_what_could_inject_sql() {
+        assert!(parse_args(&args(&["group", "x' OR 1=1 --"])).is_err());
+        assert!(parse_args(&args(&["user", "1; DROP TABLE error_events"])).is_err());
+        assert!(parse_args(&args(&["--since", "1w"])).is_err());
+    }
+
+    #[test]
+    fn fills_every_placeholder() {
+        let mut o = parse_args(&args(&["--since", "1h", "user", "7"])).unwrap();
+        let sql = sql_for(&o, 10_000_000);
+        assert!(
+            sql.contains("user_id = 7") && sql.contains(">= 6400000"),
+            "{sql}"
+        );
+        assert!(!sql.contains(':'), "{sql}");
+        for command in [
+            Report::Top,
+            Report::Releases,
+            Report::Group("0123456789abcdef".into()),
+        ] {
+            o.command = command;
+            assert!(!sql_for(&o, 0).contains(":since_ms"));
+            assert!(!sql_for(&o, 0).contains(":limit"));
+        }
+    }
+
+    #[test]
+    fn classifies_wrangler_failures() {
+        assert!(matches!(
+            classify_failure("Error: no such table: error_events"),
+            ReportError::NotMigrated
+        ));
+        assert!(matches!(
+            classify_failure("You are not authenticated. Please run `wrangler login`."),
+            ReportError::NotLoggedIn
+        ));
+        assert!(matches!(classify_failure("boom"), ReportError::Wrangler(_)));
+    }
+
+    #[test]
+    fn renders_aligned_tables() {
+        let rows = vec![
+            json!({"a": "x", "b": 10}),
+            json!({"a": "longer", "b": null}),
+        ];
+        assert_eq!(
+            render_table(&rows),
+            "a       b\n------  --\nx       10\nlonger\n"
+        );
+        assert_eq!(render_table(&[]), "(no rows)\n");
+    }
+}
