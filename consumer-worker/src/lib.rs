@@ -148,40 +148,15 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let days = env
         .var("RETENTION_DAYS")
         .ok()
-        .and_then(|v| v.to_string().parse::<i64>().ok())
-        .filter(|d| *d > 0)
-        .unwrap_or(30);
-    let cutoff_ms = now().timestamp_millis() - days * 86_400_000;
-    let cutoff_text = DateTime::from_timestamp_millis(cutoff_ms)
-        .unwrap_or_default()
-        .format("%Y-%m-%d %H:%M:%S")
-        .to_string();
+        .and_then(|v| v.to_string().parse::<i64>().ok());
     let db = match env.d1(DB_BINDING) {
         Ok(db) => db,
         Err(error) => return console_error!("retention: no D1 binding: {error}"),
     };
-    let deletes = [
-        (
-            "DELETE FROM error_events WHERE occurred_at < ?1",
-            SqlValue::Integer(cutoff_ms),
-        ),
-        (
-            "DELETE FROM processed_envelopes WHERE received_at < ?1",
-            SqlValue::Integer(cutoff_ms),
-        ),
-        (
-            "DELETE FROM rejected_messages WHERE received_at < ?1",
-            SqlValue::Integer(cutoff_ms),
-        ),
-        (
-            "DELETE FROM analytics_points_local WHERE timestamp < ?1",
-            SqlValue::Text(cutoff_text),
-        ),
-    ];
-    for (sql, param) in deletes {
-        if let Err(error) = d1::run(&db, sql, vec![param]).await {
-            console_error!("retention: {sql} failed: {error}");
+    for statement in ingest::retention_statements(now().timestamp_millis(), days) {
+        if let Err(error) = d1::run(&db, &statement.sql, statement.params.clone()).await {
+            console_error!("retention: {} failed: {error}", statement.sql);
         }
     }
-    console_log!("retention: deleted rows older than {days} days");
+    console_log!("retention: done");
 }

@@ -349,6 +349,45 @@ pub fn d1_statements(
     statements
 }
 
+/// Default retention of error events and local points, in days.
+pub const DEFAULT_RETENTION_DAYS: i64 = 30;
+
+/// The retention statements the daily cron runs: error events, envelope keys, rejected
+/// messages and local Analytics Engine points older than `days` (a missing or non-positive
+/// setting means [`DEFAULT_RETENTION_DAYS`]). `error_groups` is left alone, so group counts
+/// keep their history.
+pub fn retention_statements(now_ms: i64, days: Option<i64>) -> Vec<Statement> {
+    let days = days.filter(|d| *d > 0).unwrap_or(DEFAULT_RETENTION_DAYS);
+    let cutoff_ms = now_ms.saturating_sub(days.saturating_mul(86_400_000));
+    let cutoff_text = chrono::DateTime::from_timestamp_millis(cutoff_ms)
+        .unwrap_or_default()
+        .format("%Y-%m-%d %H:%M:%S")
+        .to_string();
+    let delete = |sql: &str, value: SqlValue| Statement {
+        sql: sql.to_string(),
+        params: vec![value],
+        role: StatementRole::Write,
+    };
+    vec![
+        delete(
+            "DELETE FROM error_events WHERE occurred_at < ?1",
+            SqlValue::Integer(cutoff_ms),
+        ),
+        delete(
+            "DELETE FROM processed_envelopes WHERE received_at < ?1",
+            SqlValue::Integer(cutoff_ms),
+        ),
+        delete(
+            "DELETE FROM rejected_messages WHERE received_at < ?1",
+            SqlValue::Integer(cutoff_ms),
+        ),
+        delete(
+            "DELETE FROM analytics_points_local WHERE timestamp < ?1",
+            SqlValue::Text(cutoff_text),
+        ),
+    ]
+}
+
 /// What to do with one queue message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MessageAction {
@@ -500,6 +539,26 @@ mod tests {
             ]
         );
         assert!(points.is_empty());
+    }
+
+    #[test]
+    fn retention_keeps_groups_and_cuts_at_the_configured_age() {
+        let now = 1_764_000_000_000;
+        let statements = retention_statements(now, Some(7));
+        assert!(statements.iter().all(|s| !s.sql.contains("error_groups")));
+        assert_eq!(
+            statements[0].params,
+            vec![SqlValue::Integer(now - 7 * 86_400_000)]
+        );
+        assert_eq!(
+            statements[3].params,
+            vec![SqlValue::Text("2025-11-17 16:00:00".into())]
+        );
+        let default = retention_statements(now, Some(0));
+        assert_eq!(
+            default[0].params,
+            vec![SqlValue::Integer(now - 30 * 86_400_000)]
+        );
     }
 
     #[test]

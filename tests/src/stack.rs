@@ -25,6 +25,9 @@ pub struct StackOptions {
     pub api_base: Option<String>,
     /// More `.dev.vars` lines (`NAME=value`) for both Workers.
     pub extra_vars: Vec<(String, String)>,
+    /// Put the consumer first (it then gets the HTTP port) and enable `/__scheduled`, to run
+    /// its cron handler on demand.
+    pub consumer_scheduled: bool,
 }
 
 /// A running local stack. Dropping it stops every process it started.
@@ -126,15 +129,25 @@ impl Stack {
             "wrangler.consumer.toml",
         ]);
         let log = fs::File::create(stack.log_path()).unwrap();
+        let (configs, ready_path) = if options.consumer_scheduled {
+            (
+                ["wrangler.consumer.toml", "wrangler.producer.toml"],
+                "/__scheduled",
+            )
+        } else {
+            (
+                ["wrangler.producer.toml", "wrangler.consumer.toml"],
+                "/health",
+            )
+        };
         let child = Command::new(wrangler())
             .current_dir(stack.dir.path())
-            .args([
-                "dev",
-                "-c",
-                "wrangler.producer.toml",
-                "-c",
-                "wrangler.consumer.toml",
-            ])
+            .args(["dev", "-c", configs[0], "-c", configs[1]])
+            .args(if options.consumer_scheduled {
+                &["--test-scheduled"][..]
+            } else {
+                &[]
+            })
             .args(["--persist-to", "state", "--ip", "127.0.0.1"])
             .args(["--port", &stack.port.to_string()])
             .args(["--inspector-port", &free_port().to_string()])
@@ -155,21 +168,17 @@ impl Stack {
         );
         stack.child = Some(child);
         let started = Instant::now();
-        wait_for(
-            "wrangler dev to answer /health",
-            Duration::from_secs(90),
-            || {
-                if let Some(child) = stack.child.as_mut() {
-                    if let Ok(Some(status)) = child.try_wait() {
-                        panic!(
-                            "wrangler dev exited early ({status}):\n{}",
-                            stack.log_tail()
-                        );
-                    }
+        wait_for("wrangler dev to answer", Duration::from_secs(90), || {
+            if let Some(child) = stack.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!(
+                        "wrangler dev exited early ({status}):\n{}",
+                        stack.log_tail()
+                    );
                 }
-                stack.get("/health").ok().filter(|(s, _)| *s == 200)
-            },
-        );
+            }
+            stack.get(ready_path).ok().filter(|(s, _)| *s == 200)
+        });
         println!("e2e: local workerd ready after {:.1?}", started.elapsed());
         stack
     }

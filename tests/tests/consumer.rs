@@ -12,6 +12,7 @@ fn consumer_stack() -> Stack {
     Stack::start(StackOptions {
         api_base: None,
         extra_vars: vec![("DEV_ENQUEUE".into(), "1".into())],
+        ..StackOptions::default()
     })
 }
 
@@ -274,4 +275,50 @@ fn the_report_command_prints_grouped_errors() {
         report::query(&missing, now),
         Err(report::ReportError::NoLocalDatabase(_))
     ));
+}
+
+#[test]
+fn retention_deletes_old_events_and_keeps_group_counts() {
+    let stack = Stack::start(StackOptions {
+        consumer_scheduled: true,
+        ..StackOptions::default()
+    });
+    let day = 86_400_000_i64;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let old = now - 40 * day;
+    let recent = now - day;
+    stack.d1(&format!(
+        "INSERT INTO error_events (event_id, fingerprint, occurred_at, received_at, kind, message, bot, release) VALUES \
+         ('old', 'fp', {old}, {old}, 'k', 'm', 'b', 'r'), ('recent', 'fp', {recent}, {recent}, 'k', 'm', 'b', 'r')"
+    ));
+    stack.d1(
+        "INSERT INTO analytics_points_local (dataset, timestamp, index1, blob7) VALUES \
+         ('d', datetime('now', '-40 days'), '-', 'old'), ('d', datetime('now', '-1 day'), '-', 'recent')",
+    );
+    assert_eq!(
+        stack.d1("SELECT count FROM error_groups"),
+        vec![json!({"count": 2})]
+    );
+
+    let (status, body) = stack.get("/__scheduled?cron=17+3+*+*+*").unwrap();
+    assert_eq!(status, 200, "{body}");
+    wait_for("retention to run", Duration::from_secs(30), || {
+        stack.log().contains("retention: done").then_some(())
+    });
+    assert_eq!(
+        stack.d1("SELECT event_id FROM error_events"),
+        vec![json!({"event_id": "recent"})]
+    );
+    assert_eq!(
+        stack.d1("SELECT blob7 FROM analytics_points_local"),
+        vec![json!({"blob7": "recent"})]
+    );
+    assert_eq!(
+        stack.d1("SELECT count FROM error_groups"),
+        vec![json!({"count": 2})],
+        "groups keep their counts"
+    );
 }

@@ -15,6 +15,7 @@ fn stack_with_api(api: &FakeBotApi, extra: &[(&str, &str)]) -> Stack {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect(),
+        ..StackOptions::default()
     })
 }
 
