@@ -20,11 +20,12 @@ export WASM_OPT_BIN := $(ROOT)/node_modules/.bin/wasm-opt
 export WRANGLER_SEND_METRICS := false
 
 .PHONY: help bootstrap tools npm build build-producer build-consumer migrate dev test lint \
-        unit e2e dry-run docs sizes errors clean
+        unit e2e dry-run docs sizes errors bench bench-smoke clean
 
 help:
 	@echo "make dev      build both Workers and run them locally (one wrangler dev)"
 	@echo "make test     formatting, clippy, unit tests, dry-run deploys, end-to-end tests"
+	@echo "make bench    benchmarks: bot variants side by side, sizes, consumer throughput"
 	@echo "make errors   error reports from D1, e.g. make errors ARGS='top --since 24h'"
 	@echo "make docs     regenerate generated parts of docs/"
 	@echo "make sizes    print the size of both .wasm files (raw and gzip)"
@@ -98,7 +99,17 @@ dry-run: build
 e2e: build
 	cargo test -p e2e-tests --tests -- --test-threads=1 --nocapture
 
-test: bootstrap lint unit dry-run e2e
+# A few hundred requests through the benchmark harness, so it cannot rot (asserts no speed).
+bench-smoke: build
+	cargo run -q -p bench -- --smoke
+
+test: bootstrap lint unit dry-run bench-smoke e2e
+
+# The full benchmark (not part of make test): rewrites the results in docs/benchmarks.md.
+BENCH_ARGS ?=
+bench: bootstrap build
+	cargo bench -q -p shared --bench core -- --quick
+	cargo run --release -q -p bench -- --write-doc $(BENCH_ARGS)
 
 docs:
 	cargo run -q -p shared --example gen_docs

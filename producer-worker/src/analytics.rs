@@ -4,7 +4,9 @@
 use std::cell::{Cell, RefCell};
 
 use js_sys::{Object, Reflect, Uint8Array};
-use shared::{DropCounts, Source, Tracker};
+use shared::coalesce::{self, IsolateBuffer, Role};
+use shared::tracker::pack;
+use shared::{DropCounts, Flush, Source, Tracker};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
 use worker::{console_error, console_log, Queue};
@@ -42,8 +44,8 @@ thread_local! {
     /// Events dropped in this isolate since the last successful send; they ride in the next
     /// envelope.
     static DROPPED: Cell<DropCounts> = Cell::new(DropCounts::default());
-    /// Webhook requests refused since the last accepted update, by reason.
-    static REJECTED: RefCell<Vec<(String, u32)>> = const { RefCell::new(Vec::new()) };
+    /// Events of concurrent requests waiting for the current flusher (coalescing).
+    static BUFFER: RefCell<IsolateBuffer> = RefCell::new(IsolateBuffer::default());
     /// Dev-only fault injection: queue sends still to fail in this isolate.
     static FAILURES_LEFT: Cell<Option<u32>> = const { Cell::new(None) };
 }
@@ -55,22 +57,6 @@ pub struct Faults {
     pub send_failures: Option<u32>,
     /// `DEV_FAULT_QUEUE_SEND_DELAY_MS`: each queue send waits this long first.
     pub send_delay_ms: Option<u64>,
-}
-
-/// Counts a refused webhook request; reported with the next accepted update.
-pub fn count_rejection(reason: &str) {
-    REJECTED.with(|r| {
-        let mut r = r.borrow_mut();
-        match r.iter_mut().find(|(k, _)| k == reason) {
-            Some((_, n)) => *n = n.saturating_add(1),
-            None => r.push((reason.to_string(), 1)),
-        }
-    });
-}
-
-/// Takes the refused-request counts since the last call.
-pub fn take_rejections() -> Vec<(String, u32)> {
-    REJECTED.with(|r| std::mem::take(&mut *r.borrow_mut()))
 }
 
 /// A new tracker for one request, with ids seeded from `crypto.getRandomValues`.
@@ -125,15 +111,62 @@ pub async fn send_raw(queue: &Queue, bytes: &[u8]) -> Result<(), JsValue> {
     send_bytes(queue, bytes, Faults::default()).await
 }
 
-/// Flushes the tracker and sends its messages. A failed send is retried once; then its events
-/// are counted as dropped (and its carried drop counts restored) for the next envelope.
-pub async fn deliver(queue: &Queue, tracker: &BotTracker, faults: Faults) {
-    tracker.carry_dropped(DROPPED.with(|d| d.take()));
-    let flush = tracker.flush();
+/// How a request's events reach the queue.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Delivery {
+    /// Coalescing window in ms (`ANALYTICS_COALESCE_MS`); 0 = one message per request.
+    pub coalesce_ms: f64,
+    /// Dev-only fault switches.
+    pub faults: Faults,
+}
+
+/// Sends the tracker's events, inside `wait_until`. With a coalescing window, the request
+/// either becomes the isolate's flusher (waits the window, then sends everything buffered) or
+/// leaves its events to the pending flusher. `response_at` is when the response was ready
+/// (`Date.now()`), to keep the window inside the `wait_until` limit.
+pub async fn deliver(queue: &Queue, tracker: &BotTracker, delivery: Delivery, response_at: f64) {
+    if delivery.coalesce_ms <= 0.0 {
+        tracker.carry_dropped(DROPPED.with(|d| d.take()));
+        return send_flush(queue, tracker.flush(), delivery.faults).await;
+    }
+    let (events, dropped) = tracker.take_events();
+    let role = BUFFER.with(|b| b.borrow_mut().add(events, dropped));
+    if role == Role::Joined {
+        return;
+    }
+    let wait = coalesce::window_ms(delivery.coalesce_ms, date_now() - response_at);
+    if wait > 0.0 {
+        worker::Delay::from(std::time::Duration::from_millis(wait as u64)).await;
+    }
+    let (events, mut carried) = BUFFER.with(|b| b.borrow_mut().take());
+    carried.add(DROPPED.with(|d| d.take()));
+    let sent_at = chrono_now();
+    send_flush(
+        queue,
+        pack(tracker.source(), sent_at, events, carried),
+        delivery.faults,
+    )
+    .await;
+}
+
+fn chrono_now() -> shared::event::Timestamp {
+    shared::event::timestamp_from_ms(date_now())
+}
+
+/// Sends every message of a flush. A failed send is retried once; then its events are counted
+/// as dropped (and its carried drop counts restored) for the next envelope.
+async fn send_flush(queue: &Queue, flush: Flush, faults: Faults) {
     for message in flush.messages {
         let mut result = send_bytes(queue, &message.bytes, faults).await;
         if result.is_err() {
             result = send_bytes(queue, &message.bytes, faults).await;
+        }
+        if result.is_ok() {
+            console_log!(
+                "analytics: sent {} events in {} bytes",
+                message.event_count,
+                message.bytes.len()
+            );
         }
         if let Err(error) = result {
             let mut lost = message.carried;

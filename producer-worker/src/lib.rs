@@ -7,12 +7,13 @@
 use std::rc::Rc;
 
 use shared::telegram::Update;
-use shared::{EventKind, NewEvent, Source};
+use shared::Source;
 use worker::{event, Context, Env, Method, Request, Response, Result};
 
 pub mod analytics;
 pub mod bot;
 pub mod bot_api;
+pub mod middleware;
 pub mod webhook;
 
 use analytics::{BotTracker, Mode};
@@ -27,7 +28,7 @@ struct Config {
     mode: Mode,
     source: Source,
     api: bot_api::BotApi,
-    faults: analytics::Faults,
+    delivery: analytics::Delivery,
 }
 
 impl Config {
@@ -51,9 +52,16 @@ impl Config {
                 base: var("TELEGRAM_API_BASE").unwrap_or_else(|| "https://api.telegram.org".into()),
                 token: secret("TELEGRAM_BOT_TOKEN"),
             },
-            faults: analytics::Faults {
-                send_failures: var("DEV_FAULT_QUEUE_SEND_FAILURES").and_then(|v| v.parse().ok()),
-                send_delay_ms: var("DEV_FAULT_QUEUE_SEND_DELAY_MS").and_then(|v| v.parse().ok()),
+            delivery: analytics::Delivery {
+                coalesce_ms: var("ANALYTICS_COALESCE_MS")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(0.0),
+                faults: analytics::Faults {
+                    send_failures: var("DEV_FAULT_QUEUE_SEND_FAILURES")
+                        .and_then(|v| v.parse().ok()),
+                    send_delay_ms: var("DEV_FAULT_QUEUE_SEND_DELAY_MS")
+                        .and_then(|v| v.parse().ok()),
+                },
             },
         }
     }
@@ -72,6 +80,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     }
 }
 
+/// `POST /telegram`: answer first, track everything after.
 async fn webhook(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
     let received_at = js_sys::Date::now();
     let config = Config::from_env(&env);
@@ -79,69 +88,53 @@ async fn webhook(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
         Ok(update) => update,
         Err(rejection) => {
             if config.mode != Mode::Off {
-                analytics::count_rejection(rejection.code());
+                middleware::count_rejection(rejection.code());
             }
             return rejection.response();
         }
     };
 
+    // 1. The bot decides; its reply rides in the response body (no round trip before it).
     let plan = bot::plan(&update, &config.bot_username);
     let response = match &plan.respond {
         Some(call) => Response::from_json(&call.as_webhook_response())?,
         None => Response::ok("")?,
     };
-    if config.mode == Mode::Off {
-        let api = config.api.clone();
-        let follow_ups = plan.follow_ups;
-        let tracker = analytics::new_tracker(config.source.clone());
-        ctx.wait_until(async move {
-            for call in &follow_ups {
-                let _ = api.call(call, &tracker).await;
-            }
-        });
-        return Ok(response);
-    }
 
+    // 2. Everything else happens after the response, inside `wait_until`.
     let tracker = Rc::new(analytics::new_tracker(config.source.clone()));
-    track_update(&tracker, &update, &plan);
-    let mut handler_properties = vec![("update_kind", update.kind.clone())];
-    if let Some(command) = &plan.command {
-        handler_properties.push(("command", command.clone()));
+    if config.mode != Mode::Off {
+        middleware::track_update(&tracker, &update, &plan, received_at);
     }
-    tracker.track_rejected_webhooks(&analytics::take_rejections());
-    tracker.track_performance(
-        "handler",
-        tracker.now_ms() - received_at,
-        handler_properties,
-    );
-    let queue = env.queue(QUEUE_BINDING);
-    let work = {
-        let tracker = tracker.clone();
-        let api = config.api.clone();
-        async move {
-            let started = tracker.now_ms();
-            for call in &plan.follow_ups {
-                let _ = api.call(call, &tracker).await;
-            }
-            if !plan.follow_ups.is_empty() {
-                tracker.track_performance(
-                    "follow_up",
-                    tracker.now_ms() - started,
-                    [("calls", plan.follow_ups.len().to_string())],
-                );
-            }
-            match queue {
-                Ok(queue) => analytics::deliver(&queue, &tracker, config.faults).await,
-                Err(e) => worker::console_error!("analytics: no {QUEUE_BINDING} binding: {e}"),
-            }
-        }
-    };
-    if config.mode == Mode::Await {
-        work.await;
+    let mode = config.mode;
+    let after = after_response(config, plan, tracker, env.queue(QUEUE_BINDING));
+    if mode == Mode::Await {
+        after.await; // only to measure what fire and forget saves
     } else {
-        ctx.wait_until(work);
+        ctx.wait_until(after);
     }
     Ok(response)
+}
+
+/// Follow-up Bot API calls, then the analytics send.
+async fn after_response(
+    config: Config,
+    plan: bot::Plan,
+    tracker: Rc<BotTracker>,
+    queue: Result<worker::Queue>,
+) {
+    let response_at = js_sys::Date::now();
+    for call in &plan.follow_ups {
+        let _ = config.api.call(call, &tracker).await;
+    }
+    if config.mode == Mode::Off {
+        return;
+    }
+    middleware::track_follow_ups(&tracker, plan.follow_ups.len(), response_at);
+    match queue {
+        Ok(queue) => analytics::deliver(&queue, &tracker, config.delivery, response_at).await,
+        Err(e) => worker::console_error!("analytics: no {QUEUE_BINDING} binding: {e}"),
+    }
 }
 
 /// Whether the dev-only raw enqueue route is on (`DEV_ENQUEUE=1`, set only in the tests'
@@ -174,43 +167,4 @@ async fn accept(req: &mut Request, config: &Config) -> std::result::Result<Updat
     }
     let body = webhook::read_body(req).await?;
     webhook::parse_update(&body)
-}
-
-/// The automatic events of one update: the update itself, its command or callback.
-fn track_update(tracker: &BotTracker, update: &Update, plan: &bot::Plan) {
-    let chat = update.chat();
-    tracker.set_context(update.user_id(), chat.map(|c| c.id));
-    let mut properties = vec![("update_id".to_string(), update.update_id.to_string())];
-    if let Some(chat) = chat {
-        properties.push(("chat_type".into(), chat.kind.clone()));
-    }
-    if !update.known {
-        properties.push(("unknown_kind".into(), "true".into()));
-    }
-    tracker.record(NewEvent {
-        kind: Some(EventKind::UpdateReceived),
-        name: if update.known {
-            update.kind.clone()
-        } else {
-            "unknown".into()
-        },
-        properties,
-        ..NewEvent::default()
-    });
-    if let Some(command) = &plan.command {
-        tracker.record(NewEvent {
-            kind: Some(EventKind::Command),
-            name: command.clone(),
-            properties: plan.command_properties.clone(),
-            ..NewEvent::default()
-        });
-    }
-    if let Some(data) = &plan.callback {
-        tracker.record(NewEvent {
-            kind: Some(EventKind::Callback),
-            name: data.split(':').next().unwrap_or_default().to_string(),
-            properties: vec![("data".into(), data.clone())],
-            ..NewEvent::default()
-        });
-    }
 }

@@ -17,6 +17,14 @@ pub const MAX_ERROR_MESSAGE_BYTES: usize = 1024;
 /// Longest error kind or location in bytes; longer ones are truncated and counted.
 pub const MAX_ERROR_FIELD_BYTES: usize = 128;
 
+/// The timestamp type of events and envelopes.
+pub type Timestamp = DateTime<Utc>;
+
+/// A timestamp from fractional milliseconds since the epoch (floored; out of range → epoch).
+pub fn timestamp_from_ms(ms: f64) -> Timestamp {
+    DateTime::from_timestamp_millis(ms.floor() as i64).unwrap_or_default()
+}
+
 /// What an event records. Encoded on the wire as one byte (see `docs/wire-format.md`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(into = "u8", try_from = "u8")]

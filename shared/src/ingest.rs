@@ -127,6 +127,19 @@ pub fn plan_batch(
                 continue;
             }
         };
+        if envelope.events.len() > MAX_POINTS_PER_INVOCATION {
+            // Could never be written in one invocation: keep it aside instead of retrying forever.
+            plan.rejected.push(Rejected {
+                index,
+                reason: "too_many_events".into(),
+                detail: format!(
+                    "{} events, more than the {MAX_POINTS_PER_INVOCATION} data points one invocation may write",
+                    envelope.events.len()
+                ),
+                payload: bytes.clone(),
+            });
+            continue;
+        }
         if envelope.events.len() > budget {
             plan.deferred.push(index);
             continue;
@@ -492,6 +505,19 @@ mod tests {
             .filter(|a| matches!(a, MessageAction::Retry { .. }))
             .count();
         assert_eq!(retried, 10);
+    }
+
+    #[test]
+    fn an_envelope_larger_than_the_budget_is_kept_aside_not_retried_forever() {
+        let mut envelope = samples::typical_envelope();
+        let event = envelope.events[0].clone();
+        envelope.events = vec![event; MAX_POINTS_PER_INVOCATION + 1];
+        let batch = vec![message("big", encode(&envelope).unwrap()), good("ok")];
+        let plan = plan_batch(&batch, 0, 250);
+        assert_eq!(plan.rejected.len(), 1);
+        assert_eq!(plan.rejected[0].reason, "too_many_events");
+        assert_eq!(plan.accepted.len(), 1);
+        assert!(plan.deferred.is_empty());
     }
 
     #[test]

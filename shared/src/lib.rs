@@ -13,6 +13,7 @@
 //! - [`telegram`]: webhook update parsing and command splitting.
 #![warn(missing_docs)]
 
+pub mod coalesce;
 pub mod datapoint;
 pub mod event;
 pub mod fingerprint;

@@ -13,9 +13,10 @@ use crate::event::{
 use crate::ids::EventIdGenerator;
 use crate::wire::{self, DropCounts, Envelope, Source, MAX_MESSAGE_BYTES, SCHEMA_VERSION};
 
-/// Most events in one message: the consumer writes one Analytics Engine data point per event
-/// and may write at most this many per invocation, so one message always fits.
-pub const MAX_EVENTS_PER_MESSAGE: usize = crate::datapoint::MAX_POINTS_PER_INVOCATION;
+/// Most events in one message. The consumer writes one Analytics Engine data point per event
+/// and at most 250 per invocation; with `max_batch_size = 10` in `wrangler.consumer.toml`,
+/// 10 × 25 = 250, so a batch of this producer's messages always fits whole.
+pub const MAX_EVENTS_PER_MESSAGE: usize = 25;
 
 /// Most events one tracker buffers; further events are counted as `buffer_full`.
 pub const MAX_BUFFERED_EVENTS: usize = 1_000;
@@ -283,17 +284,26 @@ impl<C: Clock> Tracker<C> {
         output
     }
 
+    /// Takes the buffered events and the drop counts carried so far, without encoding them
+    /// (for coalescing across requests, see [`crate::coalesce`]).
+    pub fn take_events(&self) -> (Vec<Event>, DropCounts) {
+        let mut state = self.state.borrow_mut();
+        (
+            std::mem::take(&mut state.events),
+            std::mem::take(&mut state.dropped),
+        )
+    }
+
+    /// The source events are sent as.
+    pub fn source(&self) -> &Source {
+        &self.source
+    }
+
     /// Takes every buffered event and encodes it as queue messages, each within
     /// [`MAX_MESSAGE_BYTES`]. An event too large even alone is dropped and counted as
     /// `oversize`. The drop counts carried so far ride in the first message.
     pub fn flush(&self) -> Flush {
-        let (events, carried) = {
-            let mut state = self.state.borrow_mut();
-            (
-                std::mem::take(&mut state.events),
-                std::mem::take(&mut state.dropped),
-            )
-        };
+        let (events, carried) = self.take_events();
         let sent_at = DateTime::<Utc>::from_timestamp_millis(self.clock.now_ms().floor() as i64)
             .unwrap_or_default();
         pack(&self.source, sent_at, events, carried)
@@ -334,8 +344,9 @@ fn envelope_overhead(source: &Source) -> usize {
     wire::encode(&probe).map(|b| b.len()).unwrap_or(1024) + 5
 }
 
-/// Groups events into envelopes of at most [`MAX_MESSAGE_BYTES`] each, in order.
-pub(crate) fn pack(
+/// Groups events into envelopes of at most [`MAX_MESSAGE_BYTES`] and
+/// [`MAX_EVENTS_PER_MESSAGE`] each, in order; `carried` drop counts ride in the first one.
+pub fn pack(
     source: &Source,
     sent_at: DateTime<Utc>,
     events: Vec<Event>,

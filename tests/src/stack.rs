@@ -41,9 +41,9 @@ fn wrangler() -> PathBuf {
     repo_root().join("node_modules/.bin/wrangler")
 }
 
-/// Rewrites a wrangler config for the test directory: absolute paths, no build step (the
-/// Makefile built the Workers), and a 1 s batch timeout so tests wait less.
-fn test_config(name: &str) -> String {
+/// Loads a wrangler config of the repository for use from another directory: absolute paths,
+/// no build step (the Makefile built the Workers), and a 1 s batch timeout so tests wait less.
+pub fn local_config(name: &str) -> toml::Table {
     let root = repo_root();
     let text = fs::read_to_string(root.join(name)).expect("read wrangler config");
     let mut config: toml::Table = text.parse().expect("wrangler config is TOML");
@@ -77,7 +77,11 @@ fn test_config(name: &str) -> String {
             }
         }
     }
-    toml::to_string(&config).expect("serialize config")
+    config
+}
+
+fn test_config(name: &str) -> String {
+    toml::to_string(&local_config(name)).expect("serialize config")
 }
 
 impl Stack {

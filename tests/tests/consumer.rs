@@ -31,9 +31,11 @@ fn envelope_of(n: usize, seed: u8) -> Vec<u8> {
             ..NewEvent::default()
         });
     }
-    let flush = tracker.flush();
-    assert_eq!(flush.messages.len(), 1);
-    flush.messages[0].bytes.clone()
+    // Bypass the tracker's 25-event split: other senders may send up to 250 per message.
+    let (events, _) = tracker.take_events();
+    let mut envelope = samples::typical_envelope();
+    envelope.events = events;
+    encode(&envelope).unwrap()
 }
 
 fn wait_count(stack: &Stack, what: &str, sql: &str, n: i64) -> i64 {
@@ -143,25 +145,18 @@ fn a_d1_outage_loses_nothing() {
 #[test]
 fn batches_beyond_the_analytics_engine_budget_arrive_whole_and_once() {
     let stack = consumer_stack();
-    // 40 envelopes of 20 events: 800 events, several batches over the 250-point budget.
-    for seed in 0..40u8 {
-        enqueue(&stack, &envelope_of(20, seed));
+    // 12 hand-made envelopes of 100 events (the bot itself puts at most 25 in one): batches of
+    // 10 such messages hold 1,000 events, four times the 250-point budget of one invocation.
+    for seed in 0..12u8 {
+        enqueue(&stack, &envelope_of(100, seed));
     }
-    let total = wait_count(
-        &stack,
-        "all 800 events",
-        "SELECT count(*) FROM analytics_points_local",
-        800,
-    );
+    let sql = "SELECT count(*) FROM analytics_points_local";
+    let total = wait_count(&stack, "all 1200 events", sql, 1200);
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(
-        stack.d1_count("SELECT count(*) FROM analytics_points_local"),
-        800,
-        "{total}"
-    );
+    assert_eq!(stack.d1_count(sql), 1200, "{total}");
     assert_eq!(
         stack.d1_count("SELECT count(DISTINCT blob7) FROM analytics_points_local"),
-        800
+        1200
     );
     assert!(
         stack
