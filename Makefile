@@ -20,12 +20,13 @@ export WASM_OPT_BIN := $(ROOT)/node_modules/.bin/wasm-opt
 export WRANGLER_SEND_METRICS := false
 
 .PHONY: help bootstrap tools npm build build-producer build-consumer migrate dev test lint \
-        unit e2e dry-run docs sizes errors bench bench-smoke clean
+        unit e2e dry-run docs sizes errors bench bench-smoke soak soak-small clean
 
 help:
 	@echo "make dev      build both Workers and run them locally (one wrangler dev)"
 	@echo "make test     formatting, clippy, unit tests, dry-run deploys, end-to-end tests"
 	@echo "make bench    benchmarks: bot variants side by side, sizes, consumer throughput"
+	@echo "make soak     10,000 updates at concurrency 50, then checks nothing was lost or doubled"
 	@echo "make errors   error reports from D1, e.g. make errors ARGS='top --since 24h'"
 	@echo "make docs     regenerate generated parts of docs/"
 	@echo "make sizes    print the size of both .wasm files (raw and gzip)"
@@ -101,15 +102,28 @@ e2e: build
 
 # A few hundred requests through the benchmark harness, so it cannot rot (asserts no speed).
 bench-smoke: build
-	cargo run -q -p bench -- --smoke
+	cargo run -q -p bench --bin bench -- --smoke
 
-test: bootstrap lint unit dry-run bench-smoke e2e
+# The soak: SOAK_UPDATES updates at SOAK_CONCURRENCY, every update kind, failing handlers; then
+# checks nothing was lost or counted twice. `make soak` runs it without and with coalescing.
+SOAK_UPDATES ?= 10000
+SOAK_CONCURRENCY ?= 50
+SOAK_COALESCE_MS ?= 100
+soak: bootstrap build
+	cargo run --release -q -p bench --bin soak -- --updates $(SOAK_UPDATES) --concurrency $(SOAK_CONCURRENCY) --coalesce-ms 0
+	cargo run --release -q -p bench --bin soak -- --updates $(SOAK_UPDATES) --concurrency $(SOAK_CONCURRENCY) --coalesce-ms $(SOAK_COALESCE_MS)
+
+# The small soak of make test, with coalescing on.
+soak-small: build
+	cargo run -q -p bench --bin soak -- --updates 600 --concurrency 20 --coalesce-ms $(SOAK_COALESCE_MS)
+
+test: bootstrap lint unit dry-run bench-smoke soak-small e2e
 
 # The full benchmark (not part of make test): rewrites the results in docs/benchmarks.md.
 BENCH_ARGS ?=
 bench: bootstrap build
 	cargo bench -q -p shared --bench core -- --quick
-	cargo run --release -q -p bench -- --write-doc $(BENCH_ARGS)
+	cargo run --release -q -p bench --bin bench -- --write-doc $(BENCH_ARGS)
 
 docs:
 	cargo run -q -p shared --example gen_docs

@@ -57,6 +57,10 @@ pub struct Faults {
     pub send_failures: Option<u32>,
     /// `DEV_FAULT_QUEUE_SEND_DELAY_MS`: each queue send waits this long first.
     pub send_delay_ms: Option<u64>,
+    /// `DEV_LOG_SENDS=1`: log every successful send with its event count (the soak test reads
+    /// it to know what was emitted). Off by default: a log line per send costs more CPU than
+    /// the whole analytics path.
+    pub log_sends: bool,
 }
 
 /// A new tracker for one request, with ids seeded from `crypto.getRandomValues`.
@@ -161,7 +165,7 @@ async fn send_flush(queue: &Queue, flush: Flush, faults: Faults) {
         if result.is_err() {
             result = send_bytes(queue, &message.bytes, faults).await;
         }
-        if result.is_ok() {
+        if result.is_ok() && faults.log_sends {
             console_log!(
                 "analytics: sent {} events in {} bytes",
                 message.event_count,

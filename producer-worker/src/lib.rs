@@ -61,6 +61,7 @@ impl Config {
                         .and_then(|v| v.parse().ok()),
                     send_delay_ms: var("DEV_FAULT_QUEUE_SEND_DELAY_MS")
                         .and_then(|v| v.parse().ok()),
+                    log_sends: var("DEV_LOG_SENDS").as_deref() == Some("1"),
                 },
             },
         }

@@ -6,7 +6,8 @@ use std::fmt;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 
-/// Every update field of the Bot API this build knows, in the order of the Bot API docs.
+/// Every update field of the Bot API (up to 10.3, August 2026) this build knows, in the order of
+/// the Bot API docs. A field not listed is still accepted and tracked as `unknown`.
 pub const KNOWN_UPDATE_KINDS: &[&str] = &[
     "message",
     "edited_message",
@@ -31,6 +32,14 @@ pub const KNOWN_UPDATE_KINDS: &[&str] = &[
     "chat_join_request",
     "chat_boost",
     "removed_chat_boost",
+    // Bot API 9.6 (April 2026): a managed bot was created or changed (`user`, `bot`).
+    "managed_bot",
+    // Bot API 10.0 (May 2026): a message to the bot as a guest in another chat (a Message).
+    "guest_message",
+    // Bot API 10.2 (July 2026): a user's bot subscription changed (`user`, `state`).
+    "subscription",
+    // Bot API 10.3 (August 2026): a user asked to stop a message generation (`chat`).
+    "stopped_message_generation",
 ];
 
 /// A Telegram user, as much as the bot needs.
