@@ -43,13 +43,15 @@ if ! command -v c++ >/dev/null; then
     echo "a C++ compiler is needed (apt-get install g++)" >&2
     exit 2
 fi
+dir_args=()
 if [ "$SANITIZER" != none ]; then
     export RUSTC_BOOTSTRAP=1 # cargo-fuzz passes -Zsanitizer=…; stable rustc accepts it so.
+    dir_args=(--target-dir "target/sanitizer-$SANITIZER") # keep the fast build too
 fi
 
 # ---- build once ----
 start=$(date +%s)
-cargo fuzz build --sanitizer "$SANITIZER" # every target; seconds when up to date
+cargo fuzz build --sanitizer "$SANITIZER" "${dir_args[@]}" # every target; seconds when up to date
 echo "fuzz: built in $(($(date +%s) - start)) s (sanitizer: $SANITIZER)"
 
 # ---- run ----
@@ -63,15 +65,16 @@ for t in "${targets[@]}"; do
     before=$(find "artifacts/$t" -type f | sort)
 
     status=0
-    cargo fuzz run --sanitizer "$SANITIZER" "$t" "${dirs[@]}" -- \
+    cargo fuzz run --sanitizer "$SANITIZER" "${dir_args[@]}" "$t" "${dirs[@]}" -- \
         -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
         "${EXTRA_ARGS[@]}" >"$log" 2>&1 || status=$?
 
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
-    cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | awk '{print $2}')
+    cov=$(sed -n 's/.* cov: \([0-9]*\) .*/\1/p' "$log" | tail -1)
     corp=$(find "$work" -type f | wc -l)
     new=$(comm -13 <(echo "$before") <(find "artifacts/$t" -type f | sort))
+    written=$(sed -n 's/.*Test unit written to //p' "$log" | sed "s|^$PWD/||" | tail -1)
     crash=no
     if [ "$status" -ne 0 ] || [ -n "$new" ]; then
         crash=YES
@@ -80,9 +83,12 @@ for t in "${targets[@]}"; do
     printf 'fuzz %-13s %s s: %s execs (%s/s), cov %s, corpus %s, crash: %s\n' \
         "$t" "$seconds" "${execs:-?}" "${rate:-?}" "${cov:-?}" "$corp" "$crash"
     if [ "$crash" = YES ]; then
-        echo "---- $t: end of $log ----"
-        grep -vE '^#[0-9]+' "$log" | tail -40
-        echo "---- new inputs: ${new:-none (a regression input failed?)}"
+        echo "  panic: $(grep -m1 -A1 'panicked at' "$log" | tr '\n' ' ' || true)"
+        grep -m1 -E '^SUMMARY|ERROR: libFuzzer' "$log" | sed 's/^/  /' || true
+        echo "  input: ${written:-${new:-(none written; see $log)}}" | tr '\n' ' '
+        echo
+        echo "  minimise: cargo fuzz tmin --sanitizer $SANITIZER ${dir_args[*]} $t <input>;" \
+            "then keep it in regressions/$t/. Full log: $log"
     fi
 done
 exit "$failed"

@@ -12,7 +12,10 @@ fuzz_target!(|data: &[u8]| {
     let _ = (update.user_id(), update.chat().map(|c| c.id));
     let p = &update.payload;
     let nested = p.message.as_ref().and_then(|m| m.text.as_deref());
-    for text in [p.text.as_deref(), nested, p.data.as_deref()].into_iter().flatten() {
+    for text in [p.text.as_deref(), nested, p.data.as_deref()]
+        .into_iter()
+        .flatten()
+    {
         if let Some(cmd) = Command::parse(text) {
             let _ = (cmd.is_for("MyBot"), cmd.is_for("@mybot"), cmd.payload.len());
         }
