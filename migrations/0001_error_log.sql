@@ -53,9 +53,10 @@ BEGIN
 END;
 
 -- One row per envelope (queue message content) ever stored. Its key is the envelope's first
--- event id: `INSERT OR IGNORE ... RETURNING key` tells the consumer which envelopes are new, and
--- only those get Analytics Engine points, so neither a redelivery nor a duplicate send counts
--- twice. Also where the producers' drop counts become visible.
+-- event id. Analytics Engine points are written only for envelopes whose points_written is 0,
+-- then it is set to 1: neither a redelivery nor a duplicate send counts twice, and a delivery
+-- that crashed between the commit and the points gets them on its redelivery. Also where the
+-- producers' drop counts become visible.
 CREATE TABLE IF NOT EXISTS processed_envelopes (
     key                 TEXT PRIMARY KEY,
     queue_message_id    TEXT NOT NULL,
@@ -64,7 +65,8 @@ CREATE TABLE IF NOT EXISTS processed_envelopes (
     dropped_send_failed INTEGER NOT NULL,
     dropped_oversize    INTEGER NOT NULL,
     dropped_buffer_full INTEGER NOT NULL,
-    received_at         INTEGER NOT NULL
+    received_at         INTEGER NOT NULL,
+    points_written      INTEGER NOT NULL DEFAULT 0  -- set once its AE points were written
 ) WITHOUT ROWID;
 
 CREATE INDEX IF NOT EXISTS processed_envelopes_by_time ON processed_envelopes (received_at);

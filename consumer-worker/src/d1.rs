@@ -27,8 +27,8 @@ struct KeyRow {
     key: String,
 }
 
-/// Runs all statements in one `batch()` (one transaction). Returns the envelope keys that were
-/// inserted for the first time, or the error.
+/// Runs all statements in one `batch()` (one transaction). Returns the envelope keys whose
+/// data points are still to be written, or the error.
 pub async fn run_batch(db: &D1Database, statements: &[Statement]) -> worker::Result<Vec<String>> {
     if statements.is_empty() {
         return Ok(Vec::new());
@@ -43,7 +43,7 @@ pub async fn run_batch(db: &D1Database, statements: &[Statement]) -> worker::Res
         if let Some(error) = result.error() {
             return Err(worker::Error::RustError(error));
         }
-        if statement.role == StatementRole::NewEnvelopeKeys {
+        if statement.role == StatementRole::PendingPointKeys {
             new_keys.extend(result.results::<KeyRow>()?.into_iter().map(|r| r.key));
         }
     }

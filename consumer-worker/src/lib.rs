@@ -7,7 +7,7 @@
 use chrono::{DateTime, Utc};
 use js_sys::Uint8Array;
 use shared::datapoint::DataPoint;
-use shared::ingest::{self, IncomingMessage, MessageAction, SqlValue};
+use shared::ingest::{self, IncomingMessage, MessageAction, SqlValue, Statement, StatementRole};
 use shared::local_ae;
 use shared::retry::Backoff;
 use wasm_bindgen::{JsCast, JsValue};
@@ -29,6 +29,29 @@ fn flag(env: &Env, name: &str) -> bool {
     env.var(name)
         .map(|v| matches!(v.to_string().as_str(), "1" | "true" | "on"))
         .unwrap_or(false)
+}
+
+thread_local! {
+    /// Dev-only fault injection fires once per isolate, so the redelivery succeeds.
+    static FAULT_FIRED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Dev-only: behaves like an invocation that died at `point` — no message acknowledged, the
+/// whole batch delivered again. (Not a real panic: in workers-rs a panic leaves the wasm instance
+/// unusable for the next batches.)
+fn crash<T>(batch: &MessageBatch<T>, point: &str) {
+    console_error!("consumer: DEV_FAULT_CONSUMER_CRASH={point}: injected crash, batch retried");
+    batch.retry_all();
+}
+
+/// Whether the dev-only crash switch `DEV_FAULT_CONSUMER_CRASH` names `point` and has not fired
+/// yet in this isolate. Never set in production.
+fn fault(env: &Env, point: &str) -> bool {
+    let armed = env
+        .var("DEV_FAULT_CONSUMER_CRASH")
+        .map(|v| v.to_string() == point)
+        .unwrap_or(false);
+    armed && !FAULT_FIRED.with(|f| f.replace(true))
 }
 
 fn now() -> DateTime<Utc> {
@@ -69,7 +92,16 @@ async fn queue(batch: MessageBatch<serde_json::Value>, env: Env, _ctx: Context) 
         shared::datapoint::MAX_POINTS_PER_INVOCATION,
     );
     let statements = ingest::d1_statements(&plan, &incoming, &queue_name, received_ms);
-    let db = env.d1(DB_BINDING)?;
+    let db = match env.d1(DB_BINDING) {
+        Ok(db) => db,
+        Err(error) => {
+            // Never return Err from a queue handler: the workers-rs glue turns it into a panic,
+            // which leaves the wasm instance unusable for the following batches.
+            console_error!("consumer: no {DB_BINDING} binding ({error}); retrying the batch");
+            batch.retry_all();
+            return Ok(());
+        }
+    };
     let committed = d1::run_batch(&db, &statements).await;
     if let Err(error) = &committed {
         console_error!(
@@ -84,17 +116,38 @@ async fn queue(batch: MessageBatch<serde_json::Value>, env: Env, _ctx: Context) 
         &Backoff::default(),
     );
 
+    if committed.is_ok() && fault(&env, "after_commit") {
+        crash(&batch, "after_commit");
+        return Ok(());
+    }
     let points: Vec<&DataPoint> = to_write
         .iter()
         .flat_map(|&n| plan.accepted[n].points.iter())
         .collect();
     write_points(&env, &points);
+    if fault(&env, "after_points") {
+        crash(&batch, "after_points");
+        return Ok(());
+    }
+    // Mark the points written; the local mirror (dev only) goes in the same transaction, so it
+    // is exactly once even where real Analytics Engine could see a crash between the two.
+    let keys: Vec<&str> = to_write
+        .iter()
+        .map(|&n| plan.accepted[n].key.as_str())
+        .collect();
+    let mut after = ingest::mark_points_written(&keys);
     if flag(&env, "AE_LOCAL_MIRROR") && !points.is_empty() {
-        let rows = local_ae::rows_json(AE_DATASET, received, &points);
-        if let Err(error) = d1::run(&db, &local_ae::insert_sql(), vec![SqlValue::Text(rows)]).await
-        {
-            console_error!("consumer: local AE mirror write failed: {error}");
-        }
+        after.push(Statement {
+            sql: local_ae::insert_sql(),
+            params: vec![SqlValue::Text(local_ae::rows_json(
+                AE_DATASET, received, &points,
+            ))],
+            role: StatementRole::Write,
+        });
+    }
+    if let Err(error) = d1::run_batch(&db, &after).await {
+        // The points are written; the next delivery of these messages would write them again.
+        console_error!("consumer: marking points written failed: {error}");
     }
 
     for (message, action) in raw.iter().zip(&actions) {

@@ -31,7 +31,18 @@ struct Config {
     delivery: analytics::Delivery,
 }
 
+thread_local! {
+    /// The configuration, read from `env` once per isolate (bindings and secrets do not change
+    /// while an isolate lives; a new deployment starts new isolates).
+    static CONFIG: std::cell::OnceCell<Rc<Config>> = const { std::cell::OnceCell::new() };
+}
+
 impl Config {
+    /// The isolate's configuration.
+    fn get(env: &Env) -> Rc<Config> {
+        CONFIG.with(|c| c.get_or_init(|| Rc::new(Config::from_env(env))).clone())
+    }
+
     fn from_env(env: &Env) -> Config {
         let var = |name: &str| env.var(name).ok().map(|v| v.to_string());
         let secret = |name: &str| {
@@ -84,7 +95,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
 /// `POST /telegram`: answer first, track everything after.
 async fn webhook(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
     let received_at = js_sys::Date::now();
-    let config = Config::from_env(&env);
+    let config = Config::get(&env);
     let update = match accept(&mut req, &config).await {
         Ok(update) => update,
         Err(rejection) => {
@@ -119,7 +130,7 @@ async fn webhook(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
 
 /// Follow-up Bot API calls, then the analytics send.
 async fn after_response(
-    config: Config,
+    config: Rc<Config>,
     plan: bot::Plan,
     tracker: Rc<BotTracker>,
     queue: Result<worker::Queue>,

@@ -237,8 +237,8 @@ impl From<Option<String>> for SqlValue {
 /// What a statement's result rows mean to the plan.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatementRole {
-    /// Returns the keys of envelopes inserted for the first time (`RETURNING key`).
-    NewEnvelopeKeys,
+    /// Returns the keys of envelopes whose data points are still to be written.
+    PendingPointKeys,
     /// Nothing to read back.
     Write,
 }
@@ -307,9 +307,9 @@ pub fn d1_statements(
     statements.extend(chunked_insert(
         "INSERT OR IGNORE INTO processed_envelopes (key, queue_message_id, bot, event_count, dropped_send_failed, dropped_oversize, dropped_buffer_full, received_at)",
         8,
-        " RETURNING key",
+        "",
         envelopes,
-        StatementRole::NewEnvelopeKeys,
+        StatementRole::Write,
     ));
     let errors: Vec<Vec<SqlValue>> = plan
         .accepted
@@ -359,7 +359,42 @@ pub fn d1_statements(
         rejected,
         StatementRole::Write,
     ));
+    // Last, inside the same transaction: which of this batch's envelopes still need their data
+    // points — new ones, and ones whose earlier delivery committed but crashed before the
+    // points were marked written.
+    let mut keys: Vec<&str> = plan.accepted.iter().map(|a| a.key.as_str()).collect();
+    keys.dedup();
+    for chunk in keys.chunks(D1_MAX_PARAMS) {
+        statements.push(Statement {
+            sql: format!(
+                "SELECT key FROM processed_envelopes WHERE points_written = 0 AND key IN ({})",
+                vec!["?"; chunk.len()].join(",")
+            ),
+            params: chunk
+                .iter()
+                .map(|k| SqlValue::Text(k.to_string()))
+                .collect(),
+            role: StatementRole::PendingPointKeys,
+        });
+    }
     statements
+}
+
+/// The statements that mark envelopes' data points as written (run after writing them).
+pub fn mark_points_written(keys: &[&str]) -> Vec<Statement> {
+    keys.chunks(D1_MAX_PARAMS)
+        .map(|chunk| Statement {
+            sql: format!(
+                "UPDATE processed_envelopes SET points_written = 1 WHERE key IN ({})",
+                vec!["?"; chunk.len()].join(",")
+            ),
+            params: chunk
+                .iter()
+                .map(|k| SqlValue::Text(k.to_string()))
+                .collect(),
+            role: StatementRole::Write,
+        })
+        .collect()
 }
 
 /// Default retention of error events and local points, in days.
@@ -413,8 +448,8 @@ pub enum MessageAction {
     },
 }
 
-/// One action per message after the D1 transaction: `new_keys` is `Ok(keys inserted for the
-/// first time)` when it committed, or `Err` when it failed. Returns the actions (in batch
+/// One action per message after the D1 transaction: `new_keys` is `Ok(keys whose points are
+/// still to be written)` when it committed, or `Err` when it failed. Returns the actions (in batch
 /// order) and the indexes of the accepted messages whose data points must be written.
 pub fn decide(
     plan: &BatchPlan,
@@ -549,6 +584,22 @@ mod tests {
         assert_eq!(actions, vec![MessageAction::Ack, MessageAction::Ack]);
         // …and both plan entries share the key: only the first writes its points.
         assert_eq!(points, vec![0]);
+    }
+
+    #[test]
+    fn the_transaction_ends_by_asking_which_points_are_still_to_write() {
+        let batch = vec![good("a"), good("b"), with_error("c")];
+        let plan = plan_batch(&batch, 0, 250);
+        let statements = d1_statements(&plan, &batch, "q", 0);
+        let last = statements.last().unwrap();
+        assert_eq!(last.role, StatementRole::PendingPointKeys);
+        assert_eq!(last.params.len(), 2, "duplicate keys asked once");
+        let marks = mark_points_written(&["k1", "k2"]);
+        assert_eq!(marks.len(), 1);
+        assert_eq!(marks[0].params.len(), 2);
+        assert!(marks[0]
+            .sql
+            .starts_with("UPDATE processed_envelopes SET points_written = 1"));
     }
 
     #[test]

@@ -317,3 +317,52 @@ fn retention_deletes_old_events_and_keeps_group_counts() {
         "groups keep their counts"
     );
 }
+
+/// A consumer that crashes in the middle of a batch (dev-only switch, fires once): the batch is
+/// redelivered, and the envelope's data points are written exactly once in the end.
+fn crash_test(point: &str) {
+    let stack = Stack::start(StackOptions {
+        extra_vars: vec![
+            ("DEV_ENQUEUE".into(), "1".into()),
+            ("DEV_FAULT_CONSUMER_CRASH".into(), point.into()),
+        ],
+        ..StackOptions::default()
+    });
+    enqueue(&stack, &encode(&samples::error_envelope()).unwrap());
+    enqueue(&stack, &encode(&samples::typical_envelope()).unwrap());
+    wait_count(
+        &stack,
+        "both envelopes' points",
+        "SELECT count(*) FROM analytics_points_local",
+        6,
+    );
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(stack.log().contains("injected crash"), "the fault fired");
+    assert_eq!(
+        stack.d1_count("SELECT count(*) FROM analytics_points_local"),
+        6
+    );
+    assert_eq!(
+        stack.d1_count("SELECT count(DISTINCT blob7) FROM analytics_points_local"),
+        6
+    );
+    assert_eq!(stack.d1_count("SELECT count(*) FROM error_events"), 1);
+    assert_eq!(
+        stack.d1("SELECT count FROM error_groups"),
+        vec![json!({"count": 1})]
+    );
+    assert_eq!(
+        stack.d1_count("SELECT count(*) FROM processed_envelopes WHERE points_written = 1"),
+        2
+    );
+}
+
+#[test]
+fn a_crash_after_the_commit_loses_no_points() {
+    crash_test("after_commit");
+}
+
+#[test]
+fn a_crash_after_writing_points_does_not_double_the_mirror() {
+    crash_test("after_points");
+}

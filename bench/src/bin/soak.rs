@@ -31,7 +31,11 @@ fn events_sent(log: &str) -> (u64, u64) {
     let mut messages = 0;
     for line in log.lines() {
         if let Some(rest) = line.split("analytics: sent ").nth(1) {
-            if let Some(n) = rest.split_whitespace().next().and_then(|n| n.parse::<u64>().ok()) {
+            if let Some(n) = rest
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+            {
                 events += n;
                 messages += 1;
             }
@@ -69,7 +73,9 @@ fn main() {
     bodies.push(fixture("updates/callback_query.json"));
     let bodies = Arc::new(bodies);
 
-    println!("soak: {updates} updates at concurrency {concurrency}, coalescing window {coalesce_ms} ms");
+    println!(
+        "soak: {updates} updates at concurrency {concurrency}, coalescing window {coalesce_ms} ms"
+    );
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(30)))
@@ -80,7 +86,8 @@ fn main() {
     let started = Instant::now();
     let threads: Vec<_> = (0..concurrency)
         .map(|t| {
-            let (agent, url, bodies, results) = (agent.clone(), url.clone(), bodies.clone(), results.clone());
+            let (agent, url, bodies, results) =
+                (agent.clone(), url.clone(), bodies.clone(), results.clone());
             std::thread::spawn(move || {
                 let mut local = Vec::new();
                 let mut i = t;
@@ -109,10 +116,15 @@ fn main() {
     }
     let load_seconds = started.elapsed().as_secs_f64();
     let results = results.lock().unwrap();
-    let non_2xx = results.iter().filter(|(s, _)| !(200..300).contains(s)).count();
+    let non_2xx = results
+        .iter()
+        .filter(|(s, _)| !(200..300).contains(s))
+        .count();
     let mut latencies: Vec<f64> = results.iter().map(|(_, ms)| *ms).collect();
     latencies.sort_by(f64::total_cmp);
-    let pct = |q: f64| latencies[((q * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len()) - 1];
+    let pct = |q: f64| {
+        latencies[((q * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len()) - 1]
+    };
 
     // Drain: wait until the consumer stored what the producer reports as sent, and the sent
     // total has stopped growing (the last wait_until sends are done).
@@ -130,7 +142,8 @@ fn main() {
 
     let stored = stack.d1_count("SELECT count(*) FROM analytics_points_local");
     let distinct = stack.d1_count("SELECT count(DISTINCT blob7) FROM analytics_points_local");
-    let error_points = stack.d1_count("SELECT count(DISTINCT blob7) FROM analytics_points_local WHERE blob3 = 'error'");
+    let error_points = stack
+        .d1_count("SELECT count(DISTINCT blob7) FROM analytics_points_local WHERE blob3 = 'error'");
     let error_rows = stack.d1_count("SELECT count(*) FROM error_events");
     let group_sum = stack.d1_count("SELECT COALESCE(SUM(count), 0) FROM error_groups");
     let envelopes = stack.d1(
@@ -138,28 +151,50 @@ fn main() {
          COALESCE(SUM(dropped_oversize), 0) AS oversize, COALESCE(SUM(dropped_buffer_full), 0) AS buffer_full FROM processed_envelopes",
     );
     let e = &envelopes[0];
-    let (envelope_count, envelope_events) = (e["n"].as_i64().unwrap(), e["events"].as_i64().unwrap());
+    let (envelope_count, envelope_events) =
+        (e["n"].as_i64().unwrap(), e["events"].as_i64().unwrap());
     let dropped = format!(
         "send_failed {}, oversize {}, buffer_full {}",
         e["send_failed"], e["oversize"], e["buffer_full"]
     );
-    let dropped_total = ["send_failed", "oversize", "buffer_full"].iter().map(|k| e[*k].as_i64().unwrap()).sum::<i64>();
+    let dropped_total = ["send_failed", "oversize", "buffer_full"]
+        .iter()
+        .map(|k| e[*k].as_i64().unwrap())
+        .sum::<i64>();
     let per_message = envelope_events as f64 / envelope_count.max(1) as f64;
 
     let checks = [
         ("every request answered 2xx", non_2xx == 0),
         ("stored = emitted", stored as u64 == emitted),
         ("no duplicates", distinct == stored),
-        ("every error event in error_events once", error_rows == error_points),
+        (
+            "every error event in error_events once",
+            error_rows == error_points,
+        ),
         ("group counts = error events", group_sum == error_rows),
         ("nothing dropped", dropped_total == 0),
-        ("queue messages seen by the consumer = sends logged", envelope_count as u64 == messages),
+        (
+            "queue messages seen by the consumer = sends logged",
+            envelope_count as u64 == messages,
+        ),
         // Without a window the bot sends exactly one message per request.
-        ("window 0: one message per request", coalesce_ms > 0 || envelope_count as usize == results.len()),
+        (
+            "window 0: one message per request",
+            coalesce_ms > 0 || envelope_count as usize == results.len(),
+        ),
     ];
     println!("\n| soak (coalescing window {coalesce_ms} ms) | value |\n| --- | --- |");
-    println!("| requests | {} in {:.1} s ({:.0}/s), concurrency {concurrency} |", results.len(), load_seconds, results.len() as f64 / load_seconds);
-    println!("| response p50 / p99 | {:.2} ms / {:.2} ms |", pct(0.5), pct(0.99));
+    println!(
+        "| requests | {} in {:.1} s ({:.0}/s), concurrency {concurrency} |",
+        results.len(),
+        load_seconds,
+        results.len() as f64 / load_seconds
+    );
+    println!(
+        "| response p50 / p99 | {:.2} ms / {:.2} ms |",
+        pct(0.5),
+        pct(0.99)
+    );
     println!("| non-2xx | {non_2xx} |");
     println!("| events emitted (producer log) | {emitted} |");
     println!("| events stored (local AE table) | {stored} |");
