@@ -133,6 +133,11 @@ impl Update {
         // JSON is UTF-8; serde_json does not check strings it skips, so check it all first.
         let text = std::str::from_utf8(body)
             .map_err(|e| UpdateError::Invalid(format!("body is not UTF-8: {e}")))?;
+        if nesting_depth(body) > MAX_NESTING {
+            return Err(UpdateError::Invalid(format!(
+                "JSON nested deeper than {MAX_NESTING} levels"
+            )));
+        }
         serde_json::from_str(text).map_err(|e| UpdateError::Invalid(e.to_string()))
     }
 
@@ -149,6 +154,36 @@ impl Update {
             .as_ref()
             .or_else(|| p.message.as_ref().and_then(|m| m.chat.as_ref()))
     }
+}
+
+/// Deepest JSON nesting accepted. Real updates nest about ten levels (a reply's keyboard);
+/// anything deeper is hostile and refused before parsing.
+pub const MAX_NESTING: usize = 64;
+
+/// The deepest nesting of `[`/`{` outside strings (a linear scan, no allocation).
+fn nesting_depth(json: &[u8]) -> usize {
+    let (mut depth, mut deepest, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in json {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 impl<'de> Deserialize<'de> for Update {
@@ -171,9 +206,12 @@ impl<'de> Visitor<'de> for UpdateVisitor {
         let mut found: Option<(String, bool, Payload)> = None;
         while let Some(key) = map.next_key::<String>()? {
             if key == "update_id" {
+                if update_id.is_some() {
+                    return Err(de::Error::duplicate_field("update_id"));
+                }
                 update_id = Some(map.next_value::<i64>()?);
             } else if KNOWN_UPDATE_KINDS.contains(&key.as_str()) && found.is_none() {
-                let payload = map.next_value::<Payload>()?;
+                let payload = map.next_value::<ObjectPayload>()?.0;
                 found = Some((key, true, payload));
             } else {
                 map.next_value::<IgnoredAny>()?;
@@ -191,6 +229,25 @@ impl<'de> Visitor<'de> for UpdateVisitor {
             known,
             payload,
         })
+    }
+}
+
+/// A [`Payload`] that must be a JSON object (serde's derived structs also accept arrays).
+struct ObjectPayload(Payload);
+
+impl<'de> Deserialize<'de> for ObjectPayload {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor;
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = ObjectPayload;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<ObjectPayload, A::Error> {
+                Payload::deserialize(de::value::MapAccessDeserializer::new(map)).map(ObjectPayload)
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor)
     }
 }
 
@@ -282,6 +339,8 @@ mod tests {
             b"{\"update_id\":1,\"message\":{\"chat\":{\"id\":\"nan\"}}}",
             b"{\"update_id\":1",
             b"{\"update_id\":1,\"x\":\"\xff\xfe\"}",
+            b"{\"update_id\":1,\"message\":[]}",
+            b"{\"update_id\":1,\"callback_query\":\"x\"}",
         ] {
             assert!(
                 Update::parse(body).is_err(),
@@ -292,15 +351,30 @@ mod tests {
     }
 
     #[test]
-    fn deep_nesting_is_handled_without_a_crash() {
+    fn deep_nesting_is_refused_without_a_crash() {
         let open = "[".repeat(100_000);
         let close = "]".repeat(100_000);
-        // Inside a field this build ignores: skipped without recursion.
-        let ignored = format!("{{\"update_id\":1,\"x\":{open}{close}}}");
-        assert_eq!(Update::parse(ignored.as_bytes()).unwrap().kind, "x");
-        // Where a value is expected: a clear error.
-        let typed = format!("{{\"update_id\":{open}{close}}}");
-        assert!(Update::parse(typed.as_bytes()).is_err());
+        for body in [
+            format!("{{\"update_id\":1,\"x\":{open}{close}}}"),
+            format!("{{\"update_id\":{open}{close}}}"),
+        ] {
+            let error = Update::parse(body.as_bytes()).unwrap_err();
+            assert!(error.to_string().contains("nested deeper"), "{error}");
+        }
+        // Brackets inside strings do not count; real nesting up to the limit is fine.
+        let in_string = format!("{{\"update_id\":1,\"x\":\"{open}\\\"\"}}");
+        assert_eq!(Update::parse(in_string.as_bytes()).unwrap().kind, "x");
+        let ok = format!(
+            "{{\"update_id\":1,\"x\":{}{}}}",
+            "[".repeat(MAX_NESTING - 1),
+            "]".repeat(MAX_NESTING - 1)
+        );
+        assert!(Update::parse(ok.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn a_duplicate_update_id_is_refused() {
+        assert!(Update::parse(br#"{"update_id":1,"update_id":2}"#).is_err());
     }
 
     #[test]
