@@ -54,8 +54,16 @@ node_modules/.package-lock.json: package.json package-lock.json
 ## ---- build ----
 build: build-producer build-consumer
 
-build-producer build-consumer: build-%: tools npm
-	cd $*-worker && $(CARGO_BIN)/worker-build --release
+# Rebuilt only when a source changed, so `wrangler dev`/`deploy` (whose [build] command calls
+# these targets) start in seconds when nothing changed.
+SHARED_SRC := $(shell find shared/src -name '*.rs') shared/Cargo.toml Cargo.toml Cargo.lock
+producer-worker/build/index.js: $(shell find producer-worker/src -name '*.rs') producer-worker/Cargo.toml $(SHARED_SRC) | tools npm
+	cd producer-worker && $(CARGO_BIN)/worker-build --release
+consumer-worker/build/index.js: $(shell find consumer-worker/src -name '*.rs') consumer-worker/Cargo.toml $(SHARED_SRC) | tools npm
+	cd consumer-worker && $(CARGO_BIN)/worker-build --release
+
+build-producer: producer-worker/build/index.js
+build-consumer: consumer-worker/build/index.js
 
 sizes: build
 	@for w in producer consumer; do \
