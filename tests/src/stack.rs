@@ -25,6 +25,9 @@ pub struct StackOptions {
     pub api_base: Option<String>,
     /// More `.dev.vars` lines (`NAME=value`) for both Workers.
     pub extra_vars: Vec<(String, String)>,
+    /// Override the main queue consumer's `max_retries` (to reach the dead letter queue
+    /// quickly; the dead letter queue's consumer keeps its own).
+    pub max_retries: Option<u32>,
     /// Put the consumer first (it then gets the HTTP port) and enable `/__scheduled`, to run
     /// its cron handler on demand.
     pub consumer_scheduled: bool,
@@ -96,11 +99,6 @@ impl Stack {
             test_config("wrangler.producer.toml"),
         )
         .unwrap();
-        fs::write(
-            dir.path().join("wrangler.consumer.toml"),
-            test_config("wrangler.consumer.toml"),
-        )
-        .unwrap();
         let mut vars = vec![
             (
                 "TELEGRAM_WEBHOOK_SECRET".to_string(),
@@ -116,6 +114,25 @@ impl Stack {
         let dev_vars: String = vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
         fs::write(dir.path().join(".dev.vars"), dev_vars).unwrap();
 
+        let mut consumer = local_config("wrangler.consumer.toml");
+        if let Some(retries) = options.max_retries {
+            if let Some(list) = consumer
+                .get_mut("queues")
+                .and_then(|q| q.get_mut("consumers"))
+                .and_then(|c| c.as_array_mut())
+            {
+                for c in list.iter_mut().filter_map(|c| c.as_table_mut()) {
+                    if c.get("dead_letter_queue").is_some() {
+                        c.insert("max_retries".into(), i64::from(retries).into());
+                    }
+                }
+            }
+        }
+        fs::write(
+            dir.path().join("wrangler.consumer.toml"),
+            toml::to_string(&consumer).expect("serialize config"),
+        )
+        .unwrap();
         let mut stack = Stack {
             dir,
             port: free_port(),

@@ -366,3 +366,42 @@ fn a_crash_after_the_commit_loses_no_points() {
 fn a_crash_after_writing_points_does_not_double_the_mirror() {
     crash_test("after_points");
 }
+
+#[test]
+fn what_exhausts_its_retries_is_stored_from_the_dead_letter_queue() {
+    let stack = Stack::start(StackOptions {
+        extra_vars: vec![("DEV_ENQUEUE".into(), "1".into())],
+        max_retries: Some(1),
+        ..StackOptions::default()
+    });
+    stack.d1("ALTER TABLE error_events RENAME TO error_events_offline");
+    enqueue(&stack, &encode(&samples::error_envelope()).unwrap());
+    // Two failed deliveries on the main queue, then the message moves to the dead letter queue,
+    // whose consumer fails too while D1 is down.
+    wait_for(
+        "the message on the dead letter queue",
+        Duration::from_secs(90),
+        || {
+            stack
+                .log()
+                .lines()
+                .any(|l| l.contains("QUEUE telegram-analytics-dlq"))
+                .then_some(())
+        },
+    );
+    stack.d1("ALTER TABLE error_events_offline RENAME TO error_events");
+    wait_count(
+        &stack,
+        "the error stored from the DLQ",
+        "SELECT count(*) FROM error_events",
+        1,
+    );
+    assert_eq!(
+        stack.d1("SELECT count FROM error_groups"),
+        vec![json!({"count": 1})]
+    );
+    assert_eq!(
+        stack.d1_count("SELECT count(*) FROM analytics_points_local"),
+        1
+    );
+}
