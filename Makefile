@@ -20,13 +20,14 @@ export WASM_OPT_BIN := $(ROOT)/node_modules/.bin/wasm-opt
 export WRANGLER_SEND_METRICS := false
 
 .PHONY: help bootstrap tools npm build build-producer build-consumer migrate dev test lint \
-        unit e2e dry-run docs sizes errors bench bench-smoke soak soak-small clean
+        unit e2e dry-run docs sizes errors bench bench-smoke soak soak-small fuzz fuzz-smoke clean
 
 help:
 	@echo "make dev      build both Workers and run them locally (one wrangler dev)"
 	@echo "make test     formatting, clippy, unit tests, dry-run deploys, end-to-end tests"
 	@echo "make bench    benchmarks: bot variants side by side, sizes, consumer throughput"
 	@echo "make soak     10,000 updates at concurrency 50, then checks nothing was lost or doubled"
+	@echo "make fuzz     fuzz envelope decoding and update parsing (FUZZ_SECONDS per target)"
 	@echo "make errors   error reports from D1, e.g. make errors ARGS='top --since 24h'"
 	@echo "make docs     regenerate generated parts of docs/"
 	@echo "make sizes    print the size of both .wasm files (raw and gzip)"
@@ -125,7 +126,16 @@ soak: bootstrap build
 soak-small: build
 	cargo run -q -p bench --bin soak -- --updates 600 --concurrency 20 --coalesce-ms $(SOAK_COALESCE_MS)
 
-test: bootstrap lint unit dry-run bench-smoke soak-small e2e
+# Coverage-guided fuzzing of shared (cargo-fuzz + libFuzzer, on stable without a sanitizer; see
+# shared/fuzz/run.sh). A crash fails the run and is saved as a regression input.
+FUZZ_SECONDS ?= 300
+fuzz:
+	shared/fuzz/run.sh $(FUZZ_SECONDS)
+
+fuzz-smoke:
+	shared/fuzz/run.sh 20
+
+test: bootstrap lint unit dry-run bench-smoke soak-small fuzz-smoke e2e
 
 # The full benchmark (not part of make test): rewrites the results in docs/benchmarks.md.
 BENCH_ARGS ?=
