@@ -6,78 +6,20 @@
 
 use std::rc::Rc;
 
-use shared::telegram::Update;
-use shared::Source;
 use worker::{event, Context, Env, Method, Request, Response, Result};
 
 pub mod analytics;
 pub mod bot;
 pub mod bot_api;
+pub mod config;
 pub mod middleware;
 pub mod webhook;
 
 use analytics::{BotTracker, Mode};
-use webhook::Rejection;
+use config::Config;
 
 /// The queue binding analytics events go to.
 pub const QUEUE_BINDING: &str = "ANALYTICS_QUEUE";
-
-struct Config {
-    secret: String,
-    bot_username: String,
-    mode: Mode,
-    source: Source,
-    api: bot_api::BotApi,
-    delivery: analytics::Delivery,
-}
-
-thread_local! {
-    /// The configuration, read from `env` once per isolate (bindings and secrets do not change
-    /// while an isolate lives; a new deployment starts new isolates).
-    static CONFIG: std::cell::OnceCell<Rc<Config>> = const { std::cell::OnceCell::new() };
-}
-
-impl Config {
-    /// The isolate's configuration.
-    fn get(env: &Env) -> Rc<Config> {
-        CONFIG.with(|c| c.get_or_init(|| Rc::new(Config::from_env(env))).clone())
-    }
-
-    fn from_env(env: &Env) -> Config {
-        let var = |name: &str| env.var(name).ok().map(|v| v.to_string());
-        let secret = |name: &str| {
-            env.secret(name)
-                .ok()
-                .map(|v| v.to_string())
-                .filter(|v| !v.is_empty())
-        };
-        Config {
-            secret: secret("TELEGRAM_WEBHOOK_SECRET").unwrap_or_default(),
-            bot_username: var("BOT_USERNAME").unwrap_or_default(),
-            mode: Mode::parse(var("ANALYTICS").as_deref()),
-            source: Source {
-                worker: var("BOT_NAME").unwrap_or_else(|| "telegram-bot".into()),
-                release: var("RELEASE").unwrap_or_else(|| env!("CARGO_PKG_VERSION").into()),
-            },
-            api: bot_api::BotApi {
-                base: var("TELEGRAM_API_BASE").unwrap_or_else(|| "https://api.telegram.org".into()),
-                token: secret("TELEGRAM_BOT_TOKEN"),
-            },
-            delivery: analytics::Delivery {
-                coalesce_ms: var("ANALYTICS_COALESCE_MS")
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(0.0),
-                faults: analytics::Faults {
-                    send_failures: var("DEV_FAULT_QUEUE_SEND_FAILURES")
-                        .and_then(|v| v.parse().ok()),
-                    send_delay_ms: var("DEV_FAULT_QUEUE_SEND_DELAY_MS")
-                        .and_then(|v| v.parse().ok()),
-                    log_sends: var("DEV_LOG_SENDS").as_deref() == Some("1"),
-                },
-            },
-        }
-    }
-}
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
@@ -96,7 +38,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
 async fn webhook(mut req: Request, env: Env, ctx: Context) -> Result<Response> {
     let received_at = js_sys::Date::now();
     let config = Config::get(&env);
-    let update = match accept(&mut req, &config).await {
+    let update = match webhook::accept(&mut req, &config.secret).await {
         Ok(update) => update,
         Err(rejection) => {
             if config.mode != Mode::Off {
@@ -165,18 +107,4 @@ async fn dev_enqueue(mut req: Request, env: Env) -> Result<Response> {
         Ok(()) => Response::ok("enqueued"),
         Err(e) => Response::error(format!("send failed: {e:?}"), 502),
     }
-}
-
-/// Checks a webhook request and parses its update, or says why it is refused.
-async fn accept(req: &mut Request, config: &Config) -> std::result::Result<Update, Rejection> {
-    let given = req.headers().get(webhook::SECRET_HEADER).ok().flatten();
-    if !webhook::secret_matches(given.as_deref(), &config.secret) {
-        return Err(Rejection::Unauthorized);
-    }
-    let content_type = req.headers().get("Content-Type").ok().flatten();
-    if !webhook::content_type_ok(content_type.as_deref()) {
-        return Err(Rejection::UnsupportedMediaType);
-    }
-    let body = webhook::read_body(req).await?;
-    webhook::parse_update(&body)
 }

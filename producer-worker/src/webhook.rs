@@ -120,6 +120,20 @@ pub fn parse_update(body: &[u8]) -> Result<Update, Rejection> {
     })
 }
 
+/// Checks a webhook request and parses its update, or says why it is refused.
+pub async fn accept(req: &mut Request, secret: &str) -> Result<Update, Rejection> {
+    let given = req.headers().get(SECRET_HEADER).ok().flatten();
+    if !secret_matches(given.as_deref(), secret) {
+        return Err(Rejection::Unauthorized);
+    }
+    let content_type = req.headers().get("Content-Type").ok().flatten();
+    if !content_type_ok(content_type.as_deref()) {
+        return Err(Rejection::UnsupportedMediaType);
+    }
+    let body = read_body(req).await?;
+    parse_update(&body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
