@@ -15,9 +15,10 @@ use std::io::Write;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bench::{percentile, post_updates};
 use e2e_tests::stack::{local_config, TEST_SECRET};
 use e2e_tests::{fixture, free_port, repo_root, wait_for, Stack, StackOptions};
 use shared::{encode, samples, NewEvent, Tracker};
@@ -169,59 +170,16 @@ fn clock_ticks_per_second() -> f64 {
 
 /// Sends `requests` updates at `concurrency` to one variant; records latencies and CPU.
 fn drive(variant: &mut Variant, bodies: &Arc<Vec<String>>, requests: usize, concurrency: usize) {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into();
     let url = format!("http://127.0.0.1:{}/telegram", variant.port);
-    let results = Arc::new(Mutex::new(Vec::with_capacity(requests)));
     let cpu_before = group_cpu_ticks(variant.child.id());
-    let started = Instant::now();
-    let threads: Vec<_> = (0..concurrency)
-        .map(|t| {
-            let (agent, url, bodies, results) =
-                (agent.clone(), url.clone(), bodies.clone(), results.clone());
-            let share = requests / concurrency + usize::from(t < requests % concurrency);
-            std::thread::spawn(move || {
-                let mut local = Vec::with_capacity(share);
-                for i in 0..share {
-                    let body = &bodies[(t * 7919 + i) % bodies.len()];
-                    let start = Instant::now();
-                    let ok = agent
-                        .post(&url)
-                        .header("Content-Type", "application/json")
-                        .header("X-Telegram-Bot-Api-Secret-Token", TEST_SECRET)
-                        .send(body.as_bytes())
-                        .map(|mut r| {
-                            let _ = r.body_mut().read_to_vec();
-                            r.status().as_u16() == 200
-                        })
-                        .unwrap_or(false);
-                    local.push((start.elapsed().as_secs_f64() * 1000.0, ok));
-                }
-                results.lock().unwrap().extend(local);
-            })
-        })
-        .collect();
-    for thread in threads {
-        thread.join().expect("load thread");
-    }
-    variant.busy += started.elapsed();
+    let (outcomes, wall) = post_updates(&url, bodies, requests, concurrency);
+    variant.busy += wall;
     variant.cpu_ticks += group_cpu_ticks(variant.child.id()).saturating_sub(cpu_before);
-    for (ms, ok) in results.lock().unwrap().drain(..) {
+    for (status, ms) in outcomes {
         variant.latencies_ms.push(ms);
         variant.requests += 1;
-        variant.failures += usize::from(!ok);
+        variant.failures += usize::from(status != 200);
     }
-}
-
-fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
-    sorted[rank - 1]
 }
 
 struct Row {

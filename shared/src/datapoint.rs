@@ -3,7 +3,7 @@
 //! runs from them and `docs/analytics-engine.md` is generated from them (a test keeps the two
 //! in step).
 
-use crate::event::Event;
+use crate::event::{truncate_on_char_boundary, Event};
 use crate::fingerprint::fingerprint;
 use crate::wire::Source;
 
@@ -264,13 +264,7 @@ pub fn index_value(p: &PointInput) -> String {
 }
 
 fn cut(mut text: String, max: usize) -> String {
-    if text.len() > max {
-        let mut end = max;
-        while !text.is_char_boundary(end) {
-            end -= 1;
-        }
-        text.truncate(end);
-    }
+    truncate_on_char_boundary(&mut text, max);
     text
 }
 

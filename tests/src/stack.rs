@@ -345,6 +345,14 @@ impl Stack {
         self.d1(&sql.join("\n"))
     }
 
+    /// Waits (bounded, 90 s) until the count `sql` returns reaches `n`; returns the count.
+    pub fn wait_count(&self, what: &str, sql: &str, n: i64) -> i64 {
+        wait_for(what, Duration::from_secs(90), || {
+            let count = self.d1_count(sql);
+            (count >= n).then_some(count)
+        })
+    }
+
     /// The single number a `SELECT count(*) AS n …` returns.
     pub fn d1_count(&self, sql: &str) -> i64 {
         self.d1(sql)

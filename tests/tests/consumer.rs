@@ -38,13 +38,6 @@ fn envelope_of(n: usize, seed: u8) -> Vec<u8> {
     encode(&envelope).unwrap()
 }
 
-fn wait_count(stack: &Stack, what: &str, sql: &str, n: i64) -> i64 {
-    wait_for(what, Duration::from_secs(90), || {
-        let c = stack.d1_count(sql);
-        (c >= n).then_some(c)
-    })
-}
-
 #[test]
 fn the_dev_enqueue_route_is_off_unless_enabled() {
     let stack = Stack::start(StackOptions::default());
@@ -63,14 +56,12 @@ fn duplicates_are_stored_once_and_poison_is_kept_aside() {
     enqueue(&stack, &error_envelope); // the same envelope again
     enqueue(&stack, &typical);
 
-    wait_count(
-        &stack,
+    stack.wait_count(
         "the poison message",
         "SELECT count(*) FROM rejected_messages",
         1,
     );
-    wait_count(
-        &stack,
+    stack.wait_count(
         "both envelopes",
         "SELECT count(*) FROM processed_envelopes",
         2,
@@ -126,8 +117,7 @@ fn a_d1_outage_loses_nothing() {
         "all or nothing"
     );
     stack.d1("ALTER TABLE error_events_offline RENAME TO error_events");
-    wait_count(
-        &stack,
+    stack.wait_count(
         "the error after D1 is back",
         "SELECT count(*) FROM error_events",
         1,
@@ -145,18 +135,18 @@ fn a_d1_outage_loses_nothing() {
 #[test]
 fn batches_beyond_the_analytics_engine_budget_arrive_whole_and_once() {
     let stack = consumer_stack();
-    // 12 hand-made envelopes of 100 events (the bot itself puts at most 25 in one): batches of
-    // 10 such messages hold 1,000 events, four times the 250-point budget of one invocation.
-    for seed in 0..12u8 {
+    // 6 hand-made envelopes of 100 events (the bot itself puts at most 25 in one): a batch of
+    // them holds 600 events, more than twice the 250-point budget of one invocation.
+    for seed in 0..6u8 {
         enqueue(&stack, &envelope_of(100, seed));
     }
     let sql = "SELECT count(*) FROM analytics_points_local";
-    let total = wait_count(&stack, "all 1200 events", sql, 1200);
+    let total = stack.wait_count("all 600 events", sql, 600);
     std::thread::sleep(Duration::from_secs(2));
-    assert_eq!(stack.d1_count(sql), 1200, "{total}");
+    assert_eq!(stack.d1_count(sql), 600, "{total}");
     assert_eq!(
         stack.d1_count("SELECT count(DISTINCT blob7) FROM analytics_points_local"),
-        1200
+        600
     );
     assert!(
         stack
@@ -192,12 +182,7 @@ fn the_report_command_prints_grouped_errors() {
             ],
         ),
     );
-    wait_count(
-        &stack,
-        "four error events",
-        "SELECT count(*) FROM error_events",
-        4,
-    );
+    stack.wait_count("four error events", "SELECT count(*) FROM error_events", 4);
 
     let options = |args: &[&str]| {
         let mut all: Vec<String> = vec![
@@ -330,8 +315,7 @@ fn crash_test(point: &str) {
     });
     enqueue(&stack, &encode(&samples::error_envelope()).unwrap());
     enqueue(&stack, &encode(&samples::typical_envelope()).unwrap());
-    wait_count(
-        &stack,
+    stack.wait_count(
         "both envelopes' points",
         "SELECT count(*) FROM analytics_points_local",
         6,
@@ -390,8 +374,7 @@ fn what_exhausts_its_retries_is_stored_from_the_dead_letter_queue() {
         },
     );
     stack.d1("ALTER TABLE error_events_offline RENAME TO error_events");
-    wait_count(
-        &stack,
+    stack.wait_count(
         "the error stored from the DLQ",
         "SELECT count(*) FROM error_events",
         1,

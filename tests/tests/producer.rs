@@ -19,14 +19,6 @@ fn stack_with_api(api: &FakeBotApi, extra: &[(&str, &str)]) -> Stack {
     })
 }
 
-/// Waits until `sql` (a `SELECT count(*)`) reaches `n`, then returns the final count.
-fn wait_count(stack: &Stack, what: &str, sql: &str, n: i64) -> i64 {
-    wait_for(what, Duration::from_secs(60), || {
-        let c = stack.d1_count(sql);
-        (c >= n).then_some(c)
-    })
-}
-
 #[test]
 fn every_update_kind_is_answered_and_tracked() {
     let api = FakeBotApi::start();
@@ -40,8 +32,7 @@ fn every_update_kind_is_answered_and_tracked() {
     assert_eq!(status, 200, "an unknown kind is still accepted");
 
     let expected = KNOWN_UPDATE_KINDS.len() as i64 + 1;
-    let n = wait_count(
-        &stack,
+    let n = stack.wait_count(
         "one update event per kind",
         "SELECT count(*) FROM analytics_points_local WHERE blob3 = 'update'",
         expected,
@@ -176,8 +167,7 @@ fn refused_requests_get_4xx_and_are_counted_without_queue_traffic() {
     // …until a good update, which carries the counts by reason.
     let (status, _) = stack.post_update(&good, Some(TEST_SECRET));
     assert_eq!(status, 200);
-    wait_count(
-        &stack,
+    stack.wait_count(
         "webhook_rejected events",
         "SELECT count(*) FROM analytics_points_local WHERE blob4 = 'webhook_rejected'",
         1,

@@ -8,10 +8,10 @@
 //! `--coalesce-ms W` sets the bot's coalescing window (0 = one message per request).
 //! Exit code 1 when a check fails.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use e2e_tests::stack::TEST_SECRET;
+use bench::{percentile, post_updates};
 use e2e_tests::{fixture, wait_for, FakeBotApi, Stack, StackOptions};
 use serde_json::json;
 use shared::telegram::KNOWN_UPDATE_KINDS;
@@ -76,55 +76,15 @@ fn main() {
     println!(
         "soak: {updates} updates at concurrency {concurrency}, coalescing window {coalesce_ms} ms"
     );
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into();
-    let url = stack.url("/telegram");
-    let results = Arc::new(Mutex::new(Vec::with_capacity(updates)));
-    let started = Instant::now();
-    let threads: Vec<_> = (0..concurrency)
-        .map(|t| {
-            let (agent, url, bodies, results) =
-                (agent.clone(), url.clone(), bodies.clone(), results.clone());
-            std::thread::spawn(move || {
-                let mut local = Vec::new();
-                let mut i = t;
-                while i < updates {
-                    let body = &bodies[i % bodies.len()];
-                    let start = Instant::now();
-                    let status = agent
-                        .post(&url)
-                        .header("Content-Type", "application/json")
-                        .header("X-Telegram-Bot-Api-Secret-Token", TEST_SECRET)
-                        .send(body.as_bytes())
-                        .map(|mut r| {
-                            let _ = r.body_mut().read_to_vec();
-                            r.status().as_u16()
-                        })
-                        .unwrap_or(0);
-                    local.push((status, start.elapsed().as_secs_f64() * 1000.0));
-                    i += concurrency;
-                }
-                results.lock().unwrap().extend(local);
-            })
-        })
-        .collect();
-    for thread in threads {
-        thread.join().expect("load thread");
-    }
-    let load_seconds = started.elapsed().as_secs_f64();
-    let results = results.lock().unwrap();
+    let (results, load_time) = post_updates(&stack.url("/telegram"), &bodies, updates, concurrency);
+    let load_seconds = load_time.as_secs_f64();
     let non_2xx = results
         .iter()
         .filter(|(s, _)| !(200..300).contains(s))
         .count();
     let mut latencies: Vec<f64> = results.iter().map(|(_, ms)| *ms).collect();
     latencies.sort_by(f64::total_cmp);
-    let pct = |q: f64| {
-        latencies[((q * latencies.len() as f64).ceil() as usize).clamp(1, latencies.len()) - 1]
-    };
+    let pct = |q: f64| percentile(&latencies, q);
 
     // Drain: wait until the consumer stored what the producer reports as sent, and the sent
     // total has stopped growing (the last wait_until sends are done).

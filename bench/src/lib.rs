@@ -1,0 +1,64 @@
+//! What `bench` and `soak` share: posting webhook updates at a given concurrency.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use e2e_tests::stack::TEST_SECRET;
+
+/// One answered (or failed) request: HTTP status (0 when no answer) and latency in ms.
+pub type Outcome = (u16, f64);
+
+/// Posts `requests` updates to `url` from `concurrency` threads, each thread taking every
+/// `concurrency`-th request; request `i` sends `bodies[i % bodies.len()]`. Returns every
+/// outcome and the wall time.
+pub fn post_updates(
+    url: &str,
+    bodies: &Arc<Vec<String>>,
+    requests: usize,
+    concurrency: usize,
+) -> (Vec<Outcome>, Duration) {
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into();
+    let started = Instant::now();
+    let threads: Vec<_> = (0..concurrency.max(1))
+        .map(|t| {
+            let (agent, url, bodies) = (agent.clone(), url.to_string(), bodies.clone());
+            std::thread::spawn(move || {
+                let mut outcomes = Vec::new();
+                for i in (t..requests).step_by(concurrency.max(1)) {
+                    let body = &bodies[i % bodies.len()];
+                    let start = Instant::now();
+                    let status = agent
+                        .post(&url)
+                        .header("Content-Type", "application/json")
+                        .header("X-Telegram-Bot-Api-Secret-Token", TEST_SECRET)
+                        .send(body.as_bytes())
+                        .map(|mut r| {
+                            let _ = r.body_mut().read_to_vec();
+                            r.status().as_u16()
+                        })
+                        .unwrap_or(0);
+                    outcomes.push((status, start.elapsed().as_secs_f64() * 1000.0));
+                }
+                outcomes
+            })
+        })
+        .collect();
+    let outcomes = threads
+        .into_iter()
+        .flat_map(|t| t.join().expect("load thread"))
+        .collect();
+    (outcomes, started.elapsed())
+}
+
+/// The `q` quantile (nearest rank) of sorted values.
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
