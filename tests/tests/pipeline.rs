@@ -89,6 +89,30 @@ fn one_update_is_followed_end_to_end() {
     assert_eq!(calls[0].token, e2e_tests::stack::TEST_TOKEN);
     assert_eq!(calls[0].body["message_id"], 77);
 
+    // The token went to the Bot API only: no event, error row or log line carries it.
+    let token = e2e_tests::stack::TEST_TOKEN;
+    let blobs: Vec<String> = (1..=20)
+        .map(|i| format!("instr(ifnull(blob{i}, ''), '{token}') > 0"))
+        .collect();
+    let leaks = stack.d1_count(&format!(
+        "SELECT count(*) FROM analytics_points_local WHERE {}",
+        blobs.join(" OR ")
+    ));
+    assert_eq!(
+        leaks, 0,
+        "the bot token leaked into Analytics Engine points"
+    );
+    assert_eq!(
+        stack.d1_count(&format!(
+            "SELECT count(*) FROM error_events WHERE instr(message, '{token}') > 0"
+        )),
+        0
+    );
+    assert!(
+        !stack.log().contains(token),
+        "the bot token appears in the Worker's logs"
+    );
+
     // Exactly two updates were tracked: the rejected requests left no trace.
     let updates = wait_for("both update events", Duration::from_secs(30), || {
         let n = stack
