@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use e2e_tests::stack::TEST_SECRET;
-use e2e_tests::{fixture, repo_root, wait_for, FakeBotApi, Stack, StackOptions};
+use e2e_tests::{fixture, wait_for, FakeBotApi, Stack, StackOptions};
 use serde_json::{json, Value};
 use shared::telegram::KNOWN_UPDATE_KINDS;
 
@@ -281,5 +281,4 @@ fn failing_and_slow_queue_sends_never_delay_the_answer_and_drops_are_counted() {
         stack.log().contains("queue send failed twice"),
         "the drop is logged"
     );
-    let _ = repo_root();
 }
