@@ -1,5 +1,7 @@
-//! Analytics plumbing of the bot: one tracker per request, flushed once inside `wait_until`
-//! and sent to the queue as MessagePack with content type `bytes`.
+//! Analytics plumbing of the bot: one tracker per request; inside `wait_until` its events go to
+//! the queue as MessagePack with content type `bytes` — coalesced with those of concurrent
+//! requests by the isolate's current flusher (`ANALYTICS_COALESCE_MS`, see
+//! `docs/coalescing.md`), or as one message per request when the window is 0.
 
 use std::cell::{Cell, RefCell};
 
