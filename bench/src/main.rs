@@ -12,13 +12,13 @@
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bench::{percentile, post_updates};
+use bench::{arg, flag, percentile, post_updates};
+use e2e_tests::process::{spawn_wrangler_dev, stop_process_group};
 use e2e_tests::stack::{local_config, TEST_SECRET};
 use e2e_tests::{fixture, free_port, repo_root, wait_for, Stack, StackOptions};
 use shared::{encode, samples, NewEvent, Tracker};
@@ -33,22 +33,14 @@ struct Settings {
 }
 
 fn settings() -> Settings {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let value = |name: &str, default: usize| {
-        args.iter()
-            .position(|a| a == name)
-            .and_then(|i| args.get(i + 1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(default)
-    };
-    let smoke = args.iter().any(|a| a == "--smoke");
+    let smoke = flag("--smoke");
     Settings {
         smoke,
-        requests: value("--requests", if smoke { 50 } else { 1_000 }),
-        concurrency: value("--concurrency", if smoke { 4 } else { 20 }),
-        rounds: value("--rounds", if smoke { 1 } else { 5 }),
-        consumer_events: value("--consumer-events", if smoke { 500 } else { 20_000 }),
-        write_doc: args.iter().any(|a| a == "--write-doc"),
+        requests: arg("--requests", if smoke { 50 } else { 1_000 }),
+        concurrency: arg("--concurrency", if smoke { 4 } else { 20 }),
+        rounds: arg("--rounds", if smoke { 1 } else { 5 }),
+        consumer_events: arg("--consumer-events", if smoke { 500 } else { 20_000 }),
+        write_doc: flag("--write-doc"),
     }
 }
 
@@ -67,16 +59,8 @@ struct Variant {
 
 impl Drop for Variant {
     fn drop(&mut self) {
-        let group = format!("-{}", self.child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-        std::thread::sleep(Duration::from_millis(500));
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = self.child.wait();
+        stop_process_group(&mut self.child);
     }
-}
-
-fn wrangler() -> PathBuf {
-    repo_root().join("node_modules/.bin/wrangler")
 }
 
 fn start_variant(
@@ -88,26 +72,13 @@ fn start_variant(
     let config_path = dir.join(format!("wrangler.{key}.toml"));
     fs::write(&config_path, toml::to_string(&config).unwrap()).unwrap();
     let port = free_port();
-    let log = fs::File::create(dir.join(format!("{key}.log"))).unwrap();
-    let child = Command::new(wrangler())
-        .current_dir(dir)
-        .args(["dev", "-c", config_path.to_str().unwrap()])
-        .args(["--persist-to", &format!("state-{key}"), "--ip", "127.0.0.1"])
-        .args([
-            "--port",
-            &port.to_string(),
-            "--inspector-port",
-            &free_port().to_string(),
-        ])
-        .args(["--show-interactive-dev-session=false", "--log-level=warn"])
-        .env("WRANGLER_SEND_METRICS", "false")
-        .env("CI", "true")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .process_group(0)
-        .spawn()
-        .expect("start wrangler dev");
+    let child = spawn_wrangler_dev(
+        dir,
+        &["-c", config_path.to_str().unwrap(), "--log-level=warn"],
+        &format!("state-{key}"),
+        port,
+        &dir.join(format!("{key}.log")),
+    );
     let variant = Variant {
         key,
         label,

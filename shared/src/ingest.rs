@@ -363,36 +363,36 @@ pub fn d1_statements(
     // points — new ones, and ones whose earlier delivery committed but crashed before the
     // points were marked written.
     let mut keys: Vec<&str> = plan.accepted.iter().map(|a| a.key.as_str()).collect();
+    keys.sort_unstable();
     keys.dedup();
-    for chunk in keys.chunks(D1_MAX_PARAMS) {
-        statements.push(Statement {
-            sql: format!(
-                "SELECT key FROM processed_envelopes WHERE points_written = 0 AND key IN ({})",
-                vec!["?"; chunk.len()].join(",")
-            ),
-            params: chunk
-                .iter()
-                .map(|k| SqlValue::Text(k.to_string()))
-                .collect(),
-            role: StatementRole::PendingPointKeys,
-        });
-    }
+    statements.extend(keyed_statements(
+        "SELECT key FROM processed_envelopes WHERE points_written = 0 AND key IN",
+        &keys,
+        StatementRole::PendingPointKeys,
+    ));
     statements
 }
 
 /// The statements that mark envelopes' data points as written (run after writing them).
 pub fn mark_points_written(keys: &[&str]) -> Vec<Statement> {
+    keyed_statements(
+        "UPDATE processed_envelopes SET points_written = 1 WHERE key IN",
+        keys,
+        StatementRole::Write,
+    )
+}
+
+/// `{sql_head} (?, …)` over `keys`, chunked so each statement binds at most
+/// [`D1_MAX_PARAMS`] keys.
+fn keyed_statements(sql_head: &str, keys: &[&str], role: StatementRole) -> Vec<Statement> {
     keys.chunks(D1_MAX_PARAMS)
         .map(|chunk| Statement {
-            sql: format!(
-                "UPDATE processed_envelopes SET points_written = 1 WHERE key IN ({})",
-                vec!["?"; chunk.len()].join(",")
-            ),
+            sql: format!("{sql_head} ({})", vec!["?"; chunk.len()].join(",")),
             params: chunk
                 .iter()
                 .map(|k| SqlValue::Text(k.to_string()))
                 .collect(),
-            role: StatementRole::Write,
+            role,
         })
         .collect()
 }

@@ -96,6 +96,16 @@ impl FakeBotApi {
             .insert(method.to_string(), (status, body.to_string()));
     }
 
+    /// Makes `method` fail from now on with Telegram's error shape:
+    /// `{"ok": false, "error_code": status, "description": description}`.
+    pub fn respond_error(&self, method: &str, status: u16, description: &str) {
+        self.respond(
+            method,
+            status,
+            serde_json::json!({"ok": false, "error_code": status, "description": description}),
+        );
+    }
+
     /// The calls received so far.
     pub fn calls(&self) -> Vec<ApiCall> {
         self.calls.lock().unwrap().clone()

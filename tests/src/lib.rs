@@ -3,6 +3,7 @@
 //! Every process it starts is stopped when the [`Stack`] is dropped, also when a test fails.
 
 pub mod fake_bot_api;
+pub mod process;
 pub mod stack;
 
 pub use fake_bot_api::{ApiCall, FakeBotApi};

@@ -3,7 +3,6 @@
 
 use std::fs;
 use std::io::Read;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -11,6 +10,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
+use crate::process::{spawn_wrangler_dev, stop_process_group, wrangler};
 use crate::{free_port, repo_root, wait_for};
 
 /// The webhook secret the test stack uses.
@@ -33,15 +33,20 @@ pub struct StackOptions {
     pub consumer_scheduled: bool,
 }
 
+/// The flags that point a `wrangler d1` command at the stack's local database.
+const LOCAL_DB: [&str; 5] = [
+    "--local",
+    "--persist-to",
+    "state",
+    "-c",
+    "wrangler.consumer.toml",
+];
+
 /// A running local stack. Dropping it stops every process it started.
 pub struct Stack {
     dir: TempDir,
     port: u16,
     child: Option<Child>,
-}
-
-fn wrangler() -> PathBuf {
-    repo_root().join("node_modules/.bin/wrangler")
 }
 
 /// Loads a wrangler config of the repository for use from another directory: absolute paths,
@@ -138,18 +143,7 @@ impl Stack {
             port: free_port(),
             child: None,
         };
-        stack.wrangler_ok(&[
-            "d1",
-            "migrations",
-            "apply",
-            "DB",
-            "--local",
-            "--persist-to",
-            "state",
-            "-c",
-            "wrangler.consumer.toml",
-        ]);
-        let log = fs::File::create(stack.log_path()).unwrap();
+        stack.wrangler_ok(&[&["d1", "migrations", "apply", "DB"][..], &LOCAL_DB].concat());
         let (configs, ready_path) = if options.consumer_scheduled {
             (
                 ["wrangler.consumer.toml", "wrangler.producer.toml"],
@@ -161,26 +155,17 @@ impl Stack {
                 "/health",
             )
         };
-        let child = Command::new(wrangler())
-            .current_dir(stack.dir.path())
-            .args(["dev", "-c", configs[0], "-c", configs[1]])
-            .args(if options.consumer_scheduled {
-                &["--test-scheduled"][..]
-            } else {
-                &[]
-            })
-            .args(["--persist-to", "state", "--ip", "127.0.0.1"])
-            .args(["--port", &stack.port.to_string()])
-            .args(["--inspector-port", &free_port().to_string()])
-            .args(["--show-interactive-dev-session=false"])
-            .env("WRANGLER_SEND_METRICS", "false")
-            .env("CI", "true")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .expect("start wrangler dev");
+        let mut args = vec!["-c", configs[0], "-c", configs[1]];
+        if options.consumer_scheduled {
+            args.push("--test-scheduled");
+        }
+        let child = spawn_wrangler_dev(
+            stack.dir.path(),
+            &args,
+            "state",
+            stack.port,
+            &stack.log_path(),
+        );
         println!(
             "e2e: started wrangler dev (pid {}) on 127.0.0.1:{} in {}",
             child.id(),
@@ -314,22 +299,13 @@ impl Stack {
     /// Runs SQL against the local D1 database (as a user would: `wrangler d1 execute --local`)
     /// and returns the result rows.
     pub fn d1(&self, sql: &str) -> Vec<Value> {
-        let out = self.wrangler_retrying(
-            &[
-                "d1",
-                "execute",
-                "DB",
-                "--local",
-                "--persist-to",
-                "state",
-                "-c",
-                "wrangler.consumer.toml",
-                "--json",
-                "--command",
-                sql,
-            ],
-            5,
-        );
+        let args = [
+            &["d1", "execute", "DB"][..],
+            &LOCAL_DB,
+            &["--json", "--command", sql],
+        ]
+        .concat();
+        let out = self.wrangler_retrying(&args, 5);
         let parsed: Value = serde_json::from_str(&out)
             .unwrap_or_else(|e| panic!("d1 output is not JSON ({e}):\n{out}"));
         parsed[0]["results"].as_array().cloned().unwrap_or_default()
@@ -364,21 +340,9 @@ impl Stack {
     }
 
     fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else {
-            return;
-        };
-        let group = format!("-{}", child.id());
-        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = child.try_wait() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(100));
+        if let Some(mut child) = self.child.take() {
+            stop_process_group(&mut child);
         }
-        // Whatever is left of the group (workerd children included) is killed outright.
-        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
-        let _ = child.wait();
     }
 }
 

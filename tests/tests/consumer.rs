@@ -38,6 +38,24 @@ fn envelope_of(n: usize, seed: u8) -> Vec<u8> {
     encode(&envelope).unwrap()
 }
 
+/// Asserts the store holds exactly `points` data points, each once, and the one error event of
+/// `samples::error_envelope` once, in one group counted once.
+fn assert_stored_once(stack: &Stack, points: i64) {
+    assert_eq!(
+        stack.d1_count("SELECT count(*) FROM analytics_points_local"),
+        points
+    );
+    assert_eq!(
+        stack.d1_count("SELECT count(DISTINCT blob7) FROM analytics_points_local"),
+        points
+    );
+    assert_eq!(stack.d1_count("SELECT count(*) FROM error_events"), 1);
+    assert_eq!(
+        stack.d1("SELECT count FROM error_groups"),
+        vec![json!({"count": 1})]
+    );
+}
+
 #[test]
 fn the_dev_enqueue_route_is_off_unless_enabled() {
     let stack = Stack::start(StackOptions::default());
@@ -79,20 +97,8 @@ fn duplicates_are_stored_once_and_poison_is_kept_aside() {
         stack.d1_count("SELECT count(*) FROM processed_envelopes"),
         2
     );
-    assert_eq!(stack.d1_count("SELECT count(*) FROM error_events"), 1);
-    assert_eq!(
-        stack.d1("SELECT count FROM error_groups"),
-        vec![json!({"count": 1})]
-    );
     // 1 error event + 5 typical events, each exactly once.
-    assert_eq!(
-        stack.d1_count("SELECT count(*) FROM analytics_points_local"),
-        6
-    );
-    assert_eq!(
-        stack.d1_count("SELECT count(DISTINCT blob7) FROM analytics_points_local"),
-        6
-    );
+    assert_stored_once(&stack, 6);
     // The carried drop counts of the error envelope are visible.
     assert_eq!(
         stack.d1_count("SELECT SUM(dropped_send_failed) FROM processed_envelopes"),
@@ -122,14 +128,7 @@ fn a_d1_outage_loses_nothing() {
         "SELECT count(*) FROM error_events",
         1,
     );
-    assert_eq!(
-        stack.d1("SELECT count FROM error_groups"),
-        vec![json!({"count": 1})]
-    );
-    assert_eq!(
-        stack.d1_count("SELECT count(*) FROM analytics_points_local"),
-        1
-    );
+    assert_stored_once(&stack, 1);
 }
 
 #[test]
@@ -322,19 +321,7 @@ fn crash_test(point: &str) {
     );
     std::thread::sleep(Duration::from_secs(3));
     assert!(stack.log().contains("injected crash"), "the fault fired");
-    assert_eq!(
-        stack.d1_count("SELECT count(*) FROM analytics_points_local"),
-        6
-    );
-    assert_eq!(
-        stack.d1_count("SELECT count(DISTINCT blob7) FROM analytics_points_local"),
-        6
-    );
-    assert_eq!(stack.d1_count("SELECT count(*) FROM error_events"), 1);
-    assert_eq!(
-        stack.d1("SELECT count FROM error_groups"),
-        vec![json!({"count": 1})]
-    );
+    assert_stored_once(&stack, 6);
     assert_eq!(
         stack.d1_count("SELECT count(*) FROM processed_envelopes WHERE points_written = 1"),
         2
@@ -379,12 +366,5 @@ fn what_exhausts_its_retries_is_stored_from_the_dead_letter_queue() {
         "SELECT count(*) FROM error_events",
         1,
     );
-    assert_eq!(
-        stack.d1("SELECT count FROM error_groups"),
-        vec![json!({"count": 1})]
-    );
-    assert_eq!(
-        stack.d1_count("SELECT count(*) FROM analytics_points_local"),
-        1
-    );
+    assert_stored_once(&stack, 1);
 }

@@ -10,10 +10,10 @@ use serde_json::{json, Value};
 #[test]
 fn one_update_is_followed_end_to_end() {
     let api = FakeBotApi::start();
-    api.respond(
+    api.respond_error(
         "editMessageText",
         400,
-        json!({"ok": false, "error_code": 400, "description": "Bad Request: message to edit not found"}),
+        "Bad Request: message to edit not found",
     );
     let stack = Stack::start(StackOptions {
         api_base: Some(api.base_url()),

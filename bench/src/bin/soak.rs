@@ -11,19 +11,9 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bench::{percentile, post_updates};
+use bench::{arg, percentile, post_updates};
 use e2e_tests::{fixture, wait_for, FakeBotApi, Stack, StackOptions};
-use serde_json::json;
 use shared::telegram::KNOWN_UPDATE_KINDS;
-
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
 
 /// Sum of `analytics: sent N events` over the log.
 fn events_sent(log: &str) -> (u64, u64) {
@@ -50,10 +40,10 @@ fn main() {
     let coalesce_ms = arg("--coalesce-ms", 0);
 
     let api = FakeBotApi::start();
-    api.respond(
+    api.respond_error(
         "editMessageText",
         400,
-        json!({"ok": false, "error_code": 400, "description": "Bad Request: message to edit not found"}),
+        "Bad Request: message to edit not found",
     );
     let stack = Stack::start(StackOptions {
         api_base: Some(api.base_url()),
