@@ -111,9 +111,10 @@ pub fn parse_update(body: &[u8]) -> Result<Update, Rejection> {
         let reason = match e {
             UpdateError::MissingUpdateId => e.to_string(),
             UpdateError::Invalid(detail) => {
-                let mut detail = detail;
-                detail.truncate(200);
-                format!("not a Telegram update: {detail}")
+                format!(
+                    "not a Telegram update: {}",
+                    shared::text::ellipsize(&detail, 200)
+                )
             }
         };
         Rejection::BadRequest(reason)
@@ -170,5 +171,15 @@ mod tests {
         };
         assert!(reason.starts_with("not a Telegram update"), "{reason}");
         assert!(parse_update(br#"{"update_id":1}"#).is_ok());
+    }
+
+    #[test]
+    fn a_multibyte_update_id_is_a_400_not_a_panic() {
+        // Reported against `make dev`: the error text was cut at byte 200, inside a `€`.
+        let body = format!(r#"{{"update_id":"{}"}}"#, "€".repeat(100));
+        let Err(Rejection::BadRequest(reason)) = parse_update(body.as_bytes()) else {
+            panic!("expected 400")
+        };
+        assert!(reason.starts_with("not a Telegram update"), "{reason}");
     }
 }

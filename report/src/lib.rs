@@ -84,14 +84,15 @@ pub enum Report {
 
 /// Parses `24h`, `30m`, `7d` into milliseconds.
 pub fn parse_duration(text: &str) -> Result<i64, ReportError> {
-    let (number, unit) = text.split_at(text.len().saturating_sub(1));
+    let (number, unit) = shared::text::split_last_char(text)
+        .ok_or_else(|| ReportError::Usage("--since needs a value like 24h".into()))?;
     let n: i64 = number
         .parse()
         .map_err(|_| ReportError::Usage(format!("bad duration {text:?}")))?;
     let unit_ms = match unit {
-        "m" => 60_000,
-        "h" => 3_600_000,
-        "d" => 86_400_000,
+        'm' => 60_000,
+        'h' => 3_600_000,
+        'd' => 86_400_000,
         _ => return Err(ReportError::Usage(format!("bad duration unit in {text:?}"))),
     };
     Ok(n.saturating_mul(unit_ms))
@@ -304,6 +305,17 @@ pub fn render_table(rows: &[Value]) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_non_ascii_duration_unit_is_a_usage_error_not_a_panic() {
+        for since in ["5ч", "ч", "€", "1€d", ""] {
+            let args = vec!["--since".to_string(), since.to_string()];
+            assert!(
+                matches!(parse_args(&args), Err(ReportError::Usage(_))),
+                "--since {since:?}"
+            );
+        }
+    }
 
     fn args(a: &[&str]) -> Vec<String> {
         a.iter().map(|s| s.to_string()).collect()

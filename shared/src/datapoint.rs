@@ -3,7 +3,7 @@
 //! runs from them and `docs/analytics-engine.md` is generated from them (a test keeps the two
 //! in step).
 
-use crate::event::{truncate_on_char_boundary, Event};
+use crate::event::Event;
 use crate::fingerprint::fingerprint;
 use crate::wire::Source;
 
@@ -264,7 +264,7 @@ pub fn index_value(p: &PointInput) -> String {
 }
 
 fn cut(mut text: String, max: usize) -> String {
-    truncate_on_char_boundary(&mut text, max);
+    crate::text::truncate(&mut text, max);
     text
 }
 

@@ -132,22 +132,9 @@ pub struct Event {
     pub truncated: u32,
 }
 
-/// Cuts `text` to at most `max` bytes on a character boundary; says whether it cut.
-pub fn truncate_on_char_boundary(text: &mut String, max: usize) -> bool {
-    if text.len() <= max {
-        return false;
-    }
-    let mut end = max;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    text.truncate(end);
-    true
-}
-
 /// Cuts `text` to at most `max` bytes on a character boundary; counts a cut in `truncated`.
 pub(crate) fn bounded(mut text: String, max: usize, truncated: &mut u32) -> String {
-    if truncate_on_char_boundary(&mut text, max) {
+    if crate::text::truncate(&mut text, max) {
         *truncated += 1;
     }
     text

@@ -11,6 +11,7 @@
 //! - [`skew`]: clock-skew correction.
 //! - [`retry`]: the consumer's backoff policy.
 //! - [`telegram`]: webhook update parsing and command splitting.
+//! - [`text`]: cutting text on character boundaries (the one helper every cut goes through).
 #![warn(missing_docs)]
 
 pub mod coalesce;
@@ -24,6 +25,7 @@ pub mod retry;
 pub mod samples;
 pub mod skew;
 pub mod telegram;
+pub mod text;
 pub mod tracker;
 pub mod wire;
 

@@ -492,6 +492,27 @@ mod tests {
     }
 
     #[test]
+    fn messages_fit_the_queues_limit_of_128000_bytes() {
+        // Cloudflare Queues and miniflare both refuse a message over 128,000 bytes (128 KB in
+        // decimal), metadata included; 131,072 (128 KiB) is too much.
+        const QUEUES_LIMIT: usize = 128_000;
+        let (t, _) = tracker();
+        for _ in 0..MAX_EVENTS_PER_MESSAGE {
+            // About 5.2 KB each: 25 of them make about 130,000 bytes.
+            let props: Vec<(String, String)> = (0..16)
+                .map(|k| (format!("{k:0>64}"), "v".repeat(250)))
+                .collect();
+            t.track("big", props);
+        }
+        let flush = t.flush();
+        let sizes: Vec<usize> = flush.messages.iter().map(|m| m.bytes.len()).collect();
+        for size in &sizes {
+            assert!(*size < QUEUES_LIMIT, "message sizes {sizes:?}");
+        }
+        assert_eq!(flush.event_count(), MAX_EVENTS_PER_MESSAGE as u64);
+    }
+
+    #[test]
     fn full_buffer_counts_drops_and_they_ride_in_the_next_message() {
         let (t, _) = tracker();
         for _ in 0..MAX_BUFFERED_EVENTS + 5 {

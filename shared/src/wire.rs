@@ -12,8 +12,16 @@ use crate::event::Event;
 /// The schema version this crate writes, and the only one it reads.
 pub const SCHEMA_VERSION: u32 = 1;
 
-/// Largest queue message Cloudflare Queues accepts (128 KB).
-pub const MAX_MESSAGE_BYTES: usize = 128 * 1024;
+/// Cloudflare Queues' limit for one message: 128 KB in decimal, 128,000 bytes, metadata
+/// included (miniflare enforces the same `128 * 1000` on the body).
+pub const QUEUES_MESSAGE_LIMIT_BYTES: usize = 128_000;
+
+/// Bytes kept free for the queue's own metadata, which counts toward its limit (Cloudflare
+/// documents about 100 bytes; ten times that is kept).
+pub const QUEUES_METADATA_RESERVE_BYTES: usize = 1_000;
+
+/// Largest envelope this crate puts in one queue message.
+pub const MAX_MESSAGE_BYTES: usize = QUEUES_MESSAGE_LIMIT_BYTES - QUEUES_METADATA_RESERVE_BYTES;
 
 /// Who sent an envelope.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
