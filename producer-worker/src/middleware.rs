@@ -31,12 +31,12 @@ pub fn count_rejection(reason: &str) {
 pub fn track_update(tracker: &BotTracker, update: &Update, plan: &Plan, received_at: f64) {
     let chat = update.chat();
     tracker.set_context(update.user_id(), chat.map(|c| c.id));
-    let mut properties = vec![("update_id".to_string(), update.update_id.to_string())];
+    let mut properties = vec![("update_id".to_string(), update.update_id.into())];
     if let Some(chat) = chat {
-        properties.push(("chat_type".into(), chat.kind.clone()));
+        properties.push(("chat_type".into(), chat.kind.clone().into()));
     }
     if !update.known {
-        properties.push(("unknown_kind".into(), update.kind.clone()));
+        properties.push(("unknown_kind".into(), update.kind.clone().into()));
     }
     tracker.record(NewEvent {
         kind: Some(EventKind::UpdateReceived),
@@ -52,7 +52,11 @@ pub fn track_update(tracker: &BotTracker, update: &Update, plan: &Plan, received
         tracker.record(NewEvent {
             kind: Some(EventKind::Command),
             name: command.clone(),
-            properties: plan.command_properties.clone(),
+            properties: plan
+                .command_properties
+                .iter()
+                .map(|(k, v)| (k.clone(), v.into()))
+                .collect(),
             ..NewEvent::default()
         });
     }
@@ -60,7 +64,7 @@ pub fn track_update(tracker: &BotTracker, update: &Update, plan: &Plan, received
         tracker.record(NewEvent {
             kind: Some(EventKind::Callback),
             name: data.split(':').next().unwrap_or_default().to_string(),
-            properties: vec![("data".into(), data.clone())],
+            properties: vec![("data".into(), data.into())],
             ..NewEvent::default()
         });
     }

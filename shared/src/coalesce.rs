@@ -130,7 +130,8 @@ mod tests {
             DropCounts {
                 send_failed: 5,
                 oversize: 1,
-                buffer_full: 2
+                buffer_full: 2,
+                cancelled: 0,
             }
         );
         assert_eq!(buffer.take().1, DropCounts::default(), "taken once");

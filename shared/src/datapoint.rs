@@ -3,7 +3,7 @@
 //! runs from them and `docs/analytics-engine.md` is generated from them (a test keeps the two
 //! in step).
 
-use crate::event::Event;
+use crate::event::{Event, PropValue};
 use crate::fingerprint::fingerprint;
 use crate::wire::Source;
 
@@ -76,8 +76,27 @@ fn prop(p: &PointInput, key: &str) -> String {
         .properties
         .iter()
         .find(|(k, _)| k == key)
-        .map(|(_, v)| v.clone())
+        .map(|(_, v)| v.to_text())
         .unwrap_or_default()
+}
+
+/// The first integer or float property, with its key: the event's measured value.
+fn first_number<'a>(p: &PointInput<'a>) -> Option<(&'a str, f64)> {
+    p.event
+        .properties
+        .iter()
+        .find_map(|(k, v)| v.as_f64().map(|x| (k.as_str(), x)))
+}
+
+fn json_value(value: &PropValue) -> serde_json::Value {
+    match value {
+        PropValue::Str(s) => serde_json::Value::String(s.clone()),
+        PropValue::Int(n) => serde_json::Value::from(*n),
+        PropValue::Float(x) => serde_json::Number::from_f64(*x)
+            .map(serde_json::Value::Number)
+            .unwrap_or(serde_json::Value::Null),
+        PropValue::Bool(b) => serde_json::Value::Bool(*b),
+    }
 }
 
 fn other_properties(p: &PointInput) -> String {
@@ -90,7 +109,7 @@ fn other_properties(p: &PointInput) -> String {
             "{}{}:{}",
             if out.len() > 1 { "," } else { "" },
             serde_json::Value::String(k.clone()),
-            serde_json::Value::String(v.clone())
+            json_value(v)
         );
         if out.len() + entry.len() + 1 > OTHER_PROPERTIES_MAX_BYTES {
             break;
@@ -210,9 +229,18 @@ pub const BLOBS: &[BlobColumn] = &[
         value: |p| prop(p, "source"),
     },
     BlobColumn {
-        holds: "other properties as a JSON object (whole entries only, bounded)",
+        holds: "other properties as a JSON object, values typed (whole entries only, bounded)",
         max_bytes: OTHER_PROPERTIES_MAX_BYTES,
         value: other_properties,
+    },
+    BlobColumn {
+        holds: "key of the first numeric property (its value is `double8`), empty when none",
+        max_bytes: 64,
+        value: |p| {
+            first_number(p)
+                .map(|(k, _)| k.to_string())
+                .unwrap_or_default()
+        },
     },
 ];
 
@@ -245,6 +273,10 @@ pub const DOUBLES: &[DoubleColumn] = &[
     DoubleColumn {
         holds: "clock-skew correction applied, ms",
         value: |p| p.skew_ms as f64,
+    },
+    DoubleColumn {
+        holds: "value of the first numeric property (key in `blob18`), 0 when none",
+        value: |p| first_number(p).map(|(_, x)| x).unwrap_or(0.0),
     },
 ];
 
@@ -388,9 +420,24 @@ mod tests {
         let mut event = samples::typical_events()[4].clone();
         event.properties.push(("command".into(), "x".into()));
         event.properties.push(("quote\"d".into(), "v".into()));
+        event.properties.push(("seats".into(), 3i64.into()));
+        event.properties.push(("paid".into(), true.into()));
         let p = point(&event);
         let parsed: serde_json::Value = serde_json::from_str(&p.blobs[16]).unwrap();
-        assert_eq!(parsed, serde_json::json!({"plan": "free", "quote\"d": "v"}));
+        assert_eq!(
+            parsed,
+            serde_json::json!({"plan": "free", "quote\"d": "v", "seats": 3, "paid": true})
+        );
+    }
+
+    #[test]
+    fn the_first_numeric_property_is_a_double_of_its_own() {
+        let event = &samples::typed_envelope().events[0];
+        let p = point(event);
+        assert_eq!(p.blobs[17], "amount_cents");
+        assert_eq!(p.doubles[7], 1999.0);
+        let none = point(&samples::typical_events()[0]);
+        assert_eq!((none.blobs[17].as_str(), none.doubles[7]), ("", 0.0));
     }
 
     #[test]

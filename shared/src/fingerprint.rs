@@ -19,19 +19,20 @@ pub fn fingerprint(kind: &str, message: &str, location: Option<&str>) -> Fingerp
     format!("{:016x}", hash.finish())
 }
 
-struct Fnv1a(u64);
+/// 64-bit FNV-1a: small, stable across builds and platforms (part of the stored data's meaning).
+pub(crate) struct Fnv1a(u64);
 
 impl Fnv1a {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Fnv1a(0xcbf2_9ce4_8422_2325)
     }
-    fn write(&mut self, bytes: &[u8]) {
+    pub(crate) fn write(&mut self, bytes: &[u8]) {
         for &b in bytes {
             self.0 ^= u64::from(b);
             self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
         }
     }
-    fn finish(&self) -> u64 {
+    pub(crate) fn finish(&self) -> u64 {
         self.0
     }
 }

@@ -1,43 +1,126 @@
-//! UUIDv7 event ids without I/O: the caller supplies the time and a random seed.
+//! Event ids, without I/O: the caller supplies the random seed.
+//!
+//! An event id is a UUIDv8 (RFC 9562, custom layout) in three parts:
+//!
+//! | bytes | holds |
+//! | --- | --- |
+//! | 0–7 | the **request key**: the unit of work the event belongs to (60 bits; the UUID version nibble sits in byte 6) |
+//! | 8–13 | the **attempt**: which handling of that unit of work (46 random bits; the UUID variant sits in byte 8) |
+//! | 14–15 | the event's sequence number within the attempt |
+//!
+//! For a Telegram update the request key is derived from the bot and the `update_id`
+//! ([`update_request_key`]), so when Telegram delivers the same update again, its events carry
+//! the same request key and a new attempt: the consumer stores the events of one attempt per
+//! request key and drops the rest as duplicates. Other units of work get a random request key.
 
-use uuid::{Builder, Uuid};
+use uuid::Uuid;
 
-/// Generates UUIDv7 ids from a millisecond timestamp and a seeded generator.
-///
-/// The random part comes from SplitMix64 seeded by the caller (the Worker seeds it
-/// from `crypto.getRandomValues`), so this crate needs no entropy source of its own
-/// and tests are deterministic.
+use crate::fingerprint::Fnv1a;
+
+const REQUEST_MASK: u64 = 0x0FFF_FFFF_FFFF_FFFF; // 60 bits
+const ATTEMPT_MASK: u64 = 0x3FFF_FFFF_FFFF; // 46 bits
+
+/// Generates the ids of one unit of work's events.
 #[derive(Debug, Clone)]
-pub struct EventIdGenerator {
-    state: u64,
+pub struct EventIds {
+    request: u64,
+    attempt: u64,
+    seq: u16,
 }
 
-impl EventIdGenerator {
-    /// A generator seeded with 128 random bits (folded into the 64-bit state).
-    pub fn new(seed: [u8; 16]) -> Self {
-        let (hi, lo) = seed.split_at(8);
-        let hi = u64::from_le_bytes(hi.try_into().expect("8 bytes"));
-        let lo = u64::from_le_bytes(lo.try_into().expect("8 bytes"));
-        EventIdGenerator {
-            state: hi ^ lo.wrapping_mul(0x9E37_79B9_7F4A_7C15),
+/// SplitMix64: a small, well-mixed generator for the seed-derived parts.
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn seed_state(seed: [u8; 16]) -> u64 {
+    let mut hi = [0u8; 8];
+    let mut lo = [0u8; 8];
+    hi.copy_from_slice(&seed[..8]);
+    lo.copy_from_slice(&seed[8..]);
+    u64::from_le_bytes(hi) ^ u64::from_le_bytes(lo).wrapping_mul(0x9E37_79B9_7F4A_7C15)
+}
+
+impl EventIds {
+    /// Ids for the unit of work `request_key` (see [`update_request_key`]); the attempt comes
+    /// from `seed` (128 random bits: the Worker passes `crypto.getRandomValues`).
+    pub fn for_request(request_key: u64, seed: [u8; 16]) -> Self {
+        let mut state = seed_state(seed);
+        EventIds {
+            request: request_key & REQUEST_MASK,
+            attempt: splitmix(&mut state) & ATTEMPT_MASK,
+            seq: 0,
         }
     }
 
-    fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+    /// Ids for a unit of work with no natural key: request key and attempt both random.
+    pub fn random(seed: [u8; 16]) -> Self {
+        let mut state = seed_state(seed);
+        let request = splitmix(&mut state);
+        EventIds {
+            request: request & REQUEST_MASK,
+            attempt: splitmix(&mut state) & ATTEMPT_MASK,
+            seq: 0,
+        }
     }
 
-    /// A new UUIDv7 for an event that happened at `unix_ms` (milliseconds since the epoch).
-    pub fn next_id(&mut self, unix_ms: i64) -> Uuid {
-        let mut random = [0u8; 10];
-        random[..8].copy_from_slice(&self.next_u64().to_le_bytes());
-        random[8..].copy_from_slice(&self.next_u64().to_le_bytes()[..2]);
-        Builder::from_unix_timestamp_millis(unix_ms.max(0) as u64, &random).into_uuid()
+    /// Moves to another unit of work (for example once the update is known), keeping the
+    /// attempt and the sequence.
+    pub fn set_request_key(&mut self, request_key: u64) {
+        self.request = request_key & REQUEST_MASK;
     }
+
+    /// The request key this generator stamps.
+    pub fn request_key(&self) -> u64 {
+        self.request
+    }
+
+    /// The next event id.
+    pub fn next_id(&mut self) -> Uuid {
+        let r = self.request;
+        let a = self.attempt;
+        let s = self.seq;
+        self.seq = self.seq.wrapping_add(1);
+        let mut b = [0u8; 16];
+        // Request key: 48 bits, then the version nibble 8 with 4 bits, then 8 bits.
+        b[..6].copy_from_slice(&(r >> 12).to_be_bytes()[2..]);
+        b[6] = 0x80 | ((r >> 8) & 0x0F) as u8;
+        b[7] = (r & 0xFF) as u8;
+        // Attempt: the variant bits 10 with 6 bits, then 40 bits.
+        b[8] = 0x80 | ((a >> 40) & 0x3F) as u8;
+        b[9..14].copy_from_slice(&a.to_be_bytes()[3..]);
+        b[14..].copy_from_slice(&s.to_be_bytes());
+        Uuid::from_bytes(b)
+    }
+}
+
+/// The request key of a Telegram update: the same for every delivery of the update to the same
+/// bot. `bot` names the bot (the Worker's name and the token's bot id).
+pub fn update_request_key(bot: &str, update_id: i64) -> u64 {
+    let mut hash = Fnv1a::new();
+    hash.write(b"telegram-update\0");
+    hash.write(bot.as_bytes());
+    hash.write(&[0]);
+    hash.write(&update_id.to_le_bytes());
+    hash.finish() & REQUEST_MASK
+}
+
+/// The request key an event id carries (bytes 0–7, as read by the consumer).
+pub fn request_key_of(id: &Uuid) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&id.as_bytes()[..8]);
+    u64::from_be_bytes(b)
+}
+
+/// The attempt an event id carries (bytes 8–13, as read by the consumer).
+pub fn attempt_of(id: &Uuid) -> u64 {
+    let mut b = [0u8; 8];
+    b[2..].copy_from_slice(&id.as_bytes()[8..14]);
+    u64::from_be_bytes(b)
 }
 
 #[cfg(test)]
@@ -46,20 +129,44 @@ mod tests {
     use std::collections::HashSet;
 
     #[test]
-    fn ids_are_v7_unique_and_time_ordered() {
-        let mut ids = EventIdGenerator::new([7; 16]);
-        let a = ids.next_id(1_700_000_000_000);
-        let b = ids.next_id(1_700_000_000_001);
-        assert_eq!(a.get_version_num(), 7);
-        assert!(a < b, "a later millisecond sorts later");
-        let many: HashSet<Uuid> = (0..10_000).map(|_| ids.next_id(1)).collect();
+    fn ids_are_v8_unique_and_share_request_and_attempt() {
+        let mut ids = EventIds::random([7; 16]);
+        let a = ids.next_id();
+        let b = ids.next_id();
+        assert_eq!(a.get_version_num(), 8);
+        assert_eq!(a.get_variant(), uuid::Variant::RFC4122);
+        assert_ne!(a, b);
+        assert_eq!(request_key_of(&a), request_key_of(&b));
+        assert_eq!(attempt_of(&a), attempt_of(&b));
+        let many: HashSet<Uuid> = (0..10_000).map(|_| ids.next_id()).collect();
         assert_eq!(many.len(), 10_000);
     }
 
     #[test]
-    fn different_seeds_give_different_ids() {
-        let a = EventIdGenerator::new([1; 16]).next_id(5);
-        let b = EventIdGenerator::new([2; 16]).next_id(5);
-        assert_ne!(a, b);
+    fn a_redelivered_update_has_the_same_request_key_and_a_new_attempt() {
+        let key = update_request_key("telegram-bot:123", 42);
+        let first = EventIds::for_request(key, [1; 16]).next_id();
+        let again = EventIds::for_request(key, [2; 16]).next_id();
+        assert_eq!(request_key_of(&first), request_key_of(&again));
+        assert_ne!(attempt_of(&first), attempt_of(&again));
+        assert_ne!(
+            request_key_of(&first),
+            request_key_of(
+                &EventIds::for_request(update_request_key("telegram-bot:123", 43), [1; 16])
+                    .next_id()
+            )
+        );
+        assert_ne!(
+            update_request_key("telegram-bot:123", 42),
+            update_request_key("other-bot:9", 42),
+            "another bot's update 42 is another request"
+        );
+    }
+
+    #[test]
+    fn different_seeds_give_different_requests() {
+        let a = EventIds::random([1; 16]).next_id();
+        let b = EventIds::random([2; 16]).next_id();
+        assert_ne!(request_key_of(&a), request_key_of(&b));
     }
 }

@@ -29,6 +29,6 @@ pub mod text;
 pub mod tracker;
 pub mod wire;
 
-pub use event::{ErrorDetails, Event, EventKind};
+pub use event::{ErrorDetails, Event, EventKind, PropValue};
 pub use tracker::{Clock, EncodedMessage, Flush, NewEvent, Tracker};
 pub use wire::{decode, encode, DropCounts, Envelope, Source, WireError};

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use crate::event::{ErrorDetails, Event, EventKind};
+use crate::event::{ErrorDetails, Event, EventKind, PropValue};
 use crate::wire::{DropCounts, Envelope, Source, SCHEMA_VERSION};
 
 const BASE_MS: i64 = 1_764_000_000_000;
@@ -43,7 +43,8 @@ pub fn source() -> Source {
     }
 }
 
-/// The five events one `/start` update typically yields.
+/// The five events one `/start` update typically yields (string properties only, as in
+/// version 1 of the wire format).
 pub fn typical_events() -> Vec<Event> {
     let mut update = event(1, EventKind::UpdateReceived, "message");
     update.properties = vec![("chat_type".into(), "private".into())];
@@ -96,6 +97,29 @@ pub fn error_envelope() -> Envelope {
             send_failed: 3,
             oversize: 1,
             buffer_full: 0,
+            cancelled: 0,
+        },
+    }
+}
+
+/// A custom event with one property of each type, and a cancelled-flush drop count: what
+/// version 2 of the wire format added.
+pub fn typed_envelope() -> Envelope {
+    let mut order = event(11, EventKind::Custom, "order_paid");
+    order.properties = vec![
+        ("currency".into(), PropValue::from("EUR")),
+        ("amount_cents".into(), PropValue::Int(1_999)),
+        ("discount".into(), PropValue::Float(0.15)),
+        ("first_order".into(), PropValue::Bool(true)),
+    ];
+    Envelope {
+        version: SCHEMA_VERSION,
+        source: source(),
+        sent_at: at(30),
+        events: vec![order],
+        dropped: DropCounts {
+            cancelled: 2,
+            ..DropCounts::default()
         },
     }
 }

@@ -7,10 +7,10 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 
 use crate::event::{
-    bound_properties, bounded, ErrorDetails, Event, EventKind, MAX_ERROR_FIELD_BYTES,
+    bound_properties, bounded, ErrorDetails, Event, EventKind, PropValue, MAX_ERROR_FIELD_BYTES,
     MAX_ERROR_MESSAGE_BYTES, MAX_NAME_BYTES,
 };
-use crate::ids::EventIdGenerator;
+use crate::ids::EventIds;
 use crate::wire::{self, DropCounts, Envelope, Source, MAX_MESSAGE_BYTES, SCHEMA_VERSION};
 
 /// Most events in one message. The consumer writes one Analytics Engine data point per event
@@ -51,7 +51,7 @@ pub struct NewEvent {
     /// Error details.
     pub error: Option<ErrorDetails>,
     /// Properties (bounded when recorded).
-    pub properties: Vec<(String, String)>,
+    pub properties: Vec<(String, PropValue)>,
 }
 
 /// One encoded queue message produced by [`Tracker::flush`].
@@ -84,7 +84,7 @@ impl Flush {
 
 #[derive(Debug)]
 struct State {
-    ids: EventIdGenerator,
+    ids: EventIds,
     events: Vec<Event>,
     dropped: DropCounts,
     user_id: Option<i64>,
@@ -108,7 +108,7 @@ impl<C: Clock> Tracker<C> {
             source,
             clock,
             state: RefCell::new(State {
-                ids: EventIdGenerator::new(seed),
+                ids: EventIds::random(seed),
                 events: Vec::new(),
                 dropped: DropCounts::default(),
                 user_id: None,
@@ -127,6 +127,12 @@ impl<C: Clock> Tracker<C> {
         let mut state = self.state.borrow_mut();
         state.user_id = user_id;
         state.chat_id = chat_id;
+    }
+
+    /// Makes later events belong to the unit of work `request_key` (for a Telegram update:
+    /// [`crate::ids::update_request_key`]), so a redelivery of it is recognised downstream.
+    pub fn set_request_key(&self, request_key: u64) {
+        self.state.borrow_mut().ids.set_request_key(request_key);
     }
 
     /// Adds drops that happened elsewhere (e.g. a failed earlier send) so they ride along.
@@ -164,7 +170,7 @@ impl<C: Clock> Tracker<C> {
         });
         let properties = bound_properties(new.properties, &mut truncated);
         let ms = now.floor() as i64;
-        let id = state.ids.next_id(ms);
+        let id = state.ids.next_id();
         let event = Event {
             id,
             timestamp: DateTime::<Utc>::from_timestamp_millis(ms).unwrap_or_default(),
@@ -185,7 +191,7 @@ impl<C: Clock> Tracker<C> {
     pub fn track<K, V>(&self, name: &str, properties: impl IntoIterator<Item = (K, V)>)
     where
         K: Into<String>,
-        V: Into<String>,
+        V: Into<PropValue>,
     {
         self.record(NewEvent {
             name: name.into(),
@@ -202,7 +208,7 @@ impl<C: Clock> Tracker<C> {
         properties: impl IntoIterator<Item = (K, V)>,
     ) where
         K: Into<String>,
-        V: Into<String>,
+        V: Into<PropValue>,
     {
         self.record(NewEvent {
             name: name.into(),
@@ -247,7 +253,7 @@ impl<C: Clock> Tracker<C> {
         properties: impl IntoIterator<Item = (K, V)>,
     ) where
         K: Into<String>,
-        V: Into<String>,
+        V: Into<PropValue>,
     {
         self.record(NewEvent {
             kind: Some(EventKind::Performance),
@@ -267,8 +273,8 @@ impl<C: Clock> Tracker<C> {
             self.record(NewEvent {
                 name: "webhook_rejected".into(),
                 properties: vec![
-                    ("reason".into(), reason.clone()),
-                    ("count".into(), count.to_string()),
+                    ("reason".into(), reason.clone().into()),
+                    ("count".into(), PropValue::Int(i64::from(*count))),
                 ],
                 ..NewEvent::default()
             });
@@ -280,7 +286,7 @@ impl<C: Clock> Tracker<C> {
         let start = self.clock.now_ms();
         let output = future.await;
         let elapsed = (self.clock.now_ms() - start).max(0.0);
-        self.track_performance(name, elapsed, std::iter::empty::<(String, String)>());
+        self.track_performance(name, elapsed, std::iter::empty::<(String, PropValue)>());
         output
     }
 
@@ -310,9 +316,9 @@ impl<C: Clock> Tracker<C> {
     }
 }
 
-fn into_pairs<K: Into<String>, V: Into<String>>(
+fn into_pairs<K: Into<String>, V: Into<PropValue>>(
     properties: impl IntoIterator<Item = (K, V)>,
-) -> Vec<(String, String)> {
+) -> Vec<(String, PropValue)> {
     properties
         .into_iter()
         .map(|(k, v)| (k.into(), v.into()))
@@ -339,6 +345,7 @@ fn envelope_overhead(source: &Source) -> usize {
             send_failed: u32::MAX,
             oversize: u32::MAX,
             buffer_full: u32::MAX,
+            cancelled: u32::MAX,
         },
     };
     wire::encode(&probe).map(|b| b.len()).unwrap_or(1024) + 5
@@ -471,8 +478,8 @@ mod tests {
             if i >= MAX_BUFFERED_EVENTS {
                 break;
             }
-            let props: Vec<(String, String)> = (0..16)
-                .map(|k| (format!("key{k}"), value.clone()))
+            let props: Vec<(String, PropValue)> = (0..16)
+                .map(|k| (format!("key{k}"), value.clone().into()))
                 .collect();
             t.track("big", props);
         }
@@ -499,8 +506,8 @@ mod tests {
         let (t, _) = tracker();
         for _ in 0..MAX_EVENTS_PER_MESSAGE {
             // About 5.2 KB each: 25 of them make about 130,000 bytes.
-            let props: Vec<(String, String)> = (0..16)
-                .map(|k| (format!("{k:0>64}"), "v".repeat(250)))
+            let props: Vec<(String, PropValue)> = (0..16)
+                .map(|k| (format!("{k:0>64}"), "v".repeat(250).into()))
                 .collect();
             t.track("big", props);
         }
@@ -516,7 +523,7 @@ mod tests {
     fn full_buffer_counts_drops_and_they_ride_in_the_next_message() {
         let (t, _) = tracker();
         for _ in 0..MAX_BUFFERED_EVENTS + 5 {
-            t.track("e", std::iter::empty::<(String, String)>());
+            t.track("e", std::iter::empty::<(String, PropValue)>());
         }
         let flush = t.flush();
         let first = wire::decode(&flush.messages[0].bytes).unwrap();
@@ -565,8 +572,8 @@ mod tests {
         assert_eq!(
             envelope.events[0].properties,
             vec![
-                ("reason".to_string(), "unauthorized".to_string()),
-                ("count".to_string(), "1000".to_string())
+                ("reason".to_string(), PropValue::from("unauthorized")),
+                ("count".to_string(), PropValue::Int(1000))
             ]
         );
     }

@@ -9,8 +9,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::Event;
 
-/// The schema version this crate writes, and the only one it reads.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The schema version this crate writes.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The oldest schema version this crate still reads. Version 1 is version 2 with string-only
+/// property values, three drop reasons and random UUIDv7 event ids; it decodes as it is.
+pub const MIN_SCHEMA_VERSION: u32 = 1;
 
 /// Cloudflare Queues' limit for one message: 128 KB in decimal, 128,000 bytes, metadata
 /// included (miniflare enforces the same `128 * 1000` on the body).
@@ -41,12 +45,16 @@ pub struct DropCounts {
     pub oversize: u32,
     /// Events cut because one request's buffer was full.
     pub buffer_full: u32,
+    /// Events lost because the flush carrying them was cancelled before its send finished
+    /// (counted by the next flush of the same isolate). Version 2 on.
+    #[serde(default)]
+    pub cancelled: u32,
 }
 
 impl DropCounts {
     /// Sum over all reasons.
     pub fn total(&self) -> u64 {
-        u64::from(self.send_failed) + u64::from(self.oversize) + u64::from(self.buffer_full)
+        self.by_reason().iter().map(|(_, n)| u64::from(*n)).sum()
     }
 
     /// Adds `other` to `self`, saturating.
@@ -54,14 +62,16 @@ impl DropCounts {
         self.send_failed = self.send_failed.saturating_add(other.send_failed);
         self.oversize = self.oversize.saturating_add(other.oversize);
         self.buffer_full = self.buffer_full.saturating_add(other.buffer_full);
+        self.cancelled = self.cancelled.saturating_add(other.cancelled);
     }
 
     /// `(reason, count)` pairs, for logs and reports.
-    pub fn by_reason(&self) -> [(&'static str, u32); 3] {
+    pub fn by_reason(&self) -> [(&'static str, u32); 4] {
         [
             ("send_failed", self.send_failed),
             ("oversize", self.oversize),
             ("buffer_full", self.buffer_full),
+            ("cancelled", self.cancelled),
         ]
     }
 }
@@ -69,7 +79,7 @@ impl DropCounts {
 /// One queue message: a batch of events from one sender.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Envelope {
-    /// Always [`SCHEMA_VERSION`] when written by this crate.
+    /// [`SCHEMA_VERSION`] when written by this crate; [`MIN_SCHEMA_VERSION`] or later when read.
     pub version: u32,
     /// Who sent it.
     pub source: Source,
@@ -92,11 +102,11 @@ pub enum WireError {
     #[error("not an envelope: {0}")]
     NotAnEnvelope(String),
     /// A version this build does not know (newer sender, or garbage).
-    #[error("unsupported schema version {found} (this build reads version {supported})")]
+    #[error("unsupported schema version {found} (this build reads versions 1 to {supported})")]
     UnsupportedVersion {
         /// The version found in the message.
         found: u64,
-        /// The version this build reads.
+        /// The newest version this build reads.
         supported: u32,
     },
     /// The version is known but the body does not match its schema.
@@ -153,14 +163,14 @@ pub fn peek_version(bytes: &[u8]) -> Result<u64, WireError> {
 /// Decodes bytes into an envelope. Never panics; every failure is a [`WireError`].
 pub fn decode(bytes: &[u8]) -> Result<Envelope, WireError> {
     let version = peek_version(bytes)?;
-    if version != u64::from(SCHEMA_VERSION) {
+    if !(u64::from(MIN_SCHEMA_VERSION)..=u64::from(SCHEMA_VERSION)).contains(&version) {
         return Err(WireError::UnsupportedVersion {
             found: version,
             supported: SCHEMA_VERSION,
         });
     }
     rmp_serde::from_slice(bytes).map_err(|e| WireError::Malformed {
-        version: SCHEMA_VERSION,
+        version: version as u32,
         reason: e.to_string(),
     })
 }
@@ -180,13 +190,13 @@ mod tests {
     #[test]
     fn newer_version_is_a_clear_error() {
         let mut envelope = samples::typical_envelope();
-        envelope.version = 2;
+        envelope.version = 3;
         let bytes = encode(&envelope).unwrap();
         assert_eq!(
             decode(&bytes),
             Err(WireError::UnsupportedVersion {
-                found: 2,
-                supported: 1
+                found: 3,
+                supported: 2
             })
         );
     }
@@ -201,7 +211,7 @@ mod tests {
         let bytes = encode(&samples::typical_envelope()).unwrap();
         assert!(matches!(
             decode(&bytes[..bytes.len() / 2]),
-            Err(WireError::Malformed { version: 1, .. })
+            Err(WireError::Malformed { version: 2, .. })
         ));
     }
 
@@ -217,20 +227,33 @@ mod tests {
 
     #[test]
     fn golden_fixtures_of_version_1_still_decode() {
-        // Written once by `cargo run -p shared --example write_fixtures`; never regenerate
-        // them to make this test pass: a failure means the format drifted.
+        // Written once by the version 1 code; never regenerate them to make this test pass: a
+        // failure means the format drifted.
         let typical = include_bytes!("../fixtures/v1_typical.msgpack");
         let decoded = decode(typical).expect("golden v1 fixture decodes");
-        assert_eq!(decoded, samples::typical_envelope());
-        assert_eq!(
-            encode(&decoded).unwrap(),
-            typical.to_vec(),
-            "encoding is stable"
-        );
+        let mut expected = samples::typical_envelope();
+        expected.version = 1;
+        assert_eq!(decoded, expected);
 
         let error = include_bytes!("../fixtures/v1_error.msgpack");
         let decoded = decode(error).expect("golden v1 error fixture decodes");
-        assert_eq!(decoded, samples::error_envelope());
+        let mut expected = samples::error_envelope();
+        expected.version = 1;
+        assert_eq!(decoded, expected);
+    }
+
+    #[test]
+    fn golden_fixture_of_version_2_still_decodes() {
+        // Written once by `cargo run -p shared --example write_fixtures` when version 2 was
+        // introduced; the same rule applies.
+        let typed = include_bytes!("../fixtures/v2_typed.msgpack");
+        let decoded = decode(typed).expect("golden v2 fixture decodes");
+        assert_eq!(decoded, samples::typed_envelope());
+        assert_eq!(
+            encode(&decoded).unwrap(),
+            typed.to_vec(),
+            "encoding is stable"
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use shared::datapoint::{to_data_point, PointInput};
 use shared::tracker::MAX_BUFFERED_EVENTS;
 use shared::wire::{decode, encode, MAX_MESSAGE_BYTES};
-use shared::{samples, ErrorDetails, Event, EventKind, NewEvent, Tracker};
+use shared::{samples, ErrorDetails, Event, EventKind, NewEvent, PropValue, Tracker};
 use uuid::Uuid;
 
 fn any_kind() -> impl Strategy<Value = EventKind> {
@@ -24,6 +24,15 @@ fn any_error() -> impl Strategy<Value = Option<ErrorDetails>> {
     )
 }
 
+fn any_value() -> impl Strategy<Value = PropValue> {
+    prop_oneof![
+        ".{0,400}".prop_map(PropValue::Str),
+        any::<i64>().prop_map(PropValue::Int),
+        any::<f64>().prop_map(PropValue::Float),
+        any::<bool>().prop_map(PropValue::Bool),
+    ]
+}
+
 prop_compose! {
     fn any_event()(
         id in any::<[u8; 16]>(),
@@ -34,7 +43,7 @@ prop_compose! {
         chat_id in any::<Option<i64>>(),
         duration_ms in proptest::option::of(-1e12f64..1e12),
         error in any_error(),
-        properties in proptest::collection::vec((".{0,80}", ".{0,400}"), 0..24),
+        properties in proptest::collection::vec((".{0,80}", any_value()), 0..24),
         truncated in any::<u32>(),
     ) -> Event {
         Event {
@@ -110,7 +119,7 @@ proptest! {
                 location: None,
             });
             let properties = (0..(size / 300).min(16))
-                .map(|k| (format!("k{k}"), "v".repeat(256)))
+                .map(|k| (format!("k{k}"), PropValue::from("v".repeat(256))))
                 .collect();
             tracker.record(NewEvent { name: "e".repeat(size % 200), error, properties, ..NewEvent::default() });
         }
