@@ -4,7 +4,6 @@
 //! in step).
 
 use crate::event::{Event, PropValue};
-use crate::fingerprint::fingerprint;
 use crate::wire::Source;
 
 /// Most bytes the one index may hold.
@@ -155,7 +154,7 @@ pub const BLOBS: &[BlobColumn] = &[
         value: |p| opt_id(p.event.chat_id),
     },
     BlobColumn {
-        holds: "event id (UUIDv7), the idempotency key",
+        holds: "event id (UUIDv8: request key, attempt, sequence; see docs/wire-format.md)",
         max_bytes: 36,
         value: |p| p.event.id.to_string(),
     },
@@ -199,7 +198,7 @@ pub const BLOBS: &[BlobColumn] = &[
             p.event
                 .error
                 .as_ref()
-                .map(|e| fingerprint(&e.kind, &e.message, e.location.as_deref()))
+                .map(crate::fingerprint::of_error)
                 .unwrap_or_default()
         },
     },

@@ -102,8 +102,13 @@ pub struct ErrorDetails {
     pub kind: String,
     /// The human-readable message (bounded to [`MAX_ERROR_MESSAGE_BYTES`]).
     pub message: String,
-    /// Where it happened, e.g. `handler:/menu` or `bot_api:editMessageText`.
+    /// Where it happened, e.g. `handler:src/bot.rs:42` or `bot_api:editMessageText`.
     pub location: Option<String>,
+    /// A grouping key chosen by the sender, like Sentry's custom fingerprint: errors with the
+    /// same kind and key form one group whatever their messages. `None` groups by kind,
+    /// normalised message and location (see [`crate::fingerprint::of_error`]). Version 2 on.
+    #[serde(default)]
+    pub group_key: Option<String>,
 }
 
 /// One analytics event. Construct it through [`crate::Tracker`], which applies every bound.

@@ -19,6 +19,22 @@ pub fn fingerprint(kind: &str, message: &str, location: Option<&str>) -> Fingerp
     format!("{:016x}", hash.finish())
 }
 
+/// The fingerprint of an error event's details: by kind and the sender's grouping key when it
+/// chose one (handler errors group by their type and code location), otherwise by kind,
+/// normalised message and location ([`fingerprint`]).
+pub fn of_error(details: &crate::ErrorDetails) -> Fingerprint {
+    match &details.group_key {
+        Some(key) => {
+            let mut hash = Fnv1a::new();
+            hash.write(details.kind.as_bytes());
+            hash.write(b"\0group\0");
+            hash.write(key.as_bytes());
+            format!("{:016x}", hash.finish())
+        }
+        None => fingerprint(&details.kind, &details.message, details.location.as_deref()),
+    }
+}
+
 /// 64-bit FNV-1a: small, stable across builds and platforms (part of the stored data's meaning).
 pub(crate) struct Fnv1a(u64);
 
@@ -169,6 +185,32 @@ fn is_uuid(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_group_key_groups_by_kind_and_key_whatever_the_message() {
+        let at = |message: &str, key: Option<&str>| {
+            of_error(&crate::ErrorDetails {
+                kind: "D1Error".into(),
+                message: message.into(),
+                location: Some("handler:src/bot.rs:42".into()),
+                group_key: key.map(str::to_string),
+            })
+        };
+        let key = Some("handler:src/bot.rs:42");
+        assert_eq!(
+            at("no such table: quiz", key),
+            at("database is locked", key)
+        );
+        assert_ne!(
+            at("no such table: quiz", key),
+            at("no such table: quiz", Some("handler:src/bot.rs:43"))
+        );
+        assert_ne!(
+            at("no such table: quiz", None),
+            at("database is locked", None)
+        );
+        assert_eq!(at("x", key).len(), 16);
+    }
 
     fn same(a: &str, b: &str) -> bool {
         fingerprint("telegram_api", a, Some("bot_api:sendMessage"))

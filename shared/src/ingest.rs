@@ -179,14 +179,11 @@ fn accept(index: usize, envelope: Envelope, bytes: &[u8], received_at_ms: i64) -
                 kind: event.name.clone(),
                 message: String::new(),
                 location: None,
+                group_key: None,
             });
             errors.push(ErrorRow {
                 event_id: event.id.to_string(),
-                fingerprint: fingerprint(
-                    &details.kind,
-                    &details.message,
-                    details.location.as_deref(),
-                ),
+                fingerprint: crate::fingerprint::of_error(&details),
                 occurred_at_ms: corrected,
                 kind: details.kind,
                 message: details.message,

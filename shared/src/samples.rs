@@ -82,6 +82,7 @@ pub fn error_event() -> Event {
         kind: "telegram_api".into(),
         message: "Too Many Requests: retry after 35".into(),
         location: Some("bot_api:editMessageText".into()),
+        group_key: None,
     });
     error
 }
@@ -102,8 +103,8 @@ pub fn error_envelope() -> Envelope {
     }
 }
 
-/// A custom event with one property of each type, and a cancelled-flush drop count: what
-/// version 2 of the wire format added.
+/// A custom event with one property of each type, a handler error grouped by its code
+/// location, and a cancelled-flush drop count: what version 2 of the wire format added.
 pub fn typed_envelope() -> Envelope {
     let mut order = event(11, EventKind::Custom, "order_paid");
     order.properties = vec![
@@ -112,11 +113,18 @@ pub fn typed_envelope() -> Envelope {
         ("discount".into(), PropValue::Float(0.15)),
         ("first_order".into(), PropValue::Bool(true)),
     ];
+    let mut failed = event(12, EventKind::Error, "Error");
+    failed.error = Some(ErrorDetails {
+        kind: "Error".into(),
+        message: "D1_ERROR: no such table: quiz".into(),
+        location: Some("handler:src/bot.rs:42".into()),
+        group_key: Some("handler:src/bot.rs:42".into()),
+    });
     Envelope {
         version: SCHEMA_VERSION,
         source: source(),
         sent_at: at(30),
-        events: vec![order],
+        events: vec![order, failed],
         dropped: DropCounts {
             cancelled: 2,
             ..DropCounts::default()

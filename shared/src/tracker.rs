@@ -1,22 +1,19 @@
-//! The tracker: what a bot (or any workers-rs app) calls to record events, and `flush`, which
-//! turns them into encoded queue messages within the queue's limits. No I/O happens here.
+//! The tracker: what a bot (or any workers-rs app) calls to record events during one unit of
+//! work. Recording is cheap (no encoding); the events are handed to the isolate's outbox
+//! ([`crate::delivery`]) after the response. No I/O happens here.
 
 use std::cell::RefCell;
 use std::future::Future;
 
 use chrono::{DateTime, Utc};
 
+use crate::delivery::{self, Message};
 use crate::event::{
     bound_properties, bounded, ErrorDetails, Event, EventKind, PropValue, MAX_ERROR_FIELD_BYTES,
     MAX_ERROR_MESSAGE_BYTES, MAX_NAME_BYTES,
 };
 use crate::ids::EventIds;
-use crate::wire::{self, DropCounts, Envelope, Source, MAX_MESSAGE_BYTES, SCHEMA_VERSION};
-
-/// Most events in one message. The consumer writes one Analytics Engine data point per event
-/// and at most 250 per invocation; with `max_batch_size = 10` in `wrangler.consumer.toml`,
-/// 10 × 25 = 250, so a batch of this producer's messages always fits whole.
-pub const MAX_EVENTS_PER_MESSAGE: usize = 25;
+use crate::wire::{DropCounts, Source};
 
 /// Most events one tracker buffers; further events are counted as `buffer_full`.
 pub const MAX_BUFFERED_EVENTS: usize = 1_000;
@@ -52,34 +49,6 @@ pub struct NewEvent {
     pub error: Option<ErrorDetails>,
     /// Properties (bounded when recorded).
     pub properties: Vec<(String, PropValue)>,
-}
-
-/// One encoded queue message produced by [`Tracker::flush`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EncodedMessage {
-    /// The MessagePack bytes to send with content type `bytes`.
-    pub bytes: Vec<u8>,
-    /// How many events it holds.
-    pub event_count: u32,
-    /// The drop counts it carries (to restore if the send fails for good).
-    pub carried: DropCounts,
-}
-
-/// The result of [`Tracker::flush`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Flush {
-    /// Messages to send, each at most [`MAX_MESSAGE_BYTES`].
-    pub messages: Vec<EncodedMessage>,
-    /// Events dropped by this flush (oversize), already carried in `messages` when any is sent;
-    /// when no message was produced the caller must keep them for the next send.
-    pub dropped_now: DropCounts,
-}
-
-impl Flush {
-    /// Events in all messages.
-    pub fn event_count(&self) -> u64 {
-        self.messages.iter().map(|m| u64::from(m.event_count)).sum()
-    }
 }
 
 #[derive(Debug)]
@@ -167,6 +136,9 @@ impl<C: Clock> Tracker<C> {
             location: e
                 .location
                 .map(|l| bounded(l, MAX_ERROR_FIELD_BYTES, &mut truncated)),
+            group_key: e
+                .group_key
+                .map(|k| bounded(k, MAX_ERROR_FIELD_BYTES, &mut truncated)),
         });
         let properties = bound_properties(new.properties, &mut truncated);
         let ms = now.floor() as i64;
@@ -240,6 +212,7 @@ impl<C: Clock> Tracker<C> {
                 kind: kind.into(),
                 message: message.into(),
                 location: Some(location.into()),
+                group_key: None,
             }),
             ..NewEvent::default()
         });
@@ -291,7 +264,7 @@ impl<C: Clock> Tracker<C> {
     }
 
     /// Takes the buffered events and the drop counts carried so far, without encoding them
-    /// (for coalescing across requests, see [`crate::coalesce`]).
+    /// (the isolate's outbox encodes them, see [`crate::delivery`]).
     pub fn take_events(&self) -> (Vec<Event>, DropCounts) {
         let mut state = self.state.borrow_mut();
         (
@@ -305,14 +278,12 @@ impl<C: Clock> Tracker<C> {
         &self.source
     }
 
-    /// Takes every buffered event and encodes it as queue messages, each within
-    /// [`MAX_MESSAGE_BYTES`]. An event too large even alone is dropped and counted as
-    /// `oversize`. The drop counts carried so far ride in the first message.
-    pub fn flush(&self) -> Flush {
+    /// Takes every buffered event and packs it into queue messages at once (no coalescing),
+    /// each within the queue's limits; the drop counts carried so far ride in the first one.
+    /// An event too large even alone is counted as `oversize`.
+    pub fn flush(&self) -> Vec<Message> {
         let (events, carried) = self.take_events();
-        let sent_at = DateTime::<Utc>::from_timestamp_millis(self.clock.now_ms().floor() as i64)
-            .unwrap_or_default();
-        pack(&self.source, sent_at, events, carried)
+        delivery::pack(&self.source, self.clock.now_ms(), events, carried)
     }
 }
 
@@ -326,100 +297,18 @@ fn into_pairs<K: Into<String>, V: Into<PropValue>>(
 }
 
 /// The last path segment of a type name, generics kept: `my::Error` → `Error`.
-fn short_type_name<T: ?Sized>() -> &'static str {
+pub fn short_type_name<T: ?Sized>() -> &'static str {
     let full = std::any::type_name::<T>();
     let base = full.split('<').next().unwrap_or(full);
     let start = base.rfind("::").map(|i| i + 2).unwrap_or(0);
     &full[start..]
 }
 
-/// Bytes an envelope adds around its events, at most (header, source, time, drop counts,
-/// and the largest array-length prefix).
-fn envelope_overhead(source: &Source) -> usize {
-    let probe = Envelope {
-        version: SCHEMA_VERSION,
-        source: source.clone(),
-        sent_at: DateTime::<Utc>::MAX_UTC,
-        events: Vec::new(),
-        dropped: DropCounts {
-            send_failed: u32::MAX,
-            oversize: u32::MAX,
-            buffer_full: u32::MAX,
-            cancelled: u32::MAX,
-        },
-    };
-    wire::encode(&probe).map(|b| b.len()).unwrap_or(1024) + 5
-}
-
-/// Groups events into envelopes of at most [`MAX_MESSAGE_BYTES`] and
-/// [`MAX_EVENTS_PER_MESSAGE`] each, in order; `carried` drop counts ride in the first one.
-pub fn pack(
-    source: &Source,
-    sent_at: DateTime<Utc>,
-    events: Vec<Event>,
-    mut carried: DropCounts,
-) -> Flush {
-    let budget = MAX_MESSAGE_BYTES.saturating_sub(envelope_overhead(source));
-    let mut groups: Vec<Vec<Event>> = Vec::new();
-    let mut current: Vec<Event> = Vec::new();
-    let mut current_bytes = 0usize;
-    let mut dropped_now = DropCounts::default();
-    for event in events {
-        let size = wire::encode_event(&event)
-            .map(|b| b.len())
-            .unwrap_or(usize::MAX);
-        if size > budget {
-            dropped_now.oversize += 1;
-            continue;
-        }
-        if current_bytes + size > budget || current.len() == MAX_EVENTS_PER_MESSAGE {
-            groups.push(std::mem::take(&mut current));
-            current_bytes = 0;
-        }
-        current_bytes += size;
-        current.push(event);
-    }
-    if !current.is_empty() {
-        groups.push(current);
-    }
-    carried.add(dropped_now);
-    if groups.is_empty() && carried.total() > 0 {
-        // Nothing to send but drops to report: an envelope with no events carries them.
-        groups.push(Vec::new());
-    }
-    let mut messages = Vec::with_capacity(groups.len());
-    for (i, group) in groups.into_iter().enumerate() {
-        let carried_here = if i == 0 {
-            carried
-        } else {
-            DropCounts::default()
-        };
-        let event_count = group.len() as u32;
-        let envelope = Envelope {
-            version: SCHEMA_VERSION,
-            source: source.clone(),
-            sent_at,
-            events: group,
-            dropped: carried_here,
-        };
-        match wire::encode(&envelope) {
-            Ok(bytes) => messages.push(EncodedMessage {
-                bytes,
-                event_count,
-                carried: carried_here,
-            }),
-            Err(_) => dropped_now.oversize += event_count,
-        }
-    }
-    Flush {
-        messages,
-        dropped_now,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::delivery::MAX_EVENTS_PER_MESSAGE;
+    use crate::wire::{self, MAX_MESSAGE_BYTES};
     use std::cell::Cell;
     use std::rc::Rc;
 
@@ -443,7 +332,7 @@ mod tests {
         t.track_performance("handler", 3.5, [("command", "start")]);
         t.track_error(&Outer(std::io::Error::other("disk gone")), "handler:/start");
         let flush = t.flush();
-        let envelope = wire::decode(&flush.messages[0].bytes).unwrap();
+        let envelope = wire::decode(&flush[0].bytes).unwrap();
         let e = &envelope.events;
         assert_eq!(e.len(), 4);
         assert_eq!((e[0].user_id, e[0].chat_id), (Some(42), Some(-100_123)));
@@ -465,7 +354,7 @@ mod tests {
             7
         }));
         assert_eq!(out, 7);
-        let envelope = wire::decode(&t.flush().messages[0].bytes).unwrap();
+        let envelope = wire::decode(&t.flush()[0].bytes).unwrap();
         assert_eq!(envelope.events[0].duration_ms, Some(25.0));
         assert_eq!(envelope.events[0].name, "work");
     }
@@ -484,15 +373,11 @@ mod tests {
             t.track("big", props);
         }
         let flush = t.flush();
-        assert!(
-            flush.messages.len() > 1,
-            "{} messages",
-            flush.messages.len()
-        );
+        assert!(flush.len() > 1, "{} messages", flush.len());
         let mut total = 0;
-        for m in &flush.messages {
+        for m in &flush {
             assert!(m.bytes.len() <= MAX_MESSAGE_BYTES, "{}", m.bytes.len());
-            assert!(m.event_count as usize <= MAX_EVENTS_PER_MESSAGE);
+            assert!(m.events as usize <= MAX_EVENTS_PER_MESSAGE);
             total += wire::decode(&m.bytes).unwrap().events.len();
         }
         assert_eq!(total, MAX_BUFFERED_EVENTS);
@@ -512,11 +397,12 @@ mod tests {
             t.track("big", props);
         }
         let flush = t.flush();
-        let sizes: Vec<usize> = flush.messages.iter().map(|m| m.bytes.len()).collect();
+        let sizes: Vec<usize> = flush.iter().map(|m| m.bytes.len()).collect();
         for size in &sizes {
             assert!(*size < QUEUES_LIMIT, "message sizes {sizes:?}");
         }
-        assert_eq!(flush.event_count(), MAX_EVENTS_PER_MESSAGE as u64);
+        let events: u32 = flush.iter().map(|m| m.events).sum();
+        assert_eq!(events as usize, MAX_EVENTS_PER_MESSAGE);
     }
 
     #[test]
@@ -526,27 +412,42 @@ mod tests {
             t.track("e", std::iter::empty::<(String, PropValue)>());
         }
         let flush = t.flush();
-        let first = wire::decode(&flush.messages[0].bytes).unwrap();
+        let first = wire::decode(&flush[0].bytes).unwrap();
         assert_eq!(first.dropped.buffer_full, 5);
-        assert_eq!(flush.event_count(), MAX_BUFFERED_EVENTS as u64);
+        let events: u32 = flush.iter().map(|m| m.events).sum();
+        assert_eq!(events as usize, MAX_BUFFERED_EVENTS);
     }
 
     #[test]
     fn an_event_too_large_alone_is_dropped_and_counted() {
-        let source = crate::samples::source();
+        let (t, _) = tracker();
+        t.record(NewEvent {
+            error: Some(ErrorDetails {
+                kind: "k".into(),
+                message: "m".into(),
+                location: None,
+                group_key: None,
+            }),
+            properties: (0..16)
+                .map(|k| (format!("{k}"), PropValue::from("v".repeat(256))))
+                .collect(),
+            ..NewEvent::default()
+        });
+        // Every field is bounded, so no single recorded event can exceed a message…
+        let flush = t.flush();
+        assert_eq!(wire::decode(&flush[0].bytes).unwrap().dropped.oversize, 0);
+        // …but an event built by hand can, and is counted rather than sent.
         let mut huge = crate::samples::error_event();
         huge.name = "n".repeat(MAX_MESSAGE_BYTES);
-        let small = crate::samples::error_event();
-        let flush = pack(
-            &source,
-            DateTime::UNIX_EPOCH,
-            vec![huge, small],
+        let messages = crate::delivery::pack(
+            &crate::samples::source(),
+            0.0,
+            vec![huge, crate::samples::error_event()],
             DropCounts::default(),
         );
-        assert_eq!(flush.dropped_now.oversize, 1);
-        assert_eq!(flush.event_count(), 1);
-        let envelope = wire::decode(&flush.messages[0].bytes).unwrap();
+        let envelope = wire::decode(&messages[0].bytes).unwrap();
         assert_eq!(envelope.dropped.oversize, 1);
+        assert_eq!(envelope.events.len(), 1);
     }
 
     #[test]
@@ -557,16 +458,16 @@ mod tests {
             ..DropCounts::default()
         });
         let flush = t.flush();
-        assert_eq!(flush.messages.len(), 1);
-        assert_eq!(flush.messages[0].event_count, 0);
-        assert_eq!(flush.messages[0].carried.send_failed, 4);
+        assert_eq!(flush.len(), 1);
+        assert_eq!(flush[0].events, 0);
+        assert_eq!(flush[0].carried.send_failed, 4);
     }
 
     #[test]
     fn rejected_webhooks_become_one_event_per_reason() {
         let (t, _) = tracker();
         t.track_rejected_webhooks(&[("unauthorized".into(), 1_000), ("too_large".into(), 0)]);
-        let envelope = wire::decode(&t.flush().messages[0].bytes).unwrap();
+        let envelope = wire::decode(&t.flush()[0].bytes).unwrap();
         assert_eq!(envelope.events.len(), 1);
         assert_eq!(envelope.events[0].name, "webhook_rejected");
         assert_eq!(
@@ -581,7 +482,7 @@ mod tests {
     #[test]
     fn empty_tracker_flushes_nothing() {
         let (t, _) = tracker();
-        assert!(t.flush().messages.is_empty());
+        assert!(t.flush().is_empty());
     }
 
     #[test]

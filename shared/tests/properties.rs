@@ -14,13 +14,18 @@ fn any_kind() -> impl Strategy<Value = EventKind> {
 
 fn any_error() -> impl Strategy<Value = Option<ErrorDetails>> {
     proptest::option::of(
-        (".{0,300}", ".{0,3000}", proptest::option::of(".{0,300}")).prop_map(
-            |(kind, message, location)| ErrorDetails {
+        (
+            ".{0,300}",
+            ".{0,3000}",
+            proptest::option::of(".{0,300}"),
+            proptest::option::of(".{0,300}"),
+        )
+            .prop_map(|(kind, message, location, group_key)| ErrorDetails {
                 kind,
                 message,
                 location,
-            },
-        ),
+                group_key,
+            }),
     )
 }
 
@@ -69,6 +74,11 @@ proptest! {
         let mut envelope = samples::typical_envelope();
         envelope.events = events;
         let bytes = encode(&envelope).unwrap();
+        // The outbox writes envelopes from events encoded once: the same bytes.
+        let writer = shared::wire::EnvelopeWriter::new(&envelope.source).unwrap();
+        let events: Vec<Vec<u8>> = envelope.events.iter().map(|e| shared::wire::encode_event(e).unwrap()).collect();
+        let written = writer.write(envelope.sent_at.timestamp_millis(), events.iter().map(Vec::as_slice), &envelope.dropped).unwrap();
+        prop_assert_eq!(&written, &bytes);
         prop_assert_eq!(decode(&bytes).unwrap(), envelope);
     }
 
@@ -89,6 +99,68 @@ proptest! {
         }
         let end = cut.index(bytes.len() + 1);
         let _ = decode(&bytes[..end]);
+    }
+
+    #[test]
+    fn the_outbox_accounts_for_every_event_exactly(
+        requests in proptest::collection::vec((0usize..40, 0u64..30_000, 0u8..3), 1..60),
+        window in prop_oneof![Just(0.0), 1.0f64..20_000.0],
+    ) {
+        // Requests arrive, hand their events over, and their sends fail at random (none, the
+        // first attempt only, or both). Whatever happens, every event is sent once or counted.
+        use shared::delivery::{NextStep, Outbox, Role, SendOutcome};
+        let mut outbox = Outbox::new(&samples::source(), window).unwrap();
+        let mut now = 0.0;
+        let mut sent = 0u64;
+        let mut counted = shared::DropCounts::default();
+        let mut total = 0u64;
+        let mut leases = Vec::new();
+        let deliver = |outbox: &mut Outbox, messages: Vec<shared::delivery::Message>, failures: u8, sent: &mut u64, counted: &mut shared::DropCounts| {
+            for m in messages {
+                let carried = decode(&m.bytes).unwrap().dropped;
+                let outcome = |attempt: u8| if attempt < failures { SendOutcome::Failed } else { SendOutcome::Sent };
+                let first = outcome(0);
+                let delivered = match outbox.sent(m.ticket, first) {
+                    NextStep::Done => true,
+                    NextStep::Retry => outbox.sent(m.ticket, outcome(1)) == NextStep::Done,
+                    NextStep::Dropped => false,
+                };
+                // Only what reached the queue counts: a lost message's counts are restored.
+                if delivered {
+                    *sent += u64::from(m.events);
+                    counted.add(carried);
+                }
+            }
+        };
+        for (n, gap, fail) in requests {
+            now += gap as f64;
+            total += n as u64;
+            let events: Vec<Event> = (0..n).map(|_| samples::typical_events()[1].clone()).collect();
+            let handover = outbox.add(now, now, events, shared::DropCounts::default());
+            deliver(&mut outbox, handover.ready, fail, &mut sent, &mut counted);
+            if let Role::Flusher { lease, wait_ms } = handover.role {
+                leases.push((lease, now + wait_ms));
+            }
+            let due: Vec<u64> = leases.iter().filter(|(_, at)| *at <= now).map(|(l, _)| *l).collect();
+            leases.retain(|(_, at)| *at > now);
+            for lease in due {
+                let messages = outbox.take(lease, now);
+                deliver(&mut outbox, messages, 0, &mut sent, &mut counted);
+            }
+        }
+        // Drain: remaining flushers take, then one more request carries the last counts.
+        for (lease, at) in leases {
+            let messages = outbox.take(lease, at);
+            deliver(&mut outbox, messages, 0, &mut sent, &mut counted);
+        }
+        let last = outbox.add(now + 1e6, now + 1e6, Vec::new(), shared::DropCounts::default());
+        deliver(&mut outbox, last.ready, 0, &mut sent, &mut counted);
+        if let Role::Flusher { lease, .. } = last.role {
+            let messages = outbox.take(lease, now + 2e6);
+            deliver(&mut outbox, messages, 0, &mut sent, &mut counted);
+        }
+        prop_assert_eq!(outbox.waiting(), 0);
+        prop_assert_eq!(sent + counted.total(), total);
     }
 
     #[test]
@@ -117,6 +189,7 @@ proptest! {
                 kind: "k".repeat(120),
                 message: "m".repeat(1_000),
                 location: None,
+                group_key: None,
             });
             let properties = (0..(size / 300).min(16))
                 .map(|k| (format!("k{k}"), PropValue::from("v".repeat(256))))
@@ -126,7 +199,7 @@ proptest! {
         let flush = tracker.flush();
         let mut sent = 0u64;
         let mut carried = shared::DropCounts::default();
-        for message in &flush.messages {
+        for message in &flush {
             prop_assert!(message.bytes.len() <= MAX_MESSAGE_BYTES);
             let envelope = decode(&message.bytes).unwrap();
             sent += envelope.events.len() as u64;

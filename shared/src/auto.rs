@@ -1,0 +1,363 @@
+//! Automatic tracking of a Telegram bot: the events every update yields without code in the
+//! handler, and their names. The Worker layer records them with the update's tracker, after
+//! the response.
+//!
+//! | kind | name | when | properties |
+//! | --- | --- | --- | --- |
+//! | update | the update kind (`message`, `callback_query`, …) or `unknown` | every accepted update | `update_id`, `chat_type`, `unknown_kind` |
+//! | command | the command (`start`, …) or `unknown` | a message whose text is a command for this bot | `source` (`/start` deep link), `attempted` (an unknown command's name) |
+//! | callback | the callback data up to the first `:` | a button press | `data` |
+//! | performance | `handler` | every accepted update | `update_kind`, `command`, `outcome` (`ok`/`error`); duration = the handler's own time, awaited I/O included |
+//! | error | the error's type | the handler returned an error | kind, message, `handler:<file>:<line>` location, grouped by type and location |
+//! | performance | `follow_up` | after follow-up calls | `calls`; duration = all follow-ups |
+//! | custom | `webhook_rejected` | refused requests since the last report, one event per reason | `reason`, `count`; no user, no chat |
+
+use crate::event::{ErrorDetails, EventKind, PropValue};
+use crate::telegram::{Command, Update};
+use crate::tracker::NewEvent;
+
+/// Longest command name tracked as itself (Telegram allows 32 characters).
+pub const MAX_COMMAND_NAME: usize = 32;
+
+/// What the automatic tracking needs to know about the bot.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BotProfile<'a> {
+    /// The bot's @username (with or without `@`), so `/cmd@OtherBot` in groups is ignored.
+    pub username: &'a str,
+    /// The bot's commands; any other command is tracked as `unknown`. Empty: every command is
+    /// tracked by its name.
+    pub commands: &'a [&'a str],
+}
+
+/// A `/start` payload as an acquisition source: kept when it is a valid deep-link parameter
+/// (1–64 characters of `A-Z a-z 0-9 _ -`), `other` when it is anything else a user typed
+/// (free text is never stored), `None` when there is none.
+pub fn deep_link_source(payload: &str) -> Option<&str> {
+    if payload.is_empty() {
+        return None;
+    }
+    let valid = payload.len() <= 64
+        && payload
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    Some(if valid { payload } else { "other" })
+}
+
+/// The command of an update's message, as tracked: its name (or `unknown`) and, for unknown
+/// ones, the attempted name. `None` when the update carries no command for this bot.
+pub fn command_of(update: &Update, bot: &BotProfile) -> Option<(String, Option<String>)> {
+    let text = update.payload.text.as_deref()?;
+    let command = Command::parse(text)?;
+    if !command.is_for(bot.username) {
+        return None;
+    }
+    let known = if bot.commands.is_empty() {
+        command.name.len() <= MAX_COMMAND_NAME
+    } else {
+        bot.commands.contains(&command.name)
+    };
+    Some(if known {
+        (command.name.to_string(), None)
+    } else {
+        let attempted = crate::text::cut_at(command.name, MAX_COMMAND_NAME).to_string();
+        ("unknown".to_string(), Some(attempted))
+    })
+}
+
+/// The events an accepted update yields before its handler runs: the update, and its command
+/// or button press.
+pub fn update_events(update: &Update, bot: &BotProfile) -> Vec<NewEvent> {
+    let mut events = Vec::with_capacity(2);
+    let mut properties = vec![("update_id".to_string(), PropValue::Int(update.update_id))];
+    if let Some(chat) = update.chat() {
+        properties.push(("chat_type".into(), chat.kind.as_str().into()));
+    }
+    if !update.known {
+        properties.push(("unknown_kind".into(), update.kind.as_str().into()));
+    }
+    events.push(NewEvent {
+        kind: Some(EventKind::UpdateReceived),
+        name: if update.known {
+            update.kind.clone()
+        } else {
+            "unknown".into()
+        },
+        properties,
+        ..NewEvent::default()
+    });
+    if let Some((name, attempted)) = command_of(update, bot) {
+        let mut properties = Vec::new();
+        if name == "start" {
+            let payload = update
+                .payload
+                .text
+                .as_deref()
+                .and_then(Command::parse)
+                .map(|c| c.payload)
+                .unwrap_or_default();
+            if let Some(source) = deep_link_source(payload) {
+                properties.push(("source".to_string(), source.into()));
+            }
+        }
+        if let Some(attempted) = attempted {
+            properties.push(("attempted".to_string(), attempted.into()));
+        }
+        events.push(NewEvent {
+            kind: Some(EventKind::Command),
+            name,
+            properties,
+            ..NewEvent::default()
+        });
+    }
+    if update.kind == "callback_query" {
+        let data = update.payload.data.as_deref().unwrap_or_default();
+        events.push(NewEvent {
+            kind: Some(EventKind::Callback),
+            name: data.split(':').next().unwrap_or_default().to_string(),
+            properties: vec![("data".into(), data.into())],
+            ..NewEvent::default()
+        });
+    }
+    events
+}
+
+/// An error a handler returned: its type, message and where it was raised.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HandlerFailure {
+    /// The error's type name.
+    pub kind: String,
+    /// The error and its sources, joined with `": "`.
+    pub message: String,
+    /// `file:line` of the `?` (or constructor) that raised it.
+    pub location: String,
+}
+
+/// The events of the handler's run: its duration (`handler`), and its error, if any, grouped
+/// by type and location.
+pub fn handler_events(
+    update: &Update,
+    command: Option<&str>,
+    duration_ms: f64,
+    failure: Option<&HandlerFailure>,
+) -> Vec<NewEvent> {
+    let mut properties = vec![("update_kind".to_string(), update.kind.as_str().into())];
+    if let Some(command) = command {
+        properties.push(("command".into(), command.into()));
+    }
+    properties.push((
+        "outcome".into(),
+        if failure.is_some() { "error" } else { "ok" }.into(),
+    ));
+    let mut events = vec![NewEvent {
+        kind: Some(EventKind::Performance),
+        name: "handler".into(),
+        duration_ms: Some(duration_ms.max(0.0)),
+        properties,
+        ..NewEvent::default()
+    }];
+    if let Some(failure) = failure {
+        let location = format!("handler:{}", failure.location);
+        events.push(NewEvent {
+            kind: Some(EventKind::Error),
+            name: failure.kind.clone(),
+            error: Some(ErrorDetails {
+                kind: failure.kind.clone(),
+                message: failure.message.clone(),
+                location: Some(location.clone()),
+                group_key: Some(location),
+            }),
+            ..NewEvent::default()
+        });
+    }
+    events
+}
+
+/// The follow-up work's duration, when there was any.
+pub fn follow_up_event(calls: usize, duration_ms: f64) -> Option<NewEvent> {
+    (calls > 0).then(|| NewEvent {
+        kind: Some(EventKind::Performance),
+        name: "follow_up".into(),
+        duration_ms: Some(duration_ms.max(0.0)),
+        properties: vec![("calls".into(), calls.into())],
+        ..NewEvent::default()
+    })
+}
+
+/// Refused webhook requests, one `webhook_rejected` event per reason with its count. They
+/// belong to no user and no chat: record them with a tracker of their own.
+pub fn rejection_events(counts: &[(&'static str, u32)]) -> Vec<NewEvent> {
+    counts
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(reason, count)| NewEvent {
+            name: "webhook_rejected".into(),
+            properties: vec![
+                ("reason".into(), (*reason).into()),
+                ("count".into(), (*count).into()),
+            ],
+            ..NewEvent::default()
+        })
+        .collect()
+}
+
+/// Refused requests counted in an isolate, reported with a later accepted update so a flood of
+/// bad requests costs no queue messages of its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RejectionCounts(Vec<(&'static str, u32)>);
+
+impl RejectionCounts {
+    /// Counts one refusal.
+    pub fn count(&mut self, reason: &'static str) {
+        match self.0.iter_mut().find(|(k, _)| *k == reason) {
+            Some((_, n)) => *n = n.saturating_add(1),
+            None => self.0.push((reason, 1)),
+        }
+    }
+
+    /// Takes the counts so far.
+    pub fn take(&mut self) -> Vec<(&'static str, u32)> {
+        std::mem::take(&mut self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tracker::Tracker;
+
+    fn update(json: &str) -> Update {
+        Update::parse(json.as_bytes()).unwrap()
+    }
+
+    fn text_update(text: &str) -> Update {
+        update(&format!(
+            r#"{{"update_id":7,"message":{{"message_id":2,"from":{{"id":42}},"chat":{{"id":42,"type":"private"}},"text":{}}}}}"#,
+            serde_json::to_string(text).unwrap()
+        ))
+    }
+
+    const BOT: BotProfile = BotProfile {
+        username: "MyBot",
+        commands: &["start", "help"],
+    };
+
+    fn names(events: &[NewEvent]) -> Vec<(Option<EventKind>, String)> {
+        events.iter().map(|e| (e.kind, e.name.clone())).collect()
+    }
+
+    #[test]
+    fn a_start_with_a_deep_link_is_an_update_and_a_command() {
+        let events = update_events(&text_update("/start campaign_7"), &BOT);
+        assert_eq!(
+            names(&events),
+            vec![
+                (Some(EventKind::UpdateReceived), "message".to_string()),
+                (Some(EventKind::Command), "start".to_string())
+            ]
+        );
+        assert_eq!(
+            events[0].properties[0],
+            ("update_id".into(), PropValue::Int(7))
+        );
+        assert_eq!(
+            events[1].properties,
+            vec![("source".into(), "campaign_7".into())]
+        );
+    }
+
+    #[test]
+    fn free_text_after_start_is_never_kept() {
+        let events = update_events(&text_update("/start my number is +44 7700 900123"), &BOT);
+        assert_eq!(
+            events[1].properties,
+            vec![("source".into(), "other".into())]
+        );
+        let all = format!("{events:?}");
+        assert!(!all.contains("7700"), "{all}");
+        assert_eq!(deep_link_source(&"a".repeat(65)), Some("other"));
+        assert_eq!(deep_link_source("ok-_9"), Some("ok-_9"));
+        assert_eq!(deep_link_source(""), None);
+    }
+
+    #[test]
+    fn unknown_and_foreign_commands() {
+        let events = update_events(&text_update("/frobnicate"), &BOT);
+        assert_eq!(events[1].name, "unknown");
+        assert_eq!(
+            events[1].properties,
+            vec![("attempted".into(), "frobnicate".into())]
+        );
+        assert_eq!(update_events(&text_update("/help@OtherBot"), &BOT).len(), 1);
+        assert_eq!(
+            update_events(&text_update("/help@mybot"), &BOT)[1].name,
+            "help"
+        );
+        let any = BotProfile {
+            username: "MyBot",
+            commands: &[],
+        };
+        assert_eq!(
+            update_events(&text_update("/frobnicate"), &any)[1].name,
+            "frobnicate"
+        );
+        assert_eq!(
+            update_events(&text_update(&format!("/{}", "x".repeat(40))), &any)[1].name,
+            "unknown"
+        );
+        assert_eq!(update_events(&text_update("just chatting"), &BOT).len(), 1);
+    }
+
+    #[test]
+    fn a_button_press_is_a_callback_named_by_its_prefix() {
+        let events = update_events(
+            &update(
+                r#"{"update_id":3,"callback_query":{"id":"99","from":{"id":42},"data":"menu:about"}}"#,
+            ),
+            &BOT,
+        );
+        assert_eq!(events[1].kind, Some(EventKind::Callback));
+        assert_eq!(events[1].name, "menu");
+        assert_eq!(
+            events[1].properties,
+            vec![("data".into(), "menu:about".into())]
+        );
+    }
+
+    #[test]
+    fn a_handler_error_is_grouped_by_type_and_location() {
+        let failure = HandlerFailure {
+            kind: "D1Error".into(),
+            message: "no such table".into(),
+            location: "src/bot.rs:42".into(),
+        };
+        let events = handler_events(&text_update("/start"), Some("start"), 12.5, Some(&failure));
+        assert_eq!(events[0].name, "handler");
+        assert_eq!(events[0].duration_ms, Some(12.5));
+        assert!(events[0]
+            .properties
+            .contains(&("outcome".into(), "error".into())));
+        let error = events[1].error.as_ref().unwrap();
+        assert_eq!(error.location.as_deref(), Some("handler:src/bot.rs:42"));
+        assert_eq!(error.group_key.as_deref(), Some("handler:src/bot.rs:42"));
+    }
+
+    #[test]
+    fn rejected_requests_carry_no_user() {
+        // Reported by a review: rejections took the user and chat of the next accepted update.
+        let mut counts = RejectionCounts::default();
+        counts.count("unauthorized");
+        counts.count("unauthorized");
+        let update_tracker = Tracker::new(crate::samples::source(), || 0.0, [1; 16]);
+        update_tracker.set_context(Some(42), Some(42));
+        // The layer records rejections with a tracker of their own, never the update's.
+        let rejections = Tracker::new(crate::samples::source(), || 0.0, [2; 16]);
+        for event in rejection_events(&counts.take()) {
+            rejections.record(event);
+        }
+        let (events, _) = rejections.take_events();
+        assert_eq!(events.len(), 1);
+        assert_eq!((events[0].user_id, events[0].chat_id), (None, None));
+        assert_eq!(events[0].properties[1], ("count".into(), PropValue::Int(2)));
+        assert!(counts.take().is_empty());
+    }
+}
