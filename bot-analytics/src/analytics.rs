@@ -1,0 +1,119 @@
+//! The handle a Worker builds from its `Env`: per-request trackers, and delivery after the
+//! response.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use worker::{console_error, Context, Env, Queue};
+
+use crate::outbox;
+use crate::runtime::now_ms;
+use crate::settings::{Mode, Settings, DEFAULT_QUEUE_BINDING};
+use crate::tracker::Tracker;
+
+thread_local! {
+    static WARNED_NO_QUEUE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Analytics for one Worker: built from its `Env` (queue binding, source, release, coalescing
+/// window; see the crate documentation's configuration table), it gives a [`Tracker`] per
+/// request and sends the tracked events after the response.
+#[derive(Clone)]
+pub struct Analytics {
+    settings: Rc<Settings>,
+    queue: Option<Queue>,
+}
+
+impl std::fmt::Debug for Analytics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Analytics")
+            .field("settings", &self.settings)
+            .field("queue", &self.queue.is_some())
+            .finish()
+    }
+}
+
+impl Analytics {
+    /// Analytics sending to the queue bound as `ANALYTICS_QUEUE`.
+    pub fn from_env(env: &Env) -> Analytics {
+        Analytics::with_queue(env, DEFAULT_QUEUE_BINDING)
+    }
+
+    /// Analytics sending to the queue bound as `binding`.
+    pub fn with_queue(env: &Env, binding: &str) -> Analytics {
+        let settings = Settings::get(env);
+        let queue = if settings.mode == Mode::Off {
+            None
+        } else {
+            match env.queue(binding) {
+                Ok(queue) => Some(queue),
+                Err(error) => {
+                    if !WARNED_NO_QUEUE.with(|w| w.replace(true)) {
+                        console_error!(
+                            "analytics: no queue binding {binding} ({error}); events are not sent"
+                        );
+                    }
+                    None
+                }
+            }
+        };
+        Analytics { settings, queue }
+    }
+
+    /// How analytics behave (`ANALYTICS`: on, off, await).
+    pub fn mode(&self) -> Mode {
+        self.settings.mode
+    }
+
+    /// The isolate's settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// A tracker for one request; a no-op with `ANALYTICS=off`.
+    pub fn tracker(&self) -> Tracker {
+        match self.settings.mode {
+            Mode::Off => Tracker::noop(),
+            _ => Tracker::new(self.settings.source.clone()),
+        }
+    }
+
+    /// Sends the tracker's events after the response, inside `ctx.wait_until`: call it just
+    /// before returning the response. Never delays the response (in `await` mode, use
+    /// [`Analytics::send`] instead).
+    pub fn send_after(&self, ctx: &Context, tracker: &Tracker) {
+        if !tracker.is_enabled() {
+            return;
+        }
+        let this = self;
+        let response_at = now_ms();
+        ctx.wait_until(this.handover(tracker, response_at));
+    }
+
+    /// Sends the tracker's events now and waits: for use inside your own `wait_until` (or to
+    /// measure what sending before the response costs).
+    pub async fn send(&self, tracker: &Tracker) {
+        self.handover(tracker, now_ms()).await;
+    }
+
+    /// Takes the tracker's events at once, and returns the future that hands them to the
+    /// isolate's outbox (and sends, or flushes, what falls to this request), as of a response
+    /// ready at `response_at`.
+    pub(crate) fn handover(
+        &self,
+        tracker: &Tracker,
+        response_at: f64,
+    ) -> impl std::future::Future<Output = ()> + 'static {
+        let (events, dropped) = tracker.take();
+        let settings = self.settings.clone();
+        let queue = self.queue.clone();
+        async move {
+            if events.is_empty() && dropped.total() == 0 {
+                return;
+            }
+            if let Some(queue) = queue {
+                outbox::deliver(&settings, &queue, events, dropped, response_at).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,111 @@
+//! The isolate's outbox: carries out what `shared::delivery::Outbox` decides. Mechanism only —
+//! a thread-local outbox, the flusher's wait, the queue send with its timeout, and logs.
+
+use std::cell::RefCell;
+
+use futures_util::future::join;
+use shared::delivery::{Handover, Message, NextStep, Outbox, Role, SendOutcome, SEND_TIMEOUT_MS};
+use shared::{DropCounts, Event};
+use worker::{console_error, console_log, Queue};
+
+use crate::queue;
+use crate::runtime::{self, now_ms};
+use crate::settings::Settings;
+
+thread_local! {
+    static OUTBOX: RefCell<Option<Outbox>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` on the isolate's outbox, creating it on first use.
+fn with_outbox<T>(settings: &Settings, f: impl FnOnce(&mut Outbox) -> T) -> Option<T> {
+    OUTBOX.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        if cell.is_none() {
+            match Outbox::new(&settings.source, settings.window_ms) {
+                Ok(outbox) => *cell = Some(outbox),
+                Err(error) => {
+                    console_error!("analytics: no outbox: {error}");
+                    return None;
+                }
+            }
+        }
+        cell.as_mut().map(f)
+    })
+}
+
+/// Hands one unit of work's events over to the outbox and does what falls to this request:
+/// send the full messages it completed, and, when it is the flusher, wait the window and send
+/// what is waiting then. Runs inside the request's `wait_until` (or is awaited, in `await`
+/// mode). `response_at` is when the response was ready.
+pub async fn deliver(
+    settings: &Settings,
+    queue: &Queue,
+    events: Vec<Event>,
+    dropped: DropCounts,
+    response_at: f64,
+) {
+    let Some(Handover { ready, role }) =
+        with_outbox(settings, |o| o.add(now_ms(), response_at, events, dropped))
+    else {
+        return;
+    };
+    let now = send_all(settings, queue, ready);
+    match role {
+        Role::Joined => now.await,
+        Role::Flusher { lease, wait_ms } => {
+            let later = async {
+                runtime::sleep(wait_ms).await;
+                let messages =
+                    with_outbox(settings, |o| o.take(lease, now_ms())).unwrap_or_default();
+                send_all(settings, queue, messages).await;
+            };
+            join(now, later).await;
+        }
+    }
+}
+
+async fn send_all(settings: &Settings, queue: &Queue, messages: Vec<Message>) {
+    for message in messages {
+        send_one(settings, queue, &message).await;
+    }
+}
+
+/// Sends one message: an attempt that fails or takes longer than the send timeout is retried
+/// once; the outbox counts what is lost.
+async fn send_one(settings: &Settings, queue: &Queue, message: &Message) {
+    loop {
+        let attempt = runtime::timeout(
+            SEND_TIMEOUT_MS,
+            queue::send_bytes(queue, &message.bytes, &settings.faults),
+        )
+        .await;
+        let outcome = match &attempt {
+            Some(Ok(())) => SendOutcome::Sent,
+            _ => SendOutcome::Failed,
+        };
+        match with_outbox(settings, |o| o.sent(message.ticket, outcome)) {
+            Some(NextStep::Retry) => continue,
+            Some(NextStep::Done) => {
+                if outcome == SendOutcome::Sent && settings.faults.log_sends {
+                    console_log!(
+                        "analytics: sent {} events in {} bytes",
+                        message.events,
+                        message.bytes.len()
+                    );
+                }
+            }
+            Some(NextStep::Dropped) | None => {
+                let why = match attempt {
+                    Some(Err(error)) => error.to_string(),
+                    Some(Ok(())) => "no outbox".into(),
+                    None => format!("no answer within {SEND_TIMEOUT_MS} ms"),
+                };
+                console_error!(
+                    "analytics: queue send failed twice, {} events counted as dropped: {why}",
+                    message.events
+                );
+            }
+        }
+        return;
+    }
+}

@@ -1,0 +1,77 @@
+//! What the library needs from the Workers runtime: the clock, randomness and timeouts.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::time::Duration;
+
+use futures_util::future::{select, Either};
+use js_sys::{Reflect, Uint8Array};
+use wasm_bindgen::JsCast;
+
+/// Milliseconds since the Unix epoch (`Date.now()`). Deployed Workers advance it only across
+/// I/O, so time only what includes I/O.
+pub fn now_ms() -> f64 {
+    js_sys::Date::now()
+}
+
+thread_local! {
+    /// The isolate's id generator state, seeded once from `crypto.getRandomValues`.
+    static SEED_STATE: Cell<Option<u64>> = const { Cell::new(None) };
+}
+
+fn crypto_seed() -> u64 {
+    let array = Uint8Array::new_with_length(8);
+    let filled = Reflect::get(&js_sys::global(), &"crypto".into())
+        .and_then(|crypto| {
+            let f: js_sys::Function =
+                Reflect::get(&crypto, &"getRandomValues".into())?.dyn_into()?;
+            f.call1(&crypto, &array)
+        })
+        .is_ok();
+    if filled {
+        let mut bytes = [0u8; 8];
+        array.copy_to(&mut bytes);
+        u64::from_le_bytes(bytes)
+    } else {
+        // Never expected in Workers; unique enough for ids, not for secrets.
+        js_sys::Math::random().to_bits() ^ now_ms().to_bits()
+    }
+}
+
+/// 128 random bits for one tracker's ids: drawn from a generator seeded once per isolate by
+/// `crypto.getRandomValues`, so a request costs no call into JavaScript for its seed.
+pub fn seed() -> [u8; 16] {
+    SEED_STATE.with(|state| {
+        let mut s = state.get().unwrap_or_else(crypto_seed);
+        let mut next = || {
+            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = s;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        };
+        let mut out = [0u8; 16];
+        out[..8].copy_from_slice(&next().to_le_bytes());
+        out[8..].copy_from_slice(&next().to_le_bytes());
+        state.set(Some(s));
+        out
+    })
+}
+
+/// Waits `ms` milliseconds (nothing when `ms` ≤ 0).
+pub async fn sleep(ms: f64) {
+    if ms > 0.0 {
+        worker::Delay::from(Duration::from_millis(ms as u64)).await;
+    }
+}
+
+/// Runs `future` for at most `ms` milliseconds: `None` when time ran out first (the future is
+/// dropped).
+pub async fn timeout<F: Future>(ms: f64, future: F) -> Option<F::Output> {
+    let future = std::pin::pin!(future);
+    let delay = std::pin::pin!(sleep(ms.max(1.0)));
+    match select(future, delay).await {
+        Either::Left((output, _)) => Some(output),
+        Either::Right(_) => None,
+    }
+}

@@ -1,0 +1,205 @@
+//! A small Telegram Bot API client. Every call is timed and its outcome tracked; failures
+//! (429 with `retry_after` included) become error events. Every call has a timeout, so a Bot API
+//! that hangs cannot eat the request's `wait_until` budget. Without a token (local dev) calls
+//! are logged and skipped.
+
+use futures_util::future::{select, Either};
+use serde::Deserialize;
+use serde_json::Value;
+use worker::{console_log, AbortController, Env, Fetch, Headers, Method, Request, RequestInit};
+
+use crate::runtime;
+use crate::telegram::settings::TelegramSettings;
+use crate::Tracker;
+
+/// How long one Bot API call may take, in ms, unless `TELEGRAM_API_TIMEOUT_MS` says otherwise.
+pub const DEFAULT_TIMEOUT_MS: f64 = 10_000.0;
+
+/// Where and as whom to call the Bot API.
+#[derive(Debug, Clone)]
+pub struct BotApi {
+    base: String,
+    token: Option<String>,
+    timeout_ms: f64,
+}
+
+/// How a Bot API call failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    /// No `TELEGRAM_BOT_TOKEN` configured: the call was skipped.
+    #[error("no TELEGRAM_BOT_TOKEN: {0} skipped")]
+    NoToken(String),
+    /// Telegram answered `ok: false`.
+    #[error("{description} ({code})")]
+    Telegram {
+        /// HTTP status / `error_code`.
+        code: u16,
+        /// Telegram's description, e.g. "Bad Request: message to edit not found".
+        description: String,
+        /// Seconds to wait, for 429.
+        retry_after: Option<u64>,
+    },
+    /// The request did not complete.
+    #[error("network: {0}")]
+    Network(String),
+    /// No answer within the timeout.
+    #[error("no answer within {0} ms")]
+    Timeout(u64),
+}
+
+impl ApiError {
+    /// The outcome as tracked on the `bot_api` timing: `http_429`, `network`, `timeout`, …
+    pub fn outcome(&self) -> String {
+        match self {
+            ApiError::NoToken(_) => "skipped".into(),
+            ApiError::Telegram { code, .. } => format!("http_{code}"),
+            ApiError::Network(_) => "network".into(),
+            ApiError::Timeout(_) => "timeout".into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ApiResponse {
+    ok: bool,
+    #[serde(default)]
+    result: Value,
+    #[serde(default)]
+    error_code: Option<u16>,
+    #[serde(default)]
+    description: Option<String>,
+    #[serde(default)]
+    parameters: Option<ResponseParameters>,
+}
+
+#[derive(Deserialize)]
+struct ResponseParameters {
+    retry_after: Option<u64>,
+}
+
+impl BotApi {
+    /// The client configured by `TELEGRAM_API_BASE`, `TELEGRAM_BOT_TOKEN` and
+    /// `TELEGRAM_API_TIMEOUT_MS` (read once per isolate).
+    pub fn from_env(env: &Env) -> BotApi {
+        TelegramSettings::get(env).api.clone()
+    }
+
+    pub(crate) fn new(base: String, token: Option<String>, timeout_ms: f64) -> BotApi {
+        BotApi {
+            base,
+            token,
+            timeout_ms,
+        }
+    }
+
+    /// The token's bot id (the digits before `:`), which names the bot.
+    pub fn bot_id(&self) -> Option<&str> {
+        self.token.as_deref().and_then(|t| t.split(':').next())
+    }
+
+    /// Calls `method` with `params` and returns Telegram's `result`; tracks the call's duration
+    /// (`bot_api`, with `method` and `outcome`) and its failure, if any, in `tracker`.
+    pub async fn call(
+        &self,
+        method: &str,
+        params: &Value,
+        tracker: &Tracker,
+    ) -> Result<Value, ApiError> {
+        let Some(token) = &self.token else {
+            console_log!("bot api: no TELEGRAM_BOT_TOKEN, skipped {method} (local dev)");
+            return Err(ApiError::NoToken(method.to_string()));
+        };
+        let start = runtime::now_ms();
+        let result = self.send(token, method, params).await;
+        let outcome = match &result {
+            Ok(_) => "ok".to_string(),
+            Err(error) => error.outcome(),
+        };
+        tracker.track_performance(
+            "bot_api",
+            runtime::now_ms() - start,
+            [("method", method.to_string()), ("outcome", outcome)],
+        );
+        if let Err(error) = &result {
+            let location = format!("bot_api:{method}");
+            let (kind, message) = match error {
+                ApiError::Telegram {
+                    code,
+                    description,
+                    retry_after,
+                } => {
+                    let mut message = description.clone();
+                    if let Some(seconds) = retry_after {
+                        if !message.contains("retry after") {
+                            message.push_str(&format!(" (retry after {seconds})"));
+                        }
+                    }
+                    let kind = if *code == 429 {
+                        "telegram_rate_limited"
+                    } else {
+                        "telegram_api"
+                    };
+                    (kind, message)
+                }
+                ApiError::Network(detail) => ("network", detail.clone()),
+                ApiError::Timeout(_) => ("timeout", error.to_string()),
+                ApiError::NoToken(_) => ("skipped", error.to_string()),
+            };
+            let message = shared::scrub::scrub(&message.replace(token.as_str(), "<token>"));
+            tracker.track_error_message(kind, &message, &location);
+        }
+        result
+    }
+
+    async fn send(&self, token: &str, method: &str, params: &Value) -> Result<Value, ApiError> {
+        let url = format!(
+            "{}/bot{}/{}",
+            self.base.trim_end_matches('/'),
+            token,
+            method
+        );
+        let network = |e: worker::Error| ApiError::Network(e.to_string().replace(token, "<token>"));
+        let headers = Headers::new();
+        headers
+            .set("Content-Type", "application/json")
+            .map_err(network)?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Post)
+            .with_headers(headers)
+            .with_body(Some(params.to_string().into()));
+        let request = Request::new_with_init(&url, &init).map_err(network)?;
+        let controller = AbortController::default();
+        let signal = controller.signal();
+        let exchange = async {
+            let mut response = Fetch::Request(request)
+                .send_with_signal(&signal)
+                .await
+                .map_err(network)?;
+            let status = response.status_code();
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            Ok::<_, ApiError>((status, body))
+        };
+        let exchange = std::pin::pin!(exchange);
+        let deadline = std::pin::pin!(runtime::sleep(self.timeout_ms));
+        let (status, body) = match select(exchange, deadline).await {
+            Either::Left((result, _)) => result?,
+            Either::Right(_) => {
+                controller.abort();
+                return Err(ApiError::Timeout(self.timeout_ms as u64));
+            }
+        };
+        match serde_json::from_value::<ApiResponse>(body).ok() {
+            Some(r) if r.ok && (200..300).contains(&status) => Ok(r.result),
+            Some(r) => Err(ApiError::Telegram {
+                code: r.error_code.unwrap_or(status),
+                description: r.description.unwrap_or_else(|| format!("HTTP {status}")),
+                retry_after: r.parameters.and_then(|p| p.retry_after),
+            }),
+            None => Err(ApiError::Telegram {
+                code: status,
+                description: format!("HTTP {status} with a body that is not a Bot API response"),
+                retry_after: None,
+            }),
+        }
+    }
+}

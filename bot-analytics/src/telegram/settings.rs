@@ -1,0 +1,48 @@
+//! The Telegram layer's settings, read once per isolate.
+
+use std::cell::OnceCell;
+use std::rc::Rc;
+
+use worker::Env;
+
+use crate::settings::text;
+use crate::telegram::api::{BotApi, DEFAULT_TIMEOUT_MS};
+
+/// What the webhook layer reads from the environment.
+#[derive(Debug, Clone)]
+pub struct TelegramSettings {
+    /// `TELEGRAM_WEBHOOK_SECRET`: requests without it get 401 (unset: every request does).
+    pub secret: String,
+    /// `BOT_USERNAME`: the bot's @name, so `/cmd@OtherBot` in groups is ignored.
+    pub username: String,
+    /// `TELEGRAM_API_BASE`, `TELEGRAM_BOT_TOKEN`, `TELEGRAM_API_TIMEOUT_MS`.
+    pub api: BotApi,
+}
+
+thread_local! {
+    static TELEGRAM: OnceCell<Rc<TelegramSettings>> = const { OnceCell::new() };
+}
+
+impl TelegramSettings {
+    /// The isolate's settings.
+    pub fn get(env: &Env) -> Rc<TelegramSettings> {
+        TELEGRAM.with(|s| {
+            s.get_or_init(|| {
+                Rc::new(TelegramSettings {
+                    secret: text(env, "TELEGRAM_WEBHOOK_SECRET").unwrap_or_default(),
+                    username: text(env, "BOT_USERNAME").unwrap_or_default(),
+                    api: BotApi::new(
+                        text(env, "TELEGRAM_API_BASE")
+                            .unwrap_or_else(|| "https://api.telegram.org".into()),
+                        text(env, "TELEGRAM_BOT_TOKEN"),
+                        text(env, "TELEGRAM_API_TIMEOUT_MS")
+                            .and_then(|v| v.parse::<f64>().ok())
+                            .filter(|v| v.is_finite() && *v > 0.0)
+                            .unwrap_or(DEFAULT_TIMEOUT_MS),
+                    ),
+                })
+            })
+            .clone()
+        })
+    }
+}

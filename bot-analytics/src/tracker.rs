@@ -1,0 +1,154 @@
+//! The per-request tracker handed to application code.
+
+use std::future::Future;
+use std::rc::Rc;
+
+use shared::{DropCounts, Event, NewEvent, PropValue};
+
+use crate::runtime::{self, now_ms};
+
+type Clock = fn() -> f64;
+
+/// Records the analytics events of one request (one unit of work).
+///
+/// Cheap to clone (a reference-counted handle): pass clones to helpers and futures. Recording
+/// never blocks and never fails; events leave after the response, when the request's
+/// [`crate::Analytics::send_after`] (or the Telegram layer) hands them to the isolate's outbox.
+/// With `ANALYTICS=off` every tracker is a no-op that records nothing.
+#[derive(Clone)]
+pub struct Tracker {
+    inner: Option<Rc<shared::Tracker<Clock>>>,
+}
+
+impl std::fmt::Debug for Tracker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tracker")
+            .field("enabled", &self.is_enabled())
+            .field("events", &self.inner.as_ref().map_or(0, |t| t.len()))
+            .finish()
+    }
+}
+
+impl Tracker {
+    /// A tracker that records into a fresh buffer, for events from `source`.
+    pub(crate) fn new(source: shared::Source) -> Tracker {
+        Tracker {
+            inner: Some(Rc::new(shared::Tracker::new(
+                source,
+                now_ms as Clock,
+                runtime::seed(),
+            ))),
+        }
+    }
+
+    /// A tracker that records nothing (`ANALYTICS=off`).
+    pub fn noop() -> Tracker {
+        Tracker { inner: None }
+    }
+
+    /// Whether this tracker records (false with `ANALYTICS=off`).
+    pub fn is_enabled(&self) -> bool {
+        self.inner.is_some()
+    }
+
+    /// Tracks a custom event with typed properties: `tracker.track("order_paid",
+    /// [("amount_cents", PropValue::from(1999)), ("currency", "EUR".into())])`.
+    pub fn track<K, V>(&self, name: &str, properties: impl IntoIterator<Item = (K, V)>)
+    where
+        K: Into<String>,
+        V: Into<PropValue>,
+    {
+        if let Some(t) = &self.inner {
+            t.track(name, properties);
+        }
+    }
+
+    /// Tracks a custom event on behalf of one user (instead of the request's user).
+    pub fn track_user<K, V>(
+        &self,
+        user_id: i64,
+        name: &str,
+        properties: impl IntoIterator<Item = (K, V)>,
+    ) where
+        K: Into<String>,
+        V: Into<PropValue>,
+    {
+        if let Some(t) = &self.inner {
+            t.track_user(user_id, name, properties);
+        }
+    }
+
+    /// Tracks an error: its kind is the error's type name, its message the error and its
+    /// sources joined with `": "`; `location` says where (e.g. `checkout:charge`).
+    pub fn track_error<E: std::error::Error + ?Sized>(&self, error: &E, location: &str) {
+        if let Some(t) = &self.inner {
+            t.track_error(error, location);
+        }
+    }
+
+    /// Tracks an error described by a kind and a message.
+    pub fn track_error_message(&self, kind: &str, message: &str, location: &str) {
+        if let Some(t) = &self.inner {
+            t.track_error_message(kind, message, location);
+        }
+    }
+
+    /// Tracks a measured duration in milliseconds.
+    pub fn track_performance<K, V>(
+        &self,
+        name: &str,
+        duration_ms: f64,
+        properties: impl IntoIterator<Item = (K, V)>,
+    ) where
+        K: Into<String>,
+        V: Into<PropValue>,
+    {
+        if let Some(t) = &self.inner {
+            t.track_performance(name, duration_ms, properties);
+        }
+    }
+
+    /// Awaits `future` and tracks how long it took as a performance event named `name`. Time
+    /// futures that do I/O: deployed Workers advance the clock only across I/O.
+    pub async fn time<F: Future>(&self, name: &str, future: F) -> F::Output {
+        match &self.inner {
+            Some(t) => t.time(name, future).await,
+            None => future.await,
+        }
+    }
+
+    /// Records a fully described event (for layers built on this crate).
+    pub fn record(&self, event: NewEvent) {
+        if let Some(t) = &self.inner {
+            t.record(event);
+        }
+    }
+
+    /// Sets the user and chat later events default to.
+    pub fn set_context(&self, user_id: Option<i64>, chat_id: Option<i64>) {
+        if let Some(t) = &self.inner {
+            t.set_context(user_id, chat_id);
+        }
+    }
+
+    /// Makes later events belong to the unit of work `request_key` (see
+    /// `shared::ids::update_request_key`).
+    pub fn set_request_key(&self, request_key: u64) {
+        if let Some(t) = &self.inner {
+            t.set_request_key(request_key);
+        }
+    }
+
+    /// The clock, in ms since the epoch.
+    pub fn now_ms(&self) -> f64 {
+        now_ms()
+    }
+
+    /// Takes the recorded events and drop counts (for delivery).
+    pub(crate) fn take(&self) -> (Vec<Event>, DropCounts) {
+        match &self.inner {
+            Some(t) => t.take_events(),
+            None => (Vec::new(), DropCounts::default()),
+        }
+    }
+}
