@@ -19,7 +19,7 @@ export ESBUILD_BIN := $(ROOT)/node_modules/@esbuild/linux-x64/bin/esbuild
 export WASM_OPT_BIN := $(ROOT)/node_modules/.bin/wasm-opt
 export WRANGLER_SEND_METRICS := false
 
-.PHONY: help bootstrap tools npm build build-producer build-consumer migrate dev test lint \
+.PHONY: deploy help bootstrap tools npm build build-producer build-consumer build-minimal-bot migrate dev test lint \
         unit e2e dry-run docs sizes errors bench bench-smoke soak soak-small fuzz fuzz-smoke clean
 
 help:
@@ -29,6 +29,7 @@ help:
 	@echo "make soak     10,000 updates at concurrency 50, then checks nothing was lost or doubled"
 	@echo "make fuzz     fuzz envelope decoding and update parsing (FUZZ_SECONDS per target)"
 	@echo "make errors   error reports from D1, e.g. make errors ARGS='top --since 24h'"
+	@echo "make deploy   create the queues and D1 database when missing, migrate, deploy consumer then bot"
 	@echo "make docs     regenerate generated parts of docs/"
 	@echo "make sizes    print the size of both .wasm files (raw and gzip)"
 
@@ -53,18 +54,22 @@ node_modules/.package-lock.json: package.json package-lock.json
 	@touch $@
 
 ## ---- build ----
-build: build-producer build-consumer
+build: build-producer build-consumer build-minimal-bot
 
 # Rebuilt only when a source changed, so `wrangler dev`/`deploy` (whose [build] command calls
 # these targets) start in seconds when nothing changed.
-SHARED_SRC := $(shell find shared/src -name '*.rs') shared/Cargo.toml Cargo.toml Cargo.lock
-producer-worker/build/index.js: $(shell find producer-worker/src -name '*.rs') producer-worker/Cargo.toml $(SHARED_SRC) | tools npm
+SHARED_SRC := $(shell find shared/src shared/fixtures -type f) shared/Cargo.toml Cargo.toml Cargo.lock
+LIBRARY_SRC := $(shell find bot-analytics/src -name '*.rs') bot-analytics/Cargo.toml $(SHARED_SRC)
+producer-worker/build/index.js: $(shell find producer-worker/src -name '*.rs') producer-worker/Cargo.toml $(LIBRARY_SRC) | tools npm
 	cd producer-worker && $(CARGO_BIN)/worker-build --release
 consumer-worker/build/index.js: $(shell find consumer-worker/src -name '*.rs') consumer-worker/Cargo.toml $(SHARED_SRC) | tools npm
 	cd consumer-worker && $(CARGO_BIN)/worker-build --release
+examples/minimal-bot/build/index.js: $(shell find examples/minimal-bot/src -name '*.rs') examples/minimal-bot/Cargo.toml $(LIBRARY_SRC) | tools npm
+	cd examples/minimal-bot && $(CARGO_BIN)/worker-build --release
 
 build-producer: producer-worker/build/index.js
 build-consumer: consumer-worker/build/index.js
+build-minimal-bot: examples/minimal-bot/build/index.js
 
 sizes: build
 	@for w in producer consumer; do \
@@ -96,15 +101,22 @@ dev: .dev.vars build migrate
 lint: tools
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	cargo clippy -p shared -p producer-worker -p consumer-worker --target wasm32-unknown-unknown -- -D warnings
-	RUSTDOCFLAGS="-D warnings" cargo doc -p shared --no-deps -q
+	cargo clippy -p shared -p bot-analytics -p producer-worker -p consumer-worker -p minimal-bot --target wasm32-unknown-unknown -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc -p shared -p bot-analytics --no-deps -q
 
 unit:
-	cargo test -p shared -p producer-worker -p consumer-worker -p report
+	cargo test -p shared -p bot-analytics -p producer-worker -p consumer-worker -p report
 
 dry-run: build
 	$(WRANGLER) deploy --dry-run -c wrangler.producer.toml --outdir target/dry-run/producer
 	$(WRANGLER) deploy --dry-run -c wrangler.consumer.toml --outdir target/dry-run/consumer
+	$(WRANGLER) deploy --dry-run -c examples/minimal-bot/wrangler.toml --outdir target/dry-run/minimal-bot
+	scripts/test-deploy.sh
+
+# Production: queues and D1 database when missing, migrations, consumer, then the bot
+# (BOT_CONFIG=examples/minimal-bot/wrangler.toml deploys the minimal bot instead).
+deploy: bootstrap build
+	scripts/deploy.sh
 
 e2e: build
 	cargo test -p e2e-tests --tests -- --test-threads=1 --nocapture
@@ -152,4 +164,4 @@ errors:
 
 clean:
 	cargo clean
-	rm -rf producer-worker/build consumer-worker/build .wrangler
+	rm -rf producer-worker/build consumer-worker/build examples/minimal-bot/build .wrangler

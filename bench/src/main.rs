@@ -185,8 +185,8 @@ fn envelope_of(n: usize, seed: u32) -> Vec<u8> {
         });
     }
     let flush = tracker.flush();
-    assert_eq!(flush.messages.len(), 1, "one envelope");
-    flush.messages[0].bytes.clone()
+    assert_eq!(flush.len(), 1, "one envelope");
+    flush[0].bytes.clone()
 }
 
 /// Pushes `events` through queue → consumer → D1 + local AE table; returns events per second.
@@ -196,7 +196,7 @@ fn consumer_throughput(events: usize) -> (f64, usize) {
         ..StackOptions::default()
     });
     // As full as the bot makes them.
-    let per_envelope = shared::tracker::MAX_EVENTS_PER_MESSAGE;
+    let per_envelope = shared::delivery::MAX_EVENTS_PER_MESSAGE;
     let envelopes: Vec<Vec<u8>> = (0..events.div_ceil(per_envelope))
         .map(|i| envelope_of(per_envelope, i as u32))
         .collect();

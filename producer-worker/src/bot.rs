@@ -1,47 +1,20 @@
-//! The bot itself: a small, real example you replace with your own. Pure: given an update it
-//! decides the reply (sent in the webhook response, no extra round trip) and the follow-up Bot
-//! API calls (made after the response, inside `wait_until`).
+//! The demo bot: a small, real example of handlers you replace with your own. Each handler is
+//! async, gets the update, the `Env` and the tracker, and may await its own I/O before it
+//! answers. The reply rides in the webhook response (no round trip before it); follow-up calls
+//! run after the response.
 
+use bot_analytics::telegram::{ApiError, BotApi, HandlerResult, Reply, Update};
+use bot_analytics::Tracker;
 use serde_json::{json, Value};
-use shared::telegram::{Command, Update};
+use worker::Env;
 
-/// A Bot API call: the method and its parameters.
-#[derive(Debug, Clone, PartialEq)]
-pub struct ApiCall {
-    /// Bot API method name, e.g. `editMessageText`.
-    pub method: &'static str,
-    /// Its JSON parameters.
-    pub params: Value,
-}
+/// The commands this bot has; any other command is tracked as `unknown`.
+pub const COMMANDS: &[&str] = &["start", "help", "ping", "menu", "members"];
 
-impl ApiCall {
-    /// The call as a webhook response body: `{"method": …, …params}`.
-    pub fn as_webhook_response(&self) -> Value {
-        let mut body = self.params.clone();
-        if let Value::Object(map) = &mut body {
-            map.insert("method".into(), Value::String(self.method.into()));
-        }
-        body
-    }
-}
-
-/// What the bot does with one update.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Plan {
-    /// Sent back in the webhook response body (at most one method).
-    pub respond: Option<ApiCall>,
-    /// Called after the response, inside `wait_until`.
-    pub follow_ups: Vec<ApiCall>,
-    /// The command handled, if any (`unknown` for commands the bot does not have).
-    pub command: Option<String>,
-    /// Properties of the command event (the `/start` deep-link payload as `source`, …).
-    pub command_properties: Vec<(String, String)>,
-    /// The callback data of a pressed button, if any.
-    pub callback: Option<String>,
-}
-
-const HELP: &str = "I am an example bot with analytics.\n\
-/start - welcome\n/help - this help\n/ping - check that I am alive\n/menu - a menu with buttons";
+/// The `/help` text.
+pub const HELP: &str = "I am an example bot with analytics.\n\
+/start - welcome\n/help - this help\n/ping - check that I am alive\n/menu - a menu with buttons\n\
+/members - how many members this chat has";
 
 fn menu_keyboard() -> Value {
     json!({"inline_keyboard": [[
@@ -50,170 +23,90 @@ fn menu_keyboard() -> Value {
     ]]})
 }
 
-fn send(chat_id: i64, text: &str) -> ApiCall {
-    ApiCall {
-        method: "sendMessage",
-        params: json!({"chat_id": chat_id, "text": text}),
+/// The bot's handler.
+pub async fn handle(update: Update, env: Env, tracker: Tracker) -> HandlerResult {
+    if update.kind() == "callback_query" {
+        return Ok(button(&update));
+    }
+    let (Some(chat), Some(command)) = (update.chat_id(), update.command()) else {
+        return Ok(Reply::none());
+    };
+    Ok(match command.name {
+        "members" => members(chat, &BotApi::from_env(&env), &tracker).await,
+        name => command_reply(chat, name),
+    })
+}
+
+/// Replies of the commands that need no I/O (`/start`, `/help`, `/ping`, `/menu`, unknown).
+pub fn command_reply(chat: i64, name: &str) -> Reply {
+    match name {
+        "start" => Reply::text(chat, "Welcome! Try /menu."),
+        "ping" => Reply::text(chat, "pong"),
+        "menu" => Reply::text(chat, "Choose:").with("reply_markup", menu_keyboard()),
+        _ => Reply::text(chat, HELP),
     }
 }
 
-/// Decides what to do with `update`; `bot_username` is the bot's @name (for `/cmd@Name`).
-pub fn plan(update: &Update, bot_username: &str) -> Plan {
-    match update.kind.as_str() {
-        "message" | "business_message" => plan_message(update, bot_username),
-        "callback_query" => plan_callback(update),
-        _ => Plan::default(),
-    }
+/// `/members` awaits the Bot API (`getChatMemberCount`) before it answers, and records the
+/// count as a custom event with a numeric property.
+async fn members(chat: i64, api: &BotApi, tracker: &Tracker) -> Reply {
+    let text = match api
+        .call("getChatMemberCount", &json!({"chat_id": chat}), tracker)
+        .await
+    {
+        Ok(count) => {
+            let members = count.as_i64().unwrap_or(0);
+            tracker.track("chat_size", [("members", members)]);
+            format!("This chat has {members} members.")
+        }
+        Err(ApiError::NoToken(_)) => "I need a bot token to count members.".to_string(),
+        // The failed call is tracked as an error event by the client already.
+        Err(_) => "Telegram did not tell me; try again later.".to_string(),
+    };
+    Reply::text(chat, text)
 }
 
-fn plan_message(update: &Update, bot_username: &str) -> Plan {
-    let (Some(text), Some(chat)) = (update.payload.text.as_deref(), update.chat()) else {
-        return Plan::default();
+/// A button press: answered in the response body (the spinner stops at once), and the menu
+/// message is edited after the response.
+pub fn button(update: &Update) -> Reply {
+    let Some(id) = update.callback_query_id() else {
+        return Reply::none();
     };
-    let Some(command) = Command::parse(text) else {
-        return Plan::default();
+    let reply = Reply::answer_callback(id);
+    let (Some(chat), Some(message_id)) = (update.chat_id(), update.message_id()) else {
+        return reply;
     };
-    if !command.is_for(bot_username) {
-        return Plan::default();
-    }
-    let mut plan = Plan::default();
-    let (name, reply) = match command.name {
-        "start" => {
-            if !command.payload.is_empty() {
-                plan.command_properties
-                    .push(("source".into(), command.payload.to_string()));
-            }
-            ("start", send(chat.id, "Welcome! Try /menu."))
-        }
-        "help" => ("help", send(chat.id, HELP)),
-        "ping" => ("ping", send(chat.id, "pong")),
-        "menu" => {
-            let mut call = send(chat.id, "Choose:");
-            call.params["reply_markup"] = menu_keyboard();
-            ("menu", call)
-        }
-        other => {
-            plan.command_properties
-                .push(("attempted".into(), other.to_string()));
-            ("unknown", send(chat.id, HELP))
-        }
+    let text = match update.callback_data().unwrap_or_default() {
+        "menu:stats" => "Stats: every update of this bot is counted in Analytics Engine.",
+        "menu:about" => "About: a Rust Telegram bot on Cloudflare Workers.",
+        _ => "That button is not known any more.",
     };
-    plan.command = Some(name.into());
-    plan.respond = Some(reply);
-    plan
-}
-
-fn plan_callback(update: &Update) -> Plan {
-    let p = &update.payload;
-    let Some(id) = &p.id else {
-        return Plan::default();
-    };
-    let data = p.data.clone().unwrap_or_default();
-    let mut plan = Plan {
-        callback: Some(data.clone()),
-        respond: Some(ApiCall {
-            method: "answerCallbackQuery",
-            params: json!({"callback_query_id": id.to_string()}),
+    reply.then(
+        "editMessageText",
+        json!({
+            "chat_id": chat,
+            "message_id": message_id,
+            "text": text,
+            "reply_markup": menu_keyboard(),
         }),
-        ..Plan::default()
-    };
-    let message = p.message.as_deref();
-    if let (Some(chat), Some(message_id)) = (
-        message.and_then(|m| m.chat.as_ref()),
-        message.and_then(|m| m.message_id),
-    ) {
-        let text = match data.as_str() {
-            "menu:stats" => "Stats: every update of this bot is counted in Analytics Engine.",
-            "menu:about" => "About: a Rust Telegram bot on Cloudflare Workers.",
-            _ => "That button is not known any more.",
-        };
-        plan.follow_ups.push(ApiCall {
-            method: "editMessageText",
-            params: json!({
-                "chat_id": chat.id,
-                "message_id": message_id,
-                "text": text,
-                "reply_markup": menu_keyboard(),
-            }),
-        });
-    }
-    plan
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn update(json: &str) -> Update {
-        Update::parse(json.as_bytes()).unwrap()
-    }
-
-    fn text_update(text: &str) -> Update {
-        update(&format!(
-            r#"{{"update_id":1,"message":{{"message_id":2,"from":{{"id":42}},"chat":{{"id":42,"type":"private"}},"text":{}}}}}"#,
-            serde_json::to_string(text).unwrap()
-        ))
-    }
-
     #[test]
-    fn start_replies_in_the_response_and_tracks_the_deep_link_source() {
-        let plan = plan(&text_update("/start campaign_7"), "MyBot");
-        assert_eq!(plan.command.as_deref(), Some("start"));
-        assert_eq!(
-            plan.command_properties,
-            vec![("source".to_string(), "campaign_7".to_string())]
-        );
-        let body = plan.respond.unwrap().as_webhook_response();
+    fn commands_reply_in_the_response() {
+        let body: Value = serde_json::from_str(&command_reply(42, "start").body()).unwrap();
         assert_eq!(body["method"], "sendMessage");
         assert_eq!(body["chat_id"], 42);
-        assert!(plan.follow_ups.is_empty());
-    }
-
-    #[test]
-    fn addressed_commands_and_unknown_commands() {
+        let menu: Value = serde_json::from_str(&command_reply(42, "menu").body()).unwrap();
         assert_eq!(
-            plan(&text_update("/ping@MyBot"), "mybot")
-                .command
-                .as_deref(),
-            Some("ping")
-        );
-        assert_eq!(
-            plan(&text_update("/ping@OtherBot"), "MyBot"),
-            Plan::default()
-        );
-        let unknown = plan(&text_update("/frobnicate"), "MyBot");
-        assert_eq!(unknown.command.as_deref(), Some("unknown"));
-        assert_eq!(unknown.respond.unwrap().params["text"], HELP);
-        assert_eq!(
-            plan(&text_update("just chatting"), "MyBot"),
-            Plan::default()
-        );
-    }
-
-    #[test]
-    fn menu_has_an_inline_keyboard() {
-        let plan = plan(&text_update("/menu"), "MyBot");
-        let body = plan.respond.unwrap().as_webhook_response();
-        assert_eq!(
-            body["reply_markup"]["inline_keyboard"][0][0]["callback_data"],
+            menu["reply_markup"]["inline_keyboard"][0][0]["callback_data"],
             "menu:stats"
         );
-    }
-
-    #[test]
-    fn callback_is_answered_in_the_response_and_edited_after() {
-        let plan = plan(
-            &update(
-                r#"{"update_id":3,"callback_query":{"id":"99","from":{"id":42},"message":{"message_id":5,"chat":{"id":42,"type":"private"}},"data":"menu:about"}}"#,
-            ),
-            "MyBot",
-        );
-        let body = plan.respond.unwrap().as_webhook_response();
-        assert_eq!(body["method"], "answerCallbackQuery");
-        assert_eq!(body["callback_query_id"], "99");
-        assert_eq!(plan.callback.as_deref(), Some("menu:about"));
-        assert_eq!(plan.follow_ups.len(), 1);
-        assert_eq!(plan.follow_ups[0].method, "editMessageText");
-        assert_eq!(plan.follow_ups[0].params["message_id"], 5);
+        let unknown: Value = serde_json::from_str(&command_reply(42, "unknown").body()).unwrap();
+        assert_eq!(unknown["text"], HELP);
     }
 }

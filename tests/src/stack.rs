@@ -31,6 +31,9 @@ pub struct StackOptions {
     /// Put the consumer first (it then gets the HTTP port) and enable `/__scheduled`, to run
     /// its cron handler on demand.
     pub consumer_scheduled: bool,
+    /// The bot's wrangler config, relative to the repository root (default
+    /// `wrangler.producer.toml`; `examples/minimal-bot/wrangler.toml` runs the minimal bot).
+    pub bot_config: Option<String>,
 }
 
 /// The flags that point a `wrangler d1` command at the stack's local database.
@@ -56,7 +59,12 @@ pub fn local_config(name: &str) -> toml::Table {
     let text = fs::read_to_string(root.join(name)).expect("read wrangler config");
     let mut config: toml::Table = text.parse().expect("wrangler config is TOML");
     let main = config["main"].as_str().expect("main").to_string();
-    let built = root.join(&main);
+    let config_dir = root
+        .join(name)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or(root.clone());
+    let built = config_dir.join(&main);
     assert!(
         built.exists(),
         "{} is missing: run `make build` (make test does) before the end-to-end tests",
@@ -101,7 +109,12 @@ impl Stack {
             .expect("temp dir");
         fs::write(
             dir.path().join("wrangler.producer.toml"),
-            test_config("wrangler.producer.toml"),
+            test_config(
+                options
+                    .bot_config
+                    .as_deref()
+                    .unwrap_or("wrangler.producer.toml"),
+            ),
         )
         .unwrap();
         let mut vars = vec![
@@ -114,6 +127,15 @@ impl Stack {
         if let Some(base) = &options.api_base {
             vars.push(("TELEGRAM_API_BASE".into(), base.clone()));
             vars.push(("TELEGRAM_BOT_TOKEN".into(), TEST_TOKEN.into()));
+        }
+        // A short coalescing window, so tests need not wait the default one; tests of the
+        // window itself set their own.
+        if !options
+            .extra_vars
+            .iter()
+            .any(|(k, _)| k == "ANALYTICS_COALESCE_MS")
+        {
+            vars.push(("ANALYTICS_COALESCE_MS".into(), "200".into()));
         }
         vars.extend(options.extra_vars.iter().cloned());
         let dev_vars: String = vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect();

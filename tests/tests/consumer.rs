@@ -163,7 +163,7 @@ fn errors_envelope(seed: u8, errors: &[(&str, i64)]) -> Vec<u8> {
         tracker.set_context(Some(*user), Some(*user));
         tracker.track_error_message("telegram_api", message, "bot_api:sendMessage");
     }
-    tracker.flush().messages[0].bytes.clone()
+    tracker.flush()[0].bytes.clone()
 }
 
 #[test]
