@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# make deploy: everything a first (or any later) production deploy needs, in order:
+#   1. the queue and its dead letter queue, when missing;
+#   2. the D1 database, when missing, with its id written into wrangler.consumer.toml;
+#   3. the D1 migrations;
+#   4. the consumer Worker, then the bot (so the bot never sends to a queue nobody reads).
+# Run `npx wrangler login` (or set CLOUDFLARE_API_TOKEN) first. Secrets are not set here:
+#   npx wrangler secret put TELEGRAM_WEBHOOK_SECRET -c wrangler.producer.toml
+#   npx wrangler secret put TELEGRAM_BOT_TOKEN -c wrangler.producer.toml
+# WRANGLER overrides the wrangler command (the tests point it at a fake). BOT_CONFIG deploys
+# another bot config instead of wrangler.producer.toml.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+WRANGLER=${WRANGLER:-node_modules/.bin/wrangler}
+CONSUMER_CONFIG=${CONSUMER_CONFIG:-wrangler.consumer.toml}
+BOT_CONFIG=${BOT_CONFIG:-wrangler.producer.toml}
+QUEUE=telegram-analytics
+DLQ=telegram-analytics-dlq
+DATABASE=telegram-analytics
+PLACEHOLDER_ID=00000000-0000-0000-0000-000000000000
+
+say() { printf 'deploy: %s\n' "$*"; }
+
+"$WRANGLER" whoami >/dev/null 2>&1 || { say "not logged in: run npx wrangler login (or set CLOUDFLARE_API_TOKEN)"; exit 1; }
+for queue in "$QUEUE" "$DLQ"; do
+    if "$WRANGLER" queues info "$queue" >/dev/null 2>&1; then
+        say "queue $queue exists"
+    else
+        say "creating queue $queue"
+        "$WRANGLER" queues create "$queue"
+    fi
+done
+
+configured_id=$(sed -n 's/^database_id *= *"\(.*\)"/\1/p' "$CONSUMER_CONFIG" | head -n1)
+databases=$("$WRANGLER" d1 list --json)
+existing_id=$(node -e '
+  const list = JSON.parse(process.argv[1]);
+  const db = list.find((d) => d.name === process.argv[2]);
+  process.stdout.write(db ? (db.uuid || db.id || "") : "");
+' "$databases" "$DATABASE")
+if [ -z "$existing_id" ]; then
+    say "creating D1 database $DATABASE"
+    created=$("$WRANGLER" d1 create "$DATABASE")
+    echo "$created"
+    existing_id=$(grep -oE '[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}' <<<"$created" | head -n1)
+    [ -n "$existing_id" ] || { say "could not read the new database's id"; exit 1; }
+else
+    say "D1 database $DATABASE exists ($existing_id)"
+fi
+if [ "$configured_id" != "$existing_id" ]; then
+    say "writing database_id $existing_id into $CONSUMER_CONFIG (was $configured_id)"
+    sed -i "s/^database_id *= *\".*\"/database_id = \"$existing_id\"/" "$CONSUMER_CONFIG"
+fi
+if [ "$existing_id" = "$PLACEHOLDER_ID" ]; then
+    say "the database id is still the placeholder"; exit 1
+fi
+
+say "applying migrations"
+"$WRANGLER" d1 migrations apply DB --remote -c "$CONSUMER_CONFIG"
+say "deploying the consumer"
+"$WRANGLER" deploy -c "$CONSUMER_CONFIG"
+say "deploying the bot ($BOT_CONFIG)"
+"$WRANGLER" deploy -c "$BOT_CONFIG"
+say "done. Set the webhook once:"
+say "  curl https://api.telegram.org/bot<TOKEN>/setWebhook -d url=https://<bot>.<subdomain>.workers.dev/telegram -d secret_token=<SECRET>"
