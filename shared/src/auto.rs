@@ -43,9 +43,21 @@ pub fn deep_link_source(payload: &str) -> Option<&str> {
     Some(if valid { payload } else { "other" })
 }
 
-/// The command of an update's message, as tracked: its name (or `unknown`) and, for unknown
-/// ones, the attempted name. `None` when the update carries no command for this bot.
-pub fn command_of(update: &Update, bot: &BotProfile) -> Option<(String, Option<String>)> {
+/// The command of an update's message, as tracked: its name (or `unknown`), for unknown ones
+/// the attempted name, and for `/start` the deep-link source. `None` when the update carries no
+/// command for this bot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackedCommand {
+    /// The command's name, or `unknown`.
+    pub name: String,
+    /// The name an unknown command was called by.
+    pub attempted: Option<String>,
+    /// `/start`'s deep-link parameter (see [`deep_link_source`]).
+    pub source: Option<String>,
+}
+
+/// The command of `update` as tracked (see [`TrackedCommand`]).
+pub fn command_of(update: &Update, bot: &BotProfile) -> Option<TrackedCommand> {
     let text = update.payload.text.as_deref()?;
     let command = Command::parse(text)?;
     if !command.is_for(bot.username) {
@@ -56,19 +68,30 @@ pub fn command_of(update: &Update, bot: &BotProfile) -> Option<(String, Option<S
     } else {
         bot.commands.contains(&command.name)
     };
+    let source = (command.name == "start")
+        .then(|| deep_link_source(command.payload).map(str::to_string))
+        .flatten();
     Some(if known {
-        (command.name.to_string(), None)
+        TrackedCommand {
+            name: command.name.to_string(),
+            attempted: None,
+            source,
+        }
     } else {
-        let attempted = crate::text::cut_at(command.name, MAX_COMMAND_NAME).to_string();
-        ("unknown".to_string(), Some(attempted))
+        TrackedCommand {
+            name: "unknown".to_string(),
+            attempted: Some(crate::text::cut_at(command.name, MAX_COMMAND_NAME).to_string()),
+            source: None,
+        }
     })
 }
 
-/// The events an accepted update yields before its handler runs: the update, and its command
-/// or button press.
-pub fn update_events(update: &Update, bot: &BotProfile) -> Vec<NewEvent> {
+/// The events an accepted update yields before its handler runs — the update, and its command
+/// (`command`, from [`command_of`]) or button press.
+pub fn update_events(update: &Update, command: Option<&TrackedCommand>) -> Vec<NewEvent> {
     let mut events = Vec::with_capacity(2);
-    let mut properties = vec![("update_id".to_string(), PropValue::Int(update.update_id))];
+    let mut properties = Vec::with_capacity(3);
+    properties.push(("update_id".to_string(), PropValue::Int(update.update_id)));
     if let Some(chat) = update.chat() {
         properties.push(("chat_type".into(), chat.kind.as_str().into()));
     }
@@ -85,26 +108,17 @@ pub fn update_events(update: &Update, bot: &BotProfile) -> Vec<NewEvent> {
         properties,
         ..NewEvent::default()
     });
-    if let Some((name, attempted)) = command_of(update, bot) {
+    if let Some(command) = command {
         let mut properties = Vec::new();
-        if name == "start" {
-            let payload = update
-                .payload
-                .text
-                .as_deref()
-                .and_then(Command::parse)
-                .map(|c| c.payload)
-                .unwrap_or_default();
-            if let Some(source) = deep_link_source(payload) {
-                properties.push(("source".to_string(), source.into()));
-            }
+        if let Some(source) = &command.source {
+            properties.push(("source".to_string(), source.as_str().into()));
         }
-        if let Some(attempted) = attempted {
-            properties.push(("attempted".to_string(), attempted.into()));
+        if let Some(attempted) = &command.attempted {
+            properties.push(("attempted".to_string(), attempted.as_str().into()));
         }
         events.push(NewEvent {
             kind: Some(EventKind::Command),
-            name,
+            name: command.name.clone(),
             properties,
             ..NewEvent::default()
         });
@@ -241,13 +255,17 @@ mod tests {
         commands: &["start", "help"],
     };
 
+    fn events_of(update: &Update, bot: &BotProfile) -> Vec<NewEvent> {
+        update_events(update, command_of(update, bot).as_ref())
+    }
+
     fn names(events: &[NewEvent]) -> Vec<(Option<EventKind>, String)> {
         events.iter().map(|e| (e.kind, e.name.clone())).collect()
     }
 
     #[test]
     fn a_start_with_a_deep_link_is_an_update_and_a_command() {
-        let events = update_events(&text_update("/start campaign_7"), &BOT);
+        let events = events_of(&text_update("/start campaign_7"), &BOT);
         assert_eq!(
             names(&events),
             vec![
@@ -267,7 +285,7 @@ mod tests {
 
     #[test]
     fn free_text_after_start_is_never_kept() {
-        let events = update_events(&text_update("/start my number is +44 7700 900123"), &BOT);
+        let events = events_of(&text_update("/start my number is +44 7700 900123"), &BOT);
         assert_eq!(
             events[1].properties,
             vec![("source".into(), "other".into())]
@@ -281,35 +299,32 @@ mod tests {
 
     #[test]
     fn unknown_and_foreign_commands() {
-        let events = update_events(&text_update("/frobnicate"), &BOT);
+        let events = events_of(&text_update("/frobnicate"), &BOT);
         assert_eq!(events[1].name, "unknown");
         assert_eq!(
             events[1].properties,
             vec![("attempted".into(), "frobnicate".into())]
         );
-        assert_eq!(update_events(&text_update("/help@OtherBot"), &BOT).len(), 1);
-        assert_eq!(
-            update_events(&text_update("/help@mybot"), &BOT)[1].name,
-            "help"
-        );
+        assert_eq!(events_of(&text_update("/help@OtherBot"), &BOT).len(), 1);
+        assert_eq!(events_of(&text_update("/help@mybot"), &BOT)[1].name, "help");
         let any = BotProfile {
             username: "MyBot",
             commands: &[],
         };
         assert_eq!(
-            update_events(&text_update("/frobnicate"), &any)[1].name,
+            events_of(&text_update("/frobnicate"), &any)[1].name,
             "frobnicate"
         );
         assert_eq!(
-            update_events(&text_update(&format!("/{}", "x".repeat(40))), &any)[1].name,
+            events_of(&text_update(&format!("/{}", "x".repeat(40))), &any)[1].name,
             "unknown"
         );
-        assert_eq!(update_events(&text_update("just chatting"), &BOT).len(), 1);
+        assert_eq!(events_of(&text_update("just chatting"), &BOT).len(), 1);
     }
 
     #[test]
     fn a_button_press_is_a_callback_named_by_its_prefix() {
-        let events = update_events(
+        let events = events_of(
             &update(
                 r#"{"update_id":3,"callback_query":{"id":"99","from":{"id":42},"data":"menu:about"}}"#,
             ),

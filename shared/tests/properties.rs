@@ -74,6 +74,10 @@ proptest! {
         let mut envelope = samples::typical_envelope();
         envelope.events = events;
         let bytes = encode(&envelope).unwrap();
+        // The hand-written event encoder writes what rmp-serde writes.
+        for event in &envelope.events {
+            prop_assert_eq!(shared::wire::encode_event(event).unwrap(), rmp_serde::to_vec(event).unwrap());
+        }
         // The outbox writes envelopes from events encoded once: the same bytes.
         let writer = shared::wire::EnvelopeWriter::new(&envelope.source).unwrap();
         let events: Vec<Vec<u8>> = envelope.events.iter().map(|e| shared::wire::encode_event(e).unwrap()).collect();

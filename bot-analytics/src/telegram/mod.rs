@@ -155,13 +155,12 @@ impl Bot {
                     commands: profile_commands,
                 };
                 let parsed = update.parsed();
-                let command = auto::command_of(parsed, &profile).map(|(name, _)| name);
-                for event in auto::update_events(parsed, &profile) {
+                let command = auto::command_of(parsed, &profile);
+                for event in auto::update_events(parsed, command.as_ref()) {
                     tracker.record(event);
                 }
-                for event in
-                    auto::handler_events(parsed, command.as_deref(), handler_ms, failure.as_ref())
-                {
+                let name = command.as_ref().map(|c| c.name.as_str());
+                for event in auto::handler_events(parsed, name, handler_ms, failure.as_ref()) {
                     tracker.record(event);
                 }
             }
