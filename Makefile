@@ -19,7 +19,7 @@ export ESBUILD_BIN := $(ROOT)/node_modules/@esbuild/linux-x64/bin/esbuild
 export WASM_OPT_BIN := $(ROOT)/node_modules/.bin/wasm-opt
 export WRANGLER_SEND_METRICS := false
 
-.PHONY: deploy help bootstrap tools npm build build-producer build-consumer build-minimal-bot migrate dev test lint \
+.PHONY: deploy economy help bootstrap tools npm build build-producer build-consumer build-minimal-bot migrate dev test lint \
         unit e2e dry-run docs sizes errors bench bench-smoke soak soak-small fuzz fuzz-smoke clean
 
 help:
@@ -30,6 +30,7 @@ help:
 	@echo "make fuzz     fuzz envelope decoding and update parsing (FUZZ_SECONDS per target)"
 	@echo "make errors   error reports from D1, e.g. make errors ARGS='top --since 24h'"
 	@echo "make deploy   create the queues and D1 database when missing, migrate, deploy consumer then bot"
+	@echo "make economy  what a day of traffic costs on the free and paid plans (docs/economy.md)"
 	@echo "make docs     regenerate generated parts of docs/"
 	@echo "make sizes    print the size of both .wasm files (raw and gzip)"
 
@@ -106,6 +107,7 @@ lint: tools
 
 unit:
 	cargo test -p shared -p bot-analytics -p producer-worker -p consumer-worker -p report
+	cargo test -p bench --lib --test economy_cli
 
 dry-run: build
 	$(WRANGLER) deploy --dry-run -c wrangler.producer.toml --outdir target/dry-run/producer
@@ -157,6 +159,11 @@ bench: bootstrap build
 
 docs:
 	cargo run -q -p shared --example gen_docs
+
+# The traffic simulator: a day at 1k … 10M events, the window choice and the free plan's ceiling,
+# written into docs/economy.md (trace mode: see docs/economy.md).
+economy:
+	cargo run -q --release -p bench --bin economy -- --write-doc
 
 # Error reports from D1: make errors ARGS="top --since 24h" (add --remote for production)
 errors:

@@ -1,4 +1,7 @@
-//! What `bench` and `soak` share: posting webhook updates at a given concurrency.
+//! What `bench`, `soak` and `economy` share: posting webhook updates at a given concurrency,
+//! and the traffic simulator.
+
+pub mod economy;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

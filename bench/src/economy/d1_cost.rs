@@ -1,0 +1,301 @@
+//! What D1 bills for the consumer's statements: rows written, counted the way D1 counts them
+//! (<https://developers.cloudflare.com/d1/platform/pricing/>): every row a statement inserts,
+//! updates or deletes, plus one per index the write touches, plus what triggers write. The
+//! schema (tables, indexes, triggers) is read from `migrations/*.sql`, so dropping an index
+//! there changes the figure here.
+
+use std::collections::BTreeMap;
+
+use shared::ingest::Statement;
+
+/// The parts of the schema that cost rows written.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Schema {
+    /// Index name → (table, indexed columns).
+    pub indexes: BTreeMap<String, (String, Vec<String>)>,
+    /// Table → tables its `AFTER INSERT` triggers write one row into.
+    pub insert_triggers: BTreeMap<String, Vec<String>>,
+    /// Tables with a `UNIQUE` constraint beyond the primary key (an implicit index).
+    pub unique_constraints: BTreeMap<String, usize>,
+    /// Tables with `AUTOINCREMENT` (one `sqlite_sequence` write per insert).
+    pub autoincrement: Vec<String>,
+}
+
+fn words(sql: &str) -> Vec<String> {
+    sql.split(|c: char| c.is_whitespace() || c == '(' || c == ')' || c == ',' || c == ';')
+        .filter(|w| !w.is_empty())
+        .map(|w| w.to_string())
+        .collect()
+}
+
+fn strip_comments(sql: &str) -> String {
+    sql.lines()
+        .map(|l| l.split("--").next().unwrap_or(""))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+impl Schema {
+    /// Reads the schema from migration texts, in order.
+    pub fn from_migrations<'a>(texts: impl IntoIterator<Item = &'a str>) -> Schema {
+        let mut schema = Schema::default();
+        for text in texts {
+            let text = strip_comments(text);
+            let upper = text.to_uppercase();
+            // Statements end at ';' except inside a trigger body (BEGIN … END;).
+            let mut start = 0;
+            let mut depth = 0;
+            let bytes = upper.as_bytes();
+            let mut i = 0;
+            while i < bytes.len() {
+                if upper[i..].starts_with("BEGIN") {
+                    depth += 1;
+                    i += 5;
+                    continue;
+                }
+                if upper[i..].starts_with("END;") && depth > 0 {
+                    depth -= 1;
+                    i += 4;
+                    if depth == 0 {
+                        schema.apply(&text[start..i]);
+                        start = i;
+                    }
+                    continue;
+                }
+                if bytes[i] == b';' && depth == 0 {
+                    schema.apply(&text[start..i]);
+                    start = i + 1;
+                }
+                i += 1;
+            }
+        }
+        schema
+    }
+
+    fn apply(&mut self, statement: &str) {
+        let w = words(statement);
+        let upper: Vec<String> = w.iter().map(|s| s.to_uppercase()).collect();
+        let at = |k: &str| upper.iter().position(|u| u == k);
+        // Skips `IF NOT EXISTS` / `IF EXISTS` at position `i`.
+        let skip_if_not_exists = |i: usize| match (
+            upper.get(i).map(String::as_str),
+            upper.get(i + 1).map(String::as_str),
+        ) {
+            (Some("IF"), Some("NOT")) => i + 3,
+            (Some("IF"), _) => i + 2,
+            _ => i,
+        };
+        match (
+            upper.first().map(String::as_str),
+            upper.get(1).map(String::as_str),
+        ) {
+            (Some("CREATE"), Some("INDEX")) | (Some("CREATE"), Some("UNIQUE")) => {
+                let i = skip_if_not_exists(at("INDEX").unwrap_or(1) + 1);
+                let (Some(name), Some(on)) = (w.get(i), at("ON")) else {
+                    return;
+                };
+                let Some(table) = w.get(on + 1) else { return };
+                let columns = w[on + 2..]
+                    .iter()
+                    .take_while(|c| !c.eq_ignore_ascii_case("WHERE"))
+                    .cloned()
+                    .collect();
+                self.indexes.insert(name.clone(), (table.clone(), columns));
+            }
+            (Some("DROP"), Some("INDEX")) => {
+                let i = skip_if_not_exists(2);
+                if let Some(name) = w.get(i) {
+                    self.indexes.remove(name);
+                }
+            }
+            (Some("CREATE"), Some("TABLE")) => {
+                let i = skip_if_not_exists(2);
+                let Some(table) = w.get(i) else { return };
+                let uniques = upper.iter().filter(|u| *u == "UNIQUE").count();
+                if uniques > 0 {
+                    self.unique_constraints.insert(table.clone(), uniques);
+                }
+                if upper.iter().any(|u| u == "AUTOINCREMENT") {
+                    self.autoincrement.push(table.clone());
+                }
+            }
+            (Some("CREATE"), Some("TRIGGER")) => {
+                let (Some(on), Some(_)) = (at("ON"), at("INSERT")) else {
+                    return;
+                };
+                if !upper.iter().any(|u| u == "AFTER") {
+                    return;
+                }
+                let Some(table) = w.get(on + 1) else { return };
+                let targets: Vec<String> = upper
+                    .iter()
+                    .enumerate()
+                    .skip(on + 2)
+                    .filter(|(_, u)| *u == "INTO")
+                    .filter_map(|(i, _)| w.get(i + 1).cloned())
+                    .collect();
+                self.insert_triggers
+                    .entry(table.clone())
+                    .or_default()
+                    .extend(targets);
+            }
+            _ => {}
+        }
+    }
+
+    /// Index writes one inserted (or deleted) row of `table` costs.
+    pub fn indexes_on(&self, table: &str) -> u64 {
+        let explicit = self.indexes.values().filter(|(t, _)| t == table).count();
+        let unique = self.unique_constraints.get(table).copied().unwrap_or(0);
+        (explicit + unique) as u64
+    }
+
+    /// Index writes one updated row costs when `column` changes.
+    pub fn indexes_with(&self, table: &str, column: &str) -> u64 {
+        self.indexes
+            .values()
+            .filter(|(t, cols)| t == table && cols.iter().any(|c| c == column))
+            .count() as u64
+    }
+
+    /// Rows written by inserting one row into `table`: the row, its indexes, and what its
+    /// triggers write (each trigger's upsert writes one row plus that table's indexes).
+    pub fn insert_cost(&self, table: &str) -> u64 {
+        let mut cost = 1 + self.indexes_on(table);
+        if self.autoincrement.iter().any(|t| t == table) {
+            cost += 1;
+        }
+        for target in self.insert_triggers.get(table).into_iter().flatten() {
+            cost += 1 + self.indexes_on(target);
+        }
+        cost
+    }
+
+    /// Rows written by `statement`, when it inserts or updates `rows` rows (`rows` is how many
+    /// rows the statement affects; see [`affected_rows`]).
+    pub fn statement_cost(&self, statement: &Statement, rows: u64) -> u64 {
+        let w = words(&statement.sql);
+        let upper: Vec<String> = w.iter().map(|s| s.to_uppercase()).collect();
+        match upper.first().map(String::as_str) {
+            Some("INSERT") => {
+                let into = upper.iter().position(|u| u == "INTO");
+                let table = into
+                    .and_then(|i| w.get(i + 1))
+                    .map(String::as_str)
+                    .unwrap_or("");
+                rows * self.insert_cost(table)
+            }
+            Some("UPDATE") => {
+                let table = w.get(1).map(String::as_str).unwrap_or("");
+                let set = upper.iter().position(|u| u == "SET").unwrap_or(0);
+                let column = w.get(set + 1).map(String::as_str).unwrap_or("");
+                let column = column.split('=').next().unwrap_or(column);
+                rows * (1 + self.indexes_with(table, column))
+            }
+            Some("DELETE") => {
+                let table = w.get(2).map(String::as_str).unwrap_or("");
+                rows * (1 + self.indexes_on(table))
+            }
+            _ => 0,
+        }
+    }
+}
+
+/// How many rows a statement writes when every row it names is new: the rows of a multi-row
+/// `INSERT … VALUES (…),(…)`, the keys of an `… IN (…)` update; 0 for reads.
+pub fn affected_rows(statement: &Statement) -> u64 {
+    let sql = statement.sql.to_uppercase();
+    if sql.starts_with("INSERT") {
+        if let Some(values) = sql.find(" VALUES ") {
+            let tuples = sql[values..].matches("),(").count() + 1;
+            return tuples as u64;
+        }
+        return 1;
+    }
+    if sql.starts_with("UPDATE") || sql.starts_with("DELETE") {
+        return statement.params.len().max(1) as u64;
+    }
+    0
+}
+
+/// Reads every `migrations/*.sql` of the repository, in name order.
+pub fn repository_schema() -> Schema {
+    let dir = e2e_tests::repo_root().join("migrations");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    files.retain(|p: &std::path::PathBuf| p.extension().is_some_and(|e| e == "sql"));
+    files.sort();
+    let texts: Vec<String> = files
+        .iter()
+        .filter_map(|p| std::fs::read_to_string(p).ok())
+        .collect();
+    Schema::from_migrations(texts.iter().map(String::as_str))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shared::ingest::{SqlValue, StatementRole};
+
+    const SCHEMA: &str = "
+        CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, a INTEGER, b TEXT) WITHOUT ROWID;
+        CREATE INDEX IF NOT EXISTS t_by_a ON t (a, b);
+        CREATE INDEX IF NOT EXISTS t_by_b ON t (b);
+        CREATE TABLE g (k TEXT PRIMARY KEY, n INTEGER) WITHOUT ROWID;
+        CREATE INDEX g_by_n ON g (n);
+        CREATE TRIGGER IF NOT EXISTS t_group AFTER INSERT ON t
+        BEGIN
+            INSERT INTO g (k, n) VALUES (NEW.k, 1) ON CONFLICT (k) DO UPDATE SET n = n + 1;
+        END;
+        CREATE TABLE r (id INTEGER PRIMARY KEY AUTOINCREMENT, q TEXT, m TEXT, UNIQUE (q, m));
+    ";
+
+    fn statement(sql: &str, params: usize) -> Statement {
+        Statement {
+            sql: sql.into(),
+            params: vec![SqlValue::Null; params],
+            role: StatementRole::Write,
+        }
+    }
+
+    #[test]
+    fn inserts_count_the_row_its_indexes_and_its_triggers() {
+        let schema = Schema::from_migrations([SCHEMA]);
+        assert_eq!(schema.insert_cost("t"), 1 + 2 + (1 + 1));
+        assert_eq!(
+            schema.insert_cost("r"),
+            1 + 1 + 1,
+            "unique index and sqlite_sequence"
+        );
+        let insert = statement(
+            "INSERT OR IGNORE INTO t (k, a, b) VALUES (?,?,?),(?,?,?)",
+            6,
+        );
+        assert_eq!(affected_rows(&insert), 2);
+        assert_eq!(schema.statement_cost(&insert, 2), 2 * 5);
+    }
+
+    #[test]
+    fn updates_count_only_indexes_on_the_written_column_and_reads_nothing() {
+        let schema = Schema::from_migrations([SCHEMA]);
+        let update = statement("UPDATE t SET b = ?1 WHERE k IN (?,?,?)", 3);
+        assert_eq!(schema.statement_cost(&update, 3), 3 * (1 + 2));
+        let select = statement("SELECT k FROM t WHERE k IN (?)", 1);
+        assert_eq!(affected_rows(&select), 0);
+        assert_eq!(schema.statement_cost(&select, 0), 0);
+    }
+
+    #[test]
+    fn a_dropped_index_costs_nothing() {
+        let schema = Schema::from_migrations([SCHEMA, "DROP INDEX IF EXISTS t_by_b;"]);
+        assert_eq!(schema.insert_cost("t"), 1 + 1 + 2);
+    }
+
+    #[test]
+    fn the_repository_schema_parses() {
+        let schema = repository_schema();
+        assert!(schema.insert_cost("error_events") >= 3, "{schema:?}");
+        assert!(schema.insert_triggers.contains_key("error_events"));
+    }
+}

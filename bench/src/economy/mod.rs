@@ -1,0 +1,396 @@
+//! `make economy`: what a day of traffic costs on Cloudflare, computed by running the real
+//! policy code on a virtual clock — the bot's outbox (coalescing, full messages, splitting)
+//! from `shared::delivery`, the consumer's batching (`max_batch_size`, `max_batch_timeout`) and
+//! its D1 statements from `shared::ingest` — for one bot isolate (see `docs/economy.md`).
+
+pub mod d1_cost;
+pub mod traffic;
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use shared::delivery::{Message, Outbox, Role, SendOutcome};
+use shared::ingest::{self, IncomingMessage};
+use shared::{samples, DropCounts, NewEvent, Tracker};
+
+use d1_cost::{affected_rows, Schema};
+use traffic::Update;
+
+/// The knobs the simulation turns.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Config {
+    /// The bot's coalescing window, ms.
+    pub window_ms: f64,
+    /// The consumer's `max_batch_size`.
+    pub max_batch_size: usize,
+    /// The consumer's `max_batch_timeout`, ms.
+    pub max_batch_timeout_ms: f64,
+}
+
+impl Config {
+    /// The shipped settings: the library's default window and `wrangler.consumer.toml`'s
+    /// batching.
+    pub fn shipped() -> Config {
+        Config {
+            window_ms: shared::delivery::DEFAULT_WINDOW_MS,
+            max_batch_size: 10,
+            max_batch_timeout_ms: 5_000.0,
+        }
+    }
+}
+
+/// What one day of traffic used.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Updates the bot answered.
+    pub updates: u64,
+    /// Events tracked.
+    pub events: u64,
+    /// Queue messages sent.
+    pub queue_messages: u64,
+    /// Queue operations: write, read and delete, each per 64 KB of a message.
+    pub queue_operations: u64,
+    /// Analytics Engine data points written.
+    pub ae_points: u64,
+    /// D1 rows written, counting index and trigger writes as D1 bills them.
+    pub d1_rows_written: u64,
+    /// Consumer invocations (queue batches).
+    pub consumer_invocations: u64,
+    /// Events dropped and counted by the outbox (none expected: sends succeed here).
+    pub dropped: u64,
+}
+
+impl Usage {
+    /// Events per queue message.
+    pub fn events_per_message(&self) -> f64 {
+        self.events as f64 / self.queue_messages.max(1) as f64
+    }
+}
+
+const QUEUE_OPERATION_BYTES: usize = 64 * 1024;
+
+/// The consumer side: batches as Queues forms them, and their D1 statements.
+struct Consumer<'a> {
+    config: Config,
+    schema: &'a Schema,
+    batch: Vec<IncomingMessage>,
+    batch_started_ms: f64,
+    next_id: u64,
+    usage: Usage,
+}
+
+impl Consumer<'_> {
+    fn receive(&mut self, at_ms: f64, message: &Message) {
+        if !self.batch.is_empty()
+            && at_ms >= self.batch_started_ms + self.config.max_batch_timeout_ms
+        {
+            let due = self.batch_started_ms + self.config.max_batch_timeout_ms;
+            self.deliver(due);
+        }
+        if self.batch.is_empty() {
+            self.batch_started_ms = at_ms;
+        }
+        let units = message.bytes.len().div_ceil(QUEUE_OPERATION_BYTES).max(1) as u64;
+        self.usage.queue_messages += 1;
+        self.usage.queue_operations += 3 * units; // write, read, delete
+        self.next_id += 1;
+        self.batch.push(IncomingMessage {
+            id: format!("m{}", self.next_id),
+            age_ms: 0,
+            body: Ok(message.bytes.clone()),
+        });
+        if self.batch.len() >= self.config.max_batch_size {
+            self.deliver(at_ms);
+        }
+    }
+
+    /// One consumer invocation: the batch's D1 transaction, its points, and the statement that
+    /// marks them written (every key is new here: no duplicates in a simulated day).
+    fn deliver(&mut self, at_ms: f64) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        self.usage.consumer_invocations += 1;
+        let now = at_ms as i64;
+        let plan = ingest::plan_batch(&batch, now, shared::datapoint::MAX_POINTS_PER_INVOCATION);
+        let mut statements = ingest::d1_statements(&plan, &batch, "telegram-analytics", now);
+        let keys: Vec<&str> = plan.accepted.iter().map(|a| a.key.as_str()).collect();
+        statements.extend(ingest::mark_points_written(&keys));
+        for statement in &statements {
+            self.usage.d1_rows_written += self
+                .schema
+                .statement_cost(statement, affected_rows(statement));
+        }
+        self.usage.ae_points += plan
+            .accepted
+            .iter()
+            .map(|a| a.points.len() as u64)
+            .sum::<u64>();
+    }
+}
+
+/// Builds the events of one update (sizes like the bot's own: the sample events in turn, and
+/// the sample error event for errors).
+fn events_of(update: &Update, seed: u64) -> (Vec<shared::Event>, DropCounts) {
+    let at = update.at_ms;
+    let mut id_seed = [0u8; 16];
+    id_seed[..8].copy_from_slice(&seed.to_le_bytes());
+    let tracker = Tracker::new(samples::source(), move || at, id_seed);
+    let typical = samples::typical_events();
+    for i in 0..update.events - update.error_events {
+        let e = &typical[i as usize % typical.len()];
+        tracker.record(NewEvent {
+            kind: Some(e.kind),
+            name: e.name.clone(),
+            user_id: e.user_id,
+            chat_id: e.chat_id,
+            duration_ms: e.duration_ms,
+            error: None,
+            properties: e.properties.clone(),
+        });
+    }
+    let error = samples::error_event();
+    for _ in 0..update.error_events {
+        tracker.record(NewEvent {
+            kind: Some(error.kind),
+            name: error.name.clone(),
+            error: error.error.clone(),
+            ..NewEvent::default()
+        });
+    }
+    tracker.take_events()
+}
+
+/// Runs one day of `updates` (sorted by time) through one bot isolate and the consumer.
+pub fn simulate(updates: &[Update], config: Config, schema: &Schema) -> Usage {
+    let mut outbox = Outbox::new(&samples::source(), config.window_ms).expect("outbox");
+    let mut consumer = Consumer {
+        config,
+        schema,
+        batch: Vec::new(),
+        batch_started_ms: 0.0,
+        next_id: 0,
+        usage: Usage::default(),
+    };
+    // Flushers waiting, by the time they take the outbox: (time in µs, lease).
+    let mut flushes: BinaryHeap<Reverse<(u64, u64)>> = BinaryHeap::new();
+    let send = |outbox: &mut Outbox, consumer: &mut Consumer, at: f64, messages: Vec<Message>| {
+        for message in messages {
+            outbox.sent(message.ticket, SendOutcome::Sent);
+            consumer.receive(at, &message);
+        }
+    };
+    let run_flushes_until =
+        |t: f64,
+         outbox: &mut Outbox,
+         consumer: &mut Consumer,
+         flushes: &mut BinaryHeap<Reverse<(u64, u64)>>| {
+            while let Some(Reverse((at_us, lease))) = flushes.peek().copied() {
+                let at = at_us as f64 / 1000.0;
+                if at > t {
+                    break;
+                }
+                flushes.pop();
+                let messages = outbox.take(lease, at);
+                send(outbox, consumer, at, messages);
+            }
+        };
+    for (i, update) in updates.iter().enumerate() {
+        let t = update.at_ms;
+        run_flushes_until(t, &mut outbox, &mut consumer, &mut flushes);
+        let (events, dropped) = events_of(update, i as u64 + 1);
+        consumer.usage.updates += 1;
+        consumer.usage.events += events.len() as u64;
+        let handover = outbox.add(t, t, events, dropped);
+        send(&mut outbox, &mut consumer, t, handover.ready);
+        if let Role::Flusher { lease, wait_ms } = handover.role {
+            flushes.push(Reverse((((t + wait_ms) * 1000.0) as u64, lease)));
+        }
+    }
+    run_flushes_until(f64::INFINITY, &mut outbox, &mut consumer, &mut flushes);
+    let end = consumer.batch_started_ms + config.max_batch_timeout_ms;
+    consumer.deliver(end);
+    consumer.usage.dropped = outbox.carried().total();
+    consumer.usage
+}
+
+/// The Cloudflare plans' numbers the report uses (checked 2026-11-27 in Cloudflare's docs).
+pub mod plans {
+    /// Free plan: queue operations a day.
+    pub const FREE_QUEUE_OPERATIONS: u64 = 10_000;
+    /// Free plan: Analytics Engine data points a day.
+    pub const FREE_AE_POINTS: u64 = 100_000;
+    /// Free plan: D1 rows written a day.
+    pub const FREE_D1_ROWS_WRITTEN: u64 = 100_000;
+    /// Free plan: Workers requests a day (bot updates + consumer invocations).
+    pub const FREE_REQUESTS: u64 = 100_000;
+    /// Paid plan: the monthly base price, USD.
+    pub const PAID_BASE: f64 = 5.0;
+    /// Paid plan: included, and price per million beyond, for each line (USD).
+    pub const PAID_QUEUE: (f64, f64) = (1e6, 0.40);
+    /// Analytics Engine data points.
+    pub const PAID_AE: (f64, f64) = (10e6, 0.25);
+    /// D1 rows written.
+    pub const PAID_D1_WRITES: (f64, f64) = (50e6, 1.00);
+    /// Workers requests.
+    pub const PAID_REQUESTS: (f64, f64) = (10e6, 0.30);
+    /// Days in the billed month.
+    pub const DAYS: f64 = 30.0;
+}
+
+/// Whether a day's usage fits every daily limit of the free plan, and which line is tightest
+/// (its share of the limit).
+pub fn free_plan(usage: &Usage) -> (bool, &'static str, f64) {
+    let lines = [
+        (
+            "queue operations",
+            usage.queue_operations,
+            plans::FREE_QUEUE_OPERATIONS,
+        ),
+        ("AE points", usage.ae_points, plans::FREE_AE_POINTS),
+        (
+            "D1 rows written",
+            usage.d1_rows_written,
+            plans::FREE_D1_ROWS_WRITTEN,
+        ),
+        (
+            "Workers requests",
+            usage.updates + usage.consumer_invocations,
+            plans::FREE_REQUESTS,
+        ),
+    ];
+    let (name, share) = lines
+        .iter()
+        .map(|(n, used, limit)| (*n, *used as f64 / *limit as f64))
+        .fold(("", 0.0), |a, b| if b.1 > a.1 { b } else { a });
+    (share <= 1.0, name, share)
+}
+
+/// The monthly bill on the paid plan for 30 days like this one: the total and each line
+/// beyond what is included (USD), largest first.
+pub fn paid_plan(usage: &Usage) -> (f64, Vec<(&'static str, f64)>) {
+    let month = |daily: u64| daily as f64 * plans::DAYS;
+    let over = |used: f64, (included, per_million): (f64, f64)| {
+        ((used - included).max(0.0) / 1e6) * per_million
+    };
+    let mut lines = vec![
+        (
+            "queue operations",
+            over(month(usage.queue_operations), plans::PAID_QUEUE),
+        ),
+        ("AE points", over(month(usage.ae_points), plans::PAID_AE)),
+        (
+            "D1 rows written",
+            over(month(usage.d1_rows_written), plans::PAID_D1_WRITES),
+        ),
+        (
+            "Workers requests",
+            over(
+                month(usage.updates + usage.consumer_invocations),
+                plans::PAID_REQUESTS,
+            ),
+        ),
+    ];
+    lines.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let total = plans::PAID_BASE + lines.iter().map(|l| l.1).sum::<f64>();
+    (total, lines)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn schema() -> Schema {
+        d1_cost::repository_schema()
+    }
+
+    #[test]
+    fn a_longer_window_packs_more_events_per_message() {
+        let updates = traffic::sessions(10_000, 3);
+        let short = simulate(
+            &updates,
+            Config {
+                window_ms: 100.0,
+                ..Config::shipped()
+            },
+            &schema(),
+        );
+        let long = simulate(
+            &updates,
+            Config {
+                window_ms: 20_000.0,
+                ..Config::shipped()
+            },
+            &schema(),
+        );
+        assert_eq!(short.events, long.events);
+        assert_eq!(long.ae_points, long.events, "every event becomes one point");
+        assert_eq!(long.dropped, 0);
+        assert!(
+            long.queue_messages * 2 < short.queue_messages,
+            "{long:?} vs {short:?}"
+        );
+    }
+
+    #[test]
+    fn full_messages_leave_at_once_and_batches_cap_at_ten() {
+        // 100 updates of 5 events in one second: 20 full messages, whatever the window.
+        let updates: Vec<Update> = (0..100)
+            .map(|i| Update {
+                at_ms: f64::from(i) * 10.0,
+                events: 5,
+                error_events: 0,
+            })
+            .collect();
+        let usage = simulate(&updates, Config::shipped(), &schema());
+        assert_eq!(usage.queue_messages, 20);
+        assert_eq!(usage.queue_operations, 60);
+        assert_eq!(usage.consumer_invocations, 2);
+    }
+
+    #[test]
+    fn error_events_cost_d1_rows() {
+        let plain = [Update {
+            at_ms: 0.0,
+            events: 3,
+            error_events: 0,
+        }];
+        let failing = [Update {
+            at_ms: 0.0,
+            events: 3,
+            error_events: 1,
+        }];
+        let a = simulate(&plain, Config::shipped(), &schema());
+        let b = simulate(&failing, Config::shipped(), &schema());
+        assert!(b.d1_rows_written > a.d1_rows_written);
+        assert_eq!(
+            b.d1_rows_written - a.d1_rows_written,
+            schema().insert_cost("error_events")
+        );
+    }
+
+    #[test]
+    fn the_bill_counts_only_beyond_what_is_included() {
+        let small = Usage {
+            updates: 100,
+            events: 300,
+            queue_messages: 10,
+            queue_operations: 30,
+            ae_points: 300,
+            d1_rows_written: 50,
+            consumer_invocations: 5,
+            dropped: 0,
+        };
+        assert_eq!(paid_plan(&small).0, plans::PAID_BASE);
+        assert!(free_plan(&small).0);
+        let big = Usage {
+            queue_operations: 1_000_000,
+            ..small
+        };
+        let (total, lines) = paid_plan(&big);
+        assert_eq!(lines[0].0, "queue operations");
+        assert!((total - (5.0 + 29.0 * 0.40)).abs() < 1e-9, "{total}");
+        assert!(!free_plan(&big).0);
+    }
+}
