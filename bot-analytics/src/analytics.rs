@@ -104,13 +104,15 @@ impl Analytics {
         tracker: &Tracker,
         response_at: f64,
     ) -> impl std::future::Future<Output = ()> + 'static {
-        let (events, dropped) = tracker.take();
+        let (mut events, dropped) = tracker.take();
         let settings = self.settings.clone();
         let queue = self.queue.clone();
         async move {
             if events.is_empty() && dropped.total() == 0 {
                 return;
             }
+            // Raw ids stay in this isolate's memory: what leaves carries pseudonyms (or none).
+            settings.ids.apply_to(&mut events);
             if let Some(queue) = queue {
                 outbox::deliver(&settings, &queue, events, dropped, response_at).await;
             }

@@ -6,8 +6,9 @@ use std::cell::OnceCell;
 use std::rc::Rc;
 
 use shared::delivery;
+use shared::privacy::IdPolicy;
 use shared::Source;
-use worker::Env;
+use worker::{console_warn, Env};
 
 /// The queue binding events go to, unless [`crate::Analytics::with_queue`] names another.
 pub const DEFAULT_QUEUE_BINDING: &str = "ANALYTICS_QUEUE";
@@ -67,6 +68,9 @@ pub struct Settings {
     /// `ANALYTICS_COALESCE_MS` (default [`delivery::DEFAULT_WINDOW_MS`]; 0 = one message per
     /// request). `await` mode sends at once.
     pub window_ms: f64,
+    /// What user and chat ids become: `ANALYTICS_ID_KEY` (pseudonyms), `ANALYTICS_RAW_IDS=1`
+    /// (raw, an explicit opt-in), or neither (left out; a warning is logged once).
+    pub ids: IdPolicy,
     /// Dev-only fault switches.
     pub faults: Faults,
 }
@@ -85,6 +89,15 @@ impl Settings {
         let number = |name: &str| text(env, name).and_then(|v| v.trim().parse::<f64>().ok());
         let mode = Mode::parse(text(env, "ANALYTICS").as_deref());
         let window = delivery::window_from_setting(text(env, "ANALYTICS_COALESCE_MS").as_deref());
+        let ids = IdPolicy::from_settings(
+            text(env, "ANALYTICS_ID_KEY").as_deref(),
+            text(env, "ANALYTICS_RAW_IDS").as_deref(),
+        );
+        if ids == IdPolicy::Omitted && mode != Mode::Off {
+            console_warn!(
+                "analytics: no ANALYTICS_ID_KEY secret (and no ANALYTICS_RAW_IDS=1): user and chat ids are left out of every event"
+            );
+        }
         Settings {
             mode,
             source: Source {
@@ -92,6 +105,7 @@ impl Settings {
                 release: text(env, "RELEASE").unwrap_or_else(|| env!("CARGO_PKG_VERSION").into()),
             },
             window_ms: if mode == Mode::Await { 0.0 } else { window },
+            ids,
             faults: Faults {
                 send_failures: number("DEV_FAULT_QUEUE_SEND_FAILURES").map(|n| n as u32),
                 send_fail_rate: number("DEV_FAULT_QUEUE_SEND_FAIL_RATE"),

@@ -15,6 +15,8 @@ pub const GROUP_EVENTS_SQL: &str = include_str!("../../queries/d1/group_events.s
 pub const ERRORS_BY_RELEASE_SQL: &str = include_str!("../../queries/d1/errors_by_release.sql");
 /// Errors of one user.
 pub const USER_ERRORS_SQL: &str = include_str!("../../queries/d1/user_errors.sql");
+/// Erasing one user.
+pub const FORGET_USER_SQL: &str = include_str!("../../queries/d1/forget_user.sql");
 
 /// What went wrong, in words a user can act on.
 #[derive(Debug, thiserror::Error)]
@@ -40,6 +42,12 @@ pub enum ReportError {
     /// wrangler failed otherwise.
     #[error("wrangler failed:\n{0}")]
     Wrangler(String),
+    /// No pseudonym key to turn a raw user id into the stored one.
+    #[error("no ANALYTICS_ID_KEY: set it in the environment (export ANALYTICS_ID_KEY=…, from your secret store), or give --key-file FILE (a file holding the key, or a .dev.vars line ANALYTICS_ID_KEY=…); --raw-ids if the bot keeps raw ids")]
+    NoIdKey,
+    /// The key file could not be read.
+    #[error("cannot read the key file {0}: {1}")]
+    KeyFile(String, String),
 }
 
 /// Usage text.
@@ -49,8 +57,12 @@ commands:
   top                 top error groups in the time range
   group FINGERPRINT   recent events of one group
   releases            errors by release
-  user USER_ID        errors of one Telegram user
---since takes a number with m, h or d (minutes, hours, days); default 7d.";
+  user USER_ID        errors of one Telegram user (give the raw id: it is hashed with the key)
+  forget USER_ID      erase one Telegram user from every D1 table (counts stay consistent)
+--since takes a number with m, h or d (minutes, hours, days); default 7d.
+User ids are stored as keyed pseudonyms: `user` and `forget` need the key, read from the
+ANALYTICS_ID_KEY environment variable or --key-file FILE (locally it defaults to .dev.vars),
+never from the command line; --raw-ids when the bot keeps raw ids (ANALYTICS_RAW_IDS=1).";
 
 /// Parsed options.
 #[derive(Debug, Clone, PartialEq)]
@@ -67,6 +79,10 @@ pub struct Options {
     pub limit: u32,
     /// The report.
     pub command: Report,
+    /// Where the pseudonym key is (`--key-file`; locally `.dev.vars` by default).
+    pub key_file: Option<PathBuf>,
+    /// The bot keeps raw ids (`--raw-ids`): user ids are used as given.
+    pub raw_ids: bool,
 }
 
 /// Which report.
@@ -78,8 +94,10 @@ pub enum Report {
     Group(String),
     /// By release.
     Releases,
-    /// One user's errors.
+    /// One user's errors (the raw Telegram id).
     User(i64),
+    /// Erase one user (the raw Telegram id).
+    Forget(i64),
 }
 
 /// Parses `24h`, `30m`, `7d` into milliseconds.
@@ -107,6 +125,8 @@ pub fn parse_args(args: &[String]) -> Result<Options, ReportError> {
         since_ms: 7 * 86_400_000,
         limit: 20,
         command: Report::Top,
+        key_file: None,
+        raw_ids: false,
     };
     let mut positional = Vec::new();
     let mut it = args.iter();
@@ -121,6 +141,8 @@ pub fn parse_args(args: &[String]) -> Result<Options, ReportError> {
             "--config" => options.config = value("--config")?.into(),
             "--persist-to" => options.persist_to = value("--persist-to")?.into(),
             "--since" => options.since_ms = parse_duration(&value("--since")?)?,
+            "--key-file" => options.key_file = Some(value("--key-file")?.into()),
+            "--raw-ids" => options.raw_ids = true,
             "--limit" => {
                 options.limit = value("--limit")?
                     .parse()
@@ -145,22 +167,69 @@ pub fn parse_args(args: &[String]) -> Result<Options, ReportError> {
             }
             Report::Group(fp.to_ascii_lowercase())
         }
-        [c, user] if c == "user" => Report::User(
-            user.parse()
-                .map_err(|_| ReportError::Usage(format!("a user id is a number, not {user:?}")))?,
-        ),
+        [c, user] if c == "user" => Report::User(parse_user_id(user)?),
+        [c, user] if c == "forget" => Report::Forget(parse_user_id(user)?),
         other => return Err(ReportError::Usage(format!("unknown command {other:?}"))),
     };
     Ok(options)
 }
 
+fn parse_user_id(text: &str) -> Result<i64, ReportError> {
+    text.parse()
+        .map_err(|_| ReportError::Usage(format!("a user id is a number, not {text:?}")))
+}
+
+/// The pseudonym key: `ANALYTICS_ID_KEY` from the environment, else the key file (a file
+/// holding the key, or `.dev.vars`-style lines with `ANALYTICS_ID_KEY=…`); locally the key file
+/// defaults to `.dev.vars`.
+pub fn id_key(options: &Options, env_key: Option<String>) -> Result<Vec<u8>, ReportError> {
+    if let Some(key) = env_key.filter(|k| !k.trim().is_empty()) {
+        return Ok(key.trim().as_bytes().to_vec());
+    }
+    let path = match (&options.key_file, options.remote) {
+        (Some(path), _) => path.clone(),
+        (None, false) => PathBuf::from(".dev.vars"),
+        (None, true) => return Err(ReportError::NoIdKey),
+    };
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| ReportError::KeyFile(path.display().to_string(), e.to_string()))?;
+    let from_line = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("ANALYTICS_ID_KEY="))
+        .map(|k| k.trim().trim_matches('"').to_string());
+    let key = match from_line {
+        Some(key) => key,
+        None if !text.contains('=') => text.trim().to_string(),
+        None => String::new(),
+    };
+    if key.is_empty() {
+        return Err(ReportError::NoIdKey);
+    }
+    Ok(key.into_bytes())
+}
+
+/// The id a user's rows are stored under: the pseudonym of `raw` under the key, or `raw` itself
+/// with `--raw-ids`.
+pub fn stored_user_id(
+    options: &Options,
+    raw: i64,
+    env_key: Option<String>,
+) -> Result<i64, ReportError> {
+    if options.raw_ids {
+        return Ok(raw);
+    }
+    Ok(shared::privacy::pseudonym(&id_key(options, env_key)?, raw))
+}
+
 /// The SQL of a report with its placeholders filled (all values are validated numbers or hex).
-pub fn sql_for(options: &Options, now_ms: i64) -> String {
+/// `stored_user` is the id user rows are stored under (see [`stored_user_id`]).
+pub fn sql_for(options: &Options, now_ms: i64, stored_user: Option<i64>) -> String {
     let template = match options.command {
         Report::Top => TOP_GROUPS_SQL,
         Report::Group(_) => GROUP_EVENTS_SQL,
         Report::Releases => ERRORS_BY_RELEASE_SQL,
         Report::User(_) => USER_ERRORS_SQL,
+        Report::Forget(_) => FORGET_USER_SQL,
     };
     let mut sql = template
         .replace(":since_ms", &(now_ms - options.since_ms).to_string())
@@ -168,7 +237,7 @@ pub fn sql_for(options: &Options, now_ms: i64) -> String {
     if let Report::Group(fp) = &options.command {
         sql = sql.replace(":fingerprint", fp);
     }
-    if let Report::User(id) = options.command {
+    if let Some(id) = stored_user {
         sql = sql.replace(":user_id", &id.to_string());
     }
     sql.lines()
@@ -194,8 +263,17 @@ fn wrangler_command() -> Command {
     }
 }
 
-/// Runs the report and returns its rows.
-pub fn query(options: &Options, now_ms: i64) -> Result<Vec<Value>, ReportError> {
+/// Runs the report and returns its rows (for `forget`: what is left of the user, all zeros).
+/// `env_key` is the `ANALYTICS_ID_KEY` environment variable.
+pub fn query(
+    options: &Options,
+    now_ms: i64,
+    env_key: Option<String>,
+) -> Result<Vec<Value>, ReportError> {
+    let stored_user = match options.command {
+        Report::User(raw) | Report::Forget(raw) => Some(stored_user_id(options, raw, env_key)?),
+        _ => None,
+    };
     if !options.remote && !options.persist_to.join("v3/d1").exists() {
         return Err(ReportError::NoLocalDatabase(
             options.persist_to.display().to_string(),
@@ -212,7 +290,9 @@ pub fn query(options: &Options, now_ms: i64) -> Result<Vec<Value>, ReportError> 
             .arg("--persist-to")
             .arg(&options.persist_to);
     }
-    command.arg("--command").arg(sql_for(options, now_ms));
+    command
+        .arg("--command")
+        .arg(sql_for(options, now_ms, stored_user));
     command.env("WRANGLER_SEND_METRICS", "false");
     let output = command
         .output()
@@ -224,7 +304,13 @@ pub fn query(options: &Options, now_ms: i64) -> Result<Vec<Value>, ReportError> 
     }
     let parsed: Value =
         serde_json::from_str(&stdout).map_err(|_| ReportError::Wrangler(text.clone()))?;
-    Ok(parsed[0]["results"].as_array().cloned().unwrap_or_default())
+    // Several statements (forget) give one result each: the last one is the answer.
+    let last = parsed
+        .as_array()
+        .and_then(|a| a.last())
+        .cloned()
+        .unwrap_or(Value::Null);
+    Ok(last["results"].as_array().cloned().unwrap_or_default())
 }
 
 /// Turns wrangler's failure output into an actionable error.
@@ -343,9 +429,9 @@ mod tests {
     #[test]
     fn fills_every_placeholder() {
         let mut o = parse_args(&args(&["--since", "1h", "user", "7"])).unwrap();
-        let sql = sql_for(&o, 10_000_000);
+        let sql = sql_for(&o, 10_000_000, Some(77));
         assert!(
-            sql.contains("user_id = 7") && sql.contains(">= 6400000"),
+            sql.contains("user_id = 77") && sql.contains(">= 6400000"),
             "{sql}"
         );
         assert!(!sql.contains(':'), "{sql}");
@@ -355,9 +441,52 @@ mod tests {
             Report::Group("0123456789abcdef".into()),
         ] {
             o.command = command;
-            assert!(!sql_for(&o, 0).contains(":since_ms"));
-            assert!(!sql_for(&o, 0).contains(":limit"));
+            assert!(!sql_for(&o, 0, None).contains(":since_ms"));
+            assert!(!sql_for(&o, 0, None).contains(":limit"));
         }
+        o.command = Report::Forget(7);
+        let forget = sql_for(&o, 0, Some(77));
+        assert!(
+            !forget.contains(":user_id") && forget.contains("'77'"),
+            "{forget}"
+        );
+    }
+
+    #[test]
+    fn user_ids_are_hashed_with_the_key_from_the_environment_or_a_file() {
+        let o = parse_args(&args(&["forget", "5123456789"])).unwrap();
+        assert_eq!(o.command, Report::Forget(5_123_456_789));
+        let key = "dev-key".to_string();
+        assert_eq!(
+            stored_user_id(&o, 5_123_456_789, Some(key.clone())).unwrap(),
+            shared::privacy::pseudonym(b"dev-key", 5_123_456_789)
+        );
+        let dir = std::env::temp_dir().join(format!("report-key-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let vars = dir.join("dev.vars");
+        std::fs::write(
+            &vars,
+            "TELEGRAM_WEBHOOK_SECRET=x\nANALYTICS_ID_KEY=dev-key\n",
+        )
+        .unwrap();
+        let plain = dir.join("key");
+        std::fs::write(&plain, "dev-key\n").unwrap();
+        for file in [&vars, &plain] {
+            let with_file =
+                parse_args(&args(&["--key-file", file.to_str().unwrap(), "user", "1"])).unwrap();
+            assert_eq!(
+                stored_user_id(&with_file, 1, None).unwrap(),
+                shared::privacy::pseudonym(b"dev-key", 1)
+            );
+        }
+        let remote = parse_args(&args(&["--remote", "user", "1"])).unwrap();
+        assert!(matches!(
+            stored_user_id(&remote, 1, None),
+            Err(ReportError::NoIdKey)
+        ));
+        let raw = parse_args(&args(&["--raw-ids", "--remote", "user", "1"])).unwrap();
+        assert_eq!(stored_user_id(&raw, 1, None).unwrap(), 1);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

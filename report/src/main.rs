@@ -7,7 +7,9 @@ fn main() {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0);
-    let result = report::parse_args(&args).and_then(|options| report::query(&options, now_ms));
+    let env_key = std::env::var("ANALYTICS_ID_KEY").ok();
+    let result =
+        report::parse_args(&args).and_then(|options| report::query(&options, now_ms, env_key));
     match result {
         Ok(rows) => print!("{}", report::render_table(&rows)),
         Err(error) => {

@@ -43,6 +43,22 @@ pub fn deep_link_source(payload: &str) -> Option<&str> {
     Some(if valid { payload } else { "other" })
 }
 
+/// A token the bot defined (callback data, an update kind): kept when it is at most 64 bytes of
+/// `A-Z a-z 0-9 _ - : .`, `other` otherwise. Anything else could be text a user typed (a
+/// modified client can send any callback data), and free text is never stored.
+pub fn bot_token(value: &str) -> &str {
+    let valid = !value.is_empty()
+        && value.len() <= 64
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b':' | b'.'));
+    if valid {
+        value
+    } else {
+        "other"
+    }
+}
+
 /// The command of an update's message, as tracked: its name (or `unknown`), for unknown ones
 /// the attempted name, and for `/start` the deep-link source. `None` when the update carries no
 /// command for this bot.
@@ -80,7 +96,10 @@ pub fn command_of(update: &Update, bot: &BotProfile) -> Option<TrackedCommand> {
     } else {
         TrackedCommand {
             name: "unknown".to_string(),
-            attempted: Some(crate::text::cut_at(command.name, MAX_COMMAND_NAME).to_string()),
+            attempted: Some(crate::scrub::scrub(crate::text::cut_at(
+                command.name,
+                MAX_COMMAND_NAME,
+            ))),
             source: None,
         }
     })
@@ -96,7 +115,7 @@ pub fn update_events(update: &Update, command: Option<&TrackedCommand>) -> Vec<N
         properties.push(("chat_type".into(), chat.kind.as_str().into()));
     }
     if !update.known {
-        properties.push(("unknown_kind".into(), update.kind.as_str().into()));
+        properties.push(("unknown_kind".into(), bot_token(&update.kind).into()));
     }
     events.push(NewEvent {
         kind: Some(EventKind::UpdateReceived),
@@ -124,7 +143,7 @@ pub fn update_events(update: &Update, command: Option<&TrackedCommand>) -> Vec<N
         });
     }
     if update.kind == "callback_query" {
-        let data = update.payload.data.as_deref().unwrap_or_default();
+        let data = bot_token(update.payload.data.as_deref().unwrap_or_default());
         events.push(NewEvent {
             kind: Some(EventKind::Callback),
             name: data.split(':').next().unwrap_or_default().to_string(),
@@ -176,7 +195,7 @@ pub fn handler_events(
             name: failure.kind.clone(),
             error: Some(ErrorDetails {
                 kind: failure.kind.clone(),
-                message: failure.message.clone(),
+                message: crate::scrub::scrub(&failure.message),
                 location: Some(location.clone()),
                 group_key: Some(location),
             }),
@@ -295,6 +314,41 @@ mod tests {
         assert_eq!(deep_link_source(&"a".repeat(65)), Some("other"));
         assert_eq!(deep_link_source("ok-_9"), Some("ok-_9"));
         assert_eq!(deep_link_source(""), None);
+    }
+
+    #[test]
+    fn no_free_text_reaches_a_property() {
+        // A forged button with a phone number, an unknown command carrying one, an odd field.
+        let forged = events_of(
+            &update(
+                r#"{"update_id":3,"callback_query":{"id":"9","from":{"id":1},"data":"call me +44 7700 900123"}}"#,
+            ),
+            &BOT,
+        );
+        assert_eq!(forged[1].name, "other");
+        assert_eq!(forged[1].properties, vec![("data".into(), "other".into())]);
+        let typed = events_of(&text_update("/call_447700900123"), &BOT);
+        assert_eq!(
+            typed[1].properties,
+            vec![("attempted".into(), "call_<phone>".into())]
+        );
+        let odd = events_of(&update(r#"{"update_id":4,"my number is 7700":{}}"#), &BOT);
+        assert!(odd[0]
+            .properties
+            .contains(&("unknown_kind".into(), "other".into())));
+        let failure = HandlerFailure {
+            kind: "Error".into(),
+            message: "cannot reach jane@example.com".into(),
+            location: "src/bot.rs:1".into(),
+        };
+        let events = handler_events(&text_update("hi"), None, 1.0, Some(&failure));
+        assert_eq!(
+            events[1].error.as_ref().unwrap().message,
+            "cannot reach <email>"
+        );
+        for e in forged.iter().chain(&typed).chain(&odd) {
+            assert!(!format!("{e:?}").contains("7700"), "{e:?}");
+        }
     }
 
     #[test]

@@ -15,6 +15,7 @@
 //! - [`webhook`]: the checks of a webhook request (secret, content type, size, parsing).
 //! - [`reply`]: a bot's answer in the response body, and its follow-up calls.
 //! - [`auto`]: the events every Telegram update yields automatically, and their names.
+//! - [`privacy`]: keyed pseudonyms of user and chat ids.
 //! - [`scrub`]: e-mail addresses, phone numbers and tokens out of text that is stored.
 //! - [`text`]: cutting text on character boundaries (the one helper every cut goes through).
 #![warn(missing_docs)]
@@ -27,6 +28,7 @@ pub mod fingerprint;
 pub mod ids;
 pub mod ingest;
 pub mod local_ae;
+pub mod privacy;
 pub mod reply;
 pub mod retry;
 pub mod samples;

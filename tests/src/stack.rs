@@ -17,6 +17,13 @@ use crate::{free_port, repo_root, wait_for};
 pub const TEST_SECRET: &str = "test-secret";
 /// The bot token the test stack uses (the fake Bot API sees it).
 pub const TEST_TOKEN: &str = "123456:TEST-TOKEN";
+/// The pseudonym key the test stack's bot uses (`ANALYTICS_ID_KEY`).
+pub const TEST_ID_KEY: &str = "test-pseudonym-key";
+
+/// The id a raw Telegram user or chat id is stored under by the test stack's bot.
+pub fn pseudonym(raw: i64) -> i64 {
+    shared::privacy::pseudonym(TEST_ID_KEY.as_bytes(), raw)
+}
 
 /// How to start the stack.
 #[derive(Debug, Clone, Default)]
@@ -123,6 +130,7 @@ impl Stack {
                 TEST_SECRET.to_string(),
             ),
             ("AE_LOCAL_MIRROR".into(), "1".into()),
+            ("ANALYTICS_ID_KEY".into(), TEST_ID_KEY.into()),
         ];
         if let Some(base) = &options.api_base {
             vars.push(("TELEGRAM_API_BASE".into(), base.clone()));

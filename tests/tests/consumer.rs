@@ -201,7 +201,7 @@ fn the_report_command_prints_grouped_errors() {
     };
     let now = 1_764_000_100_000;
 
-    let top = report::query(&options(&["top"]), now).unwrap();
+    let top = report::query(&options(&["top"]), now, None).unwrap();
     let summary: Vec<(String, i64)> = top
         .iter()
         .map(|r| {
@@ -226,20 +226,20 @@ fn the_report_command_prints_grouped_errors() {
     assert!(table.lines().next().unwrap().starts_with("fingerprint"));
 
     let fingerprint = top[0]["fingerprint"].as_str().unwrap();
-    let events = report::query(&options(&["group", fingerprint]), now).unwrap();
+    let events = report::query(&options(&["group", fingerprint]), now, None).unwrap();
     assert_eq!(events.len(), 3);
 
-    let releases = report::query(&options(&["releases"]), now).unwrap();
+    let releases = report::query(&options(&["releases"]), now, None).unwrap();
     assert_eq!(releases[0]["release"], "1.0.0");
     assert_eq!(releases[0]["events"], 4);
     assert_eq!(releases[0]["groups"], 2);
 
-    let user = report::query(&options(&["user", "11"]), now).unwrap();
+    let user = report::query(&options(&["--raw-ids", "user", "11"]), now, None).unwrap();
     assert_eq!(user.len(), 2);
 
     // A database without the migrations gets a clear message.
     stack.d1("DROP TABLE error_events");
-    let failure = report::query(&options(&["top"]), now).unwrap_err();
+    let failure = report::query(&options(&["top"]), now, None).unwrap_err();
     assert!(
         matches!(failure, report::ReportError::NotMigrated),
         "{failure}"
@@ -251,7 +251,7 @@ fn the_report_command_prints_grouped_errors() {
     ])
     .unwrap();
     assert!(matches!(
-        report::query(&missing, now),
+        report::query(&missing, now, None),
         Err(report::ReportError::NoLocalDatabase(_))
     ));
 }

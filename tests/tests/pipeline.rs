@@ -55,7 +55,9 @@ fn one_update_is_followed_end_to_end() {
         },
     );
     assert_eq!(rows.len(), 1, "{rows:?}");
-    assert_eq!(rows[0]["index1"], "5123456789");
+    // The user is a pseudonym: the raw id never leaves the bot.
+    let user = e2e_tests::stack::pseudonym(5_123_456_789);
+    assert_eq!(rows[0]["index1"], user.to_string());
     assert_eq!(rows[0]["blob1"], "telegram-bot");
     assert_eq!(rows[0]["blob16"], "from_readme");
 
@@ -75,7 +77,7 @@ fn one_update_is_followed_end_to_end() {
         "Bad Request: message to edit not found"
     );
     assert_eq!(errors[0]["location"], "bot_api:editMessageText");
-    assert_eq!(errors[0]["user_id"], 5_123_456_789_i64);
+    assert_eq!(errors[0]["user_id"], user);
     let groups = stack.d1("SELECT fingerprint, count FROM error_groups");
     assert_eq!(
         groups,

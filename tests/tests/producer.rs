@@ -53,8 +53,14 @@ fn every_update_kind_is_answered_and_tracked() {
         "SELECT index1, blob5, blob6, blob12 FROM analytics_points_local \
          WHERE blob3 = 'update' AND blob4 = 'chat_join_request'",
     )[0];
-    assert_eq!(row["blob5"], "5123456789");
-    assert_eq!(row["blob6"], "-1001234567890");
+    assert_eq!(
+        row["blob5"],
+        e2e_tests::stack::pseudonym(5_123_456_789).to_string()
+    );
+    assert_eq!(
+        row["blob6"],
+        e2e_tests::stack::pseudonym(-1_001_234_567_890).to_string()
+    );
     assert_eq!(row["blob12"], "supergroup");
     // The business message /help was handled as a command, the callback as a callback.
     assert_eq!(

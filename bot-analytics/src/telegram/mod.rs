@@ -130,7 +130,8 @@ impl Bot {
         let (reply, failure) = match result {
             Ok(reply) => (reply, None),
             Err(error) => {
-                console_error!("bot handler failed (answered 200, tracked): {error:?}");
+                let scrubbed = shared::scrub::scrub(&format!("{error:?}"));
+                console_error!("bot handler failed (answered 200, tracked): {scrubbed}");
                 (Reply::none(), Some(error.failure()))
             }
         };

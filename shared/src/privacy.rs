@@ -1,0 +1,156 @@
+//! Privacy by default: Telegram user and chat ids never leave the bot as they are.
+//!
+//! With a secret key (`ANALYTICS_ID_KEY`), every id becomes a **pseudonym**: HMAC-SHA-256 of
+//! the id's decimal text under the key, cut to its first 52 bits, so it stays exact as a number
+//! (Analytics Engine doubles, D1 integers, JavaScript numbers). The same id always gives the same
+//! pseudonym, so distinct users, daily active users and cohorts still count right; without the
+//! key nobody can tell whose it is, and rotating the key unlinks every pseudonym from the
+//! people behind it. Raw ids are kept only on an explicit opt-in (`ANALYTICS_RAW_IDS=1`); with
+//! neither, ids are left out entirely.
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+/// Bits a pseudonym keeps: exact in an f64 (JavaScript numbers, Analytics Engine doubles).
+pub const PSEUDONYM_BITS: u32 = 52;
+
+/// What happens to user and chat ids before events leave the bot.
+#[derive(Clone, PartialEq, Eq)]
+pub enum IdPolicy {
+    /// Replace each id by its keyed pseudonym (the default when a key is set).
+    Pseudonymous(Vec<u8>),
+    /// Keep raw ids (`ANALYTICS_RAW_IDS=1`: an explicit opt-in).
+    Raw,
+    /// No key and no opt-in: leave ids out.
+    Omitted,
+}
+
+impl std::fmt::Debug for IdPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            IdPolicy::Pseudonymous(_) => "Pseudonymous(<key>)",
+            IdPolicy::Raw => "Raw",
+            IdPolicy::Omitted => "Omitted",
+        })
+    }
+}
+
+impl IdPolicy {
+    /// The policy from the settings: a non-empty key wins; otherwise raw ids only when
+    /// `raw_ids` says `1`/`true`; otherwise ids are left out.
+    pub fn from_settings(key: Option<&str>, raw_ids: Option<&str>) -> IdPolicy {
+        match key.map(str::trim).filter(|k| !k.is_empty()) {
+            Some(key) => IdPolicy::Pseudonymous(key.as_bytes().to_vec()),
+            None if matches!(raw_ids.map(str::trim), Some("1") | Some("true")) => IdPolicy::Raw,
+            None => IdPolicy::Omitted,
+        }
+    }
+
+    /// What an id becomes.
+    pub fn apply(&self, id: Option<i64>) -> Option<i64> {
+        let id = id?;
+        match self {
+            IdPolicy::Pseudonymous(key) => Some(pseudonym(key, id)),
+            IdPolicy::Raw => Some(id),
+            IdPolicy::Omitted => None,
+        }
+    }
+
+    /// Applies the policy to every event's user and chat.
+    pub fn apply_to(&self, events: &mut [crate::Event]) {
+        if *self == IdPolicy::Raw {
+            return;
+        }
+        // One update's events share a user and a chat: hash each distinct id once.
+        let mut memo: Vec<(i64, Option<i64>)> = Vec::with_capacity(2);
+        let mut map = |id: Option<i64>| {
+            let id = id?;
+            if let Some((_, p)) = memo.iter().find(|(raw, _)| *raw == id) {
+                return *p;
+            }
+            let p = self.apply(Some(id));
+            memo.push((id, p));
+            p
+        };
+        for event in events {
+            event.user_id = map(event.user_id);
+            event.chat_id = map(event.chat_id);
+        }
+    }
+}
+
+/// The keyed pseudonym of `id` under `key` (see the module documentation).
+pub fn pseudonym(key: &[u8], id: i64) -> i64 {
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
+        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+    mac.update(id.to_string().as_bytes());
+    let digest = mac.finalize().into_bytes();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    (u64::from_be_bytes(first) >> (64 - PSEUDONYM_BITS)) as i64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pseudonyms_are_stable_keyed_and_exact_as_numbers() {
+        let a = pseudonym(b"key-one", 5_123_456_789);
+        assert_eq!(a, pseudonym(b"key-one", 5_123_456_789));
+        assert_ne!(
+            a,
+            pseudonym(b"key-two", 5_123_456_789),
+            "rotating the key unlinks"
+        );
+        assert_ne!(a, pseudonym(b"key-one", 5_123_456_788));
+        assert_ne!(a, 5_123_456_789);
+        for id in [0, 1, -1_001_234_567_890, i64::MAX, i64::MIN] {
+            let p = pseudonym(b"k", id);
+            assert!((0..1i64 << 52).contains(&p), "{p}");
+            assert_eq!(p as f64 as i64, p, "exact as a double");
+        }
+        // The pseudonym is the first 52 bits of HMAC-SHA-256(key, "42").
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(b"k").unwrap();
+        mac.update(b"42");
+        let d = mac.finalize().into_bytes();
+        let top = u64::from_be_bytes(d[..8].try_into().unwrap()) >> 12;
+        assert_eq!(pseudonym(b"k", 42), top as i64);
+    }
+
+    #[test]
+    fn the_policy_follows_the_settings() {
+        assert_eq!(IdPolicy::from_settings(None, None), IdPolicy::Omitted);
+        assert_eq!(
+            IdPolicy::from_settings(Some(" "), Some("0")),
+            IdPolicy::Omitted
+        );
+        assert_eq!(IdPolicy::from_settings(None, Some("1")), IdPolicy::Raw);
+        assert!(matches!(
+            IdPolicy::from_settings(Some("k"), Some("1")),
+            IdPolicy::Pseudonymous(_)
+        ));
+        assert_eq!(IdPolicy::Omitted.apply(Some(42)), None);
+        assert_eq!(IdPolicy::Raw.apply(Some(42)), Some(42));
+        assert_eq!(IdPolicy::Raw.apply(None), None);
+        assert_eq!(
+            format!("{:?}", IdPolicy::Pseudonymous(b"s3cret".to_vec())),
+            "Pseudonymous(<key>)"
+        );
+    }
+
+    #[test]
+    fn events_lose_their_raw_ids() {
+        let mut events = crate::samples::typical_events();
+        let policy = IdPolicy::Pseudonymous(b"k".to_vec());
+        policy.apply_to(&mut events);
+        let p = pseudonym(b"k", 5_123_456_789);
+        assert!(events
+            .iter()
+            .all(|e| e.user_id == Some(p) && e.chat_id == Some(p)));
+        IdPolicy::Omitted.apply_to(&mut events);
+        assert!(events
+            .iter()
+            .all(|e| e.user_id.is_none() && e.chat_id.is_none()));
+    }
+}

@@ -1,0 +1,182 @@
+//! Privacy by default, in real local workerd: no raw user or chat id and no free text reaches
+//! Analytics Engine (the local mirror) or D1, daily active users still count right, and
+//! `make errors ARGS="forget <id>"` erases one user while group counts stay consistent.
+
+use e2e_tests::stack::{pseudonym, TEST_ID_KEY, TEST_SECRET, TEST_TOKEN};
+use e2e_tests::{FakeBotApi, Stack, StackOptions};
+use serde_json::{json, Value};
+
+const USERS: [i64; 3] = [5_123_456_789, 7_000_000_001, 42];
+const GROUP: i64 = -1_001_234_567_890;
+
+fn message(update_id: i64, user: i64, chat: i64, text: &str) -> String {
+    let kind = if chat < 0 { "supergroup" } else { "private" };
+    json!({"update_id": update_id, "message": {"message_id": update_id, "from": {"id": user, "is_bot": false},
+        "chat": {"id": chat, "type": kind}, "date": 1764000000, "text": text}})
+    .to_string()
+}
+
+fn button(update_id: i64, user: i64) -> String {
+    json!({"update_id": update_id, "callback_query": {"id": format!("cb{update_id}"), "from": {"id": user},
+        "message": {"message_id": 9, "chat": {"id": user, "type": "private"}}, "data": "menu:stats"}})
+    .to_string()
+}
+
+/// Every text and number column of every row, as one string per row.
+fn all_columns(stack: &Stack, table: &str) -> Vec<String> {
+    stack
+        .d1(&format!("SELECT * FROM {table}"))
+        .iter()
+        .map(|row| row.to_string())
+        .collect()
+}
+
+fn raw_ids_in(rows: &[String]) -> Vec<String> {
+    let needles: Vec<String> = USERS
+        .iter()
+        .chain(&[GROUP])
+        .map(|id| id.to_string())
+        .filter(|id| id.len() > 3)
+        .collect();
+    rows.iter()
+        .filter(|row| needles.iter().any(|n| row.contains(n.as_str())))
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn ids_are_pseudonyms_free_text_is_never_stored_and_forget_erases_one_user() {
+    let api = FakeBotApi::start();
+    // Every menu edit fails, so each button press leaves an error event of its user.
+    api.respond_error(
+        "editMessageText",
+        400,
+        "Bad Request: message to edit not found",
+    );
+    let stack = Stack::start(StackOptions {
+        api_base: Some(api.base_url()),
+        ..StackOptions::default()
+    });
+    let mut id = 900_000;
+    let mut post = |body: String| {
+        let (status, reply) = stack.post_update(&body, Some(TEST_SECRET));
+        assert_eq!(status, 200, "{reply}");
+    };
+    for user in USERS {
+        id += 1;
+        post(message(
+            id,
+            user,
+            user,
+            "/start my number is +44 7700 900123",
+        ));
+        id += 1;
+        post(button(id, user));
+        id += 1;
+        post(message(id, user, GROUP, "/help"));
+    }
+    id += 1;
+    post(button(id, USERS[0])); // a second error of the first user
+    let events = 3 * (3 + 5 + 3) + 5 + 4; // per user: /start 3, button 5 (+1 error), /help 3
+    stack.wait_count(
+        "every event",
+        "SELECT count(*) FROM analytics_points_local",
+        events,
+    );
+    stack.wait_count("every error", "SELECT count(*) FROM error_events", 4);
+
+    // No raw id anywhere: not in Analytics Engine's columns, not in D1's error log.
+    let points = all_columns(&stack, "analytics_points_local");
+    assert_eq!(raw_ids_in(&points), Vec::<String>::new());
+    assert_eq!(
+        raw_ids_in(&all_columns(&stack, "error_events")),
+        Vec::<String>::new()
+    );
+    // No part of the free text either.
+    for row in points.iter().chain(&all_columns(&stack, "error_events")) {
+        assert!(!row.contains("7700") && !row.contains("my number"), "{row}");
+    }
+    let sources: Vec<Value> = stack
+        .d1("SELECT DISTINCT blob16 AS s FROM analytics_points_local WHERE blob3 = 'command' AND blob4 = 'start'")
+        .iter()
+        .map(|r| r["s"].clone())
+        .collect();
+    assert_eq!(sources, vec![json!("other")]);
+
+    // Daily active users still count right, by pseudonym.
+    assert_eq!(
+        stack.d1_count(
+            "SELECT count(DISTINCT index1) FROM analytics_points_local WHERE blob3 = 'update'"
+        ),
+        USERS.len() as i64
+    );
+    let expected: Vec<String> = USERS.iter().map(|u| pseudonym(*u).to_string()).collect();
+    for row in stack.d1("SELECT DISTINCT index1 FROM analytics_points_local WHERE blob3 = 'update'")
+    {
+        assert!(
+            expected.contains(&row["index1"].as_str().unwrap().to_string()),
+            "{row}"
+        );
+    }
+    // The secret and the token are in no log line.
+    let log = stack.log();
+    assert!(
+        !log.contains(TEST_SECRET) && !log.contains(TEST_TOKEN),
+        "a secret reached the logs"
+    );
+
+    // Forget the first user, as an operator would (the key comes from the environment).
+    let forget = |raw: i64| {
+        let options = report::parse_args(&[
+            "--config".to_string(),
+            stack
+                .dir()
+                .join("wrangler.consumer.toml")
+                .display()
+                .to_string(),
+            "--persist-to".to_string(),
+            stack.dir().join("state").display().to_string(),
+            "forget".to_string(),
+            raw.to_string(),
+        ])
+        .unwrap();
+        report::query(&options, 0, Some(TEST_ID_KEY.to_string())).expect("forget runs")
+    };
+    let before = stack.d1("SELECT fingerprint, count FROM error_groups");
+    assert_eq!(before.len(), 1, "one group: the failing edit");
+    assert_eq!(before[0]["count"], 4);
+    let left = forget(USERS[0]);
+    assert_eq!(
+        left,
+        vec![json!({"error_events_left": 0, "local_points_left": 0})]
+    );
+    let me = pseudonym(USERS[0]);
+    assert_eq!(
+        stack.d1_count(&format!(
+            "SELECT count(*) FROM error_events WHERE user_id = {me}"
+        )),
+        0
+    );
+    // Counts stay consistent: each group counts exactly the events left in it.
+    let groups = stack.d1(
+        "SELECT g.count AS count, (SELECT count(*) FROM error_events e WHERE e.fingerprint = g.fingerprint) AS events, \
+         g.sample_event_id IN (SELECT event_id FROM error_events) AS sample_kept FROM error_groups g",
+    );
+    assert_eq!(
+        groups,
+        vec![json!({"count": 2, "events": 2, "sample_kept": 1})]
+    );
+    // The other users are untouched.
+    for user in &USERS[1..] {
+        let p = pseudonym(*user);
+        assert!(
+            stack.d1_count(&format!(
+                "SELECT count(*) FROM analytics_points_local WHERE index1 = '{p}'"
+            )) > 0
+        );
+    }
+    // Forgetting everyone removes the group with its last event.
+    forget(USERS[1]);
+    forget(USERS[2]);
+    assert_eq!(stack.d1_count("SELECT count(*) FROM error_groups"), 0);
+}
