@@ -58,7 +58,7 @@ fn ids_are_pseudonyms_free_text_is_never_stored_and_forget_erases_one_user() {
         ..StackOptions::default()
     });
     let mut id = 900_000;
-    let mut post = |body: String| {
+    let post = |body: String| {
         let (status, reply) = stack.post_update(&body, Some(TEST_SECRET));
         assert_eq!(status, 200, "{reply}");
     };
