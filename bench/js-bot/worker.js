@@ -1,7 +1,8 @@
 // The JavaScript peer of the Rust bot, for `make bench` (variant d): the same job written the
 // idiomatic way in a hand-written JavaScript Worker. It checks the secret, parses the update,
-// answers with the same reply in the response body, and sends the same events as JSON to the
-// same queue inside waitUntil.
+// answers with the same reply in the response body, and inside waitUntil replaces the user and
+// chat ids with keyed pseudonyms (HMAC-SHA-256, when ANALYTICS_ID_KEY is set, as the Rust bot
+// does) and sends the same events as JSON to the same queue.
 
 const HELP = "I am an example bot with analytics.\n/start - welcome\n/help - this help\n/ping - check that I am alive\n/menu - a menu with buttons";
 
@@ -10,6 +11,21 @@ function timingSafeEqual(a, b) {
   let diff = 0;
   for (let i = 0; i < a.length; i++) diff |= a.charCodeAt(i) ^ b.charCodeAt(i);
   return diff === 0;
+}
+
+async function pseudonym(key, id) {
+  if (id === null || id === undefined) return null;
+  const mac = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(String(id)));
+  const view = new DataView(mac);
+  // The first 52 bits, as a number.
+  return view.getUint32(0) * 2 ** 20 + (view.getUint32(4) >>> 12);
+}
+
+let hmacKey = null;
+async function idKey(secret) {
+  if (!secret) return null;
+  hmacKey ??= await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  return hmacKey;
 }
 
 function reply(update) {
@@ -63,8 +79,16 @@ export default {
     }
     events.push(event("performance", "handler", { duration_ms: Date.now() - received, properties: { command: planned?.command } }));
     if (env.ANALYTICS !== "off") {
-      const envelope = { version: 1, source: { worker: "js-bot", release: "bench" }, sent_at: Date.now(), events, dropped: {} };
-      ctx.waitUntil(env.ANALYTICS_QUEUE.send(envelope, { contentType: "json" }).catch((e) => console.error("queue send failed", e)));
+      const send = async () => {
+        const key = await idKey(env.ANALYTICS_ID_KEY);
+        for (const e of events) {
+          e.user_id = key ? await pseudonym(key, e.user_id) : null;
+          e.chat_id = key ? await pseudonym(key, e.chat_id) : null;
+        }
+        const envelope = { version: 1, source: { worker: "js-bot", release: "bench" }, sent_at: Date.now(), events, dropped: {} };
+        await env.ANALYTICS_QUEUE.send(envelope, { contentType: "json" });
+      };
+      ctx.waitUntil(send().catch((e) => console.error("queue send failed", e)));
     }
     return planned ? Response.json(planned.body) : new Response("");
   },

@@ -1,14 +1,24 @@
-//! `make bench`: the fire-and-forget claim measured in one run, variants side by side.
+//! `make bench`: the project's performance claims, measured in one run, variants side by side.
 //!
-//! Variants, each its own local `wrangler dev` (so CPU can be attributed), run interleaved in
-//! shuffled order, several rounds each:
-//!   a. the Rust bot with analytics on (fire and forget)
-//!   b. the Rust bot with `ANALYTICS=off` (the floor)
-//!   c. the Rust bot awaiting the queue send before answering (the "before")
-//!   d. a hand-written JavaScript Worker doing the same job (`bench/js-bot/worker.js`)
-//! Then sizes, MessagePack vs JSON, consumer throughput and the native micro-benchmarks.
-//! `--smoke` runs a few hundred requests only, to keep the harness from rotting; it asserts
-//! that every request was answered 200 and nothing about speed.
+//! 1. **The seed's experiment, with modelled network latency.** The fake Bot API answers after
+//!    30 ms and every queue send waits 40 ms (the seed's analytics cost). Three variants of the
+//!    Rust bot: *seed-before* (awaits the analytics, then the answer by fetch, then responds),
+//!    *seed-after* (awaits the answer by fetch, analytics in `wait_until`), *ours* (the answer
+//!    rides in the response body, analytics coalesced in `wait_until`). For each: response time
+//!    and time to acknowledge (when Telegram holds the answer: the response time for an answer
+//!    in the body, the fake API's receive time for a fetched one).
+//! 2. **Analytics overhead and Rust against JavaScript**, no modelled latency: a. analytics on,
+//!    b. `ANALYTICS=off`, e. analytics on with sends that resolve at once without reaching the
+//!    local queue broker (`DEV_QUEUE_SEND_NOOP`), d. a hand-written JavaScript Worker doing the
+//!    same job. At concurrency 1 (perceived latency) and at saturation (throughput and CPU).
+//! 3. **Cold start**: the first request after the Worker loads, over several restarts, Rust
+//!    against JavaScript.
+//! 4. Sizes, the analytics path's instruction count (callgrind), MessagePack vs JSON, consumer
+//!    throughput, the native micro-benchmarks.
+//!
+//! Variants run in their own local `wrangler dev`, interleaved in shuffled order for several
+//! rounds. `--smoke` runs a few requests of everything, to keep the harness from rotting; it
+//! asserts that every request was answered 200 and nothing about speed.
 
 use std::fs;
 use std::io::Write;
@@ -19,8 +29,9 @@ use std::time::{Duration, Instant};
 
 use bench::{arg, flag, percentile, post_updates};
 use e2e_tests::process::{spawn_wrangler_dev, stop_process_group};
-use e2e_tests::stack::{local_config, TEST_SECRET};
-use e2e_tests::{fixture, free_port, repo_root, wait_for, Stack, StackOptions};
+use e2e_tests::stack::{local_config, TEST_ID_KEY, TEST_SECRET, TEST_TOKEN};
+use e2e_tests::{fixture, free_port, repo_root, wait_for, FakeBotApi, Stack, StackOptions};
+use serde_json::json;
 use shared::{encode, samples, NewEvent, Tracker};
 
 struct Settings {
@@ -28,6 +39,8 @@ struct Settings {
     requests: usize,
     concurrency: usize,
     rounds: usize,
+    seed_requests: usize,
+    cold_starts: usize,
     consumer_events: usize,
     write_doc: bool,
 }
@@ -36,9 +49,11 @@ fn settings() -> Settings {
     let smoke = flag("--smoke");
     Settings {
         smoke,
-        requests: arg("--requests", if smoke { 50 } else { 1_000 }),
+        requests: arg("--requests", if smoke { 30 } else { 1_000 }),
         concurrency: arg("--concurrency", if smoke { 4 } else { 20 }),
-        rounds: arg("--rounds", if smoke { 1 } else { 5 }),
+        rounds: arg("--rounds", if smoke { 1 } else { 3 }),
+        seed_requests: arg("--seed-requests", if smoke { 5 } else { 100 }),
+        cold_starts: arg("--cold-starts", if smoke { 1 } else { 5 }),
         consumer_events: arg("--consumer-events", if smoke { 500 } else { 20_000 }),
         write_doc: flag("--write-doc"),
     }
@@ -51,6 +66,7 @@ struct Variant {
     port: u16,
     child: Child,
     latencies_ms: Vec<f64>,
+    ack_ms: Vec<f64>,
     busy: Duration,
     cpu_ticks: u64,
     requests: usize,
@@ -60,6 +76,18 @@ struct Variant {
 impl Drop for Variant {
     fn drop(&mut self) {
         stop_process_group(&mut self.child);
+    }
+}
+
+impl Variant {
+    fn reset(&mut self) {
+        self.latencies_ms.clear();
+        self.ack_ms.clear();
+        (self.busy, self.cpu_ticks, self.requests, self.failures) = (Duration::ZERO, 0, 0, 0);
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/telegram", self.port)
     }
 }
 
@@ -85,6 +113,7 @@ fn start_variant(
         port,
         child,
         latencies_ms: Vec::new(),
+        ack_ms: Vec::new(),
         busy: Duration::ZERO,
         cpu_ticks: 0,
         requests: 0,
@@ -110,20 +139,18 @@ fn group_cpu_ticks(pgid: u32) -> u64 {
         let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
             continue;
         };
-        let Some(after) = stat.rfind(')').map(|i| &stat[i + 2..]) else {
+        let Some(after) = stat.rfind(')').and_then(|i| stat.get(i + 2..)) else {
             continue;
         };
         let fields: Vec<&str> = after.split_whitespace().collect();
         // After "pid (comm) ": state ppid pgrp … utime(11) stime(12)
         if fields.get(2).and_then(|p| p.parse::<u32>().ok()) == Some(pgid) {
-            total += fields
-                .get(11)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
-            total += fields
-                .get(12)
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0);
+            for i in [11, 12] {
+                total += fields
+                    .get(i)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
         }
     }
     total
@@ -141,9 +168,8 @@ fn clock_ticks_per_second() -> f64 {
 
 /// Sends `requests` updates at `concurrency` to one variant; records latencies and CPU.
 fn drive(variant: &mut Variant, bodies: &Arc<Vec<String>>, requests: usize, concurrency: usize) {
-    let url = format!("http://127.0.0.1:{}/telegram", variant.port);
     let cpu_before = group_cpu_ticks(variant.child.id());
-    let (outcomes, wall) = post_updates(&url, bodies, requests, concurrency);
+    let (outcomes, wall) = post_updates(&variant.url(), bodies, requests, concurrency);
     variant.busy += wall;
     variant.cpu_ticks += group_cpu_ticks(variant.child.id()).saturating_sub(cpu_before);
     for (status, ms) in outcomes {
@@ -153,15 +179,400 @@ fn drive(variant: &mut Variant, bodies: &Arc<Vec<String>>, requests: usize, conc
     }
 }
 
+fn shuffle(order: &mut [usize], rng: &mut u64) {
+    for i in (1..order.len()).rev() {
+        *rng ^= *rng << 13;
+        *rng ^= *rng >> 7;
+        *rng ^= *rng << 17;
+        order.swap(i, (*rng % (i as u64 + 1)) as usize);
+    }
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(30)))
+        .build()
+        .into()
+}
+
+/// Posts one update; returns (status, latency in ms, when it was sent).
+fn post_one(agent: &ureq::Agent, url: &str, body: &str) -> (u16, f64, Instant) {
+    let start = Instant::now();
+    let status = agent
+        .post(url)
+        .header("Content-Type", "application/json")
+        .header("X-Telegram-Bot-Api-Secret-Token", TEST_SECRET)
+        .send(body.as_bytes())
+        .map(|mut r| {
+            let _ = r.body_mut().read_to_vec();
+            r.status().as_u16()
+        })
+        .unwrap_or(0);
+    (status, start.elapsed().as_secs_f64() * 1000.0, start)
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Button,
+    Message,
+}
+
+/// The seed experiment's updates: each one identifiable in the fake API's calls.
+fn seed_update(kind: Kind, n: u64) -> String {
+    match kind {
+        Kind::Button => json!({"update_id": 700_000 + n, "callback_query": {"id": format!("seed-{n}"),
+            "from": {"id": 42, "is_bot": false}, "message": {"message_id": 7, "chat": {"id": 42, "type": "private"}},
+            "data": "menu:about"}})
+        .to_string(),
+        Kind::Message => json!({"update_id": 800_000 + n, "message": {"message_id": 1,
+            "from": {"id": 42, "is_bot": false}, "chat": {"id": 10_000_000 + n, "type": "private"},
+            "date": 1764000000, "text": "/start"}})
+        .to_string(),
+    }
+}
+
+/// When the fake API received the answer to request `n`, if it was fetched.
+fn fetched_answer(api: &FakeBotApi, kind: Kind, n: u64) -> Option<Instant> {
+    api.calls()
+        .into_iter()
+        .find(|c| match kind {
+            Kind::Button => {
+                c.method == "answerCallbackQuery"
+                    && c.body["callback_query_id"] == format!("seed-{n}")
+            }
+            Kind::Message => {
+                c.method == "sendMessage" && c.body["chat_id"] == json!(10_000_000 + n)
+            }
+        })
+        .map(|c| c.received)
+}
+
 struct Row {
-    key: &'static str,
     label: &'static str,
     p50: f64,
     p99: f64,
+    ack_p50: f64,
+    ack_p99: f64,
     rps: f64,
     cpu_ms: f64,
     requests: usize,
     failures: usize,
+}
+
+fn rows(variants: &mut [Variant], ticks: f64) -> Vec<Row> {
+    variants
+        .iter_mut()
+        .map(|v| {
+            v.latencies_ms.sort_by(f64::total_cmp);
+            v.ack_ms.sort_by(f64::total_cmp);
+            Row {
+                label: v.label,
+                p50: percentile(&v.latencies_ms, 0.50),
+                p99: percentile(&v.latencies_ms, 0.99),
+                ack_p50: percentile(&v.ack_ms, 0.50),
+                ack_p99: percentile(&v.ack_ms, 0.99),
+                rps: v.requests as f64 / v.busy.as_secs_f64().max(1e-9),
+                cpu_ms: v.cpu_ticks as f64 / ticks * 1000.0 / v.requests.max(1) as f64,
+                requests: v.requests,
+                failures: v.failures,
+            }
+        })
+        .collect()
+}
+
+fn producer_config(name: &str, vars: &[(&str, &str)]) -> toml::Table {
+    let mut config = local_config("wrangler.producer.toml");
+    config.insert("name".into(), name.into());
+    if let Some(table) = config.get_mut("vars").and_then(|v| v.as_table_mut()) {
+        for (k, v) in vars {
+            table.insert((*k).into(), (*v).into());
+        }
+    }
+    config
+}
+
+fn js_config(vars: &[(&str, &str)]) -> toml::Table {
+    let mut js = producer_config("bench-js-bot", vars);
+    js.insert(
+        "main".into(),
+        repo_root()
+            .join("bench/js-bot/worker.js")
+            .display()
+            .to_string()
+            .into(),
+    );
+    js
+}
+
+/// Part 1: the seed's before/after with modelled network latency.
+fn seed_experiment(s: &Settings, dir: &Path) -> (String, usize) {
+    let api = FakeBotApi::start_with_delay(Duration::from_millis(30));
+    let base = api.base_url();
+    let common = [
+        ("TELEGRAM_API_BASE", base.as_str()),
+        ("TELEGRAM_BOT_TOKEN", TEST_TOKEN),
+        ("DEV_FAULT_QUEUE_SEND_DELAY_MS", "40"),
+    ];
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut vars: Vec<(&str, &str)> = common.to_vec();
+        vars.extend_from_slice(extra);
+        vars
+    };
+    println!("bench: seed experiment (Bot API 30 ms, queue send 40 ms)");
+    let mut variants = vec![
+        start_variant(
+            dir,
+            "seed-before",
+            "seed-before: awaits the analytics, then the answer by fetch, then responds",
+            producer_config(
+                "bench-seed-before",
+                &with(&[("ANALYTICS", "await"), ("TELEGRAM_REPLY", "fetch")]),
+            ),
+        ),
+        start_variant(
+            dir,
+            "seed-after",
+            "seed-after: awaits the answer by fetch; analytics in wait_until",
+            producer_config("bench-seed-after", &with(&[("TELEGRAM_REPLY", "fetch")])),
+        ),
+        start_variant(
+            dir,
+            "ours",
+            "ours: answer in the response body; analytics coalesced in wait_until",
+            producer_config("bench-ours", &with(&[])),
+        ),
+    ];
+    let agent = agent();
+    let mut n = 0u64;
+    let mut failures = 0;
+    let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+    let mut table = String::from(
+        "| variant | update | response p50 ms | response p99 ms | time to acknowledge p50 ms | p99 ms |\n| --- | --- | --- | --- | --- | --- |\n",
+    );
+    let mut by_kind = Vec::new();
+    for kind in [Kind::Button, Kind::Message] {
+        for v in variants.iter_mut() {
+            v.reset();
+        }
+        let mut order: Vec<usize> = (0..variants.len()).collect();
+        for _ in 0..s.rounds {
+            shuffle(&mut order, &mut rng);
+            for &i in &order {
+                let v = &mut variants[i];
+                let url = v.url();
+                for _ in 0..s.seed_requests {
+                    n += 1;
+                    let (status, ms, sent) = post_one(&agent, &url, &seed_update(kind, n));
+                    failures += usize::from(status != 200);
+                    v.latencies_ms.push(ms);
+                    v.requests += 1;
+                    // Answer in the body: Telegram holds it with the response. Fetched: when
+                    // the fake API received it.
+                    let ack = if v.key == "ours" {
+                        Some(ms)
+                    } else {
+                        wait_for("the fetched answer", Duration::from_secs(10), || {
+                            fetched_answer(&api, kind, n)
+                        })
+                        .checked_duration_since(sent)
+                        .map(|d| d.as_secs_f64() * 1000.0)
+                    };
+                    v.ack_ms.extend(ack);
+                }
+            }
+        }
+        let rows = rows(&mut variants, 1.0);
+        let name = match kind {
+            Kind::Button => "button press (answerCallbackQuery)",
+            Kind::Message => "/start (sendMessage)",
+        };
+        for r in &rows {
+            table += &format!(
+                "| {} | {name} | {:.1} | {:.1} | {:.1} | {:.1} |\n",
+                r.label, r.p50, r.p99, r.ack_p50, r.ack_p99
+            );
+        }
+        by_kind.push((name, rows));
+    }
+    table +=
+        "\n| ratio (p50) | update | response | time to acknowledge |\n| --- | --- | --- | --- |\n";
+    for (name, rows) in &by_kind {
+        let [before, after, ours] = [&rows[0], &rows[1], &rows[2]];
+        table += &format!(
+            "| seed-before / ours | {name} | {:.1} | {:.1} |\n| seed-after / ours | {name} | {:.1} | {:.1} |\n",
+            before.p50 / ours.p50,
+            before.ack_p50 / ours.ack_p50,
+            after.p50 / ours.p50,
+            after.ack_p50 / ours.ack_p50
+        );
+    }
+    drop(variants);
+    (table, failures)
+}
+
+/// Part 2: analytics overhead and Rust against JavaScript, at concurrency 1 and at saturation.
+fn overhead(s: &Settings, dir: &Path) -> (String, String, usize) {
+    let key = [("ANALYTICS_ID_KEY", TEST_ID_KEY)];
+    println!(
+        "bench: overhead ({} rounds × {} requests, concurrency 1 and {})",
+        s.rounds, s.requests, s.concurrency
+    );
+    let mut variants = vec![
+        start_variant(
+            dir,
+            "a",
+            "a. Rust bot, analytics on",
+            producer_config("bench-a", &key),
+        ),
+        start_variant(
+            dir,
+            "b",
+            "b. Rust bot, ANALYTICS=off",
+            producer_config("bench-b", &[("ANALYTICS", "off")]),
+        ),
+        start_variant(
+            dir,
+            "e",
+            "e. Rust bot, analytics on, sends stop short of the local broker",
+            producer_config(
+                "bench-e",
+                &[
+                    ("ANALYTICS_ID_KEY", TEST_ID_KEY),
+                    ("DEV_QUEUE_SEND_NOOP", "1"),
+                ],
+            ),
+        ),
+        start_variant(
+            dir,
+            "d",
+            "d. JavaScript Worker, analytics on",
+            js_config(&key),
+        ),
+    ];
+    let bodies = Arc::new(vec![
+        fixture("updates/message_start.json"),
+        fixture("updates/kinds/message.json"),
+        fixture("updates/kinds/business_message.json"),
+        fixture("updates/kinds/edited_message.json"),
+    ]);
+    for v in variants.iter_mut() {
+        drive(v, &bodies, 50.min(s.requests), 2); // warm-up, not measured
+    }
+    let ticks = clock_ticks_per_second();
+    let mut rng = 0x2545_F491_4F6C_DD1Du64;
+    let mut tables = Vec::new();
+    let mut failures = 0;
+    for (concurrency, requests) in [(1, s.requests / 2), (s.concurrency, s.requests)] {
+        for v in variants.iter_mut() {
+            v.reset();
+        }
+        let mut order: Vec<usize> = (0..variants.len()).collect();
+        for _ in 0..s.rounds {
+            shuffle(&mut order, &mut rng);
+            for &i in &order {
+                drive(&mut variants[i], &bodies, requests.max(1), concurrency);
+            }
+        }
+        let rows = rows(&mut variants, ticks);
+        failures += rows.iter().map(|r| r.failures).sum::<usize>();
+        let mut table = format!(
+            "Concurrency {concurrency} ({} rounds × {} requests per variant):\n\n| variant | requests | non-200 | p50 ms | p99 ms | req/s | CPU ms/request (whole wrangler dev group) |\n| --- | --- | --- | --- | --- | --- | --- |\n",
+            s.rounds,
+            requests.max(1)
+        );
+        for r in &rows {
+            table += &format!(
+                "| {} | {} | {} | {:.3} | {:.3} | {:.0} | {:.3} |\n",
+                r.label, r.requests, r.failures, r.p50, r.p99, r.rps, r.cpu_ms
+            );
+        }
+        let [a, b, e, d] = [&rows[0], &rows[1], &rows[2], &rows[3]];
+        table += &format!(
+            "\n| ratio | p50 | p99 |\n| --- | --- | --- |\n\
+             | a/b (analytics on / off) | {:.3} | {:.3} |\n\
+             | e/b (analytics without the local broker / off) | {:.3} | {:.3} |\n\
+             | a/d (Rust / JavaScript) | {:.3} | {:.3} |\n\
+             | throughput a/b | {:.3} | |\n\
+             | CPU per update: a − b (analytics, broker included) | {:.3} ms | |\n\
+             | CPU per update: e − b (the bot's own analytics) | {:.3} ms | |\n\
+             | CPU per update: a − e (the local queue broker) | {:.3} ms | |\n",
+            a.p50 / b.p50,
+            a.p99 / b.p99,
+            e.p50 / b.p50,
+            e.p99 / b.p99,
+            a.p50 / d.p50,
+            a.p99 / d.p99,
+            a.rps / b.rps,
+            a.cpu_ms - b.cpu_ms,
+            e.cpu_ms - b.cpu_ms,
+            a.cpu_ms - e.cpu_ms
+        );
+        tables.push(table);
+    }
+    drop(variants);
+    let saturation = tables.pop().unwrap_or_default();
+    let single = tables.pop().unwrap_or_default();
+    (single, saturation, failures)
+}
+
+/// Part 3: the first request after the Worker loads, Rust against JavaScript, over restarts.
+fn cold_starts(s: &Settings, dir: &Path) -> String {
+    println!("bench: cold starts ({} restarts each)", s.cold_starts);
+    let body = fixture("updates/message_start.json");
+    let agent = agent();
+    let mut table = String::from(
+        "| Worker | start → first answer (median) | first request (median) | second request (median) |\n| --- | --- | --- | --- |\n",
+    );
+    for (key, label, config) in [
+        (
+            "cold-rust",
+            "Rust bot",
+            producer_config("bench-cold-rust", &[]),
+        ),
+        ("cold-js", "JavaScript Worker", js_config(&[])),
+    ] {
+        let (mut ready, mut first, mut second) = (Vec::new(), Vec::new(), Vec::new());
+        for i in 0..s.cold_starts {
+            let config_path = dir.join(format!("wrangler.{key}.toml"));
+            fs::write(&config_path, toml::to_string(&config).unwrap()).unwrap();
+            let port = free_port();
+            let started = Instant::now();
+            let mut child = spawn_wrangler_dev(
+                dir,
+                &["-c", config_path.to_str().unwrap(), "--log-level=warn"],
+                &format!("state-{key}-{i}"),
+                port,
+                &dir.join(format!("{key}-{i}.log")),
+            );
+            // The first request is the webhook itself: nothing warms the Worker before it.
+            let url = format!("http://127.0.0.1:{port}/telegram");
+            let (status, ms, _) =
+                wait_for("the cold Worker to answer", Duration::from_secs(90), || {
+                    if std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                        std::thread::sleep(Duration::from_millis(20));
+                        return None;
+                    }
+                    Some(post_one(&agent, &url, &body))
+                });
+            ready.push(started.elapsed().as_secs_f64() * 1000.0);
+            first.push(ms);
+            let (_, warm, _) = post_one(&agent, &url, &body);
+            second.push(warm);
+            assert_eq!(status, 200, "cold start of {key}");
+            stop_process_group(&mut child);
+        }
+        for v in [&mut ready, &mut first, &mut second] {
+            v.sort_by(f64::total_cmp);
+        }
+        table += &format!(
+            "| {label} | {:.0} ms | {:.1} ms | {:.1} ms |\n",
+            percentile(&ready, 0.5),
+            percentile(&first, 0.5),
+            percentile(&second, 0.5)
+        );
+    }
+    table
 }
 
 fn gzip_len(bytes: &[u8]) -> usize {
@@ -238,6 +649,28 @@ fn criterion_ns(group: &str, name: &str) -> Option<f64> {
     json["mean"]["point_estimate"].as_f64()
 }
 
+/// The callgrind line of `bench/callgrind.sh`, when valgrind is there.
+fn instruction_count() -> Option<String> {
+    let out = Command::new(repo_root().join("bench/callgrind.sh"))
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find(|l| l.contains("instructions per update"))
+        .map(str::to_string)
+}
+
+fn replace_block(doc: &str, name: &str, body: &str) -> String {
+    let (start, end) = (
+        format!("<!-- {name}:start -->"),
+        format!("<!-- {name}:end -->"),
+    );
+    match (doc.find(&start), doc.find(&end)) {
+        (Some(i), Some(j)) if i < j => format!("{}{start}\n{body}{}", &doc[..i], &doc[j..]),
+        _ => panic!("docs/benchmarks.md lacks the {name} markers"),
+    }
+}
+
 fn main() {
     let s = settings();
     let root = repo_root();
@@ -251,129 +684,21 @@ fn main() {
     )
     .unwrap();
 
-    let producer = |name: &str, analytics: &str| {
-        let mut config = local_config("wrangler.producer.toml");
-        config.insert("name".into(), name.into());
-        if let Some(vars) = config.get_mut("vars").and_then(|v| v.as_table_mut()) {
-            vars.insert("ANALYTICS".into(), analytics.into());
-        }
-        config
-    };
-    let mut js = producer("bench-js-bot", "on");
-    js.insert(
-        "main".into(),
-        root.join("bench/js-bot/worker.js")
-            .display()
-            .to_string()
-            .into(),
-    );
+    let (seed, seed_failures) = seed_experiment(&s, dir.path());
+    let (single, saturation, failures) = overhead(&s, dir.path());
+    let cold = cold_starts(&s, dir.path());
 
-    println!(
-        "bench: starting 4 variants ({} rounds × {} requests at concurrency {})",
-        s.rounds, s.requests, s.concurrency
+    let wasm = |path: &str| fs::read(root.join(path)).unwrap_or_default();
+    let (pw, cw, mw) = (
+        wasm("producer-worker/build/index_bg.wasm"),
+        wasm("consumer-worker/build/index_bg.wasm"),
+        wasm("examples/minimal-bot/build/index_bg.wasm"),
     );
-    let mut variants = vec![
-        start_variant(
-            dir.path(),
-            "a",
-            "Rust bot, analytics on (fire and forget)",
-            producer("bench-a", "on"),
-        ),
-        start_variant(
-            dir.path(),
-            "b",
-            "Rust bot, ANALYTICS=off (floor)",
-            producer("bench-b", "off"),
-        ),
-        start_variant(
-            dir.path(),
-            "c",
-            "Rust bot, awaits the queue send",
-            producer("bench-c", "await"),
-        ),
-        start_variant(dir.path(), "d", "JavaScript Worker, analytics on", js),
-    ];
-    let bodies = Arc::new(vec![
-        fixture("updates/message_start.json"),
-        fixture("updates/kinds/message.json"),
-        fixture("updates/kinds/business_message.json"),
-        fixture("updates/kinds/edited_message.json"),
-    ]);
-    // Warm-up, not measured.
-    for v in variants.iter_mut() {
-        drive(v, &bodies, 50.min(s.requests), s.concurrency.min(4));
-        v.latencies_ms.clear();
-        (v.busy, v.cpu_ticks, v.requests, v.failures) = (Duration::ZERO, 0, 0, 0);
-    }
-    let mut order: Vec<usize> = (0..variants.len()).collect();
-    let mut rng = 0x2545_F491_4F6C_DD1Du64;
-    for round in 0..s.rounds {
-        for i in (1..order.len()).rev() {
-            rng ^= rng << 13;
-            rng ^= rng >> 7;
-            rng ^= rng << 17;
-            order.swap(i, (rng % (i as u64 + 1)) as usize);
-        }
-        for &i in &order {
-            drive(&mut variants[i], &bodies, s.requests, s.concurrency);
-        }
-        println!(
-            "bench: round {} of {} done (order {:?})",
-            round + 1,
-            s.rounds,
-            order.iter().map(|&i| variants[i].key).collect::<Vec<_>>()
-        );
-    }
-    let ticks = clock_ticks_per_second();
-    let rows: Vec<Row> = variants
-        .iter_mut()
-        .map(|v| {
-            v.latencies_ms.sort_by(f64::total_cmp);
-            Row {
-                key: v.key,
-                label: v.label,
-                p50: percentile(&v.latencies_ms, 0.50),
-                p99: percentile(&v.latencies_ms, 0.99),
-                rps: v.requests as f64 / v.busy.as_secs_f64(),
-                cpu_ms: v.cpu_ticks as f64 / ticks * 1000.0 / v.requests.max(1) as f64,
-                requests: v.requests,
-                failures: v.failures,
-            }
-        })
-        .collect();
-    drop(variants);
-    let failures: usize = rows.iter().map(|r| r.failures).sum();
-
-    let mut table = String::new();
-    table += "| variant | requests | non-200 | p50 ms | p99 ms | req/s | CPU ms/request (whole wrangler dev group) |\n";
-    table += "| --- | --- | --- | --- | --- | --- | --- |\n";
-    for r in &rows {
-        table += &format!(
-            "| {}. {} | {} | {} | {:.2} | {:.2} | {:.0} | {:.2} |\n",
-            r.key, r.label, r.requests, r.failures, r.p50, r.p99, r.rps, r.cpu_ms
-        );
-    }
-    let [a, b, c, d] = [&rows[0], &rows[1], &rows[2], &rows[3]];
-    let ratios = format!(
-        "\n| ratio | p50 | p99 | goal |\n| --- | --- | --- | --- |\n\
-         | a/b (analytics overhead) | {:.3} | {:.3} | ≤ 1.02 |\n\
-         | c/a (awaiting the send vs fire and forget) | {:.3} | {:.3} | (> 1: what fire and forget saves) |\n\
-         | a/d (Rust vs JavaScript) | {:.3} | {:.3} | ≤ 1.0 at p50 |\n\
-         | CPU a − b (analytics CPU per update, ms) | {:.3} | | |\n",
-        a.p50 / b.p50, a.p99 / b.p99, c.p50 / a.p50, c.p99 / a.p99, a.p50 / d.p50, a.p99 / d.p99,
-        a.cpu_ms - b.cpu_ms
-    );
-
-    let wasm = |w: &str| {
-        fs::read(root.join(format!("{w}-worker/build/index_bg.wasm"))).unwrap_or_default()
-    };
-    let (pw, cw) = (wasm("producer"), wasm("consumer"));
     let envelope = samples::typical_envelope();
     let mp = encode(&envelope).unwrap().len();
     let json = serde_json::to_vec(&envelope).unwrap().len();
     let n = envelope.events.len();
-    let mut sizes = String::new();
-    sizes += "\n| size | value | goal |\n| --- | --- | --- |\n";
+    let mut sizes = String::from("| size | value | goal |\n| --- | --- | --- |\n");
     sizes += &format!(
         "| producer wasm | {} B raw, {} B gzip | ≤ 250 KB gzip |\n",
         pw.len(),
@@ -385,14 +710,19 @@ fn main() {
         gzip_len(&cw)
     );
     sizes += &format!(
+        "| minimal bot wasm | {} B raw, {} B gzip | |\n",
+        mw.len(),
+        gzip_len(&mw)
+    );
+    sizes += &format!(
         "| envelope of {n} events | {mp} B MessagePack, {json} B JSON: {:.1} % | ≤ 40 % |\n",
         100.0 * mp as f64 / json as f64
     );
-    sizes += &format!(
-        "| per event | {:.1} B MessagePack, {:.1} B JSON | |\n",
-        mp as f64 / n as f64,
-        json as f64 / n as f64
-    );
+    if !s.smoke {
+        if let Some(line) = instruction_count() {
+            sizes += &format!("| {line} | | halve the 51,050 of the start of this work |\n");
+        }
+    }
 
     println!(
         "bench: consumer throughput with {} events",
@@ -440,23 +770,29 @@ fn main() {
             }
         }
     }
-    let report = format!("{table}{ratios}{sizes}{more}");
-    println!("\n{report}");
-    assert_eq!(failures, 0, "every bench request must be answered 200");
+    let results = format!(
+        "### Perceived latency: concurrency 1\n\n{single}\n### Cost: saturation\n\n{saturation}\n### Cold start\n\n{cold}\n### Sizes\n\n{sizes}{more}"
+    );
+    println!("\n{seed}\n{results}");
+    assert_eq!(
+        seed_failures + failures,
+        0,
+        "every bench request must be answered 200"
+    );
     if s.write_doc && !s.smoke {
         let path = root.join("docs/benchmarks.md");
         let doc = fs::read_to_string(&path).expect("docs/benchmarks.md");
-        let (start, end) = ("<!-- results:start -->", "<!-- results:end -->");
-        let (i, j) = (
-            doc.find(start).expect("start marker"),
-            doc.find(end).expect("end marker"),
-        );
         let stamp = format!(
-            "Run with `make bench` ({} rounds × {} requests per variant at concurrency {}).\n\n",
-            s.rounds, s.requests, s.concurrency
+            "Run with `make bench` ({} rounds; seed experiment {} requests per variant and update; overhead {} requests per round at concurrency 1 and {} at concurrency {}).\n\n",
+            s.rounds,
+            s.seed_requests,
+            s.requests / 2,
+            s.requests,
+            s.concurrency
         );
-        let updated = format!("{}{start}\n{stamp}{report}{}", &doc[..i], &doc[j..]);
-        fs::write(&path, updated).unwrap();
+        let doc = replace_block(&doc, "seed", &format!("{stamp}{seed}"));
+        let doc = replace_block(&doc, "results", &format!("{stamp}{results}"));
+        fs::write(&path, doc).unwrap();
         println!("bench: results written to docs/benchmarks.md");
     }
 }

@@ -21,14 +21,17 @@ thread_local! {
 #[derive(Clone)]
 pub struct Analytics {
     settings: Rc<Settings>,
-    queue: Option<Queue>,
+    /// The environment, to look the queue binding up after the response (a JavaScript call
+    /// nobody should wait for).
+    env: Option<Env>,
+    binding: Rc<str>,
 }
 
 impl std::fmt::Debug for Analytics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Analytics")
             .field("settings", &self.settings)
-            .field("queue", &self.queue.is_some())
+            .field("queue_binding", &self.binding)
             .finish()
     }
 }
@@ -42,22 +45,28 @@ impl Analytics {
     /// Analytics sending to the queue bound as `binding`.
     pub fn with_queue(env: &Env, binding: &str) -> Analytics {
         let settings = Settings::get(env);
-        let queue = if settings.mode == Mode::Off {
-            None
-        } else {
-            match env.queue(binding) {
-                Ok(queue) => Some(queue),
-                Err(error) => {
-                    if !WARNED_NO_QUEUE.with(|w| w.replace(true)) {
-                        console_error!(
-                            "analytics: no queue binding {binding} ({error}); events are not sent"
-                        );
-                    }
-                    None
+        let env = (settings.mode != Mode::Off).then(|| env.clone());
+        Analytics {
+            settings,
+            env,
+            binding: binding.into(),
+        }
+    }
+
+    /// The queue binding, looked up when events are sent; a missing binding is logged once per
+    /// isolate.
+    fn queue(env: &Env, binding: &str) -> Option<Queue> {
+        match env.queue(binding) {
+            Ok(queue) => Some(queue),
+            Err(error) => {
+                if !WARNED_NO_QUEUE.with(|w| w.replace(true)) {
+                    console_error!(
+                        "analytics: no queue binding {binding} ({error}); events are not sent"
+                    );
                 }
+                None
             }
-        };
-        Analytics { settings, queue }
+        }
     }
 
     /// How analytics behave (`ANALYTICS`: on, off, await).
@@ -106,16 +115,18 @@ impl Analytics {
     ) -> impl std::future::Future<Output = ()> + 'static {
         let (mut events, dropped) = tracker.take();
         let settings = self.settings.clone();
-        let queue = self.queue.clone();
+        let env = self.env.clone();
+        let binding = self.binding.clone();
         async move {
             if events.is_empty() && dropped.total() == 0 {
                 return;
             }
             // Raw ids stay in this isolate's memory: what leaves carries pseudonyms (or none).
             settings.ids.apply_to(&mut events);
-            if let Some(queue) = queue {
-                outbox::deliver(&settings, &queue, events, dropped, response_at).await;
-            }
+            let Some(queue) = env.as_ref().and_then(|env| Self::queue(env, &binding)) else {
+                return;
+            };
+            outbox::deliver(&settings, &queue, events, dropped, response_at).await;
         }
     }
 }

@@ -50,6 +50,9 @@ pub async fn send_bytes(queue: &Queue, bytes: &[u8], faults: &Faults) -> Result<
     if let Some(switch) = injected_failure(faults) {
         return Err(SendError::Injected(switch));
     }
+    if faults.send_noop {
+        return Ok(());
+    }
     let js_error = |e: JsValue| SendError::Queue(format!("{e:?}"));
     let sys: &worker::worker_sys::Queue = queue.as_ref().unchecked_ref();
     let options = Object::new();

@@ -50,8 +50,12 @@ pub struct Faults {
     pub send_failures: Option<u32>,
     /// `DEV_FAULT_QUEUE_SEND_FAIL_RATE`: each send attempt fails with this probability (0–1).
     pub send_fail_rate: Option<f64>,
-    /// `DEV_FAULT_QUEUE_SEND_DELAY_MS`: each queue send waits this long first.
+    /// `DEV_FAULT_QUEUE_SEND_DELAY_MS`: each queue send waits this long first (the benchmark
+    /// models a remote queue's latency with it).
     pub send_delay_ms: Option<f64>,
+    /// `DEV_QUEUE_SEND_NOOP=1`: sends succeed at once without reaching the queue (the benchmark
+    /// separates the local queue broker's cost from the bot's own with it).
+    pub send_noop: bool,
     /// `DEV_LOG_SENDS=1`: log every successful send with its event count (the soak reads it to
     /// know what was emitted). Off by default: a log line per send costs more CPU than the whole
     /// analytics path.
@@ -110,6 +114,7 @@ impl Settings {
                 send_failures: number("DEV_FAULT_QUEUE_SEND_FAILURES").map(|n| n as u32),
                 send_fail_rate: number("DEV_FAULT_QUEUE_SEND_FAIL_RATE"),
                 send_delay_ms: number("DEV_FAULT_QUEUE_SEND_DELAY_MS"),
+                send_noop: text(env, "DEV_QUEUE_SEND_NOOP").as_deref() == Some("1"),
                 log_sends: text(env, "DEV_LOG_SENDS").as_deref() == Some("1"),
             },
         }

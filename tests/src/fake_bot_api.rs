@@ -1,11 +1,13 @@
-//! A fake Telegram Bot API server on 127.0.0.1: records every call and answers with scripted
-//! responses (`{"ok":true,"result":true}` unless told otherwise).
+//! A fake Telegram Bot API server on 127.0.0.1: records every call (with the moment it arrived)
+//! and answers with scripted responses (`{"ok":true,"result":true}` unless told otherwise),
+//! optionally after a delay that models the network to Telegram (each call on its own thread,
+//! so delays overlap as they would over a network).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -18,6 +20,8 @@ pub struct ApiCall {
     pub method: String,
     /// The JSON body.
     pub body: Value,
+    /// When the call arrived (before the modelled delay).
+    pub received: Instant,
 }
 
 type Script = HashMap<String, (u16, String)>;
@@ -32,8 +36,13 @@ pub struct FakeBotApi {
 }
 
 impl FakeBotApi {
-    /// Starts the server on a free port.
+    /// Starts the server on a free port, answering at once.
     pub fn start() -> FakeBotApi {
+        FakeBotApi::start_with_delay(Duration::ZERO)
+    }
+
+    /// Starts the server on a free port; every answer waits `delay` first.
+    pub fn start_with_delay(delay: Duration) -> FakeBotApi {
         let server = tiny_http::Server::http("127.0.0.1:0").expect("bind fake Bot API");
         let port = server.server_addr().to_ip().expect("ip address").port();
         let calls = Arc::new(Mutex::new(Vec::new()));
@@ -43,34 +52,17 @@ impl FakeBotApi {
             let (calls, script, stop) = (calls.clone(), script.clone(), stop.clone());
             std::thread::spawn(move || {
                 while !stop.load(Ordering::Relaxed) {
-                    let Ok(Some(mut request)) = server.recv_timeout(Duration::from_millis(100))
-                    else {
+                    let Ok(Some(request)) = server.recv_timeout(Duration::from_millis(100)) else {
                         continue;
                     };
-                    let mut body = String::new();
-                    let _ = request.as_reader().read_to_string(&mut body);
-                    let path = request.url().trim_start_matches('/').to_string();
-                    let (token, method) = path
-                        .split_once('/')
-                        .map(|(t, m)| (t.trim_start_matches("bot").to_string(), m.to_string()))
-                        .unwrap_or_default();
-                    let (status, answer) = script
-                        .lock()
-                        .unwrap()
-                        .get(&method)
-                        .cloned()
-                        .unwrap_or((200, r#"{"ok":true,"result":true}"#.to_string()));
-                    calls.lock().unwrap().push(ApiCall {
-                        token,
-                        method,
-                        body: serde_json::from_str(&body).unwrap_or(Value::Null),
-                    });
-                    let header =
-                        tiny_http::Header::from_bytes("Content-Type", "application/json").unwrap();
-                    let response = tiny_http::Response::from_string(answer)
-                        .with_status_code(status)
-                        .with_header(header);
-                    let _ = request.respond(response);
+                    let received = Instant::now();
+                    let (calls, script) = (calls.clone(), script.clone());
+                    let serve = move || answer(request, received, delay, &calls, &script);
+                    if delay.is_zero() {
+                        serve();
+                    } else {
+                        std::thread::spawn(serve);
+                    }
                 }
             })
         };
@@ -110,6 +102,41 @@ impl FakeBotApi {
     pub fn calls(&self) -> Vec<ApiCall> {
         self.calls.lock().unwrap().clone()
     }
+}
+
+/// Records one call, waits the modelled delay, and answers it.
+fn answer(
+    mut request: tiny_http::Request,
+    received: Instant,
+    delay: Duration,
+    calls: &Mutex<Vec<ApiCall>>,
+    script: &Mutex<Script>,
+) {
+    let mut body = String::new();
+    let _ = request.as_reader().read_to_string(&mut body);
+    let path = request.url().trim_start_matches('/').to_string();
+    let (token, method) = path
+        .split_once('/')
+        .map(|(t, m)| (t.trim_start_matches("bot").to_string(), m.to_string()))
+        .unwrap_or_default();
+    let (status, answer) = script
+        .lock()
+        .unwrap()
+        .get(&method)
+        .cloned()
+        .unwrap_or((200, r#"{"ok":true,"result":true}"#.to_string()));
+    calls.lock().unwrap().push(ApiCall {
+        token,
+        method,
+        body: serde_json::from_str(&body).unwrap_or(Value::Null),
+        received,
+    });
+    std::thread::sleep(delay);
+    let header = tiny_http::Header::from_bytes("Content-Type", "application/json").unwrap();
+    let response = tiny_http::Response::from_string(answer)
+        .with_status_code(status)
+        .with_header(header);
+    let _ = request.respond(response);
 }
 
 impl Drop for FakeBotApi {

@@ -321,3 +321,35 @@ fn a_redelivered_update_is_counted_once() {
         "three deliveries of one update store its /start once"
     );
 }
+
+#[test]
+fn a_hung_bot_api_costs_no_events() {
+    // editMessageText hangs far longer than the test waits; every other call answers at once.
+    let api = FakeBotApi::start_with_delay(Duration::from_secs(90));
+    let stack = stack_with_api(&api, &[("TELEGRAM_API_TIMEOUT_MS", "5000")]);
+    let (status, body) =
+        stack.post_update(&fixture("updates/callback_query.json"), Some(TEST_SECRET));
+    assert_eq!(status, 200, "{body}");
+    // The update's own events are handed over before the follow-up, so they are stored while
+    // the edit still hangs…
+    stack.wait_count(
+        "the button press's events while the Bot API hangs",
+        "SELECT count(*) FROM analytics_points_local WHERE blob3 IN ('update', 'callback', 'performance') AND blob4 != 'bot_api'",
+        3,
+    );
+    assert!(api.calls().iter().any(|c| c.method == "editMessageText"));
+    // …and the hung call ends at its timeout, as an error event and a timed-out Bot API timing.
+    let rows = wait_for("the timeout error", Duration::from_secs(60), || {
+        let rows = stack.d1("SELECT kind, location FROM error_events");
+        (!rows.is_empty()).then_some(rows)
+    });
+    assert_eq!(
+        rows,
+        vec![json!({"kind": "timeout", "location": "bot_api:editMessageText"})]
+    );
+    stack.wait_count(
+        "the timed-out call's timing",
+        "SELECT count(*) FROM analytics_points_local WHERE blob4 = 'bot_api' AND blob15 = 'timeout'",
+        1,
+    );
+}

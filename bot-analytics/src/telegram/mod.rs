@@ -47,7 +47,7 @@ use worker::{console_error, Context, Env, Method, Request, Response};
 
 pub use api::{ApiError, BotApi, DEFAULT_TIMEOUT_MS};
 pub use error::BotError;
-pub use settings::TelegramSettings;
+pub use settings::{ReplyDelivery, TelegramSettings};
 pub use shared::reply::{ApiCall, Reply};
 pub use shared::telegram::Command;
 pub use update::Update;
@@ -135,7 +135,19 @@ impl Bot {
                 (Reply::none(), Some(error.failure()))
             }
         };
-        let response = match &reply.respond {
+        // TELEGRAM_REPLY=fetch: the answer as a Bot API call before the response (in `await`
+        // mode after the analytics, as the seed's "before" did).
+        let fetched = (telegram.reply == ReplyDelivery::Fetch)
+            .then(|| reply.respond.clone())
+            .flatten();
+        if let (Some(call), false) = (&fetched, analytics.mode() == Mode::Await) {
+            let _ = telegram
+                .api
+                .call(&call.method, &call.params, &tracker)
+                .await;
+        }
+        let in_body = telegram.reply == ReplyDelivery::Body;
+        let response = match reply.respond.as_ref().filter(|_| in_body) {
             Some(call) => {
                 let mut response = Response::ok(call.to_webhook_body())?;
                 response
@@ -147,7 +159,10 @@ impl Bot {
         };
 
         let profile_commands = self.commands;
+        let telegram_for_fetch = telegram.api.clone();
         let mode = analytics.mode();
+        // With analytics off and nothing to follow up, there is nothing to do after the response.
+        let work_after = mode != Mode::Off || !reply.follow_ups.is_empty();
         let response_at = now_ms();
         let after = async move {
             if tracker.is_enabled() {
@@ -195,8 +210,14 @@ impl Bot {
             join(first, follow_ups).await;
         };
         if mode == Mode::Await {
-            after.await; // only to measure what sending after the response saves
-        } else {
+            // Only to measure what sending after the response saves.
+            let api = telegram_for_fetch;
+            after.await;
+            if let Some(call) = fetched {
+                // Its timing is recorded after the hand-over and not sent: benchmarks only.
+                let _ = api.call(&call.method, &call.params, &Tracker::noop()).await;
+            }
+        } else if work_after {
             ctx.wait_until(after);
         }
         Ok(response)
@@ -215,13 +236,26 @@ async fn accept(
         header("Content-Type").as_deref(),
         header("Content-Length").as_deref(),
     )?;
-    let body = read_body(req).await?;
+    let declared = header("Content-Length").is_some();
+    let body = read_body(req, declared).await?;
     let update = webhook::parse_update(&body)?;
     Ok((update, body))
 }
 
-/// Reads the body, refusing more than [`MAX_BODY_BYTES`] without buffering it all.
-async fn read_body(req: &mut Request) -> Result<Vec<u8>, Rejection> {
+/// Reads the body, refusing more than [`MAX_BODY_BYTES`] without buffering it all. With a
+/// declared length (already checked against the cap; Telegram always sends one) the body is
+/// read in one piece; without one it is streamed and cut off at the cap.
+async fn read_body(req: &mut Request, declared_length: bool) -> Result<Vec<u8>, Rejection> {
+    if declared_length {
+        let body = req
+            .bytes()
+            .await
+            .map_err(|_| Rejection::BadRequest("body could not be read".into()))?;
+        if body.len() > MAX_BODY_BYTES {
+            return Err(Rejection::TooLarge);
+        }
+        return Ok(body);
+    }
     let mut body = Vec::new();
     let Ok(mut stream) = req.stream() else {
         return Ok(body); // no body at all

@@ -17,6 +17,19 @@ pub struct TelegramSettings {
     pub username: String,
     /// `TELEGRAM_API_BASE`, `TELEGRAM_BOT_TOKEN`, `TELEGRAM_API_TIMEOUT_MS`.
     pub api: BotApi,
+    /// `TELEGRAM_REPLY`: `body` (default) or `fetch`.
+    pub reply: ReplyDelivery,
+}
+
+/// How the handler's answer reaches Telegram.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyDelivery {
+    /// In the webhook response body: no round trip before it, but no result comes back.
+    Body,
+    /// By a Bot API call made before the response (`TELEGRAM_REPLY=fetch`): one round trip
+    /// before Telegram hears back. Kept to measure what answering in the body saves (the
+    /// benchmark's seed variants), and for bots that need the call's result.
+    Fetch,
 }
 
 thread_local! {
@@ -40,6 +53,10 @@ impl TelegramSettings {
                             .filter(|v| v.is_finite() && *v > 0.0)
                             .unwrap_or(DEFAULT_TIMEOUT_MS),
                     ),
+                    reply: match text(env, "TELEGRAM_REPLY").as_deref() {
+                        Some("fetch") => ReplyDelivery::Fetch,
+                        _ => ReplyDelivery::Body,
+                    },
                 })
             })
             .clone()
