@@ -27,7 +27,7 @@ help:
 	@echo "make test     formatting, clippy, unit tests, dry-run deploys, end-to-end tests"
 	@echo "make bench    benchmarks: bot variants side by side, sizes, consumer throughput"
 	@echo "make soak     10,000 updates at concurrency 50, then checks nothing was lost or doubled"
-	@echo "make fuzz     fuzz envelope decoding and update parsing (FUZZ_SECONDS per target)"
+	@echo "make fuzz     fuzz envelope decoding, update parsing, the webhook request path and the report CLI's arguments (FUZZ_SECONDS per target)"
 	@echo "make errors   error reports from D1, e.g. make errors ARGS='top --since 24h'"
 	@echo "make deploy   create the queues and D1 database when missing, migrate, deploy consumer then bot"
 	@echo "make economy  what a day of traffic costs on the free and paid plans (docs/economy.md)"

@@ -106,7 +106,9 @@ pub fn parse_duration(text: &str) -> Result<i64, ReportError> {
         .ok_or_else(|| ReportError::Usage("--since needs a value like 24h".into()))?;
     let n: i64 = number
         .parse()
-        .map_err(|_| ReportError::Usage(format!("bad duration {text:?}")))?;
+        .ok()
+        .filter(|n| *n >= 0)
+        .ok_or_else(|| ReportError::Usage(format!("bad duration {text:?}")))?;
     let unit_ms = match unit {
         'm' => 60_000,
         'h' => 3_600_000,
@@ -232,7 +234,10 @@ pub fn sql_for(options: &Options, now_ms: i64, stored_user: Option<i64>) -> Stri
         Report::Forget(_) => FORGET_USER_SQL,
     };
     let mut sql = template
-        .replace(":since_ms", &(now_ms - options.since_ms).to_string())
+        .replace(
+            ":since_ms",
+            &now_ms.saturating_sub(options.since_ms).to_string(),
+        )
         .replace(":limit", &options.limit.to_string());
     if let Report::Group(fp) = &options.command {
         sql = sql.replace(":fingerprint", fp);
@@ -449,6 +454,21 @@ mod tests {
         assert!(
             !forget.contains(":user_id") && forget.contains("'77'"),
             "{forget}"
+        );
+    }
+
+    #[test]
+    fn a_huge_since_does_not_overflow() {
+        // Found by the report_args fuzz target: `now - since` overflowed.
+        assert!(matches!(
+            parse_args(&args(&["--since", "-4444444444444444d", "top"])),
+            Err(ReportError::Usage(_))
+        ));
+        let o = parse_args(&args(&["--since", "4444444444444444d", "top"])).unwrap();
+        let sql = sql_for(&o, 1_764_000_000_000, None);
+        assert!(
+            !sql.contains(":since_ms") && sql.contains(">= -92"),
+            "{sql}"
         );
     }
 
