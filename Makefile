@@ -11,6 +11,8 @@ CARGO_BIN := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
 ROOT := $(CURDIR)
 STATE_DIR := $(ROOT)/.wrangler/state
 DEV_PORT ?= 8787
+DASHBOARD_PORT ?= 8788
+DASHBOARD_INSPECTOR_PORT ?= 9329
 WRANGLER := $(ROOT)/node_modules/.bin/wrangler
 
 # worker-build downloads wasm-bindgen, esbuild and wasm-opt unless pointed at local binaries.
@@ -19,11 +21,12 @@ export ESBUILD_BIN := $(ROOT)/node_modules/@esbuild/linux-x64/bin/esbuild
 export WASM_OPT_BIN := $(ROOT)/node_modules/.bin/wasm-opt
 export WRANGLER_SEND_METRICS := false
 
-.PHONY: help bootstrap tools npm build build-producer build-consumer migrate dev test lint \
-        unit e2e dry-run docs sizes errors bench bench-smoke soak soak-small fuzz fuzz-smoke clean
+.PHONY: help bootstrap tools npm build build-producer build-consumer build-dashboard migrate dev test lint \
+        unit e2e dry-run docs sizes errors bench bench-smoke soak soak-small fuzz fuzz-smoke clean \
+        chromium
 
 help:
-	@echo "make dev      build both Workers and run them locally (one wrangler dev)"
+	@echo "make dev      build the Workers and run them locally (bot + consumer, and the dashboard)"
 	@echo "make test     formatting, clippy, unit tests, dry-run deploys, end-to-end tests"
 	@echo "make bench    benchmarks: bot variants side by side, sizes, consumer throughput"
 	@echo "make soak     10,000 updates at concurrency 50, then checks nothing was lost or doubled"
@@ -53,7 +56,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 	@touch $@
 
 ## ---- build ----
-build: build-producer build-consumer
+build: build-producer build-consumer build-dashboard
 
 # Rebuilt only when a source changed, so `wrangler dev`/`deploy` (whose [build] command calls
 # these targets) start in seconds when nothing changed.
@@ -63,13 +66,18 @@ producer-worker/build/index.js: $(shell find producer-worker/src -name '*.rs') p
 consumer-worker/build/index.js: $(shell find consumer-worker/src -name '*.rs') consumer-worker/Cargo.toml $(SHARED_SRC) | tools npm
 	cd consumer-worker && $(CARGO_BIN)/worker-build --release
 
+DASHBOARD_SRC := $(shell find dashboard/src dashboard/assets -type f) dashboard/Cargo.toml
+dashboard-worker/build/index.js: $(shell find dashboard-worker/src -name '*.rs') dashboard-worker/Cargo.toml $(DASHBOARD_SRC) $(SHARED_SRC) | tools npm
+	cd dashboard-worker && $(CARGO_BIN)/worker-build --release
+
 build-producer: producer-worker/build/index.js
 build-consumer: consumer-worker/build/index.js
+build-dashboard: dashboard-worker/build/index.js
 
 sizes: build
-	@for w in producer consumer; do \
+	@for w in producer consumer dashboard; do \
 	  f=$$w-worker/build/index_bg.wasm; \
-	  printf "%-9s wasm: %7d bytes raw, %7d bytes gzip\n" $$w $$(stat -c %s $$f) $$(gzip -9 -c $$f | wc -c); \
+	  printf "%-10s wasm: %7d bytes raw, %7d bytes gzip\n" $$w $$(stat -c %s $$f) $$(gzip -9 -c $$f | wc -c); \
 	done
 
 ## ---- local dev ----
@@ -80,7 +88,15 @@ sizes: build
 migrate: npm
 	$(WRANGLER) d1 migrations apply DB --local --persist-to $(STATE_DIR) -c wrangler.consumer.toml
 
+# The bot and the consumer run in one wrangler dev on DEV_PORT (only the first config of a
+# multi-config wrangler dev gets the HTTP port, and the webhook must stay there); the dashboard
+# runs in a second wrangler dev on DASHBOARD_PORT with the same --persist-to, so it reads the
+# same local D1 (error log, pipeline tables and the Analytics Engine mirror). Its output goes
+# to .wrangler/dashboard-dev.log; it stops with make dev.
 dev: .dev.vars build migrate
+	@grep -q '^DASHBOARD_PASSWORD=' .dev.vars || { \
+	  echo 'DASHBOARD_PASSWORD=dev-dashboard-password' >> .dev.vars; \
+	  echo "added the dev DASHBOARD_PASSWORD to .dev.vars"; }
 	@secret=$$(sed -n 's/^TELEGRAM_WEBHOOK_SECRET=//p' .dev.vars); \
 	echo; \
 	echo "Webhook URL: http://127.0.0.1:$(DEV_PORT)/telegram"; \
@@ -88,7 +104,14 @@ dev: .dev.vars build migrate
 	echo "  curl -sS -X POST http://127.0.0.1:$(DEV_PORT)/telegram -H 'Content-Type: application/json' -H \"X-Telegram-Bot-Api-Secret-Token: $$secret\" --data @tests/fixtures/updates/message_start.json"; \
 	echo "Then see the events:"; \
 	echo "  npx wrangler d1 execute DB --local --persist-to .wrangler/state -c wrangler.consumer.toml --command \"SELECT blob3, blob4, count(*) FROM analytics_points_local GROUP BY 1, 2\""; \
+	echo "Dashboard: http://127.0.0.1:$(DASHBOARD_PORT)/"; \
+	echo "  (any user name; the password is DASHBOARD_PASSWORD in .dev.vars; log: .wrangler/dashboard-dev.log)"; \
 	echo
+	@$(WRANGLER) dev -c wrangler.dashboard.toml --persist-to $(STATE_DIR) --ip 127.0.0.1 \
+	  --port $(DASHBOARD_PORT) --inspector-port $(DASHBOARD_INSPECTOR_PORT) \
+	  --show-interactive-dev-session=false < /dev/null > .wrangler/dashboard-dev.log 2>&1 & \
+	dashboard=$$!; \
+	trap 'kill -TERM '$$dashboard' 2>/dev/null; wait '$$dashboard' 2>/dev/null' EXIT; \
 	$(WRANGLER) dev -c wrangler.producer.toml -c wrangler.consumer.toml \
 	  --persist-to $(STATE_DIR) --ip 127.0.0.1 --port $(DEV_PORT)
 
