@@ -52,7 +52,8 @@ pub fn short_number(v: f64) -> String {
     } else if v.fract() == 0.0 {
         format!("{v:.0}")
     } else {
-        format!("{v:.1}")
+        let text = format!("{v:.2}");
+        text.trim_end_matches('0').to_string()
     }
 }
 
@@ -232,6 +233,8 @@ mod tests {
         assert_eq!(short_number(2_500_000.0), "2.5M");
         assert_eq!(short_number(12.0), "12");
         assert_eq!(short_number(0.5), "0.5");
+        assert_eq!(short_number(0.25), "0.25");
+        assert_eq!(short_number(12.5), "12.5");
     }
 
     #[test]

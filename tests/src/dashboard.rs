@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 
+use serde_json::Value;
+
 use crate::fake_ae_sql::{FakeAeSqlApi, FAKE_ACCOUNT_ID, FAKE_API_TOKEN};
 use crate::process::{spawn_wrangler_dev, stop_process_group};
-use crate::stack::local_config;
-use crate::{free_port, wait_for, Stack};
+use crate::stack::{local_config, TEST_SECRET};
+use crate::{fixture, free_port, wait_for, FakeBotApi, Stack};
 
 /// The password the test dashboards use.
 pub const TEST_PASSWORD: &str = "test-dashboard-password";
@@ -204,4 +206,87 @@ impl Drop for Dashboard {
             stop_process_group(&mut child);
         }
     }
+}
+
+// ---- traffic for the dashboard tests ----
+
+/// A message update from `user` with `text` (a command when it starts with `/`).
+pub fn message(update_id: i64, user: i64, text: &str) -> String {
+    let mut update: Value = serde_json::from_str(&fixture("updates/message_start.json")).unwrap();
+    update["update_id"] = update_id.into();
+    update["message"]["from"]["id"] = user.into();
+    update["message"]["chat"]["id"] = user.into();
+    update["message"]["text"] = text.into();
+    update["message"]["entities"][0]["length"] =
+        (text.split(' ').next().unwrap_or_default().chars().count() as i64).into();
+    update.to_string()
+}
+
+/// A button press with `data` (its callback name is the part before the first `:`).
+pub fn button(update_id: i64, user: i64, data: &str) -> String {
+    let mut update: Value = serde_json::from_str(&fixture("updates/callback_query.json")).unwrap();
+    update["update_id"] = update_id.into();
+    update["callback_query"]["id"] = format!("cb{update_id}").into();
+    update["callback_query"]["from"]["id"] = user.into();
+    update["callback_query"]["data"] = data.into();
+    update.to_string()
+}
+
+/// A callback name that is markup.
+pub const HOSTILE_CALLBACK: &str = "<script>alert('cb')</script>";
+/// A Bot API error message that is markup.
+pub const HOSTILE_ERROR: &str = "Bad Request: <script>alert(\"err\")</script>";
+
+/// Posts a small day of traffic: four commands by three users, button presses (one with a
+/// hostile name) whose follow-up edits fail at the Bot API, and one queue message that is not an
+/// envelope (the consumer rejects it); waits until the pipeline stored it all. The stack must
+/// come from [`dashboard_stack`].
+pub fn post_traffic(stack: &Stack) {
+    let updates = [
+        message(200_001, 1_001, "/start campaign_a"),
+        message(200_002, 1_002, "/start"),
+        message(200_003, 1_002, "/help"),
+        message(200_004, 1_003, "/ping"),
+        button(200_005, 1_001, "menu:stats"),
+        button(200_006, 1_003, "menu:about"),
+        button(200_007, 1_003, &format!("{HOSTILE_CALLBACK}:x")),
+    ];
+    for update in &updates {
+        let (status, body) = stack.post_update(update, Some(TEST_SECRET));
+        assert_eq!(status, 200, "{body}");
+    }
+    stack.wait_count(
+        "the updates in the local mirror",
+        "SELECT count(*) FROM analytics_points_local WHERE blob3 = 'update'",
+        updates.len() as i64,
+    );
+    stack.wait_count(
+        "the failed edits in the error log",
+        "SELECT count(*) FROM error_events",
+        3,
+    );
+    let (status, body) = stack.post("/__dev/enqueue", &[], b"<script>not an envelope</script>");
+    assert_eq!(status, 200, "{body}");
+    stack.wait_count(
+        "the rejected message",
+        "SELECT count(*) FROM rejected_messages",
+        1,
+    );
+}
+
+/// The stack the dashboard tests run beside: the bot talks to `bot_api`, and the dev-only raw
+/// enqueue route is on (to send a message the consumer must reject).
+pub fn dashboard_stack(bot_api: &FakeBotApi) -> Stack {
+    Stack::start(crate::StackOptions {
+        api_base: Some(bot_api.base_url()),
+        extra_vars: vec![("DEV_ENQUEUE".into(), "1".into())],
+        ..crate::StackOptions::default()
+    })
+}
+
+/// A Bot API that refuses every follow-up edit with a hostile message.
+pub fn refusing_bot_api() -> FakeBotApi {
+    let api = FakeBotApi::start();
+    api.respond_error("editMessageText", 400, HOSTILE_ERROR);
+    api
 }

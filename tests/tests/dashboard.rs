@@ -6,80 +6,17 @@
 
 use std::time::Duration;
 
-use e2e_tests::dashboard::{basic_auth, AeData, Dashboard, DashboardOptions, TEST_PASSWORD};
+use e2e_tests::dashboard::{
+    basic_auth, dashboard_stack, post_traffic, refusing_bot_api, AeData, Dashboard,
+    DashboardOptions, TEST_PASSWORD,
+};
 use e2e_tests::fake_ae_sql::{local_d1_file, FakeAeSqlApi};
-use e2e_tests::stack::TEST_SECRET;
-use e2e_tests::{fixture, wait_for, FakeBotApi, Stack, StackOptions};
-use serde_json::Value;
-
-/// A message update from `user` with `text` (a command when it starts with `/`).
-pub fn message(update_id: i64, user: i64, text: &str) -> String {
-    let mut update: Value = serde_json::from_str(&fixture("updates/message_start.json")).unwrap();
-    update["update_id"] = update_id.into();
-    update["message"]["from"]["id"] = user.into();
-    update["message"]["chat"]["id"] = user.into();
-    update["message"]["text"] = text.into();
-    update["message"]["entities"][0]["length"] =
-        (text.split(' ').next().unwrap_or_default().chars().count() as i64).into();
-    update.to_string()
-}
-
-/// A button press with `data` (its callback name is the part before the first `:`).
-pub fn button(update_id: i64, user: i64, data: &str) -> String {
-    let mut update: Value = serde_json::from_str(&fixture("updates/callback_query.json")).unwrap();
-    update["update_id"] = update_id.into();
-    update["callback_query"]["id"] = format!("cb{update_id}").into();
-    update["callback_query"]["from"]["id"] = user.into();
-    update["callback_query"]["data"] = data.into();
-    update.to_string()
-}
-
-const HOSTILE_CALLBACK: &str = "<script>alert('cb')</script>";
-const HOSTILE_ERROR: &str = "Bad Request: <script>alert(\"err\")</script>";
-
-/// Posts a small day of traffic: four commands by three users, button presses (one with a
-/// hostile name) whose follow-up edits fail at the Bot API, and waits until the pipeline stored
-/// it all.
-pub fn post_traffic(stack: &Stack) {
-    let updates = [
-        message(200_001, 1_001, "/start campaign_a"),
-        message(200_002, 1_002, "/start"),
-        message(200_003, 1_002, "/help"),
-        message(200_004, 1_003, "/ping"),
-        button(200_005, 1_001, "menu:stats"),
-        button(200_006, 1_003, "menu:about"),
-        button(200_007, 1_003, &format!("{HOSTILE_CALLBACK}:x")),
-    ];
-    for update in &updates {
-        let (status, body) = stack.post_update(update, Some(TEST_SECRET));
-        assert_eq!(status, 200, "{body}");
-    }
-    stack.wait_count(
-        "the updates in the local mirror",
-        "SELECT count(*) FROM analytics_points_local WHERE blob3 = 'update'",
-        updates.len() as i64,
-    );
-    stack.wait_count(
-        "the failed edits in the error log",
-        "SELECT count(*) FROM error_events",
-        3,
-    );
-}
-
-/// A Bot API that refuses every follow-up edit with a hostile message.
-pub fn refusing_bot_api() -> FakeBotApi {
-    let api = FakeBotApi::start();
-    api.respond_error("editMessageText", 400, HOSTILE_ERROR);
-    api
-}
+use e2e_tests::wait_for;
 
 #[test]
 fn the_dashboard_shows_the_pipeline_behind_a_password() {
     let bot_api = refusing_bot_api();
-    let stack = Stack::start(StackOptions {
-        api_base: Some(bot_api.base_url()),
-        ..StackOptions::default()
-    });
+    let stack = dashboard_stack(&bot_api);
     let d1_file = local_d1_file(&stack.dir().join("state")).expect("the stack's local D1 file");
     let sql_api = FakeAeSqlApi::start(d1_file);
 
