@@ -23,7 +23,7 @@ export WRANGLER_SEND_METRICS := false
 
 .PHONY: help bootstrap tools npm build build-producer build-consumer build-dashboard migrate dev test lint \
         unit e2e dry-run docs sizes errors bench bench-smoke soak soak-small fuzz fuzz-smoke clean \
-        chromium
+        chromium screenshots
 
 help:
 	@echo "make dev      build the Workers and run them locally (bot + consumer, and the dashboard)"
@@ -33,7 +33,8 @@ help:
 	@echo "make fuzz     fuzz envelope decoding and update parsing (FUZZ_SECONDS per target)"
 	@echo "make errors   error reports from D1, e.g. make errors ARGS='top --since 24h'"
 	@echo "make docs     regenerate generated parts of docs/"
-	@echo "make sizes    print the size of both .wasm files (raw and gzip)"
+	@echo "make sizes    print the size of every .wasm file (raw and gzip)"
+	@echo "make screenshots  refresh the dashboard screenshots in docs/ (real Chromium)"
 
 ## ---- bootstrap: everything a fresh machine lacks ----
 bootstrap: tools npm
@@ -119,22 +120,39 @@ dev: .dev.vars build migrate
 lint: tools
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	cargo clippy -p shared -p producer-worker -p consumer-worker --target wasm32-unknown-unknown -- -D warnings
-	RUSTDOCFLAGS="-D warnings" cargo doc -p shared --no-deps -q
+	cargo clippy -p shared -p producer-worker -p consumer-worker -p dashboard-core -p dashboard-worker \
+	  --target wasm32-unknown-unknown -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc -p shared -p dashboard-core --no-deps -q
 
 unit:
-	cargo test -p shared -p producer-worker -p consumer-worker -p report
+	cargo test -p shared -p producer-worker -p consumer-worker -p report -p dashboard-core
 
 dry-run: build
 	$(WRANGLER) deploy --dry-run -c wrangler.producer.toml --outdir target/dry-run/producer
 	$(WRANGLER) deploy --dry-run -c wrangler.consumer.toml --outdir target/dry-run/consumer
+	$(WRANGLER) deploy --dry-run -c wrangler.dashboard.toml --outdir target/dry-run/dashboard
 
-e2e: build
+e2e: build chromium
 	cargo test -p e2e-tests --tests -- --test-threads=1 --nocapture
+
+# The dashboard's browser test drives Debian's chromium (never a browser a tool downloads).
+chromium:
+	@command -v chromium > /dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the dashboard's browser test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+# Screenshots of the dashboard for docs/ (the browser test, writing its PNGs there).
+SCREENSHOTS := overview errors group pipeline
+screenshots: build chromium
+	SCREENSHOT_DIR=$(ROOT)/target/dashboard-screenshots \
+	  cargo test -p e2e-tests --test dashboard_browser -- --nocapture
+	for page in $(SCREENSHOTS); do \
+	  cp target/dashboard-screenshots/dashboard-$$page.png docs/dashboard-$$page.png; done
 
 # A few hundred requests through the benchmark harness, so it cannot rot (asserts no speed).
 bench-smoke: build
 	cargo run -q -p bench --bin bench -- --smoke
+	cargo run -q -p bench --bin dashboard -- --smoke
 
 # The soak: SOAK_UPDATES updates at SOAK_CONCURRENCY, every update kind, failing handlers; then
 # checks nothing was lost or counted twice. `make soak` runs it without and with coalescing.
@@ -165,6 +183,7 @@ BENCH_ARGS ?=
 bench: bootstrap build
 	cargo bench -q -p shared --bench core -- --quick
 	cargo run --release -q -p bench --bin bench -- --write-doc $(BENCH_ARGS)
+	cargo run --release -q -p bench --bin dashboard -- --write-doc
 
 docs:
 	cargo run -q -p shared --example gen_docs
@@ -175,4 +194,4 @@ errors:
 
 clean:
 	cargo clean
-	rm -rf producer-worker/build consumer-worker/build .wrangler
+	rm -rf producer-worker/build consumer-worker/build dashboard-worker/build .wrangler

@@ -290,3 +290,97 @@ pub fn refusing_bot_api() -> FakeBotApi {
     api.respond_error("editMessageText", 400, HOSTILE_ERROR);
     api
 }
+
+/// Writes `n` synthetic points into the local mirror of the D1 file `d1_file` (as the consumer
+/// writes them), spread over the 30 days before `now_ms`, for the dashboard benchmark: per
+/// update an `update` event, a command or a button press, and a handler timing; every 20th
+/// update also an error. 1,000 users, deterministic.
+pub fn fill_local_mirror(d1_file: &std::path::Path, n: usize, now_ms: i64) -> rusqlite::Result<()> {
+    let mut db = rusqlite::Connection::open(d1_file)?;
+    db.busy_timeout(Duration::from_secs(30))?;
+    let tx = db.transaction()?;
+    {
+        let mut insert = tx.prepare(
+            "INSERT INTO analytics_points_local (dataset, timestamp, _sample_interval, index1, \
+             blob1, blob2, blob3, blob4, blob5, blob6, blob7, blob8, blob9, blob10, blob11, blob12, \
+             blob13, blob14, blob15, blob16, blob17, blob18, double1, double2, double3, double4, \
+             double5, double6, double7, double8) VALUES ('telegram_bot_events', ?1, 1, ?2, \
+             'telegram-bot', '0.1.0', ?3, ?4, ?2, ?2, ?5, ?6, ?7, ?8, ?9, 'private', ?10, '', ?11, \
+             '', '{}', '', 1, ?12, ?13, ?14, ?14, 0, 0, 0)",
+        )?;
+        let commands = ["start", "help", "menu", "ping", "stats", "settings"];
+        let mut seed = 0x2545_F491_4F6C_DD1D_u64;
+        let mut next = |m: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % m
+        };
+        let mut written = 0;
+        let mut update = 0u64;
+        while written < n {
+            update += 1;
+            let at = now_ms - (next(30 * 24 * 3600) as i64) * 1000;
+            let timestamp = dashboard_core::timefmt::sql_datetime(at + 800);
+            let user = 1_000_000 + next(1000) as i64;
+            let command = commands[next(commands.len() as u64) as usize];
+            let button = next(3) == 0;
+            let mut events: Vec<(&str, String, &str, f64, &str)> = vec![
+                (
+                    "update",
+                    if button {
+                        "callback_query".into()
+                    } else {
+                        "message".into()
+                    },
+                    "",
+                    0.0,
+                    "",
+                ),
+                if button {
+                    ("callback", "menu".into(), "", 0.0, "")
+                } else {
+                    ("command", command.into(), "", 0.0, "")
+                },
+                (
+                    "performance",
+                    "handler".into(),
+                    if button { "" } else { command },
+                    (next(40) + 1) as f64,
+                    "ok",
+                ),
+            ];
+            if update.is_multiple_of(20) {
+                events.push(("error", "telegram_api".into(), "", 0.0, "error"));
+            }
+            for (i, (kind, name, prop, ms, outcome)) in events.into_iter().enumerate() {
+                if written == n {
+                    break;
+                }
+                let error = kind == "error";
+                insert.execute(rusqlite::params![
+                    timestamp,
+                    user.to_string(),
+                    kind,
+                    name,
+                    format!("00000000-0000-0000-0000-{update:08}{i:04}"),
+                    if error { "telegram_api" } else { "" },
+                    if error {
+                        "Bad Request: message to edit not found"
+                    } else {
+                        ""
+                    },
+                    if error { "bot_api:editMessageText" } else { "" },
+                    if error { "0123456789abcdef" } else { "" },
+                    prop,
+                    outcome,
+                    ms,
+                    at as f64,
+                    user as f64,
+                ])?;
+                written += 1;
+            }
+        }
+    }
+    tx.commit()
+}
