@@ -62,6 +62,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let url = req.url()?;
     let method = req.method();
     let route = route::route(method.as_ref(), url.path(), url.query().unwrap_or(""));
+    // The liveness probe is the one thing served without the password; it shows no data.
     if route == Route::Health {
         return respond(
             200,
@@ -75,48 +76,41 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     match auth::check(password.as_deref(), authorization.as_deref()) {
         AuthDecision::Allow => {}
         AuthDecision::Challenge => {
-            let mut response = status_page(
+            let html = html::refusal_page(
                 401,
                 "Password required",
                 "Sign in with the dashboard password (any user name).",
-            )?;
+            );
+            let mut response = html_response(401, html)?;
             response
                 .headers_mut()
                 .set("WWW-Authenticate", &auth::challenge_header())?;
             return Ok(response);
         }
         AuthDecision::NotConfigured => {
-            return status_page(
+            let html = html::refusal_page(
                 503,
                 "Dashboard not configured",
                 "Set the DASHBOARD_PASSWORD secret (at least 12 characters) to use the dashboard.",
             );
+            return html_response(503, html);
         }
     }
     let page = match route {
         Route::Page(page) => page,
         Route::Stylesheet => {
-            return respond(
-                200,
-                STYLESHEET.as_bytes().to_vec(),
-                "text/css; charset=utf-8",
-                Kind::Asset,
-            )
+            let css = STYLESHEET.as_bytes().to_vec();
+            return respond(200, css, "text/css; charset=utf-8", Kind::Asset);
         }
         Route::Icon => {
-            return respond(
-                200,
-                ICON_SVG.as_bytes().to_vec(),
-                "image/svg+xml",
-                Kind::Asset,
-            )
+            let icon = ICON_SVG.as_bytes().to_vec();
+            return respond(200, icon, "image/svg+xml", Kind::Asset);
         }
-        Route::NotFound => return status_page(404, "Not found", "No such page."),
         Route::BadRequest(message) => return status_page(400, "Bad request", &message),
         Route::MethodNotAllowed => {
             return status_page(405, "Method not allowed", "Only GET and HEAD are served.")
         }
-        Route::Health => return status_page(200, "OK", "ok"),
+        Route::NotFound | Route::Health => return status_page(404, "Not found", "No such page."),
     };
     let source = match AeSource::from_config(
         setting(&env, "CF_ACCOUNT_ID").as_deref(),

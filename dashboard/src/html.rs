@@ -645,7 +645,8 @@ pub fn pipeline(page: &PipelinePage, footer: &Footer) -> String {
     layout("Pipeline health", Nav::Pipeline, &body, Some(footer))
 }
 
-/// A page without data: errors and refusals (`message` is escaped here).
+/// A page without data for a signed-in user: a bad request, a missing page (`message` is
+/// escaped here).
 pub fn status_page(status: u16, title: &str, message: &str) -> String {
     let body = format!(
         "<h1>{status} {}</h1><p>{}</p>",
@@ -653,6 +654,18 @@ pub fn status_page(status: u16, title: &str, message: &str) -> String {
         escape(&shared::text::ellipsize(message, 300))
     );
     layout(title, Nav::None, &body, None)
+}
+
+/// The page of a refused request (401, 503): bare HTML that loads nothing (the stylesheet
+/// itself needs the password) and shows nothing but why.
+pub fn refusal_page(status: u16, title: &str, message: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{status} {}</title></head>\
+         <body><h1>{status} {}</h1><p>{}</p></body></html>\n",
+        escape(title),
+        escape(title),
+        escape(&shared::text::ellipsize(message, 300))
+    )
 }
 
 #[cfg(test)]
@@ -749,6 +762,7 @@ mod tests {
             ),
             pipeline(&model::pipeline(Range::Day, NOW, &results), &footer()),
             status_page(400, "Bad request", HOSTILE),
+            refusal_page(401, "Password required", HOSTILE),
         ];
         for html in &pages {
             assert_clean(html);
@@ -762,6 +776,7 @@ mod tests {
                 "nothing loads from elsewhere"
             );
         }
+        assert!(!pages[5].contains("<link"), "a refusal loads nothing");
         // An invalid fingerprint from the database is shown but never linked.
         assert!(!pages[0].contains("href=\"/errors/&quot;"));
         // The hostile release is kept in the filter form, escaped and percent-encoded in links.
