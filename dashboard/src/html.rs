@@ -158,14 +158,17 @@ fn card(label: &str, value: &str, id: &str) -> String {
     )
 }
 
-fn legend(items: &[(String, u64)]) -> String {
+/// A chart legend: a swatch per series in palette order, with its total when given.
+fn legend(items: &[(&str, Option<u64>)]) -> String {
     let mut out = String::from("<ul class=\"legend\">");
     for (i, (label, total)) in items.iter().enumerate() {
+        let total = total
+            .map(|n| format!(" <span class=\"muted\">{}</span>", count(n)))
+            .unwrap_or_default();
         out.push_str(&format!(
-            "<li><span class=\"swatch s{}\"></span>{} <span class=\"muted\">{}</span></li>",
+            "<li><span class=\"swatch s{}\"></span>{}{total}</li>",
             i % PALETTE,
             escape(label),
-            count(*total)
         ));
     }
     out.push_str("</ul>");
@@ -240,8 +243,10 @@ pub fn overview(page: &Overview, footer: &Footer) -> String {
                     values: &s.values,
                 })
                 .collect();
-            let items: Vec<(String, u64)> =
-                series.iter().map(|s| (s.kind.clone(), s.total)).collect();
+            let items: Vec<(&str, Option<u64>)> = series
+                .iter()
+                .map(|s| (s.kind.as_str(), Some(s.total)))
+                .collect();
             let chart = line_chart(
                 "Events per hour, by kind",
                 &page.hours,
@@ -596,8 +601,7 @@ pub fn pipeline(page: &PipelinePage, footer: &Footer) -> String {
             );
             format!(
                 "<h3>Events stored</h3>{stored}<h3>Delivery lag</h3>{lag}{}",
-                legend(&[("lag p50".into(), 0), ("lag p95".into(), 0)])
-                    .replace(" <span class=\"muted\">0</span>", "")
+                legend(&[("lag p50", None), ("lag p95", None)])
             )
         },
     ));
