@@ -11,6 +11,8 @@ CARGO_BIN := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
 ROOT := $(CURDIR)
 STATE_DIR := $(ROOT)/.wrangler/state
 DEV_PORT ?= 8787
+DASHBOARD_PORT ?= 8788
+DASHBOARD_INSPECTOR_PORT ?= 9329
 WRANGLER := $(ROOT)/node_modules/.bin/wrangler
 
 # worker-build downloads wasm-bindgen, esbuild and wasm-opt unless pointed at local binaries.
@@ -19,11 +21,12 @@ export ESBUILD_BIN := $(ROOT)/node_modules/@esbuild/linux-x64/bin/esbuild
 export WASM_OPT_BIN := $(ROOT)/node_modules/.bin/wasm-opt
 export WRANGLER_SEND_METRICS := false
 
-.PHONY: deploy economy help bootstrap tools npm build build-producer build-consumer build-minimal-bot migrate dev test lint \
-        unit e2e dry-run docs sizes errors bench bench-smoke soak soak-small fuzz fuzz-smoke clean
+.PHONY: deploy economy help bootstrap tools npm build build-producer build-consumer build-minimal-bot build-dashboard \
+        migrate dev test lint unit e2e dry-run docs sizes errors bench bench-smoke soak soak-small fuzz fuzz-smoke \
+        clean chromium screenshots
 
 help:
-	@echo "make dev      build both Workers and run them locally (one wrangler dev)"
+	@echo "make dev      build the Workers and run them locally (bot + consumer, and the dashboard)"
 	@echo "make test     formatting, clippy, unit tests, dry-run deploys, end-to-end tests"
 	@echo "make bench    benchmarks: bot variants side by side, sizes, consumer throughput"
 	@echo "make soak     10,000 updates at concurrency 50, then checks nothing was lost or doubled"
@@ -32,7 +35,8 @@ help:
 	@echo "make deploy   create the queues and D1 database when missing, migrate, deploy consumer then bot"
 	@echo "make economy  what a day of traffic costs on the free and paid plans (docs/economy.md)"
 	@echo "make docs     regenerate generated parts of docs/"
-	@echo "make sizes    print the size of both .wasm files (raw and gzip)"
+	@echo "make sizes    print the size of every .wasm file (raw and gzip)"
+	@echo "make screenshots  refresh the dashboard screenshots in docs/ (real Chromium)"
 
 ## ---- bootstrap: everything a fresh machine lacks ----
 bootstrap: tools npm
@@ -55,7 +59,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 	@touch $@
 
 ## ---- build ----
-build: build-producer build-consumer build-minimal-bot
+build: build-producer build-consumer build-minimal-bot build-dashboard
 
 # Rebuilt only when a source changed, so `wrangler dev`/`deploy` (whose [build] command calls
 # these targets) start in seconds when nothing changed.
@@ -68,14 +72,19 @@ consumer-worker/build/index.js: $(shell find consumer-worker/src -name '*.rs') c
 examples/minimal-bot/build/index.js: $(shell find examples/minimal-bot/src -name '*.rs') examples/minimal-bot/Cargo.toml $(LIBRARY_SRC) | tools npm
 	cd examples/minimal-bot && $(CARGO_BIN)/worker-build --release
 
+DASHBOARD_SRC := $(shell find dashboard/src dashboard/assets -type f) dashboard/Cargo.toml
+dashboard-worker/build/index.js: $(shell find dashboard-worker/src -name '*.rs') dashboard-worker/Cargo.toml $(DASHBOARD_SRC) $(SHARED_SRC) | tools npm
+	cd dashboard-worker && $(CARGO_BIN)/worker-build --release
+
 build-producer: producer-worker/build/index.js
 build-consumer: consumer-worker/build/index.js
 build-minimal-bot: examples/minimal-bot/build/index.js
+build-dashboard: dashboard-worker/build/index.js
 
 sizes: build
-	@for w in producer consumer; do \
+	@for w in producer consumer dashboard; do \
 	  f=$$w-worker/build/index_bg.wasm; \
-	  printf "%-9s wasm: %7d bytes raw, %7d bytes gzip\n" $$w $$(stat -c %s $$f) $$(gzip -9 -c $$f | wc -c); \
+	  printf "%-10s wasm: %7d bytes raw, %7d bytes gzip\n" $$w $$(stat -c %s $$f) $$(gzip -9 -c $$f | wc -c); \
 	done
 
 ## ---- local dev ----
@@ -86,7 +95,15 @@ sizes: build
 migrate: npm
 	$(WRANGLER) d1 migrations apply DB --local --persist-to $(STATE_DIR) -c wrangler.consumer.toml
 
+# The bot and the consumer run in one wrangler dev on DEV_PORT (only the first config of a
+# multi-config wrangler dev gets the HTTP port, and the webhook must stay there); the dashboard
+# runs in a second wrangler dev on DASHBOARD_PORT with the same --persist-to, so it reads the
+# same local D1 (error log, pipeline tables and the Analytics Engine mirror). Its output goes
+# to .wrangler/dashboard-dev.log; it stops with make dev.
 dev: .dev.vars build migrate
+	@grep -q '^DASHBOARD_PASSWORD=' .dev.vars || { \
+	  echo 'DASHBOARD_PASSWORD=dev-dashboard-password' >> .dev.vars; \
+	  echo "added the dev DASHBOARD_PASSWORD to .dev.vars"; }
 	@secret=$$(sed -n 's/^TELEGRAM_WEBHOOK_SECRET=//p' .dev.vars); \
 	echo; \
 	echo "Webhook URL: http://127.0.0.1:$(DEV_PORT)/telegram"; \
@@ -94,7 +111,14 @@ dev: .dev.vars build migrate
 	echo "  curl -sS -X POST http://127.0.0.1:$(DEV_PORT)/telegram -H 'Content-Type: application/json' -H \"X-Telegram-Bot-Api-Secret-Token: $$secret\" --data @tests/fixtures/updates/message_start.json"; \
 	echo "Then see the events:"; \
 	echo "  npx wrangler d1 execute DB --local --persist-to .wrangler/state -c wrangler.consumer.toml --command \"SELECT blob3, blob4, count(*) FROM analytics_points_local GROUP BY 1, 2\""; \
+	echo "Dashboard: http://127.0.0.1:$(DASHBOARD_PORT)/"; \
+	echo "  (any user name; the password is DASHBOARD_PASSWORD in .dev.vars; log: .wrangler/dashboard-dev.log)"; \
 	echo
+	@$(WRANGLER) dev -c wrangler.dashboard.toml --persist-to $(STATE_DIR) --ip 127.0.0.1 \
+	  --port $(DASHBOARD_PORT) --inspector-port $(DASHBOARD_INSPECTOR_PORT) \
+	  --show-interactive-dev-session=false < /dev/null > .wrangler/dashboard-dev.log 2>&1 & \
+	dashboard=$$!; \
+	trap 'kill -TERM '$$dashboard' 2>/dev/null; wait '$$dashboard' 2>/dev/null' EXIT; \
 	$(WRANGLER) dev -c wrangler.producer.toml -c wrangler.consumer.toml \
 	  --persist-to $(STATE_DIR) --ip 127.0.0.1 --port $(DEV_PORT)
 
@@ -102,17 +126,19 @@ dev: .dev.vars build migrate
 lint: tools
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	cargo clippy -p shared -p bot-analytics -p producer-worker -p consumer-worker -p minimal-bot --target wasm32-unknown-unknown -- -D warnings
-	RUSTDOCFLAGS="-D warnings" cargo doc -p shared -p bot-analytics --no-deps -q
+	cargo clippy -p shared -p bot-analytics -p producer-worker -p consumer-worker -p minimal-bot \
+	  -p dashboard-core -p dashboard-worker --target wasm32-unknown-unknown -- -D warnings
+	RUSTDOCFLAGS="-D warnings" cargo doc -p shared -p bot-analytics -p dashboard-core --no-deps -q
 
 unit:
-	cargo test -p shared -p bot-analytics -p producer-worker -p consumer-worker -p report
+	cargo test -p shared -p bot-analytics -p producer-worker -p consumer-worker -p report -p dashboard-core
 	cargo test -p bench --lib --test economy_cli
 
 dry-run: build
 	$(WRANGLER) deploy --dry-run -c wrangler.producer.toml --outdir target/dry-run/producer
 	$(WRANGLER) deploy --dry-run -c wrangler.consumer.toml --outdir target/dry-run/consumer
 	$(WRANGLER) deploy --dry-run -c examples/minimal-bot/wrangler.toml --outdir target/dry-run/minimal-bot
+	$(WRANGLER) deploy --dry-run -c wrangler.dashboard.toml --outdir target/dry-run/dashboard
 	scripts/test-deploy.sh
 
 # Production: queues and D1 database when missing, migrations, consumer, then the bot
@@ -120,12 +146,27 @@ dry-run: build
 deploy: bootstrap build
 	scripts/deploy.sh
 
-e2e: build
+e2e: build chromium
 	cargo test -p e2e-tests --tests -- --test-threads=1 --nocapture
+
+# The dashboard's browser test drives Debian's chromium (never a browser a tool downloads).
+chromium:
+	@command -v chromium > /dev/null 2>&1 || { \
+	  echo "installing Debian's chromium for the dashboard's browser test"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+# Screenshots of the dashboard for docs/ (the browser test, writing its PNGs there).
+SCREENSHOTS := overview errors group pipeline
+screenshots: build chromium
+	SCREENSHOT_DIR=$(ROOT)/target/dashboard-screenshots \
+	  cargo test -p e2e-tests --test dashboard_browser -- --nocapture
+	for page in $(SCREENSHOTS); do \
+	  cp target/dashboard-screenshots/dashboard-$$page.png docs/dashboard-$$page.png; done
 
 # A few hundred requests through the benchmark harness, so it cannot rot (asserts no speed).
 bench-smoke: build
 	cargo run -q -p bench --bin bench -- --smoke
+	cargo run -q -p bench --bin dashboard -- --smoke
 
 # The soak: SOAK_UPDATES updates at SOAK_CONCURRENCY, every update kind, failing handlers; then
 # checks nothing was lost or counted twice. `make soak` runs it without and with coalescing.
@@ -156,6 +197,7 @@ BENCH_ARGS ?=
 bench: bootstrap build
 	cargo bench -q -p shared --bench core -- --quick
 	cargo run --release -q -p bench --bin bench -- --write-doc $(BENCH_ARGS)
+	cargo run --release -q -p bench --bin dashboard -- --write-doc
 
 docs:
 	cargo run -q -p shared --example gen_docs
@@ -171,4 +213,4 @@ errors:
 
 clean:
 	cargo clean
-	rm -rf producer-worker/build consumer-worker/build examples/minimal-bot/build .wrangler
+	rm -rf producer-worker/build consumer-worker/build examples/minimal-bot/build dashboard-worker/build .wrangler

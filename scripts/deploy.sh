@@ -3,7 +3,8 @@
 #   1. the queue and its dead letter queue, when missing;
 #   2. the D1 database, when missing, with its id written into wrangler.consumer.toml;
 #   3. the D1 migrations;
-#   4. the consumer Worker, then the bot (so the bot never sends to a queue nobody reads).
+#   4. the consumer Worker, then the bot (so the bot never sends to a queue nobody reads), then
+#      the dashboard (it answers 503 until DASHBOARD_PASSWORD is set; see docs/dashboard.md).
 # Run `npx wrangler login` (or set CLOUDFLARE_API_TOKEN) first. Secrets are not set here:
 #   npx wrangler secret put TELEGRAM_WEBHOOK_SECRET -c wrangler.producer.toml
 #   npx wrangler secret put TELEGRAM_BOT_TOKEN -c wrangler.producer.toml
@@ -15,6 +16,7 @@ cd "$(dirname "$0")/.."
 WRANGLER=${WRANGLER:-node_modules/.bin/wrangler}
 CONSUMER_CONFIG=${CONSUMER_CONFIG:-wrangler.consumer.toml}
 BOT_CONFIG=${BOT_CONFIG:-wrangler.producer.toml}
+DASHBOARD_CONFIG=${DASHBOARD_CONFIG:-wrangler.dashboard.toml}
 QUEUE=telegram-analytics
 DLQ=telegram-analytics-dlq
 DATABASE=telegram-analytics
@@ -32,7 +34,6 @@ for queue in "$QUEUE" "$DLQ"; do
     fi
 done
 
-configured_id=$(sed -n 's/^database_id *= *"\(.*\)"/\1/p' "$CONSUMER_CONFIG" | head -n1)
 databases=$("$WRANGLER" d1 list --json)
 existing_id=$(node -e '
   const list = JSON.parse(process.argv[1]);
@@ -48,10 +49,13 @@ if [ -z "$existing_id" ]; then
 else
     say "D1 database $DATABASE exists ($existing_id)"
 fi
-if [ "$configured_id" != "$existing_id" ]; then
-    say "writing database_id $existing_id into $CONSUMER_CONFIG (was $configured_id)"
-    sed -i "s/^database_id *= *\".*\"/database_id = \"$existing_id\"/" "$CONSUMER_CONFIG"
-fi
+for config in "$CONSUMER_CONFIG" "$DASHBOARD_CONFIG"; do
+    configured=$(sed -n 's/^database_id *= *"\(.*\)"/\1/p' "$config" | head -n1)
+    if [ "$configured" != "$existing_id" ]; then
+        say "writing database_id $existing_id into $config (was $configured)"
+        sed -i "s/^database_id *= *\".*\"/database_id = \"$existing_id\"/" "$config"
+    fi
+done
 if [ "$existing_id" = "$PLACEHOLDER_ID" ]; then
     say "the database id is still the placeholder"; exit 1
 fi
@@ -62,5 +66,7 @@ say "deploying the consumer"
 "$WRANGLER" deploy -c "$CONSUMER_CONFIG"
 say "deploying the bot ($BOT_CONFIG)"
 "$WRANGLER" deploy -c "$BOT_CONFIG"
+say "deploying the dashboard ($DASHBOARD_CONFIG)"
+"$WRANGLER" deploy -c "$DASHBOARD_CONFIG"
 say "done. Set the webhook once:"
 say "  curl https://api.telegram.org/bot<TOKEN>/setWebhook -d url=https://<bot>.<subdomain>.workers.dev/telegram -d secret_token=<SECRET>"

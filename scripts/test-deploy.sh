@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cp wrangler.consumer.toml "$work/consumer.toml"
+cp wrangler.dashboard.toml "$work/dashboard.toml"
 state="$work/state"
 mkdir -p "$state"
 cat >"$work/wrangler" <<'FAKE'
@@ -22,7 +23,7 @@ case "$1 $2" in
 esac
 FAKE
 chmod +x "$work/wrangler"
-run() { WRANGLER="$work/wrangler" CONSUMER_CONFIG="$work/consumer.toml" scripts/deploy.sh >"$work/out" 2>&1 || { cat "$work/out"; exit 1; }; }
+run() { WRANGLER="$work/wrangler" CONSUMER_CONFIG="$work/consumer.toml" DASHBOARD_CONFIG="$work/dashboard.toml" scripts/deploy.sh >"$work/out" 2>&1 || { cat "$work/out"; exit 1; }; }
 fail() { echo "test-deploy: $*"; cat "$work/out"; exit 1; }
 
 run
@@ -30,8 +31,9 @@ grep -qx "queues create telegram-analytics" "$state/calls" || fail "queue not cr
 grep -qx "queues create telegram-analytics-dlq" "$state/calls" || fail "dlq not created"
 grep -qx "d1 create telegram-analytics" "$state/calls" || fail "database not created"
 grep -q '^database_id = "1b9b8e6c-0d0a-4c1e-9f3e-2a7d5c4b3a21"' "$work/consumer.toml" || fail "id not written"
+grep -q '^database_id = "1b9b8e6c-0d0a-4c1e-9f3e-2a7d5c4b3a21"' "$work/dashboard.toml" || fail "id not written into the dashboard's config"
 order=$(grep -n "^d1 migrations apply\|^deploy -c" "$state/calls" | cut -d: -f2- | tr '\n' '|')
-[ "$order" = "d1 migrations apply DB --remote -c $work/consumer.toml|deploy -c $work/consumer.toml|deploy -c wrangler.producer.toml|" ] \
+[ "$order" = "d1 migrations apply DB --remote -c $work/consumer.toml|deploy -c $work/consumer.toml|deploy -c wrangler.producer.toml|deploy -c $work/dashboard.toml|" ] \
     || fail "wrong order: $order"
 
 : >"$state/calls"

@@ -1,7 +1,11 @@
 //! Test harness: runs both Workers in one real local `wrangler dev` (workerd, local Queue,
 //! SQLite-backed D1) with its own temporary state, and a fake Telegram Bot API on 127.0.0.1.
 //! Every process it starts is stopped when the [`Stack`] is dropped, also when a test fails.
+//! The dashboard runs beside a stack ([`dashboard`]) against a fake Analytics Engine SQL API
+//! ([`fake_ae_sql`]) that evaluates the SQL it receives.
 
+pub mod dashboard;
+pub mod fake_ae_sql;
 pub mod fake_bot_api;
 pub mod process;
 pub mod stack;

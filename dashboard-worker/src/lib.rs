@@ -1,0 +1,263 @@
+//! # dashboard-worker — the dashboard, served by a Worker of its own
+//!
+//! A thin adapter around `dashboard-core`: it reads the request and the bindings, asks the core
+//! for the access decision and the page's data plan, runs the plan (the D1 queries as one
+//! `batch()`, the Analytics Engine queries concurrently on the SQL API, or on the local mirror in
+//! D1 under `make dev`), and returns the HTML the core renders with the core's security headers.
+
+use dashboard_core::auth::{self, AuthDecision};
+use dashboard_core::headers::{security_headers, Kind};
+use dashboard_core::html::{self, Footer};
+use dashboard_core::plan::{self, AeSource, DataPlan, Query, Results, Store};
+use dashboard_core::route::{self, Page, Route};
+use dashboard_core::rows::Row;
+use dashboard_core::sqlapi::{self, QueryError};
+use dashboard_core::{model, ICON_SVG, STYLESHEET};
+use futures_util::future::{join, join_all};
+use shared::ingest::SqlValue;
+use wasm_bindgen::JsValue;
+use worker::{
+    console_error, event, Context, D1Database, Env, Fetch, Headers, Method, Request, RequestInit,
+    Response, Result,
+};
+
+/// The D1 binding (the pipeline's database).
+pub const DB_BINDING: &str = "DB";
+
+fn setting(env: &Env, name: &str) -> Option<String> {
+    env.secret(name)
+        .map(|s| s.to_string())
+        .or_else(|_| env.var(name).map(|v| v.to_string()))
+        .ok()
+        .filter(|s| !s.is_empty())
+}
+
+fn respond(status: u16, body: Vec<u8>, content_type: &str, kind: Kind) -> Result<Response> {
+    let headers = Headers::new();
+    headers.set("Content-Type", content_type)?;
+    for (name, value) in security_headers(kind) {
+        headers.set(name, value)?;
+    }
+    Ok(Response::from_bytes(body)?
+        .with_status(status)
+        .with_headers(headers))
+}
+
+fn html_response(status: u16, html: String) -> Result<Response> {
+    respond(
+        status,
+        html.into_bytes(),
+        "text/html; charset=utf-8",
+        Kind::Page,
+    )
+}
+
+fn status_page(status: u16, title: &str, message: &str) -> Result<Response> {
+    html_response(status, html::status_page(status, title, message))
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let started = js_sys::Date::now();
+    let url = req.url()?;
+    let method = req.method();
+    let route = route::route(method.as_ref(), url.path(), url.query().unwrap_or(""));
+    // The liveness probe is the one thing served without the password; it shows no data.
+    if route == Route::Health {
+        return respond(
+            200,
+            b"ok\n".to_vec(),
+            "text/plain; charset=utf-8",
+            Kind::Page,
+        );
+    }
+    let password = setting(&env, "DASHBOARD_PASSWORD");
+    let authorization = req.headers().get("Authorization").ok().flatten();
+    match auth::check(password.as_deref(), authorization.as_deref()) {
+        AuthDecision::Allow => {}
+        AuthDecision::Challenge => {
+            let html = html::refusal_page(
+                401,
+                "Password required",
+                "Sign in with the dashboard password (any user name).",
+            );
+            let mut response = html_response(401, html)?;
+            response
+                .headers_mut()
+                .set("WWW-Authenticate", &auth::challenge_header())?;
+            return Ok(response);
+        }
+        AuthDecision::NotConfigured => {
+            let html = html::refusal_page(
+                503,
+                "Dashboard not configured",
+                "Set the DASHBOARD_PASSWORD secret (at least 12 characters) to use the dashboard.",
+            );
+            return html_response(503, html);
+        }
+    }
+    let page = match route {
+        Route::Page(page) => page,
+        Route::Stylesheet => {
+            let css = STYLESHEET.as_bytes().to_vec();
+            return respond(200, css, "text/css; charset=utf-8", Kind::Asset);
+        }
+        Route::Icon => {
+            let icon = ICON_SVG.as_bytes().to_vec();
+            return respond(200, icon, "image/svg+xml", Kind::Asset);
+        }
+        Route::BadRequest(message) => return status_page(400, "Bad request", &message),
+        Route::MethodNotAllowed => {
+            return status_page(405, "Method not allowed", "Only GET and HEAD are served.")
+        }
+        Route::NotFound | Route::Health => return status_page(404, "Not found", "No such page."),
+    };
+    let source = match AeSource::from_config(
+        setting(&env, "CF_ACCOUNT_ID").as_deref(),
+        setting(&env, "CF_API_TOKEN").as_deref(),
+        setting(&env, "CF_API_BASE").as_deref(),
+        matches!(
+            setting(&env, "AE_LOCAL_MIRROR").as_deref(),
+            Some("1" | "true" | "on")
+        ),
+    ) {
+        Ok(source) => source,
+        Err(error) => return status_page(500, "Dashboard misconfigured", &error.to_string()),
+    };
+    let now_ms = started as i64;
+    let plan = plan::plan(&page, now_ms, source.dialect());
+    let results = run(&env, &source, &plan).await;
+    for error in results.errors() {
+        console_error!("dashboard: {error}");
+    }
+    let footer = Footer {
+        source: source.label().to_string(),
+        d1_queries: plan.count(Store::D1),
+        ae_queries: plan.count(Store::AnalyticsEngine),
+    };
+    let html = match &page {
+        Page::Overview { range } => {
+            html::overview(&model::overview(*range, now_ms, &results), &footer)
+        }
+        Page::Errors { sort, release } => {
+            html::errors(&model::errors(*sort, release.clone(), &results), &footer)
+        }
+        Page::ErrorGroup { fingerprint, range } => html::group(
+            &model::group(fingerprint, *range, now_ms, &results),
+            &footer,
+        ),
+        Page::Pipeline { range } => {
+            html::pipeline(&model::pipeline(*range, now_ms, &results), &footer)
+        }
+    };
+    let mut response = html_response(200, html)?;
+    response.headers_mut().set(
+        "Server-Timing",
+        &format!("total;dur={:.1}", js_sys::Date::now() - started),
+    )?;
+    Ok(response)
+}
+
+/// Runs a plan: D1 queries in one batch, Analytics Engine queries concurrently with it.
+async fn run(env: &Env, source: &AeSource, plan: &DataPlan) -> Results {
+    let db = env
+        .d1(DB_BINDING)
+        .map_err(|e| QueryError::D1(e.to_string()));
+    let d1: Vec<&Query> = plan.in_store(Store::D1).collect();
+    let ae: Vec<&Query> = plan.in_store(Store::AnalyticsEngine).collect();
+    let d1_future = async {
+        match &db {
+            Ok(db) => d1_batch(db, &d1).await,
+            Err(e) => d1.iter().map(|_| Err(e.clone())).collect(),
+        }
+    };
+    let ae_future = async {
+        match source {
+            AeSource::SqlApi { url, token } => {
+                join_all(ae.iter().map(|q| sql_api(url, token, &q.sql))).await
+            }
+            // The local mirror is a D1 table: its queries go in a batch of their own, so a
+            // failure there leaves the D1 sections intact.
+            AeSource::LocalMirror => match &db {
+                Ok(db) => d1_batch(db, &ae).await,
+                Err(e) => ae.iter().map(|_| Err(e.clone())).collect(),
+            },
+            AeSource::NotConfigured => ae.iter().map(|_| Err(QueryError::NotConfigured)).collect(),
+        }
+    };
+    let (d1_results, ae_results) = join(d1_future, ae_future).await;
+    let mut results = Results::default();
+    for (q, r) in d1.iter().zip(d1_results).chain(ae.iter().zip(ae_results)) {
+        results.insert(q.id, r);
+    }
+    results
+}
+
+fn bind(value: &SqlValue) -> JsValue {
+    match value {
+        SqlValue::Text(text) => JsValue::from_str(text),
+        // D1 rejects BigInt: bind integers as numbers (exact up to 2^53).
+        SqlValue::Integer(n) => JsValue::from_f64(*n as f64),
+        SqlValue::Real(x) => JsValue::from_f64(*x),
+        SqlValue::Blob(bytes) => js_sys::Uint8Array::from(bytes.as_slice()).into(),
+        SqlValue::Null => JsValue::NULL,
+    }
+}
+
+async fn d1_batch(
+    db: &D1Database,
+    queries: &[&Query],
+) -> Vec<std::result::Result<Vec<Row>, QueryError>> {
+    if queries.is_empty() {
+        return Vec::new();
+    }
+    let failed = |e: worker::Error| {
+        queries
+            .iter()
+            .map(|_| Err(QueryError::D1(e.to_string())))
+            .collect()
+    };
+    let statements = match queries
+        .iter()
+        .map(|q| {
+            let params: Vec<JsValue> = q.params.iter().map(bind).collect();
+            db.prepare(q.sql.as_str()).bind(&params)
+        })
+        .collect::<Result<Vec<_>>>()
+    {
+        Ok(statements) => statements,
+        Err(e) => return failed(e),
+    };
+    match db.batch(statements).await {
+        Ok(results) => results
+            .into_iter()
+            .map(|r| match r.error() {
+                Some(e) => Err(QueryError::D1(e)),
+                None => r
+                    .results::<Row>()
+                    .map_err(|e| QueryError::D1(e.to_string())),
+            })
+            .collect(),
+        Err(e) => failed(e),
+    }
+}
+
+async fn sql_api(url: &str, token: &str, sql: &str) -> std::result::Result<Vec<Row>, QueryError> {
+    let transport = |e: worker::Error| QueryError::Transport(e.to_string());
+    let headers = Headers::new();
+    headers
+        .set("Authorization", &format!("Bearer {token}"))
+        .map_err(transport)?;
+    headers
+        .set("Content-Type", "text/plain; charset=utf-8")
+        .map_err(transport)?;
+    let mut init = RequestInit::new();
+    init.with_method(Method::Post)
+        .with_headers(headers)
+        .with_body(Some(JsValue::from_str(sql)));
+    let request = Request::new_with_init(url, &init).map_err(transport)?;
+    let mut response = Fetch::Request(request).send().await.map_err(transport)?;
+    let status = response.status_code();
+    let body = response.text().await.map_err(transport)?;
+    sqlapi::parse_response(status, &body)
+}

@@ -1,0 +1,800 @@
+//! HTML: escaping and the pages. Every value that did not come from this file is escaped with
+//! [`escape`] (text and attributes alike; attributes are always double-quoted) and query values
+//! in links are percent-encoded first. Pages load nothing but the stylesheet and the icon, run no
+//! script, and work under the strict policy in [`crate::headers`].
+
+use crate::chart::{bar_chart, line_chart, Series, PALETTE};
+use crate::model::{ErrorsPage, GroupPage, GroupRow, Overview, PipelinePage, Section};
+use crate::queries::ErrorSort;
+use crate::range::Range;
+use crate::route::{encode, is_fingerprint, ICON_PATH, STYLESHEET_PATH};
+use crate::timefmt::{axis_label, display};
+
+/// Escapes text for HTML text and double-quoted attribute values.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Longest message shown in a table cell (cut on a character boundary).
+const CELL_BYTES: usize = 200;
+
+fn cell(text: &str) -> String {
+    escape(&shared::text::ellipsize(text, CELL_BYTES))
+}
+
+/// `12,345`.
+pub fn count(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A duration: `—` when unknown, `850 ms`, `1.25 s`, `3.2 min`.
+pub fn duration(ms: Option<f64>) -> String {
+    match ms.filter(|v| v.is_finite()) {
+        None => "—".into(),
+        Some(v) if v.abs() < 1000.0 => format!("{v:.0} ms"),
+        Some(v) if v.abs() < 60_000.0 => format!("{:.2} s", v / 1000.0),
+        Some(v) => format!("{:.1} min", v / 60_000.0),
+    }
+}
+
+/// A number with up to one decimal: `—` when unknown.
+pub fn decimal(v: Option<f64>) -> String {
+    match v.filter(|v| v.is_finite()) {
+        None => "—".into(),
+        Some(v) if v.fract() == 0.0 => format!("{v:.0}"),
+        Some(v) => format!("{v:.1}"),
+    }
+}
+
+/// A percentage with one decimal: `—` when unknown.
+pub fn percent(v: Option<f64>) -> String {
+    match v.filter(|v| v.is_finite()) {
+        None => "—".into(),
+        Some(v) => format!("{:.1} %", v * 100.0),
+    }
+}
+
+/// Facts every page footer states.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Footer {
+    /// Where the Analytics Engine data came from.
+    pub source: String,
+    /// D1 queries the page ran.
+    pub d1_queries: usize,
+    /// Analytics Engine queries the page ran.
+    pub ae_queries: usize,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Nav {
+    Overview,
+    Errors,
+    Pipeline,
+    None,
+}
+
+fn layout(title: &str, nav: Nav, body: &str, footer: Option<&Footer>) -> String {
+    let link = |href: &str, label: &str, this: Nav| {
+        let current = if nav == this {
+            " aria-current=\"page\""
+        } else {
+            ""
+        };
+        format!("<a href=\"{href}\"{current}>{label}</a>")
+    };
+    let foot = match footer {
+        Some(f) => format!(
+            "<footer>Times in UTC · Analytics Engine data: {} · this page ran {} D1 and {} Analytics Engine queries</footer>",
+            escape(&f.source),
+            f.d1_queries,
+            f.ae_queries
+        ),
+        None => String::new(),
+    };
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{} · Bot analytics</title>\
+         <link rel=\"stylesheet\" href=\"{STYLESHEET_PATH}\">\
+         <link rel=\"icon\" href=\"{ICON_PATH}\" type=\"image/svg+xml\"></head>\
+         <body><header><nav><span class=\"brand\">Bot analytics</span>{}{}{}</nav></header>\
+         <main>{body}</main>{foot}</body></html>\n",
+        escape(title),
+        link("/", "Overview", Nav::Overview),
+        link("/errors", "Errors", Nav::Errors),
+        link("/pipeline", "Pipeline", Nav::Pipeline),
+    )
+}
+
+fn range_picker(path: &str, current: Range) -> String {
+    let mut out = String::from("<nav class=\"ranges\" aria-label=\"Range\">");
+    for r in Range::ALL {
+        let here = if r == current {
+            " aria-current=\"true\""
+        } else {
+            ""
+        };
+        out.push_str(&format!(
+            "<a href=\"{path}?range={}\"{here}>{}</a>",
+            r.as_param(),
+            r.as_param()
+        ));
+    }
+    out.push_str("</nav>");
+    out
+}
+
+fn failed(error: &str) -> String {
+    format!(
+        "<p class=\"failed\">Could not load this: {}</p>",
+        cell(error)
+    )
+}
+
+fn card(label: &str, value: &str, id: &str) -> String {
+    format!(
+        "<div class=\"card\" id=\"{id}\"><div class=\"value\">{}</div><div class=\"label\">{}</div></div>",
+        escape(value),
+        escape(label)
+    )
+}
+
+/// A chart legend: a swatch per series in palette order, with its total when given.
+fn legend(items: &[(&str, Option<u64>)]) -> String {
+    let mut out = String::from("<ul class=\"legend\">");
+    for (i, (label, total)) in items.iter().enumerate() {
+        let total = total
+            .map(|n| format!(" <span class=\"muted\">{}</span>", count(n)))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "<li><span class=\"swatch s{}\"></span>{}{total}</li>",
+            i % PALETTE,
+            escape(label),
+        ));
+    }
+    out.push_str("</ul>");
+    out
+}
+
+fn group_link(fingerprint: &str, text: &str) -> String {
+    if is_fingerprint(fingerprint) {
+        format!("<a href=\"/errors/{fingerprint}\">{}</a>", cell(text))
+    } else {
+        cell(text)
+    }
+}
+
+fn section<T>(title: &str, id: &str, data: &Section<T>, body: impl FnOnce(&T) -> String) -> String {
+    let inner = match data {
+        Ok(data) => body(data),
+        Err(e) => failed(e),
+    };
+    format!(
+        "<section id=\"{id}\"><h2>{}</h2>{inner}</section>",
+        escape(title)
+    )
+}
+
+/// The overview page.
+pub fn overview(page: &Overview, footer: &Footer) -> String {
+    let mut body = format!(
+        "<div class=\"title\"><h1>Overview <span class=\"muted\">{}</span></h1>{}</div>",
+        escape(page.range.label()),
+        range_picker("/", page.range)
+    );
+    let today = page
+        .daily_users
+        .as_ref()
+        .ok()
+        .and_then(|d| d.last())
+        .map(|(_, n)| count(*n))
+        .unwrap_or_else(|| "—".into());
+    body.push_str("<div class=\"cards\">");
+    let totals = page.series.is_ok();
+    let or_dash = |n: u64| if totals { count(n) } else { "—".into() };
+    body.push_str(&card(
+        "updates",
+        &or_dash(page.total("update")),
+        "card-updates",
+    ));
+    body.push_str(&card("events", &or_dash(page.events()), "card-events"));
+    body.push_str(&card(
+        "errors",
+        &or_dash(page.total("error")),
+        "card-errors",
+    ));
+    body.push_str(&card(
+        "errors per update",
+        &percent(page.error_rate()),
+        "card-error-rate",
+    ));
+    body.push_str(&card("active users today (UTC)", &today, "card-users"));
+    body.push_str("</div>");
+
+    let hourly = page.range == Range::Day;
+    body.push_str(&section(
+        "Events per hour, by kind",
+        "events",
+        &page.series,
+        |series| {
+            let lines: Vec<Series> = series
+                .iter()
+                .map(|s| Series {
+                    label: &s.kind,
+                    values: &s.values,
+                })
+                .collect();
+            let items: Vec<(&str, Option<u64>)> = series
+                .iter()
+                .map(|s| (s.kind.as_str(), Some(s.total)))
+                .collect();
+            let chart = line_chart(
+                "Events per hour, by kind",
+                &page.hours,
+                hourly,
+                &lines,
+                "events/h",
+            );
+            if series.is_empty() {
+                format!("{chart}<p class=\"muted\">No events in this range.</p>")
+            } else {
+                format!("{chart}{}", legend(&items))
+            }
+        },
+    ));
+
+    body.push_str(&section("Commands and callbacks", "commands", &page.names, |names| {
+        if names.is_empty() {
+            return "<p class=\"muted\">No commands or button presses in this range.</p>".into();
+        }
+        let mut t = String::from(
+            "<table><thead><tr><th>kind</th><th>name</th><th class=\"num\">uses</th>\
+             <th class=\"num\">handler p50</th><th class=\"num\">handler p95</th></tr></thead><tbody>",
+        );
+        for n in names {
+            let shown = if n.kind == "command" {
+                format!("/{}", n.name)
+            } else {
+                n.name.clone()
+            };
+            t.push_str(&format!(
+                "<tr><td>{}</td><td class=\"name\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                escape(&n.kind),
+                cell(&shown),
+                count(n.uses),
+                duration(n.p50_ms),
+                duration(n.p95_ms)
+            ));
+        }
+        t.push_str("</tbody></table><p class=\"muted\">Durations come from the handler timings, which name commands only.</p>");
+        t
+    }));
+
+    body.push_str(&section(
+        "Daily active users",
+        "users",
+        &page.daily_users,
+        |days| {
+            let labels: Vec<String> = days.iter().map(|(d, _)| axis_label(*d, false)).collect();
+            let values: Vec<f64> = days.iter().map(|(_, n)| *n as f64).collect();
+            bar_chart("Distinct users per UTC day", &labels, &values, "users")
+        },
+    ));
+
+    body.push_str(&section("Error groups seen in this range", "recent-errors", &page.recent_groups, |groups| {
+        if groups.is_empty() {
+            return "<p class=\"muted\">None. <a href=\"/errors\">All error groups</a></p>".into();
+        }
+        let mut t = String::from(
+            "<table><thead><tr><th>kind</th><th>message</th><th class=\"num\">events</th><th>last seen</th></tr></thead><tbody>",
+        );
+        for g in groups {
+            t.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+                cell(&g.kind),
+                group_link(&g.fingerprint, &g.message),
+                count(g.count),
+                display(g.last_seen)
+            ));
+        }
+        t.push_str("</tbody></table><p><a href=\"/errors\">All error groups</a></p>");
+        t
+    }));
+    layout("Overview", Nav::Overview, &body, Some(footer))
+}
+
+fn groups_table(groups: &[GroupRow]) -> String {
+    let mut t = String::from(
+        "<table class=\"groups\"><thead><tr><th>kind</th><th>message</th><th class=\"num\">count</th>\
+         <th class=\"num\">users</th><th>first seen</th><th>last seen</th><th>release</th></tr></thead><tbody>",
+    );
+    for g in groups {
+        t.push_str(&format!(
+            "<tr><td>{}</td><td>{}<div class=\"muted\">{}</div></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            cell(&g.kind),
+            group_link(&g.fingerprint, &g.message),
+            cell(&g.location),
+            count(g.count),
+            count(g.users),
+            display(g.first_seen),
+            display(g.last_seen),
+            cell(&g.release)
+        ));
+    }
+    t.push_str("</tbody></table>");
+    t
+}
+
+/// The errors page.
+pub fn errors(page: &ErrorsPage, footer: &Footer) -> String {
+    let release_param = page
+        .release
+        .as_deref()
+        .map(|r| format!("&release={}", encode(r)))
+        .unwrap_or_default();
+    let sort_link = |sort: ErrorSort, label: &str| {
+        let here = if sort == page.sort {
+            " aria-current=\"true\""
+        } else {
+            ""
+        };
+        format!(
+            "<a href=\"{}\"{here}>{label}</a>",
+            escape(&format!("/errors?sort={}{release_param}", sort.as_param()))
+        )
+    };
+    let mut body = String::from("<div class=\"title\"><h1>Errors</h1></div>");
+    body.push_str(&format!(
+        "<form class=\"filter\" method=\"get\" action=\"/errors\"><input type=\"hidden\" name=\"sort\" value=\"{}\">\
+         <label>Release <select name=\"release\"><option value=\"\">all releases</option>",
+        page.sort.as_param()
+    ));
+    let mut listed = false;
+    if let Ok(releases) = &page.releases {
+        for (release, events) in releases {
+            let selected = page.release.as_deref() == Some(release.as_str());
+            listed |= selected;
+            body.push_str(&format!(
+                "<option value=\"{}\"{}>{} ({} events)</option>",
+                escape(release),
+                if selected { " selected" } else { "" },
+                cell(release),
+                count(*events)
+            ));
+        }
+    }
+    if let (Some(release), false) = (&page.release, listed) {
+        body.push_str(&format!(
+            "<option value=\"{}\" selected>{}</option>",
+            escape(release),
+            cell(release)
+        ));
+    }
+    body.push_str("</select></label> <button type=\"submit\">Filter</button></form>");
+    body.push_str(&format!(
+        "<p class=\"sort\">Sort by {} · {}</p>",
+        sort_link(ErrorSort::LastSeen, "last seen"),
+        sort_link(ErrorSort::Count, "count")
+    ));
+    if let Err(e) = &page.releases {
+        body.push_str(&failed(e));
+    }
+    let title = match &page.release {
+        Some(r) => format!("Groups seen in release {}", shared::text::ellipsize(r, 80)),
+        None => "Groups".to_string(),
+    };
+    body.push_str(&section(&title, "groups", &page.groups, |groups| {
+        if groups.is_empty() {
+            "<p class=\"muted\">No error groups.</p>".into()
+        } else {
+            format!(
+                "{}<p class=\"muted\">Counts are all-time; users are distinct users among the events still kept.</p>",
+                groups_table(groups)
+            )
+        }
+    }));
+    layout("Errors", Nav::Errors, &body, Some(footer))
+}
+
+/// One error group's page.
+pub fn group(page: &GroupPage, footer: &Footer) -> String {
+    let path = format!("/errors/{}", page.fingerprint);
+    let mut body = String::new();
+    let group = match &page.group {
+        Ok(Some(g)) => Some(g),
+        Ok(None) => {
+            body.push_str(&format!(
+                "<h1>No such error group</h1><p>No group has the fingerprint {}. <a href=\"/errors\">All error groups</a></p>",
+                escape(&page.fingerprint)
+            ));
+            None
+        }
+        Err(e) => {
+            body.push_str(&format!("<h1>Error group</h1>{}", failed(e)));
+            None
+        }
+    };
+    if let Some(g) = group {
+        body.push_str(&format!(
+            "<div class=\"title\"><h1><span class=\"kind\">{}</span> {}</h1>{}</div>\
+             <p class=\"location\">{}</p>",
+            cell(&g.kind),
+            cell(&g.message),
+            range_picker(&path, page.range),
+            cell(&g.location)
+        ));
+        body.push_str("<div class=\"cards\">");
+        body.push_str(&card("events", &count(g.count), "card-count"));
+        body.push_str(&card("users affected", &count(g.users), "card-users"));
+        body.push_str(&card("first seen", &display(g.first_seen), "card-first"));
+        body.push_str(&card("last seen", &display(g.last_seen), "card-last"));
+        body.push_str(&card(
+            "latest release",
+            &shared::text::ellipsize(&g.release, 40),
+            "card-release",
+        ));
+        body.push_str("</div>");
+        let hourly = page.range == Range::Day;
+        body.push_str(&section(
+            &format!("Occurrences per hour, {}", page.range.label()),
+            "occurrences",
+            &page.per_hour,
+            |values| {
+                line_chart(
+                    "Occurrences per hour",
+                    &page.hours,
+                    hourly,
+                    &[Series {
+                        label: "occurrences",
+                        values,
+                    }],
+                    "events/h",
+                )
+            },
+        ));
+        body.push_str(&section("Recent events", "events", &page.events, |events| {
+            if events.is_empty() {
+                return "<p class=\"muted\">No events kept (older ones are deleted by retention).</p>".into();
+            }
+            let mut t = String::from(
+                "<table><thead><tr><th>occurred</th><th>message</th><th>user</th><th>chat</th><th>release</th><th>event id</th></tr></thead><tbody>",
+            );
+            for e in events {
+                t.push_str(&format!(
+                    "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"id\">{}</td></tr>",
+                    display(e.occurred_at),
+                    cell(&e.message),
+                    cell(&e.user),
+                    cell(&e.chat),
+                    cell(&e.release),
+                    cell(&e.event_id)
+                ));
+            }
+            t.push_str("</tbody></table>");
+            t
+        }));
+    }
+    layout("Error group", Nav::Errors, &body, Some(footer))
+}
+
+/// The pipeline health page.
+pub fn pipeline(page: &PipelinePage, footer: &Footer) -> String {
+    let mut body = format!(
+        "<div class=\"title\"><h1>Pipeline health <span class=\"muted\">{}</span></h1>{}</div>",
+        escape(page.range.label()),
+        range_picker("/pipeline", page.range)
+    );
+    body.push_str(&section(
+        "Queue messages stored",
+        "messages",
+        &page.envelopes,
+        |e| {
+            let dropped: u64 = e.dropped.iter().map(|(_, n)| n).sum();
+            let mut out = String::from("<div class=\"cards\">");
+            out.push_str(&card("messages", &count(e.messages), "card-messages"));
+            out.push_str(&card("events in them", &count(e.events), "card-events"));
+            out.push_str(&card(
+                "events per message (mean)",
+                &decimal(e.mean),
+                "card-mean",
+            ));
+            out.push_str(&card(
+                "p50 / p95 / max",
+                &format!(
+                    "{} / {} / {}",
+                    decimal(e.p50),
+                    decimal(e.p95),
+                    decimal(e.max)
+                ),
+                "card-per-message",
+            ));
+            out.push_str(&card(
+                "events dropped by producers",
+                &count(dropped),
+                "card-dropped",
+            ));
+            out.push_str("</div>");
+            out.push_str("<h3>Events dropped, by reason</h3><table class=\"compact\"><tbody>");
+            for (reason, n) in &e.dropped {
+                out.push_str(&format!(
+                    "<tr><td>{reason}</td><td class=\"num\">{}</td></tr>",
+                    count(*n)
+                ));
+            }
+            out.push_str("</tbody></table>");
+            if !e.histogram.is_empty() {
+                let labels: Vec<String> = e.histogram.iter().map(|(n, _)| n.to_string()).collect();
+                let values: Vec<f64> = e.histogram.iter().map(|(_, m)| *m as f64).collect();
+                out.push_str("<h3>Messages by events per message</h3>");
+                out.push_str(&bar_chart(
+                    "Messages by events per message",
+                    &labels,
+                    &values,
+                    "messages",
+                ));
+            }
+            out
+        },
+    ));
+    body.push_str(&section("Delivery lag (stored minus occurred)", "lag", &page.lag, |lag| {
+        let mut out = String::from("<div class=\"cards\">");
+        out.push_str(&card("events", &count(lag.events), "card-lag-events"));
+        out.push_str(&card("p50", &duration(lag.p50_ms), "card-lag-p50"));
+        out.push_str(&card("p95", &duration(lag.p95_ms), "card-lag-p95"));
+        out.push_str(&card("p99", &duration(lag.p99_ms), "card-lag-p99"));
+        out.push_str(&card("max", &duration(lag.max_ms), "card-lag-max"));
+        out.push_str("</div><p class=\"muted\">Resolution one second: Analytics Engine's timestamp column has whole seconds.</p>");
+        out
+    }));
+    let hourly = page.range == Range::Day;
+    body.push_str(&section(
+        "Per hour",
+        "per-hour",
+        &page.lag_per_hour,
+        |(events, p50, p95)| {
+            let stored = line_chart(
+                "Events stored per hour",
+                &page.hours,
+                hourly,
+                &[Series {
+                    label: "events stored",
+                    values: events,
+                }],
+                "events/h",
+            );
+            let to_s = |v: &Vec<f64>| v.iter().map(|x| x / 1000.0).collect::<Vec<f64>>();
+            let (p50, p95) = (to_s(p50), to_s(p95));
+            let lag = line_chart(
+                "Delivery lag per hour",
+                &page.hours,
+                hourly,
+                &[
+                    Series {
+                        label: "lag p50",
+                        values: &p50,
+                    },
+                    Series {
+                        label: "lag p95",
+                        values: &p95,
+                    },
+                ],
+                "seconds",
+            );
+            format!(
+                "<h3>Events stored</h3>{stored}<h3>Delivery lag</h3>{lag}{}",
+                legend(&[("lag p50", None), ("lag p95", None)])
+            )
+        },
+    ));
+    body.push_str(&section("Rejected and dead-lettered messages", "rejected", &page.rejected, |rows| {
+        if rows.is_empty() {
+            return "<p class=\"muted\">None in this range.</p>".into();
+        }
+        let mut t = String::from(
+            "<table><thead><tr><th>queue</th><th>reason</th><th class=\"num\">messages</th><th>last</th></tr></thead><tbody>",
+        );
+        for r in rows {
+            t.push_str(&format!(
+                "<tr><td>{}{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+                cell(&r.queue),
+                if r.dead_letter { " <span class=\"tag\">dead letter</span>" } else { "" },
+                cell(&r.reason),
+                count(r.messages),
+                display(r.last_seen)
+            ));
+        }
+        t.push_str("</tbody></table>");
+        t
+    }));
+    body.push_str(&section("Latest rejected messages", "rejected-recent", &page.recent_rejected, |rows| {
+        if rows.is_empty() {
+            return "<p class=\"muted\">None in this range.</p>".into();
+        }
+        let mut t = String::from(
+            "<table><thead><tr><th>stored</th><th>queue</th><th>reason</th><th>detail</th><th class=\"num\">payload</th></tr></thead><tbody>",
+        );
+        for r in rows {
+            t.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}<div class=\"muted id\">{}</div></td><td class=\"num\">{} B</td></tr>",
+                display(r.received_at),
+                cell(&r.queue),
+                cell(&r.reason),
+                cell(&r.detail),
+                cell(&r.message_id),
+                count(r.payload_bytes)
+            ));
+        }
+        t.push_str("</tbody></table>");
+        t
+    }));
+    layout("Pipeline health", Nav::Pipeline, &body, Some(footer))
+}
+
+/// A page without data for a signed-in user: a bad request, a missing page (`message` is
+/// escaped here).
+pub fn status_page(status: u16, title: &str, message: &str) -> String {
+    let body = format!(
+        "<h1>{status} {}</h1><p>{}</p>",
+        escape(title),
+        escape(&shared::text::ellipsize(message, 300))
+    );
+    layout(title, Nav::None, &body, None)
+}
+
+/// The page of a refused request (401, 503): bare HTML that loads nothing (the stylesheet
+/// itself needs the password) and shows nothing but why.
+pub fn refusal_page(status: u16, title: &str, message: &str) -> String {
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{status} {}</title></head>\
+         <body><h1>{status} {}</h1><p>{}</p></body></html>\n",
+        escape(title),
+        escape(title),
+        escape(&shared::text::ellipsize(message, 300))
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model;
+    use crate::plan::{QueryId, Results};
+    use serde_json::json;
+
+    const NOW: i64 = 1_764_000_000_000;
+    const HOSTILE: &str = "<script>alert(1)</script>\"'&";
+
+    fn footer() -> Footer {
+        Footer {
+            source: "<src>".into(),
+            d1_queries: 1,
+            ae_queries: 3,
+        }
+    }
+
+    fn rows(value: serde_json::Value) -> Vec<crate::rows::Row> {
+        value
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_object().unwrap().clone())
+            .collect()
+    }
+
+    fn assert_clean(html: &str) {
+        assert!(!html.contains("<script"), "unescaped script tag");
+        assert!(!html.contains("alert(1)</script>"));
+        assert!(
+            html.contains("&lt;script&gt;"),
+            "the hostile text is shown, escaped"
+        );
+    }
+
+    #[test]
+    fn escaping() {
+        assert_eq!(
+            escape(HOSTILE),
+            "&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39;&amp;"
+        );
+        assert_eq!(count(0), "0");
+        assert_eq!(count(1234567), "1,234,567");
+        assert_eq!(duration(Some(850.4)), "850 ms");
+        assert_eq!(duration(Some(1250.0)), "1.25 s");
+        assert_eq!(duration(Some(90_000.0)), "1.5 min");
+        assert_eq!(duration(None), "—");
+        assert_eq!(percent(Some(0.5)), "50.0 %");
+        assert_eq!(decimal(Some(2.0)), "2");
+    }
+
+    #[test]
+    fn hostile_data_is_escaped_on_every_page() {
+        let mut results = Results::default();
+        results.insert(
+            QueryId::EventsPerHour,
+            Ok(rows(
+                json!([{"hour": "2025-11-24 16:00:00", "kind": HOSTILE, "events": "1"}]),
+            )),
+        );
+        results.insert(QueryId::CommandsAndCallbacks, Ok(rows(json!([{"kind": "command", "name": HOSTILE, "uses": 1, "timed": 1, "p50_ms": 1, "p95_ms": 2}]))));
+        let group_rows = json!([{"fingerprint": "\"><script>", "kind": HOSTILE, "location": HOSTILE, "last_message": HOSTILE, "count": 1, "users": 1, "first_seen": NOW, "last_seen": NOW, "release": HOSTILE}]);
+        results.insert(QueryId::RecentGroups, Ok(rows(group_rows.clone())));
+        results.insert(QueryId::ErrorGroups, Ok(rows(group_rows.clone())));
+        results.insert(QueryId::Group, Ok(rows(group_rows)));
+        results.insert(
+            QueryId::Releases,
+            Ok(rows(json!([{"release": HOSTILE, "events": 1}]))),
+        );
+        results.insert(QueryId::GroupEvents, Ok(rows(json!([{"event_id": HOSTILE, "message": HOSTILE, "user_id": HOSTILE, "occurred_at": NOW}]))));
+        results.insert(
+            QueryId::RejectedSummary,
+            Ok(rows(
+                json!([{"queue": HOSTILE, "reason": HOSTILE, "messages": 1}]),
+            )),
+        );
+        results.insert(QueryId::RejectedRecent, Ok(rows(json!([{"queue": HOSTILE, "reason": HOSTILE, "detail": HOSTILE, "message_id": HOSTILE}]))));
+        results.insert(
+            QueryId::DailyActiveUsers,
+            Err(crate::sqlapi::QueryError::Malformed(HOSTILE.into())),
+        );
+        let pages = [
+            overview(&model::overview(Range::Day, NOW, &results), &footer()),
+            errors(
+                &model::errors(ErrorSort::Count, Some(HOSTILE.into()), &results),
+                &footer(),
+            ),
+            group(
+                &model::group("0123456789abcdef", Range::Day, NOW, &results),
+                &footer(),
+            ),
+            pipeline(&model::pipeline(Range::Day, NOW, &results), &footer()),
+            status_page(400, "Bad request", HOSTILE),
+            refusal_page(401, "Password required", HOSTILE),
+        ];
+        for html in &pages {
+            assert_clean(html);
+            assert!(!html.contains("<src>"));
+            assert!(
+                !html.contains(" style="),
+                "inline styles would need 'unsafe-inline'"
+            );
+            assert!(
+                !html.contains("http://") && !html.contains("https://"),
+                "nothing loads from elsewhere"
+            );
+        }
+        assert!(!pages[5].contains("<link"), "a refusal loads nothing");
+        // An invalid fingerprint from the database is shown but never linked.
+        assert!(!pages[0].contains("href=\"/errors/&quot;"));
+        // The hostile release is kept in the filter form, escaped and percent-encoded in links.
+        assert!(pages[1].contains("release=%3Cscript%3Ealert%281%29%3C%2Fscript%3E%22%27%26"));
+    }
+
+    #[test]
+    fn a_missing_group_says_so() {
+        let mut results = Results::default();
+        results.insert(QueryId::Group, Ok(vec![]));
+        let html = group(
+            &model::group("0123456789abcdef", Range::Week, NOW, &results),
+            &footer(),
+        );
+        assert!(html.contains("No such error group"));
+    }
+}

@@ -1,0 +1,427 @@
+//! Every SQL text of the dashboard, in one place.
+//!
+//! **Analytics Engine queries** are rendered in one of two dialects: [`Dialect::AnalyticsEngine`]
+//! for the SQL API (production) and [`Dialect::Sqlite`] for the local mirror in D1 (`make dev`).
+//! Both read the columns named in [`crate::columns`] and return the same result columns. The SQL
+//! API has no bind parameters, so the only values interpolated are times this crate formats
+//! itself from a fixed range ([`crate::timefmt::sql_datetime`]: digits, `-`, `:` and a space)
+//! and constants; nothing from a request ever reaches this text.
+//!
+//! Counts are weighted by `_sample_interval` and percentiles use
+//! `quantileExactWeighted(q)(value, _sample_interval)`. SQLite has no weighted quantile, so the
+//! local rendering computes the same thing with window functions (cumulative weight ordered by
+//! value; the first value whose cumulative weight reaches `q × total`, which is ClickHouse's
+//! rule too).
+//!
+//! **D1 queries** are static text with numbered parameters (`?1`, `?2`), always bound.
+
+use crate::columns::{
+    COMMAND, DATASET, DURATION_MS, EVENT_TIME_MS, KIND, KIND_CALLBACK, KIND_COMMAND,
+    KIND_PERFORMANCE, NAME, NAME_HANDLER, USER,
+};
+use crate::range::Window;
+use crate::timefmt::sql_datetime;
+
+/// Which SQL dialect an Analytics Engine query is rendered in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// The Analytics Engine SQL API (ClickHouse-like).
+    AnalyticsEngine,
+    /// SQLite, for the local mirror in D1 (`analytics_points_local` and its view).
+    Sqlite,
+}
+
+/// Rows to show in the commands and callbacks table.
+pub const TOP_NAMES: usize = 20;
+
+fn since(dialect: Dialect, start_ms: i64) -> String {
+    let at = sql_datetime(start_ms);
+    match dialect {
+        Dialect::AnalyticsEngine => format!("timestamp >= toDateTime('{at}')"),
+        Dialect::Sqlite => format!("timestamp >= '{at}'"),
+    }
+}
+
+fn start_of_hour(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::AnalyticsEngine => "toStartOfHour(timestamp)",
+        Dialect::Sqlite => "strftime('%Y-%m-%d %H:00:00', timestamp)",
+    }
+}
+
+fn start_of_day(dialect: Dialect) -> &'static str {
+    match dialect {
+        Dialect::AnalyticsEngine => "toStartOfDay(timestamp)",
+        Dialect::Sqlite => "strftime('%Y-%m-%d 00:00:00', timestamp)",
+    }
+}
+
+/// Delivery lag in ms: when the point was written (`timestamp`, whole seconds) minus when the
+/// event happened.
+fn lag_ms(dialect: Dialect) -> String {
+    match dialect {
+        Dialect::AnalyticsEngine => format!("toUnixTimestamp(timestamp) * 1000 - {EVENT_TIME_MS}"),
+        Dialect::Sqlite => {
+            format!("(CAST(strftime('%s', timestamp) AS INTEGER) * 1000 - {EVENT_TIME_MS})")
+        }
+    }
+}
+
+/// SQLite: aggregates and weighted quantiles of `v` (weight `w`) per `group` over the rows of
+/// `inner`, which must select the group columns, `v`, `w` and whatever `aggregates` use.
+fn sqlite_weighted(
+    inner: &str,
+    group: &[&str],
+    aggregates: &[(&str, &str)],
+    quantiles: &[(f64, &str)],
+    tail: &str,
+) -> String {
+    let partition = if group.is_empty() {
+        String::new()
+    } else {
+        format!("PARTITION BY {} ", group.join(", "))
+    };
+    let mut columns: Vec<String> = group.iter().map(|g| g.to_string()).collect();
+    columns.extend(
+        aggregates
+            .iter()
+            .map(|(e, alias)| format!("{e} AS {alias}")),
+    );
+    columns.extend(quantiles.iter().map(|(q, alias)| {
+        format!("MIN(CASE WHEN w > 0 AND cum >= {q} * total THEN v END) AS {alias}")
+    }));
+    let group_by = if group.is_empty() {
+        String::new()
+    } else {
+        format!("\nGROUP BY {}", group.join(", "))
+    };
+    format!(
+        "SELECT {}\nFROM (SELECT *, SUM(w) OVER ({partition}ORDER BY v ROWS UNBOUNDED PRECEDING) AS cum,\n             SUM(w) OVER ({}) AS total\n      FROM ({inner}))\
+         {group_by}{tail}",
+        columns.join(",\n       "),
+        partition.trim_end(),
+    )
+}
+
+/// Events per hour by kind, weighted. Columns: `hour`, `kind`, `events`.
+pub fn events_per_hour(dialect: Dialect, window: &Window) -> String {
+    format!(
+        "SELECT {hour} AS hour, {KIND} AS kind, SUM(_sample_interval) AS events\n\
+         FROM {DATASET}\n\
+         WHERE {since}\n\
+         GROUP BY hour, kind\n\
+         ORDER BY hour, kind",
+        hour = start_of_hour(dialect),
+        since = since(dialect, window.start_ms),
+    )
+}
+
+/// Which rows the commands table reads: command and callback events, and the handler timings
+/// that name a command.
+fn names_filter(dialect: Dialect, window: &Window) -> String {
+    format!(
+        "{since} AND ({KIND} IN ('{KIND_COMMAND}', '{KIND_CALLBACK}') OR ({KIND} = '{KIND_PERFORMANCE}' AND {NAME} = '{NAME_HANDLER}' AND {COMMAND} != ''))",
+        since = since(dialect, window.start_ms)
+    )
+}
+
+/// Top commands and callbacks with their uses and the p50/p95 handler duration (from the
+/// handler timings, which name the command; `timed` is how many there were, so callbacks,
+/// whose timings carry no callback name, show none). Columns: `kind`, `name`, `uses`, `timed`,
+/// `p50_ms`, `p95_ms`.
+pub fn commands_and_callbacks(dialect: Dialect, window: &Window) -> String {
+    let filter = names_filter(dialect, window);
+    match dialect {
+        Dialect::AnalyticsEngine => format!(
+            "SELECT if({KIND} = '{KIND_CALLBACK}', '{KIND_CALLBACK}', '{KIND_COMMAND}') AS kind,\n\
+             \x20      if({KIND} = '{KIND_PERFORMANCE}', {COMMAND}, {NAME}) AS name,\n\
+             \x20      SUM(_sample_interval * ({KIND} != '{KIND_PERFORMANCE}')) AS uses,\n\
+             \x20      SUM(_sample_interval * ({KIND} = '{KIND_PERFORMANCE}')) AS timed,\n\
+             \x20      quantileExactWeighted(0.5)({DURATION_MS}, _sample_interval * ({KIND} = '{KIND_PERFORMANCE}')) AS p50_ms,\n\
+             \x20      quantileExactWeighted(0.95)({DURATION_MS}, _sample_interval * ({KIND} = '{KIND_PERFORMANCE}')) AS p95_ms\n\
+             FROM {DATASET}\n\
+             WHERE {filter}\n\
+             GROUP BY kind, name\n\
+             ORDER BY uses DESC, name\n\
+             LIMIT {TOP_NAMES}"
+        ),
+        Dialect::Sqlite => sqlite_weighted(
+            &format!(
+                "SELECT CASE WHEN {KIND} = '{KIND_CALLBACK}' THEN '{KIND_CALLBACK}' ELSE '{KIND_COMMAND}' END AS kind, \
+                 CASE WHEN {KIND} = '{KIND_PERFORMANCE}' THEN {COMMAND} ELSE {NAME} END AS name, \
+                 _sample_interval * ({KIND} != '{KIND_PERFORMANCE}') AS u, \
+                 _sample_interval * ({KIND} = '{KIND_PERFORMANCE}') AS w, \
+                 {DURATION_MS} AS v \
+                 FROM {DATASET} WHERE {filter}"
+            ),
+            &["kind", "name"],
+            &[("SUM(u)", "uses"), ("SUM(w)", "timed")],
+            &[(0.5, "p50_ms"), (0.95, "p95_ms")],
+            &format!("\nORDER BY uses DESC, name\nLIMIT {TOP_NAMES}"),
+        ),
+    }
+}
+
+/// Distinct users per UTC day, from the first whole day the window touches. Columns: `day`,
+/// `users`.
+pub fn daily_active_users(dialect: Dialect, window: &Window) -> String {
+    format!(
+        "SELECT {day} AS day, count(DISTINCT {USER}) AS users\n\
+         FROM {DATASET}\n\
+         WHERE {since} AND {USER} != ''\n\
+         GROUP BY day\n\
+         ORDER BY day",
+        day = start_of_day(dialect),
+        since = since(dialect, window.first_day_ms()),
+    )
+}
+
+/// Delivery lag over the window: weighted events and lag percentiles. Columns: `events`,
+/// `p50_ms`, `p95_ms`, `p99_ms`, `max_ms`.
+pub fn delivery_lag(dialect: Dialect, window: &Window) -> String {
+    let lag = lag_ms(dialect);
+    let filter = format!(
+        "{} AND {EVENT_TIME_MS} > 0",
+        since(dialect, window.start_ms)
+    );
+    match dialect {
+        Dialect::AnalyticsEngine => format!(
+            "SELECT SUM(_sample_interval) AS events,\n\
+             \x20      quantileExactWeighted(0.5)({lag}, _sample_interval) AS p50_ms,\n\
+             \x20      quantileExactWeighted(0.95)({lag}, _sample_interval) AS p95_ms,\n\
+             \x20      quantileExactWeighted(0.99)({lag}, _sample_interval) AS p99_ms,\n\
+             \x20      max({lag}) AS max_ms\n\
+             FROM {DATASET}\n\
+             WHERE {filter}"
+        ),
+        Dialect::Sqlite => sqlite_weighted(
+            &format!("SELECT {lag} AS v, _sample_interval AS w FROM {DATASET} WHERE {filter}"),
+            &[],
+            &[("SUM(w)", "events"), ("MAX(v)", "max_ms")],
+            &[(0.5, "p50_ms"), (0.95, "p95_ms"), (0.99, "p99_ms")],
+            "",
+        ),
+    }
+}
+
+/// Events stored per hour with their delivery lag percentiles. Columns: `hour`, `events`,
+/// `p50_ms`, `p95_ms`.
+pub fn delivery_lag_per_hour(dialect: Dialect, window: &Window) -> String {
+    let lag = lag_ms(dialect);
+    let hour = start_of_hour(dialect);
+    let filter = format!(
+        "{} AND {EVENT_TIME_MS} > 0",
+        since(dialect, window.start_ms)
+    );
+    match dialect {
+        Dialect::AnalyticsEngine => format!(
+            "SELECT {hour} AS hour, SUM(_sample_interval) AS events,\n\
+             \x20      quantileExactWeighted(0.5)({lag}, _sample_interval) AS p50_ms,\n\
+             \x20      quantileExactWeighted(0.95)({lag}, _sample_interval) AS p95_ms\n\
+             FROM {DATASET}\n\
+             WHERE {filter}\n\
+             GROUP BY hour\n\
+             ORDER BY hour"
+        ),
+        Dialect::Sqlite => sqlite_weighted(
+            &format!(
+                "SELECT {hour} AS hour, {lag} AS v, _sample_interval AS w FROM {DATASET} WHERE {filter}"
+            ),
+            &["hour"],
+            &[("SUM(w)", "events")],
+            &[(0.5, "p50_ms"), (0.95, "p95_ms")],
+            "\nORDER BY hour",
+        ),
+    }
+}
+
+// ---- D1 (always bound parameters) ----
+
+/// Error groups seen since `?1` (ms), most recent first (the overview's short list).
+pub const RECENT_GROUPS: &str = "SELECT fingerprint, kind, last_message, count, last_seen \
+     FROM error_groups WHERE last_seen >= ?1 ORDER BY last_seen DESC, fingerprint LIMIT 5";
+
+/// How the error groups are sorted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorSort {
+    /// Most recently seen first.
+    LastSeen,
+    /// Most events first.
+    Count,
+}
+
+impl ErrorSort {
+    /// Parses the `sort` query parameter.
+    pub fn parse(text: &str) -> Option<ErrorSort> {
+        match text {
+            "last_seen" => Some(ErrorSort::LastSeen),
+            "count" => Some(ErrorSort::Count),
+            _ => None,
+        }
+    }
+
+    /// The query parameter value.
+    pub fn as_param(self) -> &'static str {
+        match self {
+            ErrorSort::LastSeen => "last_seen",
+            ErrorSort::Count => "count",
+        }
+    }
+}
+
+/// Most error groups the errors page lists.
+pub const MAX_GROUPS: usize = 100;
+
+/// Error groups with the users they affected (over the events still kept), optionally only
+/// those seen in release `?1` (NULL: all). The order comes from a fixed set.
+pub fn error_groups(sort: ErrorSort) -> &'static str {
+    match sort {
+        ErrorSort::LastSeen => {
+            "SELECT g.fingerprint, g.kind, g.location, g.last_message, g.count, g.first_seen, \
+             g.last_seen, g.release, \
+             (SELECT COUNT(DISTINCT e.user_id) FROM error_events e WHERE e.fingerprint = g.fingerprint) AS users \
+             FROM error_groups g \
+             WHERE ?1 IS NULL OR g.fingerprint IN (SELECT fingerprint FROM error_events WHERE release = ?1) \
+             ORDER BY g.last_seen DESC, g.fingerprint LIMIT 100"
+        }
+        ErrorSort::Count => {
+            "SELECT g.fingerprint, g.kind, g.location, g.last_message, g.count, g.first_seen, \
+             g.last_seen, g.release, \
+             (SELECT COUNT(DISTINCT e.user_id) FROM error_events e WHERE e.fingerprint = g.fingerprint) AS users \
+             FROM error_groups g \
+             WHERE ?1 IS NULL OR g.fingerprint IN (SELECT fingerprint FROM error_events WHERE release = ?1) \
+             ORDER BY g.count DESC, g.last_seen DESC, g.fingerprint LIMIT 100"
+        }
+    }
+}
+
+/// Releases with errors (for the release filter), most recent first.
+pub const RELEASES: &str = "SELECT release, COUNT(*) AS events, MAX(occurred_at) AS last_seen \
+     FROM error_events GROUP BY release ORDER BY last_seen DESC, release LIMIT 50";
+
+/// One error group (`?1` = fingerprint) with the users it affected.
+pub const GROUP: &str = "SELECT fingerprint, kind, location, first_seen, last_seen, count, \
+     last_message, sample_event_id, release, \
+     (SELECT COUNT(DISTINCT user_id) FROM error_events WHERE fingerprint = ?1) AS users \
+     FROM error_groups WHERE fingerprint = ?1";
+
+/// Most events the group page lists.
+pub const MAX_GROUP_EVENTS: usize = 50;
+
+/// The most recent events of a group (`?1` = fingerprint).
+pub const GROUP_EVENTS: &str = "SELECT event_id, occurred_at, received_at, message, location, \
+     user_id, chat_id, bot, release \
+     FROM error_events WHERE fingerprint = ?1 ORDER BY occurred_at DESC, event_id LIMIT 50";
+
+/// A group's events per hour (`?1` = fingerprint, `?2` = since, ms). Columns: `hour` (hours since
+/// the epoch), `events`.
+pub const GROUP_PER_HOUR: &str = "SELECT occurred_at / 3600000 AS hour, COUNT(*) AS events \
+     FROM error_events WHERE fingerprint = ?1 AND occurred_at >= ?2 GROUP BY hour ORDER BY hour";
+
+/// Stored queue messages since `?1` (ms) by their number of events, with the producers' drop
+/// counts. Columns: `event_count`, `messages`, `send_failed`, `oversize`, `buffer_full`.
+pub const ENVELOPES: &str = "SELECT event_count, COUNT(*) AS messages, \
+     SUM(dropped_send_failed) AS send_failed, SUM(dropped_oversize) AS oversize, \
+     SUM(dropped_buffer_full) AS buffer_full \
+     FROM processed_envelopes WHERE received_at >= ?1 GROUP BY event_count ORDER BY event_count";
+
+/// Rejected messages since `?1` (ms) by queue and reason.
+pub const REJECTED_SUMMARY: &str = "SELECT queue, reason, COUNT(*) AS messages, \
+     MAX(received_at) AS last_seen \
+     FROM rejected_messages WHERE received_at >= ?1 GROUP BY queue, reason \
+     ORDER BY messages DESC, queue, reason LIMIT 50";
+
+/// The most recent rejected messages since `?1` (ms), details cut to 300 characters.
+pub const REJECTED_RECENT: &str = "SELECT id, queue, message_id, reason, \
+     substr(detail, 1, 300) AS detail, length(payload) AS payload_bytes, received_at \
+     FROM rejected_messages WHERE received_at >= ?1 ORDER BY received_at DESC, id DESC LIMIT 20";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::range::Range;
+
+    const NOW: i64 = 1_764_000_000_000;
+
+    fn all_ae(dialect: Dialect, window: &Window) -> Vec<String> {
+        vec![
+            events_per_hour(dialect, window),
+            commands_and_callbacks(dialect, window),
+            daily_active_users(dialect, window),
+            delivery_lag(dialect, window),
+            delivery_lag_per_hour(dialect, window),
+        ]
+    }
+
+    #[test]
+    fn analytics_engine_sql_uses_only_its_dialect() {
+        for range in Range::ALL {
+            let window = range.window(NOW);
+            for sql in all_ae(Dialect::AnalyticsEngine, &window) {
+                assert!(sql.contains(&format!("FROM {DATASET}")), "{sql}");
+                for sqlite_only in ["strftime", "OVER", "CASE", "?1", ";"] {
+                    assert!(!sql.contains(sqlite_only), "{sqlite_only} in {sql}");
+                }
+                assert!(sql.contains("toDateTime('"), "{sql}");
+            }
+            for sql in all_ae(Dialect::Sqlite, &window) {
+                for ae_only in [
+                    "toDateTime",
+                    "toStartOf",
+                    "quantile",
+                    "toUnixTimestamp",
+                    "if(",
+                ] {
+                    assert!(!sql.contains(ae_only), "{ae_only} in {sql}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn counts_are_weighted_by_the_sample_interval() {
+        let window = Range::Day.window(NOW);
+        for dialect in [Dialect::AnalyticsEngine, Dialect::Sqlite] {
+            for sql in all_ae(dialect, &window) {
+                assert!(
+                    !sql.contains("count()") && !sql.contains("COUNT(*)"),
+                    "{sql}"
+                );
+                let weighted = sql.contains("_sample_interval");
+                let distinct_users = sql.contains("count(DISTINCT");
+                assert!(weighted || distinct_users, "{sql}");
+            }
+        }
+    }
+
+    #[test]
+    fn the_only_interpolated_values_are_our_own_times() {
+        let window = Range::Week.window(NOW);
+        let sql = events_per_hour(Dialect::AnalyticsEngine, &window);
+        assert!(sql.contains("toDateTime('2025-11-17 17:00:00')"), "{sql}");
+        // Every quoted literal is a known constant or a formatted time.
+        for dialect in [Dialect::AnalyticsEngine, Dialect::Sqlite] {
+            for sql in all_ae(dialect, &window) {
+                for (i, literal) in sql.split('\'').enumerate() {
+                    if i % 2 == 1 {
+                        let ok = literal
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || " -:_%".contains(c));
+                        assert!(ok, "unexpected literal {literal:?} in {sql}");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn sort_parses_from_a_fixed_set() {
+        assert_eq!(ErrorSort::parse("count"), Some(ErrorSort::Count));
+        assert_eq!(ErrorSort::parse("last_seen"), Some(ErrorSort::LastSeen));
+        assert_eq!(ErrorSort::parse("count DESC; --"), None);
+        assert!(error_groups(ErrorSort::Count).contains("ORDER BY g.count DESC"));
+        assert!(error_groups(ErrorSort::LastSeen).contains("ORDER BY g.last_seen DESC"));
+        assert!(error_groups(ErrorSort::Count).contains(&format!("LIMIT {MAX_GROUPS}")));
+        assert!(GROUP_EVENTS.contains(&format!("LIMIT {MAX_GROUP_EVENTS}")));
+    }
+}

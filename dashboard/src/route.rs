@@ -1,0 +1,293 @@
+//! Which page a request asks for. Every parameter is validated here, before anything else
+//! looks at it: ranges and sort orders come from fixed sets, a fingerprint is 16 lowercase hex
+//! digits, a release is bounded text that only ever reaches SQL as a bound parameter.
+
+use crate::queries::ErrorSort;
+use crate::range::Range;
+
+/// Where the stylesheet is served.
+pub const STYLESHEET_PATH: &str = "/assets/dashboard.css";
+/// Where the favicon is served.
+pub const ICON_PATH: &str = "/assets/icon.svg";
+/// Longest release name accepted (the column map's bound for the release column).
+pub const MAX_RELEASE_BYTES: usize = 128;
+/// Longest query string accepted.
+pub const MAX_QUERY_BYTES: usize = 2048;
+
+/// A page of the dashboard, with its validated parameters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Page {
+    /// `/`: charts and tables over a range.
+    Overview {
+        /// The range picked (default: the last 24 hours).
+        range: Range,
+    },
+    /// `/errors`: error groups.
+    Errors {
+        /// Sort order (default: last seen).
+        sort: ErrorSort,
+        /// Only groups seen in this release.
+        release: Option<String>,
+    },
+    /// `/errors/<fingerprint>`: one group.
+    ErrorGroup {
+        /// The group's fingerprint (16 lowercase hex digits).
+        fingerprint: String,
+        /// The range of its occurrence chart (default: the last 7 days).
+        range: Range,
+    },
+    /// `/pipeline`: pipeline health over a range.
+    Pipeline {
+        /// The range picked (default: the last 24 hours).
+        range: Range,
+    },
+}
+
+/// What a request asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// A dashboard page.
+    Page(Page),
+    /// The stylesheet.
+    Stylesheet,
+    /// The favicon.
+    Icon,
+    /// `/health`: a liveness probe that needs no password and shows no data.
+    Health,
+    /// No such page (404).
+    NotFound,
+    /// A parameter was invalid (400), with a message that may echo it (escape it!).
+    BadRequest(String),
+    /// Only GET and HEAD are served (405).
+    MethodNotAllowed,
+}
+
+/// Routes a request: `method`, the URL path and the raw query string (without `?`).
+pub fn route(method: &str, path: &str, query: &str) -> Route {
+    if method != "GET" && method != "HEAD" {
+        return Route::MethodNotAllowed;
+    }
+    let params = match parse_query(query) {
+        Ok(params) => params,
+        Err(message) => return Route::BadRequest(message),
+    };
+    let get = |name: &str| {
+        params
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    };
+    let range = |default: Range| match get("range") {
+        None | Some("") => Ok(default),
+        Some(text) => Range::parse(text).ok_or_else(|| format!("unknown range {text:?}")),
+    };
+    let page = match path {
+        "/" => range(Range::Day).map(|range| Page::Overview { range }),
+        "/pipeline" => range(Range::Day).map(|range| Page::Pipeline { range }),
+        "/errors" => errors_page(get("sort"), get("release")),
+        STYLESHEET_PATH => return Route::Stylesheet,
+        ICON_PATH | "/favicon.ico" => return Route::Icon,
+        "/health" => return Route::Health,
+        _ => match path.strip_prefix("/errors/") {
+            Some(fingerprint) if is_fingerprint(fingerprint) => {
+                range(Range::Week).map(|range| Page::ErrorGroup {
+                    fingerprint: fingerprint.to_string(),
+                    range,
+                })
+            }
+            _ => return Route::NotFound,
+        },
+    };
+    match page {
+        Ok(page) => Route::Page(page),
+        Err(message) => Route::BadRequest(message),
+    }
+}
+
+fn errors_page(sort: Option<&str>, release: Option<&str>) -> Result<Page, String> {
+    let sort = match sort {
+        None | Some("") => ErrorSort::LastSeen,
+        Some(text) => ErrorSort::parse(text).ok_or_else(|| format!("unknown sort {text:?}"))?,
+    };
+    let release = match release {
+        None | Some("") => None,
+        Some(text) if text.len() > MAX_RELEASE_BYTES => {
+            return Err(format!(
+                "release longer than {MAX_RELEASE_BYTES} bytes: {:?}",
+                shared::text::ellipsize(text, 60)
+            ))
+        }
+        Some(text) => Some(text.to_string()),
+    };
+    Ok(Page::Errors { sort, release })
+}
+
+/// Whether `text` looks like an error fingerprint (16 lowercase hex digits).
+pub fn is_fingerprint(text: &str) -> bool {
+    text.len() == 16 && text.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Decodes an `application/x-www-form-urlencoded` query string. Fails on oversized input,
+/// bad percent escapes and text that is not UTF-8 (or holds control characters).
+pub fn parse_query(query: &str) -> Result<Vec<(String, String)>, String> {
+    if query.len() > MAX_QUERY_BYTES {
+        return Err(format!("query string longer than {MAX_QUERY_BYTES} bytes"));
+    }
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            Ok((decode(k)?, decode(v)?))
+        })
+        .collect()
+}
+
+fn decode(text: &str) -> Result<String, String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hex = bytes
+                    .get(i + 1..i + 3)
+                    .and_then(|h| std::str::from_utf8(h).ok())
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .ok_or_else(|| "bad percent escape in the query string".to_string())?;
+                out.push(hex);
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    let decoded = String::from_utf8(out).map_err(|_| "query string is not UTF-8".to_string())?;
+    if decoded.chars().any(char::is_control) {
+        return Err("control characters in the query string".into());
+    }
+    Ok(decoded)
+}
+
+/// Percent-encodes a query parameter value (everything but unreserved characters).
+pub fn encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn get(path: &str, query: &str) -> Route {
+        route("GET", path, query)
+    }
+
+    #[test]
+    fn pages_and_defaults() {
+        assert_eq!(
+            get("/", ""),
+            Route::Page(Page::Overview { range: Range::Day })
+        );
+        assert_eq!(
+            get("/", "range=7d"),
+            Route::Page(Page::Overview { range: Range::Week })
+        );
+        assert_eq!(
+            get("/pipeline", "range=30d&x=1"),
+            Route::Page(Page::Pipeline {
+                range: Range::Month
+            })
+        );
+        assert_eq!(
+            get("/errors", "sort=count&release=0.1.0"),
+            Route::Page(Page::Errors {
+                sort: ErrorSort::Count,
+                release: Some("0.1.0".into())
+            })
+        );
+        assert_eq!(
+            get("/errors", "release="),
+            Route::Page(Page::Errors {
+                sort: ErrorSort::LastSeen,
+                release: None
+            })
+        );
+        assert_eq!(
+            get("/errors/0123456789abcdef", ""),
+            Route::Page(Page::ErrorGroup {
+                fingerprint: "0123456789abcdef".into(),
+                range: Range::Week
+            })
+        );
+        assert_eq!(get(STYLESHEET_PATH, ""), Route::Stylesheet);
+        assert_eq!(get("/favicon.ico", ""), Route::Icon);
+        assert_eq!(get("/health", ""), Route::Health);
+        assert_eq!(
+            route("HEAD", "/", ""),
+            Route::Page(Page::Overview { range: Range::Day })
+        );
+        assert_eq!(route("POST", "/", ""), Route::MethodNotAllowed);
+    }
+
+    #[test]
+    fn hostile_values_are_refused_or_kept_as_data() {
+        assert_eq!(get("/errors/0123456789ABCDEF", ""), Route::NotFound);
+        assert_eq!(get("/errors/../../etc/passwd", ""), Route::NotFound);
+        assert_eq!(get("/errors/0123456789abcdef'--", ""), Route::NotFound);
+        assert_eq!(get("/nope", ""), Route::NotFound);
+        assert!(
+            matches!(get("/", "range=%27%3B%20DROP%20TABLE%20x"), Route::BadRequest(m) if m.contains("DROP"))
+        );
+        assert!(matches!(
+            get("/", "range=%3Cscript%3E"),
+            Route::BadRequest(_)
+        ));
+        assert!(matches!(
+            get("/errors", "sort=count%20DESC"),
+            Route::BadRequest(_)
+        ));
+        assert!(matches!(get("/", "range=%zz"), Route::BadRequest(_)));
+        assert!(matches!(get("/", "range=%ff"), Route::BadRequest(_)));
+        assert!(matches!(get("/", "a=%0a"), Route::BadRequest(_)));
+        assert!(matches!(
+            get("/errors", &format!("release={}", "a".repeat(129))),
+            Route::BadRequest(_)
+        ));
+        assert!(matches!(
+            get("/", &"a=b&".repeat(600)),
+            Route::BadRequest(_)
+        ));
+        // A hostile release is just a value to look for.
+        assert_eq!(
+            get("/errors", "release=%27%3B+DROP+TABLE+error_groups%3B+--"),
+            Route::Page(Page::Errors {
+                sort: ErrorSort::LastSeen,
+                release: Some("'; DROP TABLE error_groups; --".into())
+            })
+        );
+    }
+
+    #[test]
+    fn encoding_round_trips() {
+        for value in ["0.1.0", "a b&c=d", "<script>'\"", "ünï"] {
+            let pairs = parse_query(&format!("v={}", encode(value))).unwrap();
+            assert_eq!(pairs, vec![("v".to_string(), value.to_string())]);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics(path in ".{0,80}", query in ".{0,200}", method in "[A-Z]{0,7}") {
+            let _ = route(&method, &path, &query);
+        }
+    }
+}

@@ -1,0 +1,468 @@
+//! The dashboard's D1 queries and the local-mirror renderings of its Analytics Engine queries,
+//! run natively in SQLite against the real migrations: plan → SQL → rows → model → HTML.
+
+use dashboard_core::plan::{plan, QueryId, Results, Store};
+use dashboard_core::queries::{Dialect, ErrorSort};
+use dashboard_core::range::Range;
+use dashboard_core::route::Page;
+use dashboard_core::rows::Row;
+use dashboard_core::sqlapi::QueryError;
+use dashboard_core::{html, model};
+use rusqlite::{types::ValueRef, Connection};
+use serde_json::{Map, Value};
+use shared::ingest::SqlValue;
+
+/// 2025-11-24 16:30 UTC.
+const NOW: i64 = 1_764_000_000_000 + 30 * 60_000;
+
+fn migrated() -> Connection {
+    let db = Connection::open_in_memory().unwrap();
+    for file in ["0001_error_log.sql", "0002_analytics_points_local.sql"] {
+        let path = format!("{}/../migrations/{file}", env!("CARGO_MANIFEST_DIR"));
+        db.execute_batch(&std::fs::read_to_string(path).unwrap())
+            .unwrap();
+    }
+    db
+}
+
+/// One point: (timestamp, sample interval, kind, name, user, command property, duration ms,
+/// event time ms).
+type Point = (
+    &'static str,
+    i64,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    f64,
+    f64,
+);
+
+fn insert_points(db: &Connection, points: &[Point]) {
+    for (ts, interval, kind, name, user, command, ms, at) in points {
+        db.execute(
+            "INSERT INTO analytics_points_local (dataset, timestamp, _sample_interval, index1, \
+             blob1, blob2, blob3, blob4, blob5, blob13, double1, double2, double3) \
+             VALUES ('telegram_bot_events', ?1, ?2, ?3, 'bot', '0.1.0', ?4, ?5, ?3, ?6, 1, ?7, ?8)",
+            rusqlite::params![ts, interval, user, kind, name, command, ms, at],
+        )
+        .unwrap();
+    }
+}
+
+fn json_of(value: ValueRef) -> Value {
+    match value {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::from(i),
+        ValueRef::Real(x) => Value::from(x),
+        ValueRef::Text(t) => Value::from(String::from_utf8_lossy(t).to_string()),
+        ValueRef::Blob(b) => Value::from(b.len()),
+    }
+}
+
+fn run(db: &Connection, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, QueryError> {
+    let mut statement = db.prepare(sql).map_err(|e| QueryError::D1(e.to_string()))?;
+    let names: Vec<String> = statement.column_names().map(|s| s.to_string()).collect();
+    let bound: Vec<rusqlite::types::Value> = params
+        .iter()
+        .map(|p| match p {
+            SqlValue::Text(t) => rusqlite::types::Value::Text(t.clone()),
+            SqlValue::Integer(i) => rusqlite::types::Value::Integer(*i),
+            SqlValue::Real(x) => rusqlite::types::Value::Real(*x),
+            SqlValue::Blob(b) => rusqlite::types::Value::Blob(b.clone()),
+            SqlValue::Null => rusqlite::types::Value::Null,
+        })
+        .collect();
+    let mut rows = statement
+        .query(rusqlite::params_from_iter(bound))
+        .map_err(|e| QueryError::D1(e.to_string()))?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(|e| QueryError::D1(e.to_string()))? {
+        let mut map = Map::new();
+        for (i, name) in names.iter().enumerate() {
+            map.insert(name.clone(), json_of(row.get_ref(i).unwrap()));
+        }
+        out.push(map);
+    }
+    Ok(out)
+}
+
+/// Runs a whole page plan the way the Worker does under `make dev` (everything in D1).
+fn results_of(db: &Connection, page: &Page) -> Results {
+    let plan = plan(page, NOW, Dialect::Sqlite);
+    assert!(plan.count(Store::D1) <= 3 && plan.count(Store::AnalyticsEngine) <= 3);
+    let mut results = Results::default();
+    for q in &plan.queries {
+        results.insert(q.id, run(db, &q.sql, &q.params));
+    }
+    results
+}
+
+fn typical() -> Connection {
+    let db = migrated();
+    let at = (NOW - 60_000) as f64;
+    insert_points(
+        &db,
+        &[
+            (
+                "2025-11-24 16:05:00",
+                1,
+                "update",
+                "message",
+                "1",
+                "",
+                0.0,
+                at,
+            ),
+            (
+                "2025-11-24 16:05:00",
+                1,
+                "command",
+                "start",
+                "1",
+                "",
+                0.0,
+                at,
+            ),
+            (
+                "2025-11-24 16:05:00",
+                1,
+                "performance",
+                "handler",
+                "1",
+                "start",
+                4.0,
+                at,
+            ),
+            (
+                "2025-11-24 16:06:00",
+                1,
+                "update",
+                "message",
+                "2",
+                "",
+                0.0,
+                at,
+            ),
+            (
+                "2025-11-24 16:06:00",
+                1,
+                "command",
+                "start",
+                "2",
+                "",
+                0.0,
+                at,
+            ),
+            (
+                "2025-11-24 16:06:00",
+                1,
+                "performance",
+                "handler",
+                "2",
+                "start",
+                10.0,
+                at,
+            ),
+            (
+                "2025-11-24 15:59:00",
+                3,
+                "update",
+                "message",
+                "3",
+                "",
+                0.0,
+                at,
+            ),
+            (
+                "2025-11-24 15:59:00",
+                3,
+                "command",
+                "help",
+                "3",
+                "",
+                0.0,
+                at,
+            ),
+            (
+                "2025-11-24 15:59:00",
+                3,
+                "performance",
+                "handler",
+                "3",
+                "help",
+                2.0,
+                at,
+            ),
+            (
+                "2025-11-24 16:07:00",
+                1,
+                "update",
+                "callback_query",
+                "1",
+                "",
+                0.0,
+                at,
+            ),
+            (
+                "2025-11-24 16:07:00",
+                1,
+                "callback",
+                "menu",
+                "1",
+                "",
+                0.0,
+                at,
+            ),
+            (
+                "2025-11-24 16:07:00",
+                1,
+                "performance",
+                "handler",
+                "1",
+                "",
+                1.0,
+                at,
+            ),
+            (
+                "2025-11-24 16:07:00",
+                1,
+                "error",
+                "bot_api",
+                "1",
+                "",
+                0.0,
+                at,
+            ),
+            // Outside the 24-hour window; inside the 7-day one.
+            ("2025-11-20 10:00:00", 1, "command", "old", "9", "", 0.0, at),
+        ],
+    );
+    for (id, fp, release, user, occurred) in [
+        ("e1", "00000000000000aa", "0.1.0", 1, NOW - 3_600_000),
+        ("e2", "00000000000000aa", "0.2.0", 2, NOW - 60_000),
+        ("e3", "00000000000000bb", "0.1.0", 1, NOW - 120_000),
+        ("e4", "00000000000000bb", "0.1.0", 1, NOW - 180_000),
+        ("e5", "00000000000000bb", "0.1.0", 1, NOW - 240_000),
+    ] {
+        db.execute(
+            "INSERT INTO error_events (event_id, fingerprint, occurred_at, received_at, kind, message, \
+             location, user_id, chat_id, bot, release) VALUES (?1, ?2, ?3, ?3 + 900, 'bot_api', \
+             'Bad Request: <b>' || ?2, 'bot_api:editMessageText', ?4, ?4, 'bot', ?5)",
+            rusqlite::params![id, fp, occurred, user, release],
+        )
+        .unwrap();
+    }
+    db.execute_batch(
+        "INSERT INTO processed_envelopes VALUES ('k1', 'm1', 'bot', 3, 0, 1, 0, 1764000000000, 1);
+         INSERT INTO processed_envelopes VALUES ('k2', 'm2', 'bot', 5, 2, 0, 0, 1764000001000, 1);
+         INSERT INTO processed_envelopes VALUES ('k3', 'm3', 'bot', 5, 0, 0, 0, 1700000000000, 1);
+         INSERT INTO rejected_messages (queue, message_id, reason, detail, payload, received_at)
+             VALUES ('telegram-analytics-dlq', 'q1', 'version', '<script>x</script>', x'00ff', 1764000002000);",
+    )
+    .unwrap();
+    db
+}
+
+#[test]
+fn the_overview_reads_the_local_mirror() {
+    let db = typical();
+    let results = results_of(&db, &Page::Overview { range: Range::Day });
+    for id in [
+        QueryId::EventsPerHour,
+        QueryId::CommandsAndCallbacks,
+        QueryId::DailyActiveUsers,
+        QueryId::RecentGroups,
+    ] {
+        assert!(results.get(id).is_ok(), "{id:?}: {:?}", results.get(id));
+    }
+    let o = model::overview(Range::Day, NOW, &results);
+    // Weighted: the 15:59 rows stand for three events each.
+    assert_eq!(o.total("update"), 6);
+    assert_eq!(o.total("command"), 5);
+    assert_eq!(o.total("error"), 1);
+    assert_eq!(o.error_rate(), Some(1.0 / 6.0));
+    let series = o.series.as_ref().unwrap();
+    let updates = &series.iter().find(|s| s.kind == "update").unwrap().values;
+    assert_eq!((updates[22], updates[23]), (3.0, 3.0));
+
+    let names = o.names.as_ref().unwrap();
+    let row = |name: &str| names.iter().find(|n| n.name == name).unwrap().clone();
+    let (start, help, menu) = (row("start"), row("help"), row("menu"));
+    assert_eq!(
+        (start.uses, start.timed, start.p50_ms, start.p95_ms),
+        (2, 2, Some(4.0), Some(10.0))
+    );
+    assert_eq!((help.uses, help.timed, help.p50_ms), (3, 3, Some(2.0)));
+    assert_eq!(
+        (menu.kind.as_str(), menu.uses, menu.timed, menu.p50_ms),
+        ("callback", 1, 0, None)
+    );
+    assert_eq!(names[0].name, "help", "most used first");
+    assert!(names.iter().all(|n| n.name != "old"), "outside the range");
+
+    // Users 1, 2 and 3 today; the window's first day had none.
+    assert_eq!(
+        o.daily_users.as_ref().unwrap(),
+        &vec![(1_763_856_000_000, 0), (1_763_942_400_000, 3)]
+    );
+    assert_eq!(o.recent_groups.as_ref().unwrap().len(), 2);
+
+    let html = html::overview(
+        &o,
+        &html::Footer {
+            source: "local".into(),
+            d1_queries: 1,
+            ae_queries: 3,
+        },
+    );
+    assert!(html.contains("/start") && html.contains("/help") && html.contains("menu"));
+    assert!(html.contains("<polyline"));
+    assert!(html.contains("Bad Request: &lt;b&gt;"));
+}
+
+#[test]
+fn wider_ranges_include_older_points() {
+    let db = typical();
+    let o = model::overview(
+        Range::Week,
+        NOW,
+        &results_of(&db, &Page::Overview { range: Range::Week }),
+    );
+    assert!(o.names.unwrap().iter().any(|n| n.name == "old"));
+}
+
+#[test]
+fn error_pages_sort_filter_and_bind() {
+    let db = typical();
+    let page = |sort, release: Option<&str>| {
+        let results = results_of(
+            &db,
+            &Page::Errors {
+                sort,
+                release: release.map(str::to_string),
+            },
+        );
+        model::errors(sort, release.map(str::to_string), &results)
+    };
+    let by_last = page(ErrorSort::LastSeen, None).groups.unwrap();
+    assert_eq!(
+        by_last
+            .iter()
+            .map(|g| g.fingerprint.as_str())
+            .collect::<Vec<_>>(),
+        ["00000000000000aa", "00000000000000bb"]
+    );
+    let by_count = page(ErrorSort::Count, None).groups.unwrap();
+    assert_eq!(by_count[0].fingerprint, "00000000000000bb");
+    assert_eq!((by_count[0].count, by_count[0].users), (3, 1));
+    assert_eq!((by_count[1].count, by_count[1].users), (2, 2));
+    let only = page(ErrorSort::LastSeen, Some("0.2.0")).groups.unwrap();
+    assert_eq!(only.len(), 1);
+    assert_eq!(only[0].fingerprint, "00000000000000aa");
+    let releases = page(ErrorSort::LastSeen, None).releases.unwrap();
+    assert_eq!(
+        releases,
+        vec![("0.2.0".to_string(), 1), ("0.1.0".to_string(), 4)]
+    );
+
+    // A hostile release is a value to look for, nothing more: no rows, tables intact.
+    let hostile = "'; DROP TABLE error_groups; --";
+    let none = page(ErrorSort::Count, Some(hostile));
+    assert_eq!(none.groups.as_ref().unwrap().len(), 0);
+    let count: i64 = db
+        .query_row("SELECT count(*) FROM error_groups", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(count, 2);
+    let html = html::errors(
+        &none,
+        &html::Footer {
+            source: String::new(),
+            d1_queries: 2,
+            ae_queries: 0,
+        },
+    );
+    assert!(html.contains("&#39;; DROP TABLE error_groups; --"));
+}
+
+#[test]
+fn a_group_page_has_its_events_and_hours() {
+    let db = typical();
+    let fp = "00000000000000bb";
+    let page = Page::ErrorGroup {
+        fingerprint: fp.into(),
+        range: Range::Day,
+    };
+    let g = model::group(fp, Range::Day, NOW, &results_of(&db, &page));
+    let group = g.group.unwrap().unwrap();
+    assert_eq!(
+        (group.count, group.users, group.release.as_str()),
+        (3, 1, "0.1.0")
+    );
+    let events = g.events.unwrap();
+    assert_eq!(
+        events
+            .iter()
+            .map(|e| e.event_id.as_str())
+            .collect::<Vec<_>>(),
+        ["e3", "e4", "e5"]
+    );
+    assert_eq!(events[0].user, "1");
+    let per_hour = g.per_hour.unwrap();
+    assert_eq!(per_hour.iter().sum::<f64>(), 3.0);
+    assert_eq!(per_hour[23], 3.0);
+    let missing = Page::ErrorGroup {
+        fingerprint: "0123456789abcdef".into(),
+        range: Range::Day,
+    };
+    assert_eq!(
+        model::group(
+            "0123456789abcdef",
+            Range::Day,
+            NOW,
+            &results_of(&db, &missing)
+        )
+        .group,
+        Ok(None)
+    );
+}
+
+#[test]
+fn the_pipeline_page_reads_envelopes_rejections_and_lag() {
+    let db = typical();
+    let p = model::pipeline(
+        Range::Day,
+        NOW,
+        &results_of(&db, &Page::Pipeline { range: Range::Day }),
+    );
+    let e = p.envelopes.unwrap();
+    assert_eq!(
+        (e.messages, e.events),
+        (2, 8),
+        "the old envelope is outside the range"
+    );
+    assert_eq!(
+        e.dropped,
+        vec![("send_failed", 2), ("oversize", 1), ("buffer_full", 0)]
+    );
+    let rejected = p.rejected.unwrap();
+    assert_eq!(
+        (
+            rejected[0].reason.as_str(),
+            rejected[0].messages,
+            rejected[0].dead_letter
+        ),
+        ("version", 1, true)
+    );
+    assert_eq!(p.recent_rejected.unwrap()[0].payload_bytes, 2);
+    let lag = p.lag.unwrap();
+    // Written at 16:05–16:07 and 15:59 (weight 3), occurred at 16:29: negative lags (the test
+    // data is artificial) still sort and weigh correctly.
+    // Weights: 9 rows' worth at 15:59 (-30 min), then 3, 3 and 4 at 16:05, 16:06, 16:07.
+    assert_eq!(lag.events, 19);
+    assert_eq!(lag.p50_ms, Some(-1_440_000.0));
+    assert_eq!(lag.p95_ms, Some(-1_320_000.0));
+    assert_eq!(lag.max_ms, Some(-1_320_000.0));
+    let (events, _, _) = p.lag_per_hour.unwrap();
+    assert_eq!((events[22], events[23]), (9.0, 10.0));
+}

@@ -1,0 +1,386 @@
+//! The dashboard Worker next to a running [`Stack`]: its own `wrangler dev` (as `make dev` runs
+//! it) with the stack's `--persist-to` state, so it reads the same local D1. It lives in a
+//! subdirectory of the stack's directory with a `.dev.vars` of its own.
+
+use std::fs;
+use std::path::PathBuf;
+use std::process::Child;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+
+use serde_json::Value;
+
+use crate::fake_ae_sql::{FakeAeSqlApi, FAKE_ACCOUNT_ID, FAKE_API_TOKEN};
+use crate::process::{spawn_wrangler_dev, stop_process_group};
+use crate::stack::{local_config, TEST_SECRET};
+use crate::{fixture, free_port, wait_for, FakeBotApi, Stack};
+
+/// The password the test dashboards use.
+pub const TEST_PASSWORD: &str = "test-dashboard-password";
+
+/// Where the dashboard reads Analytics Engine data.
+#[derive(Debug, Clone)]
+pub enum AeData {
+    /// The SQL API at this base URL (the fake), with the fake's account and token.
+    SqlApi(String),
+    /// The local mirror in D1 (`AE_LOCAL_MIRROR=1`, as under `make dev`).
+    LocalMirror,
+}
+
+/// How to start the dashboard.
+#[derive(Debug, Clone)]
+pub struct DashboardOptions {
+    /// `DASHBOARD_PASSWORD` (`None`: unset, the dashboard must refuse everyone).
+    pub password: Option<String>,
+    /// Where Analytics Engine data comes from.
+    pub data: AeData,
+}
+
+impl DashboardOptions {
+    /// The production path: the password and the fake SQL API.
+    pub fn with_sql_api(api: &FakeAeSqlApi) -> DashboardOptions {
+        DashboardOptions {
+            password: Some(TEST_PASSWORD.into()),
+            data: AeData::SqlApi(api.base_url()),
+        }
+    }
+}
+
+/// A response: status, headers (lowercase names) and body.
+#[derive(Debug, Clone)]
+pub struct Page {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers, names lowercased.
+    pub headers: Vec<(String, String)>,
+    /// Body text.
+    pub body: String,
+}
+
+impl Page {
+    /// The first value of header `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A running dashboard. Dropping it stops its `wrangler dev`.
+pub struct Dashboard {
+    dir: PathBuf,
+    port: u16,
+    child: Option<Child>,
+}
+
+/// An HTTP Basic `Authorization` value.
+pub fn basic_auth(user: &str, password: &str) -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+    )
+}
+
+impl Dashboard {
+    /// Starts the dashboard beside `stack` and waits (bounded) until it answers `/health`.
+    /// `name` keeps several dashboards of one stack apart.
+    pub fn start(stack: &Stack, name: &str, options: DashboardOptions) -> Dashboard {
+        let dir = stack.dir().join(name);
+        fs::create_dir_all(&dir).expect("dashboard dir");
+        let config = local_config("wrangler.dashboard.toml");
+        fs::write(
+            dir.join("wrangler.dashboard.toml"),
+            toml::to_string(&config).expect("serialize config"),
+        )
+        .expect("write dashboard config");
+        let mut vars = Vec::new();
+        if let Some(password) = &options.password {
+            vars.push(("DASHBOARD_PASSWORD", password.clone()));
+        }
+        match &options.data {
+            AeData::SqlApi(base) => {
+                vars.push(("CF_API_BASE", base.clone()));
+                vars.push(("CF_ACCOUNT_ID", FAKE_ACCOUNT_ID.into()));
+                vars.push(("CF_API_TOKEN", FAKE_API_TOKEN.into()));
+            }
+            AeData::LocalMirror => vars.push(("AE_LOCAL_MIRROR", "1".into())),
+        }
+        let dev_vars: String = vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
+        fs::write(dir.join(".dev.vars"), dev_vars).expect("write .dev.vars");
+        let port = free_port();
+        let child = spawn_wrangler_dev(
+            &dir,
+            &["-c", "wrangler.dashboard.toml"],
+            "../state",
+            port,
+            &dir.join("wrangler-dev.log"),
+        );
+        println!(
+            "e2e: started the dashboard (pid {}) on 127.0.0.1:{port}",
+            child.id()
+        );
+        let mut dashboard = Dashboard {
+            dir,
+            port,
+            child: Some(child),
+        };
+        let started = Instant::now();
+        wait_for("the dashboard to answer", Duration::from_secs(90), || {
+            if let Some(child) = dashboard.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    panic!(
+                        "dashboard wrangler dev exited early ({status}):\n{}",
+                        dashboard.log()
+                    );
+                }
+            }
+            dashboard
+                .get("/health", None)
+                .ok()
+                .filter(|p| p.status == 200)
+        });
+        println!("e2e: dashboard ready after {:.1?}", started.elapsed());
+        dashboard
+    }
+
+    /// `http://127.0.0.1:<port><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{}", self.port, path)
+    }
+
+    /// GET `path` with the given `Authorization` value (or none).
+    pub fn get(&self, path: &str, authorization: Option<&str>) -> Result<Page, ureq::Error> {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        let mut request = agent.get(&self.url(path));
+        if let Some(value) = authorization {
+            request = request.header("Authorization", value);
+        }
+        let mut response = request.call()?;
+        let headers = response
+            .headers()
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.as_str().to_ascii_lowercase(),
+                    v.to_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        Ok(Page {
+            status: response.status().as_u16(),
+            headers,
+            body: response.body_mut().read_to_string().unwrap_or_default(),
+        })
+    }
+
+    /// GET `path` with the test password; panics when the request fails.
+    pub fn get_ok(&self, path: &str) -> Page {
+        self.get(path, Some(&basic_auth("tester", TEST_PASSWORD)))
+            .unwrap_or_else(|e| panic!("GET {path}: {e}\n{}", self.log()))
+    }
+
+    /// The dashboard's wrangler output.
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.join("wrangler-dev.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Dashboard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.log();
+            let lines: Vec<&str> = log.lines().collect();
+            eprintln!(
+                "---- dashboard wrangler dev output (last lines) ----\n{}",
+                lines[lines.len().saturating_sub(40)..].join("\n")
+            );
+        }
+        if let Some(mut child) = self.child.take() {
+            stop_process_group(&mut child);
+        }
+    }
+}
+
+// ---- traffic for the dashboard tests ----
+
+/// A message update from `user` with `text` (a command when it starts with `/`).
+pub fn message(update_id: i64, user: i64, text: &str) -> String {
+    let mut update: Value = serde_json::from_str(&fixture("updates/message_start.json")).unwrap();
+    update["update_id"] = update_id.into();
+    update["message"]["from"]["id"] = user.into();
+    update["message"]["chat"]["id"] = user.into();
+    update["message"]["text"] = text.into();
+    update["message"]["entities"][0]["length"] =
+        (text.split(' ').next().unwrap_or_default().chars().count() as i64).into();
+    update.to_string()
+}
+
+/// A button press with `data` (its callback name is the part before the first `:`).
+pub fn button(update_id: i64, user: i64, data: &str) -> String {
+    let mut update: Value = serde_json::from_str(&fixture("updates/callback_query.json")).unwrap();
+    update["update_id"] = update_id.into();
+    update["callback_query"]["id"] = format!("cb{update_id}").into();
+    update["callback_query"]["from"]["id"] = user.into();
+    update["callback_query"]["data"] = data.into();
+    update.to_string()
+}
+
+/// A callback name that is markup.
+pub const HOSTILE_CALLBACK: &str = "<script>alert('cb')</script>";
+/// A Bot API error message that is markup.
+pub const HOSTILE_ERROR: &str = "Bad Request: <script>alert(\"err\")</script>";
+
+/// Posts a small day of traffic: four commands by three users, button presses (one with a
+/// hostile name) whose follow-up edits fail at the Bot API, and one queue message that is not an
+/// envelope (the consumer rejects it); waits until the pipeline stored it all. The stack must
+/// come from [`dashboard_stack`].
+pub fn post_traffic(stack: &Stack) {
+    let updates = [
+        message(200_001, 1_001, "/start campaign_a"),
+        message(200_002, 1_002, "/start"),
+        message(200_003, 1_002, "/help"),
+        message(200_004, 1_003, "/ping"),
+        button(200_005, 1_001, "menu:stats"),
+        button(200_006, 1_003, "menu:about"),
+        button(200_007, 1_003, &format!("{HOSTILE_CALLBACK}:x")),
+    ];
+    for update in &updates {
+        let (status, body) = stack.post_update(update, Some(TEST_SECRET));
+        assert_eq!(status, 200, "{body}");
+    }
+    stack.wait_count(
+        "the updates in the local mirror",
+        "SELECT count(*) FROM analytics_points_local WHERE blob3 = 'update'",
+        updates.len() as i64,
+    );
+    stack.wait_count(
+        "the failed edits in the error log",
+        "SELECT count(*) FROM error_events",
+        3,
+    );
+    let (status, body) = stack.post("/__dev/enqueue", &[], b"<script>not an envelope</script>");
+    assert_eq!(status, 200, "{body}");
+    stack.wait_count(
+        "the rejected message",
+        "SELECT count(*) FROM rejected_messages",
+        1,
+    );
+}
+
+/// The stack the dashboard tests run beside: the bot talks to `bot_api`, and the dev-only raw
+/// enqueue route is on (to send a message the consumer must reject).
+pub fn dashboard_stack(bot_api: &FakeBotApi) -> Stack {
+    Stack::start(crate::StackOptions {
+        api_base: Some(bot_api.base_url()),
+        extra_vars: vec![("DEV_ENQUEUE".into(), "1".into())],
+        ..crate::StackOptions::default()
+    })
+}
+
+/// A Bot API that refuses every follow-up edit with a hostile message.
+pub fn refusing_bot_api() -> FakeBotApi {
+    let api = FakeBotApi::start();
+    api.respond_error("editMessageText", 400, HOSTILE_ERROR);
+    api
+}
+
+/// Writes `n` synthetic points into the local mirror of the D1 file `d1_file` (as the consumer
+/// writes them), spread over the 30 days before `now_ms`, for the dashboard benchmark: per
+/// update an `update` event, a command or a button press, and a handler timing; every 20th
+/// update also an error. 1,000 users, deterministic.
+pub fn fill_local_mirror(d1_file: &std::path::Path, n: usize, now_ms: i64) -> rusqlite::Result<()> {
+    let mut db = rusqlite::Connection::open(d1_file)?;
+    db.busy_timeout(Duration::from_secs(30))?;
+    let tx = db.transaction()?;
+    {
+        let mut insert = tx.prepare(
+            "INSERT INTO analytics_points_local (dataset, timestamp, _sample_interval, index1, \
+             blob1, blob2, blob3, blob4, blob5, blob6, blob7, blob8, blob9, blob10, blob11, blob12, \
+             blob13, blob14, blob15, blob16, blob17, blob18, double1, double2, double3, double4, \
+             double5, double6, double7, double8) VALUES ('telegram_bot_events', ?1, 1, ?2, \
+             'telegram-bot', '0.1.0', ?3, ?4, ?2, ?2, ?5, ?6, ?7, ?8, ?9, 'private', ?10, '', ?11, \
+             '', '{}', '', 1, ?12, ?13, ?14, ?14, 0, 0, 0)",
+        )?;
+        let commands = ["start", "help", "menu", "ping", "stats", "settings"];
+        let mut seed = 0x2545_F491_4F6C_DD1D_u64;
+        let mut next = |m: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % m
+        };
+        let mut written = 0;
+        let mut update = 0u64;
+        while written < n {
+            update += 1;
+            let at = now_ms - (next(30 * 24 * 3600) as i64) * 1000;
+            let timestamp = dashboard_core::timefmt::sql_datetime(at + 800);
+            let user = 1_000_000 + next(1000) as i64;
+            let command = commands[next(commands.len() as u64) as usize];
+            let button = next(3) == 0;
+            let mut events: Vec<(&str, String, &str, f64, &str)> = vec![
+                (
+                    "update",
+                    if button {
+                        "callback_query".into()
+                    } else {
+                        "message".into()
+                    },
+                    "",
+                    0.0,
+                    "",
+                ),
+                if button {
+                    ("callback", "menu".into(), "", 0.0, "")
+                } else {
+                    ("command", command.into(), "", 0.0, "")
+                },
+                (
+                    "performance",
+                    "handler".into(),
+                    if button { "" } else { command },
+                    (next(40) + 1) as f64,
+                    "ok",
+                ),
+            ];
+            if update.is_multiple_of(20) {
+                events.push(("error", "telegram_api".into(), "", 0.0, "error"));
+            }
+            for (i, (kind, name, prop, ms, outcome)) in events.into_iter().enumerate() {
+                if written == n {
+                    break;
+                }
+                let error = kind == "error";
+                insert.execute(rusqlite::params![
+                    timestamp,
+                    user.to_string(),
+                    kind,
+                    name,
+                    format!("00000000-0000-0000-0000-{update:08}{i:04}"),
+                    if error { "telegram_api" } else { "" },
+                    if error {
+                        "Bad Request: message to edit not found"
+                    } else {
+                        ""
+                    },
+                    if error { "bot_api:editMessageText" } else { "" },
+                    if error { "0123456789abcdef" } else { "" },
+                    prop,
+                    outcome,
+                    ms,
+                    at as f64,
+                    user as f64,
+                ])?;
+                written += 1;
+            }
+        }
+    }
+    tx.commit()
+}

@@ -1,0 +1,193 @@
+//! The dashboard in real headless Chromium (Debian's `chromium`, driven by playwright-core from
+//! npm; `make test` installs Chromium when it is missing): after real traffic through the stack,
+//! including Bot API failures, the overview shows the commands and a chart with points, the
+//! errors page lists the group and its page opens, the release filter works, a wrong password
+//! gets 401, and no page logs a console error (a CSP violation would). Screenshots of every page
+//! go to `SCREENSHOT_DIR` (default `target/dashboard-screenshots`; `make screenshots` writes
+//! them to `docs/`).
+
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use e2e_tests::dashboard::{
+    dashboard_stack, post_traffic, refusing_bot_api, Dashboard, DashboardOptions, HOSTILE_CALLBACK,
+    TEST_PASSWORD,
+};
+use e2e_tests::fake_ae_sql::{local_d1_file, FakeAeSqlApi};
+use e2e_tests::process::stop_process_group;
+use e2e_tests::repo_root;
+use serde_json::Value;
+
+fn chromium() -> PathBuf {
+    let path = std::env::var_os("CHROMIUM")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/usr/bin/chromium"));
+    assert!(
+        path.exists(),
+        "{} not found: install Debian's chromium (`make test` does: apt-get install -y chromium)",
+        path.display()
+    );
+    path
+}
+
+/// Runs the playwright-core driver against `base`; returns its JSON report.
+fn drive_browser(base: &str, screenshots: &PathBuf) -> Value {
+    use std::os::unix::process::CommandExt;
+    let mut child = Command::new("node")
+        .arg(repo_root().join("tests/browser/dashboard.mjs"))
+        .current_dir(repo_root())
+        .env("DASHBOARD_URL", base)
+        .env("DASHBOARD_PASSWORD", TEST_PASSWORD)
+        .env("CHROMIUM", chromium())
+        .env("SCREENSHOT_DIR", screenshots)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .spawn()
+        .expect("start node");
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while child.try_wait().ok().flatten().is_none() {
+        if Instant::now() > deadline {
+            stop_process_group(&mut child);
+            panic!("the browser run took longer than 3 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let output = child.wait_with_output().expect("browser output");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "the browser driver failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.trim())
+        .unwrap_or_else(|e| panic!("report is not JSON ({e}): {stdout}"))
+}
+
+#[test]
+fn the_dashboard_works_in_chromium() {
+    let bot_api = refusing_bot_api();
+    let stack = dashboard_stack(&bot_api);
+    let sql_api =
+        FakeAeSqlApi::start(local_d1_file(&stack.dir().join("state")).expect("local D1 file"));
+    post_traffic(&stack);
+    let dashboard = Dashboard::start(
+        &stack,
+        "dashboard",
+        DashboardOptions::with_sql_api(&sql_api),
+    );
+    let screenshots = std::env::var_os("SCREENSHOT_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/dashboard-screenshots"));
+
+    let report = drive_browser(&dashboard.url(""), &screenshots);
+    println!("e2e: browser report: {report:#}");
+
+    // Refused without the password, and nothing shown.
+    for who in ["none", "wrong"] {
+        let statuses = report["refused"][who]["statuses"].as_array().unwrap();
+        assert!(!statuses.is_empty(), "{who}: no response");
+        assert!(statuses.iter().all(|s| s == 401), "{who}: {statuses:?}");
+        assert_eq!(report["refused"][who]["showsData"], false, "{who}");
+    }
+    let pages = report["pages"].as_array().expect("pages");
+    let page = |name: &str| {
+        pages
+            .iter()
+            .find(|p| p["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} page in the report"))
+    };
+    let text = |name: &str| page(name)["text"].as_str().unwrap_or_default().to_string();
+    for p in pages {
+        assert_eq!(p["status"], 200, "{}", p["name"]);
+        assert_eq!(p["scripts"], 0, "{}: pages run no script", p["name"]);
+        assert_eq!(p["hasScriptTag"], false, "{}", p["name"]);
+        assert!(
+            !p["text"].as_str().unwrap().contains("Could not load"),
+            "{}",
+            p["name"]
+        );
+        assert!(
+            std::path::Path::new(p["screenshot"].as_str().unwrap()).exists(),
+            "{} screenshot",
+            p["name"]
+        );
+        for resource in p["resources"].as_array().unwrap() {
+            assert!(
+                resource.as_str().unwrap().starts_with('/'),
+                "{}: loaded {resource} from elsewhere",
+                p["name"]
+            );
+        }
+    }
+
+    // The overview: the posted commands and a chart with data points. The forged button's markup
+    // never reached storage (privacy: only bot-defined callback data is kept), so it shows as
+    // `other`.
+    let overview = text("overview");
+    for command in ["/start", "/help", "/ping", "menu"] {
+        assert!(overview.contains(command), "{command} missing:\n{overview}");
+    }
+    assert!(
+        !overview.contains(HOSTILE_CALLBACK) && overview.contains("other"),
+        "the forged callback data shows as `other`"
+    );
+    assert!(page("overview")["chartPoints"].as_u64().unwrap() > 0);
+    assert!(page("overview")["chartLines"].as_u64().unwrap() > 0);
+    assert!(page("overview-7d")["chartLines"].as_u64().unwrap() > 0);
+    assert!(page("overview-7d")["url"]
+        .as_str()
+        .unwrap()
+        .ends_with("/?range=7d"));
+
+    // The errors page lists the group; the filter keeps it; its page opens with a chart.
+    assert!(text("errors").contains("Bad Request: <script>alert(\"err\")</script>"));
+    assert!(page("errors-filtered")["url"]
+        .as_str()
+        .unwrap()
+        .contains("release="));
+    assert!(text("errors-filtered").contains("Bad Request"));
+    assert!(page("group")["url"].as_str().unwrap().contains("/errors/"));
+    assert!(page("group")["h1"]
+        .as_str()
+        .unwrap()
+        .contains("Bad Request"));
+    assert!(text("group").contains("bot_api:editMessageText"));
+    assert!(page("group")["chartLines"].as_u64().unwrap() > 0);
+    assert!(text("pipeline").contains("Events dropped, by reason"));
+    assert!(text("pipeline").contains("Latest rejected messages"));
+    assert!(
+        !text("pipeline").contains("None in this range"),
+        "the rejected message is listed"
+    );
+
+    // Nothing went wrong in the browser: no console error or warning (CSP violations are
+    // reported there), no failed request, no error status.
+    assert_eq!(
+        report["consoleErrors"],
+        serde_json::json!([]),
+        "console errors"
+    );
+    assert_eq!(
+        report["failedRequests"],
+        serde_json::json!([]),
+        "failed requests"
+    );
+    assert_eq!(
+        report["badResponses"],
+        serde_json::json!([]),
+        "error responses"
+    );
+
+    for p in pages {
+        println!(
+            "e2e: page {:<16} {:>6} B HTML, {:>6} B transferred in all",
+            p["name"].as_str().unwrap(),
+            p["htmlBytes"],
+            p["totalBytes"]
+        );
+    }
+}
