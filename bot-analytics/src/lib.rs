@@ -78,6 +78,7 @@ pub mod telegram;
 mod tracker;
 
 pub use analytics::Analytics;
+pub use outbox::state as outbox_state;
 pub use settings::{Faults, Mode, Settings, DEFAULT_QUEUE_BINDING};
 pub use shared::{DropCounts, PropValue};
 pub use tracker::Tracker;

@@ -44,6 +44,9 @@ pub async fn deliver(
     dropped: DropCounts,
     response_at: f64,
 ) {
+    if settings.faults.log_sends {
+        console_log!("analytics: handed over {} events", events.len());
+    }
     let Some(Handover { ready, role }) =
         with_outbox(settings, |o| o.add(now_ms(), response_at, events, dropped))
     else {
@@ -62,6 +65,17 @@ pub async fn deliver(
             join(now, later).await;
         }
     }
+}
+
+/// What waits in this isolate's outbox: events waiting for a flush, drop counts not yet
+/// reported, sends not yet finished. For development and tests (the soak waits until all three
+/// are zero); `None` before the first hand-over.
+pub fn state() -> Option<(usize, shared::DropCounts, usize)> {
+    OUTBOX.with(|cell| {
+        cell.borrow()
+            .as_ref()
+            .map(|o| (o.waiting(), o.carried(), o.in_flight()))
+    })
 }
 
 async fn send_all(settings: &Settings, queue: &Queue, messages: Vec<Message>) {

@@ -23,6 +23,7 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
         (Method::Post, "/__dev/enqueue") if dev_enqueue_enabled(&env) => {
             dev_enqueue(req, env).await
         }
+        (Method::Get, "/__dev/outbox") if dev_enqueue_enabled(&env) => dev_outbox(),
         _ => Response::error("not found", 404),
     }
 }
@@ -33,6 +34,18 @@ fn dev_enqueue_enabled(env: &Env) -> bool {
     env.var("DEV_ENQUEUE")
         .map(|v| v.to_string() == "1")
         .unwrap_or(false)
+}
+
+/// Dev only: what waits in this isolate's outbox, as JSON (`waiting` events, `carried` drop
+/// counts not yet reported, sends `in_flight`), so the soak can tell when everything is out.
+fn dev_outbox() -> Result<Response> {
+    let (waiting, carried, in_flight) =
+        bot_analytics::outbox_state().unwrap_or((0, Default::default(), 0));
+    Response::from_json(&serde_json::json!({
+        "waiting": waiting,
+        "carried": carried.total(),
+        "in_flight": in_flight,
+    }))
 }
 
 /// Dev only: puts the request body on the analytics queue as one raw `bytes` message, so tests
