@@ -10,6 +10,8 @@
 //! - [`fingerprint`]: error grouping.
 //! - [`skew`]: clock-skew correction.
 //! - [`retry`]: the consumer's backoff policy.
+//! - [`ingest`]: the consumer's whole policy: claims, deduplication, deferral through D1
+//!   outages, retention (`docs/reliability.md`).
 //! - [`telegram`]: webhook update parsing and command splitting.
 //! - [`text`]: cutting text on character boundaries (the one helper every cut goes through).
 #![warn(missing_docs)]
