@@ -459,7 +459,9 @@ pub fn after_commit<'p>(
                 // Another invocation holds a fresh claim: it writes the points, or dies and
                 // its claim expires. Come back when it would have.
                 let claimed_at = state.and_then(|s| s.claimed_at_ms).unwrap_or(ctx.now_ms);
-                let wait_ms = claimed_at.saturating_add(CLAIM_TIMEOUT_MS) - ctx.now_ms;
+                let wait_ms = claimed_at
+                    .saturating_add(CLAIM_TIMEOUT_MS)
+                    .saturating_sub(ctx.now_ms);
                 let delay_seconds = (wait_ms.clamp(0, CLAIM_TIMEOUT_MS) / 1000 + 1) as u32;
                 if item.deferrals == 0 {
                     after.actions[item.message] = MessageAction::Retry { delay_seconds };
