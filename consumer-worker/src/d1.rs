@@ -1,10 +1,59 @@
-//! Runs the statements `shared::ingest` builds: binds values the way D1 accepts them and reads
-//! back the keys of new envelopes.
+//! Runs the statements `shared::ingest` builds: binds values the way D1 accepts them, runs
+//! them as one `batch()` (one transaction), and hands back every statement's rows. The dev-only
+//! D1 fault switches (`shared::ingest::faults`) are applied here.
 
-use serde::Deserialize;
+use serde_json::Value;
+use shared::ingest::faults::{D1Fault, D1Faults, SWITCH_PROBE_SQL};
 use shared::ingest::{SqlValue, Statement, StatementRole};
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement};
+
+/// Why a D1 call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum D1Error {
+    /// A dev-only fault switch failed the call.
+    #[error("injected by {0}")]
+    Injected(&'static str),
+    /// Preparing or running the batch failed.
+    #[error("D1 batch of {statements} statements failed: {source}")]
+    Batch {
+        /// Statements in the batch.
+        statements: usize,
+        /// What D1 (or the binding) reported.
+        source: worker::Error,
+    },
+    /// One statement reported an error.
+    #[error("statement {index} failed: {message}")]
+    Statement {
+        /// Its position in the batch.
+        index: usize,
+        /// D1's message.
+        message: String,
+    },
+    /// Its rows could not be read.
+    #[error("rows of statement {index} unreadable: {source}")]
+    Rows {
+        /// Its position in the batch.
+        index: usize,
+        /// The conversion error.
+        source: worker::Error,
+    },
+}
+
+/// What a batch returned.
+#[derive(Debug, Default)]
+pub struct Answer {
+    /// Each statement's rows, as JSON objects (empty for statements whose rows are not read).
+    pub rows: Vec<Vec<Value>>,
+    /// Rows written, as D1 reports them (`None` when it does not).
+    pub rows_written: Option<u64>,
+}
+
+/// The D1 database with the dev-only fault switches.
+pub struct Db {
+    db: D1Database,
+    faults: D1Faults,
+}
 
 fn bind(value: &SqlValue) -> JsValue {
     match value {
@@ -17,45 +66,83 @@ fn bind(value: &SqlValue) -> JsValue {
     }
 }
 
-fn prepare(db: &D1Database, statement: &Statement) -> worker::Result<D1PreparedStatement> {
-    let params: Vec<JsValue> = statement.params.iter().map(bind).collect();
-    db.prepare(statement.sql.as_str()).bind(&params)
-}
-
-#[derive(Deserialize)]
-struct KeyRow {
-    key: String,
-}
-
-/// Runs all statements in one `batch()` (one transaction). Returns the envelope keys whose
-/// data points are still to be written, or the error.
-pub async fn run_batch(db: &D1Database, statements: &[Statement]) -> worker::Result<Vec<String>> {
-    if statements.is_empty() {
-        return Ok(Vec::new());
+impl Db {
+    /// Wraps the binding.
+    pub fn new(db: D1Database, faults: D1Faults) -> Db {
+        Db { db, faults }
     }
-    let prepared = statements
-        .iter()
-        .map(|s| prepare(db, s))
-        .collect::<worker::Result<Vec<_>>>()?;
-    let results = db.batch(prepared).await?;
-    let mut new_keys = Vec::new();
-    for (statement, result) in statements.iter().zip(results) {
-        if let Some(error) = result.error() {
-            return Err(worker::Error::RustError(error));
-        }
-        if statement.role == StatementRole::PendingPointKeys {
-            new_keys.extend(result.results::<KeyRow>()?.into_iter().map(|r| r.key));
+
+    fn prepare(&self, statement: &Statement) -> worker::Result<D1PreparedStatement> {
+        let params: Vec<JsValue> = statement.params.iter().map(bind).collect();
+        self.db.prepare(statement.sql.as_str()).bind(&params)
+    }
+
+    /// Whether the dev-only switch table exists (D1 "off").
+    async fn switched_off(&self) -> bool {
+        match self.db.prepare(SWITCH_PROBE_SQL).all().await {
+            Ok(result) => result
+                .results::<Value>()
+                .map(|rows| !rows.is_empty())
+                .unwrap_or(false),
+            Err(_) => false,
         }
     }
-    Ok(new_keys)
-}
 
-/// Runs one statement with the given parameters.
-pub async fn run(db: &D1Database, sql: &str, params: Vec<SqlValue>) -> worker::Result<()> {
-    let statement = Statement {
-        sql: sql.to_string(),
-        params,
-        role: StatementRole::Write,
-    };
-    prepare(db, &statement)?.run().await.map(|_| ())
+    /// Runs all statements in one `batch()` (one transaction).
+    pub async fn batch(&self, statements: &[Statement]) -> Result<Answer, D1Error> {
+        if statements.is_empty() {
+            return Ok(Answer::default());
+        }
+        let mut fault = D1Fault::None;
+        if self.faults.any() {
+            if self.faults.switch && self.switched_off().await {
+                return Err(D1Error::Injected("DEV_FAULT_D1_SWITCH (D1 switched off)"));
+            }
+            fault = self
+                .faults
+                .draw(js_sys::Math::random(), js_sys::Math::random());
+            if fault == D1Fault::FailBefore {
+                return Err(D1Error::Injected(
+                    "DEV_FAULT_D1_FAIL_RATE (before the call)",
+                ));
+            }
+        }
+        let batch_error = |source| D1Error::Batch {
+            statements: statements.len(),
+            source,
+        };
+        let prepared = statements
+            .iter()
+            .map(|s| self.prepare(s))
+            .collect::<worker::Result<Vec<_>>>()
+            .map_err(batch_error)?;
+        let results = self.db.batch(prepared).await.map_err(batch_error)?;
+        let mut answer = Answer::default();
+        let mut written: Option<u64> = None;
+        for (index, (statement, result)) in statements.iter().zip(results).enumerate() {
+            if let Some(message) = result.error() {
+                return Err(D1Error::Statement { index, message });
+            }
+            if let Ok(Some(meta)) = result.meta() {
+                if let Some(n) = meta.rows_written {
+                    written = Some(written.unwrap_or(0) + n as u64);
+                }
+            }
+            let rows = if statement.role == StatementRole::Write {
+                Vec::new()
+            } else {
+                result
+                    .results::<Value>()
+                    .map_err(|source| D1Error::Rows { index, source })?
+            };
+            answer.rows.push(rows);
+        }
+        answer.rows_written = written;
+        if fault == D1Fault::FailAfterCommit {
+            return Err(D1Error::Injected(
+                "DEV_FAULT_D1_FAIL_RATE (after the commit: the answer was lost)",
+            ));
+        }
+        Ok(answer)
+    }
 }

@@ -1,64 +1,75 @@
 //! # consumer-worker — queue batches into Analytics Engine and a grouped D1 error log
 //!
-//! All decisions live in `shared::ingest` (what is stored, rejected, deferred or retried);
-//! this Worker carries them out: one D1 transaction per batch, then Analytics Engine points
-//! for envelopes that D1 saw for the first time, then one ack or retry per message.
+//! Every decision lives in `shared::ingest` (what is stored, rejected, retried, deferred,
+//! claimed, which SQL runs); this Worker carries them out: the first D1 transaction, the
+//! Analytics Engine points of claimed envelopes, the second transaction that marks them, the
+//! deferred messages it sends to its own queue when D1 or Analytics Engine cannot take a batch,
+//! and one ack or retry per message. It never returns an error to the runtime: every outcome
+//! is a per-message ack or retry. `docs/reliability.md` says what that guarantees.
 
-use chrono::{DateTime, Utc};
-use js_sys::Uint8Array;
-use shared::datapoint::DataPoint;
-use shared::ingest::{self, IncomingMessage, MessageAction, SqlValue, Statement, StatementRole};
-use shared::local_ae;
-use shared::retry::Backoff;
-use wasm_bindgen::{JsCast, JsValue};
+use std::cell::Cell;
+use std::thread::LocalKey;
+
+use js_sys::{Object, Reflect, Uint8Array};
+use shared::datapoint::{DataPoint, MAX_POINTS_PER_INVOCATION};
+use shared::ingest::deferred::Outgoing;
+use shared::ingest::faults::D1Faults;
+use shared::ingest::retention::{Retention, RetentionConfig};
+use shared::ingest::store::Summary;
+use shared::ingest::{
+    self, BatchContext, BatchPlan, CommitResult, Fallback, IncomingMessage, MessageAction,
+    Unavailable,
+};
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::JsFuture;
+use worker::worker_sys::{Message as MessageSys, MessageBatch as MessageBatchSys};
 use worker::{
-    console_error, console_log, event, AnalyticsEngineDataPointBuilder, Context, Env, MessageBatch,
-    MessageExt, QueueRetryOptionsBuilder, RawMessage, Result, ScheduleContext, ScheduledEvent,
+    console_error, console_log, event, AnalyticsEngineDataPointBuilder, AnalyticsEngineDataset,
+    Env, Queue, ScheduleContext, ScheduledEvent,
 };
 
 mod d1;
+
+use d1::Db;
 
 /// The D1 binding.
 pub const DB_BINDING: &str = "DB";
 /// The Analytics Engine binding.
 pub const AE_BINDING: &str = "ANALYTICS";
+/// The producer binding to the consumer's own queue, for deferred messages.
+pub const DEFER_QUEUE_BINDING: &str = "DEFER_QUEUE";
 /// The Analytics Engine dataset name, for the local mirror's `dataset` column.
 pub const AE_DATASET: &str = "telegram_bot_events";
 
-fn flag(env: &Env, name: &str) -> bool {
-    env.var(name)
-        .map(|v| matches!(v.to_string().as_str(), "1" | "true" | "on"))
-        .unwrap_or(false)
-}
-
 thread_local! {
-    /// Dev-only fault injection fires once per isolate, so the redelivery succeeds.
-    static FAULT_FIRED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// Dev-only crash injection fires once per isolate, so the redelivery succeeds.
+    static FAULT_FIRED: Cell<bool> = const { Cell::new(false) };
+    /// A missing binding is logged once per isolate, not once per batch.
+    static SAID_NO_ANALYTICS: Cell<bool> = const { Cell::new(false) };
+    static SAID_NO_DEFER_QUEUE: Cell<bool> = const { Cell::new(false) };
 }
 
-/// Dev-only: behaves like an invocation that died at `point` — no message acknowledged, the
-/// whole batch delivered again. (Not a real panic: in workers-rs a panic leaves the wasm instance
-/// unusable for the next batches.)
-fn crash<T>(batch: &MessageBatch<T>, point: &str) {
-    console_error!("consumer: DEV_FAULT_CONSUMER_CRASH={point}: injected crash, batch retried");
-    batch.retry_all();
+/// True the first time it is asked in this isolate.
+fn first_time(flag: &'static LocalKey<Cell<bool>>) -> bool {
+    !flag.with(|f| f.replace(true))
+}
+
+fn var(env: &Env, name: &str) -> Option<String> {
+    env.var(name).ok().map(|v| v.to_string())
+}
+
+fn flag(env: &Env, name: &str) -> bool {
+    matches!(var(env, name).as_deref(), Some("1" | "true" | "on"))
 }
 
 /// Whether the dev-only crash switch `DEV_FAULT_CONSUMER_CRASH` names `point` and has not fired
 /// yet in this isolate. Never set in production.
-fn fault(env: &Env, point: &str) -> bool {
-    let armed = env
-        .var("DEV_FAULT_CONSUMER_CRASH")
-        .map(|v| v.to_string() == point)
-        .unwrap_or(false);
-    armed && !FAULT_FIRED.with(|f| f.replace(true))
+fn crash_fault(env: &Env, point: &str) -> bool {
+    var(env, "DEV_FAULT_CONSUMER_CRASH").as_deref() == Some(point) && first_time(&FAULT_FIRED)
 }
 
-fn now() -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(js_sys::Date::now() as i64).unwrap_or_default()
-}
-
-fn body_bytes(body: JsValue) -> std::result::Result<Vec<u8>, String> {
+fn body_bytes(body: JsValue) -> Result<Vec<u8>, String> {
     if body.is_instance_of::<js_sys::ArrayBuffer>() || body.is_instance_of::<Uint8Array>() {
         Ok(Uint8Array::new(&body).to_vec())
     } else if let Some(text) = body.as_string() {
@@ -71,117 +82,294 @@ fn body_bytes(body: JsValue) -> std::result::Result<Vec<u8>, String> {
     }
 }
 
-#[event(queue)]
-async fn queue(batch: MessageBatch<serde_json::Value>, env: Env, _ctx: Context) -> Result<()> {
-    let queue_name = batch.queue();
-    let raw: Vec<RawMessage> = batch.raw_iter().collect();
-    let received = now();
-    let received_ms = received.timestamp_millis();
-    let incoming: Vec<IncomingMessage> = raw
-        .iter()
-        .map(|m| IncomingMessage {
-            id: m.id(),
-            age_ms: received_ms - m.timestamp().as_millis() as i64,
-            body: body_bytes(m.body()),
-        })
-        .collect();
-
-    let plan = ingest::plan_batch(
-        &incoming,
-        received_ms,
-        shared::datapoint::MAX_POINTS_PER_INVOCATION,
-    );
-    let statements = ingest::d1_statements(&plan, &incoming, &queue_name, received_ms);
-    let db = match env.d1(DB_BINDING) {
-        Ok(db) => db,
-        Err(error) => {
-            // Never return Err from a queue handler: the workers-rs glue turns it into a panic,
-            // which leaves the wasm instance unusable for the following batches.
-            console_error!("consumer: no {DB_BINDING} binding ({error}); retrying the batch");
-            batch.retry_all();
-            return Ok(());
-        }
-    };
-    let committed = d1::run_batch(&db, &statements).await;
-    if let Err(error) = &committed {
-        console_error!(
-            "consumer: D1 batch of {} messages failed, retrying them: {error}",
-            incoming.len()
-        );
-    }
-    let (actions, to_write) = ingest::decide(
-        &plan,
-        &incoming,
-        committed.as_deref().map_err(|_| ()),
-        &Backoff::default(),
-    );
-
-    if committed.is_ok() && fault(&env, "after_commit") {
-        crash(&batch, "after_commit");
-        return Ok(());
-    }
-    let points: Vec<&DataPoint> = to_write
-        .iter()
-        .flat_map(|&n| plan.accepted[n].points.iter())
-        .collect();
-    write_points(&env, &points);
-    if fault(&env, "after_points") {
-        crash(&batch, "after_points");
-        return Ok(());
-    }
-    // Mark the points written; the local mirror (dev only) goes in the same transaction, so it
-    // is exactly once even where real Analytics Engine could see a crash between the two.
-    let keys: Vec<&str> = to_write
-        .iter()
-        .map(|&n| plan.accepted[n].key.as_str())
-        .collect();
-    let mut after = ingest::mark_points_written(&keys);
-    if flag(&env, "AE_LOCAL_MIRROR") && !points.is_empty() {
-        after.push(Statement {
-            sql: local_ae::insert_sql(),
-            params: vec![SqlValue::Text(local_ae::rows_json(
-                AE_DATASET, received, &points,
-            ))],
-            role: StatementRole::Write,
-        });
-    }
-    if let Err(error) = d1::run_batch(&db, &after).await {
-        // The points are written; the next delivery of these messages would write them again.
-        console_error!("consumer: marking points written failed: {error}");
-    }
-
-    for (message, action) in raw.iter().zip(&actions) {
-        match action {
-            MessageAction::Ack => message.ack(),
-            MessageAction::Retry { delay_seconds } => message.retry_with_options(
-                &QueueRetryOptionsBuilder::new()
-                    .with_delay_seconds(*delay_seconds)
-                    .build(),
-            ),
-        }
-    }
-    console_log!(
-        "consumer: {queue_name}: {} messages, {} stored, {} rejected, {} deferred, {} points",
-        incoming.len(),
-        plan.accepted.len(),
-        plan.rejected.len(),
-        plan.deferred.len(),
-        points.len()
-    );
-    Ok(())
+/// The runtime's `message.attempts` (workers-rs 0.8.7 has no accessor): 1 on the first
+/// delivery. A runtime without it counts as a first delivery.
+fn attempts(message: &MessageSys) -> u32 {
+    Reflect::get(message, &JsValue::from_str("attempts"))
+        .ok()
+        .and_then(|v| v.as_f64())
+        .filter(|a| a.is_finite() && *a >= 1.0)
+        .map(|a| a.min(f64::from(u32::MAX)) as u32)
+        .unwrap_or(1)
 }
 
-fn write_points(env: &Env, points: &[&DataPoint]) {
-    let dataset = match env.analytics_engine(AE_BINDING) {
-        Ok(dataset) => dataset,
-        Err(error) => {
-            console_error!(
-                "consumer: no {AE_BINDING} binding, {} points not written: {error}",
-                points.len()
+fn incoming(message: &MessageSys) -> IncomingMessage {
+    IncomingMessage {
+        id: message.id().map(String::from).unwrap_or_default(),
+        attempts: attempts(message),
+        body: message
+            .body()
+            .map_err(|e| format!("unreadable body: {e:?}"))
+            .and_then(body_bytes),
+    }
+}
+
+fn act(message: &MessageSys, action: &MessageAction) {
+    let done = match action {
+        MessageAction::Ack => message.ack(),
+        MessageAction::Retry { delay_seconds } => {
+            let options = Object::new();
+            let _ = Reflect::set(
+                &options,
+                &JsValue::from_str("delaySeconds"),
+                &JsValue::from(*delay_seconds),
             );
-            return;
+            message.retry(options.into())
         }
     };
+    if let Err(error) = done {
+        console_error!("consumer: ack/retry failed: {error:?}");
+    }
+}
+
+/// The queue handler's export, written out instead of `#[event(queue)]`: workers-rs 0.8.7's
+/// `RawMessage` hides the JS message, whose `attempts` the retry policy reads, and its glue
+/// panics (poisoning the instance) when the handler returns `Err`. This one always resolves.
+#[wasm_bindgen]
+pub async fn queue(
+    batch: MessageBatchSys,
+    env: Env,
+    _ctx: worker::worker_sys::Context,
+) -> Result<JsValue, JsValue> {
+    consume(&batch, &env).await;
+    Ok(JsValue::UNDEFINED)
+}
+
+async fn consume(batch: &MessageBatchSys, env: &Env) {
+    let queue_name = batch.queue().map(String::from).unwrap_or_default();
+    let raw: Vec<MessageSys> = batch
+        .messages()
+        .map(|messages| {
+            messages
+                .iter()
+                .map(|m| m.unchecked_into::<MessageSys>())
+                .collect()
+        })
+        .unwrap_or_default();
+    let messages: Vec<IncomingMessage> = raw.iter().map(incoming).collect();
+    let ctx = BatchContext {
+        queue: &queue_name,
+        now_ms: js_sys::Date::now() as i64,
+        point_budget: MAX_POINTS_PER_INVOCATION,
+    };
+    let plan = ingest::plan_batch(&messages, &ctx);
+    let defer_queue = env.queue(DEFER_QUEUE_BINDING).ok();
+    if defer_queue.is_none() && first_time(&SAID_NO_DEFER_QUEUE) {
+        console_error!(
+            "consumer: no {DEFER_QUEUE_BINDING} binding: a batch D1 cannot take is only retried in place"
+        );
+    }
+    let analytics = match env.analytics_engine(AE_BINDING) {
+        Ok(dataset) => Some(dataset),
+        Err(error) => {
+            if first_time(&SAID_NO_ANALYTICS) {
+                console_error!(
+                    "consumer: no {AE_BINDING} binding ({error}): messages wait until it is back, no point is marked written"
+                );
+            }
+            None
+        }
+    };
+    let faults = D1Faults::from_vars(
+        var(env, "DEV_FAULT_D1_SWITCH").as_deref(),
+        var(env, "DEV_FAULT_D1_FAIL_RATE").as_deref(),
+    );
+    let db = env.d1(DB_BINDING).ok().map(|db| Db::new(db, faults));
+    let mirror = flag(env, "AE_LOCAL_MIRROR").then_some(AE_DATASET);
+
+    let mut log = Outcome::default();
+    let actions = match (&analytics, &db) {
+        (None, _) => {
+            let fallback = ingest::cannot_store(
+                &plan,
+                &messages,
+                &ctx,
+                Unavailable::Analytics,
+                defer_queue.is_some(),
+            );
+            carry_out(&fallback, &plan, defer_queue.as_ref(), None, &mut log).await
+        }
+        (Some(dataset), db) => {
+            let statements = ingest::commit_statements(&plan, &ctx);
+            let committed = match db {
+                Some(db) => db
+                    .batch(&statements)
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|answer| {
+                        log.rows_written.push(answer.rows_written);
+                        CommitResult::read(&statements, &answer.rows).map_err(|e| e.to_string())
+                    })
+                    .map(|result| (result, db)),
+                None => Err(format!("no {DB_BINDING} binding")),
+            };
+            match committed {
+                Ok((result, db)) => {
+                    let after = ingest::after_commit(&plan, &messages, &result, &ctx, mirror);
+                    log.summary = after.summary;
+                    if crash_fault(env, "after_commit") {
+                        return crash(batch, "after_commit");
+                    }
+                    write_points(dataset, &after.points);
+                    if crash_fault(env, "after_points") {
+                        return crash(batch, "after_points");
+                    }
+                    let finished = after.finish.is_empty()
+                        || match db.batch(&after.finish).await {
+                            Ok(answer) => {
+                                log.rows_written.push(answer.rows_written);
+                                true
+                            }
+                            Err(error) => {
+                                console_error!(
+                                "consumer: marking {} envelopes failed, deferring their marks: {error}",
+                                after.finishing.len()
+                            );
+                                false
+                            }
+                        };
+                    let fallback = ingest::settle(&plan, &after, &ctx, finished);
+                    carry_out(&fallback, &plan, defer_queue.as_ref(), None, &mut log).await
+                }
+                Err(error) => {
+                    console_error!(
+                        "consumer: D1 transaction of {} messages failed, retrying them in place or deferring them: {error}",
+                        messages.len()
+                    );
+                    let fallback = ingest::cannot_store(
+                        &plan,
+                        &messages,
+                        &ctx,
+                        Unavailable::D1,
+                        defer_queue.is_some(),
+                    );
+                    carry_out(
+                        &fallback,
+                        &plan,
+                        defer_queue.as_ref(),
+                        Some(dataset),
+                        &mut log,
+                    )
+                    .await
+                }
+            }
+        }
+    };
+    for (message, action) in raw.iter().zip(&actions) {
+        act(message, action);
+    }
+    log.report(&queue_name, &messages, &plan, &actions);
+}
+
+/// Dev-only: behaves like an invocation that died here — no message acknowledged, the whole
+/// batch delivered again. (Not a real panic: a panic would leave the instance unusable.)
+fn crash(batch: &MessageBatchSys, point: &str) {
+    console_error!("consumer: DEV_FAULT_CONSUMER_CRASH={point}: injected crash, batch retried");
+    let _ = batch.retry_all(JsValue::NULL);
+}
+
+/// What the invocation did, for its log line.
+#[derive(Default)]
+struct Outcome {
+    summary: Summary,
+    deferred_records: usize,
+    early_points: usize,
+    /// D1 rows written by each transaction that committed, as D1 reports them.
+    rows_written: Vec<Option<u64>>,
+}
+
+impl Outcome {
+    fn report(
+        &self,
+        queue: &str,
+        messages: &[IncomingMessage],
+        plan: &BatchPlan,
+        actions: &[MessageAction],
+    ) {
+        let retried = actions
+            .iter()
+            .filter(|a| matches!(a, MessageAction::Retry { .. }))
+            .count();
+        let s = self.summary;
+        console_log!(
+            "consumer: {queue}: {} messages, {} items: {} stored, {} duplicates, {} duplicate events, {} rejected, {} over budget, {} retried, {} deferred, {} points, {} written ahead of D1, {} counted twice, D1 rows written {:?}",
+            messages.len(),
+            plan.items.len(),
+            s.stored,
+            s.duplicates,
+            s.duplicate_events,
+            s.rejected,
+            plan.over_budget.len(),
+            retried,
+            self.deferred_records,
+            s.points + self.early_points,
+            self.early_points,
+            s.points_twice,
+            self.rows_written
+        );
+    }
+}
+
+/// Sends a fallback's deferred messages, writes the points whose records were sent, and
+/// returns each message's action.
+async fn carry_out(
+    fallback: &Fallback<'_>,
+    plan: &BatchPlan,
+    defer_queue: Option<&Queue>,
+    dataset: Option<&AnalyticsEngineDataset>,
+    log: &mut Outcome,
+) -> Vec<MessageAction> {
+    let mut sent = Vec::with_capacity(fallback.outgoing.len());
+    for outgoing in &fallback.outgoing {
+        let ok = match defer_queue {
+            Some(queue) => match send_deferred(queue, outgoing).await {
+                Ok(()) => true,
+                Err(error) => {
+                    console_error!("consumer: sending a deferred message failed: {error:?}");
+                    false
+                }
+            },
+            None => false,
+        };
+        sent.push(ok);
+    }
+    if fallback.unsendable > 0 {
+        console_error!(
+            "consumer: {} records too large to defer: their points are written, their marks are lost",
+            fallback.unsendable
+        );
+    }
+    let (actions, points) = fallback.resolve(plan, &sent);
+    if let Some(dataset) = dataset {
+        write_points(dataset, &points);
+        log.early_points += points.len();
+    }
+    log.deferred_records += fallback
+        .carries
+        .iter()
+        .zip(&sent)
+        .filter(|(_, ok)| **ok)
+        .map(|(c, _)| c.len())
+        .sum::<usize>();
+    actions
+}
+
+/// Sends one deferred message (content type `bytes`, delayed) through the raw binding:
+/// workers-rs 0.8.7's `QueueContentType` has no `bytes`.
+async fn send_deferred(queue: &Queue, outgoing: &Outgoing) -> Result<(), JsValue> {
+    let sys: &worker::worker_sys::Queue = queue.as_ref().unchecked_ref();
+    let options = Object::new();
+    Reflect::set(&options, &"contentType".into(), &"bytes".into())?;
+    Reflect::set(
+        &options,
+        &"delaySeconds".into(),
+        &JsValue::from(outgoing.delay_seconds),
+    )?;
+    let promise = sys.send(Uint8Array::from(&outgoing.bytes[..]).into(), options.into())?;
+    JsFuture::from(promise).await.map(|_| ())
+}
+
+fn write_points(dataset: &AnalyticsEngineDataset, points: &[&DataPoint]) {
     for point in points {
         let mut builder = AnalyticsEngineDataPointBuilder::new().indexes([point.index.as_str()]);
         for blob in &point.blobs {
@@ -196,20 +384,54 @@ fn write_points(env: &Env, points: &[&DataPoint]) {
     }
 }
 
+/// The retention cron: chunked deletes, a bounded amount per run (`shared::ingest::retention`).
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
-    let days = env
-        .var("RETENTION_DAYS")
-        .ok()
-        .and_then(|v| v.to_string().parse::<i64>().ok());
+    let config = RetentionConfig::from_vars(
+        var(&env, "RETENTION_DAYS").as_deref(),
+        var(&env, "RETENTION_MAX_ROWS_WRITTEN").as_deref(),
+    );
+    let faults = D1Faults::from_vars(
+        var(&env, "DEV_FAULT_D1_SWITCH").as_deref(),
+        var(&env, "DEV_FAULT_D1_FAIL_RATE").as_deref(),
+    );
     let db = match env.d1(DB_BINDING) {
-        Ok(db) => db,
-        Err(error) => return console_error!("retention: no D1 binding: {error}"),
+        Ok(db) => Db::new(db, faults),
+        Err(error) => return console_error!("retention: no {DB_BINDING} binding: {error}"),
     };
-    for statement in ingest::retention_statements(now().timestamp_millis(), days) {
-        if let Err(error) = d1::run(&db, &statement.sql, statement.params.clone()).await {
-            console_error!("retention: {} failed: {error}", statement.sql);
+    let mut run = Retention::new(js_sys::Date::now() as i64, config);
+    while let Some(step) = run.next_step() {
+        match db.batch(std::slice::from_ref(&step.statement)).await {
+            Ok(answer) => {
+                let rows = answer.rows.first().map(Vec::as_slice).unwrap_or(&[]);
+                run.record(step.table, rows, answer.rows_written);
+            }
+            Err(error) => {
+                console_error!(
+                    "retention: {} failed, left for the next run: {error}",
+                    step.table.name()
+                );
+                run.failed(step.table);
+            }
         }
     }
-    console_log!("retention: done");
+    let report = run.report();
+    let deleted: u64 = report.deleted.iter().map(|(_, n)| n).sum();
+    let per_table: Vec<String> = report
+        .deleted
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(t, n)| format!("{} {n}", t.name()))
+        .collect();
+    console_log!(
+        "retention: done: {deleted} rows deleted ({}), {} rows written, {} statements{}",
+        per_table.join(", "),
+        report.rows_written,
+        report.statements,
+        if report.finished {
+            ""
+        } else {
+            "; cap reached, the next run continues"
+        }
+    );
 }

@@ -11,6 +11,8 @@
 //! - [`fingerprint`]: error grouping.
 //! - [`skew`]: clock-skew correction.
 //! - [`retry`]: the consumer's backoff policy.
+//! - [`ingest`]: the consumer's whole policy: claims, deduplication, deferral through D1
+//!   outages, retention (`docs/reliability.md`).
 //! - [`telegram`]: webhook update parsing and command splitting.
 //! - [`webhook`]: the checks of a webhook request (secret, content type, size, parsing).
 //! - [`reply`]: a bot's answer in the response body, and its follow-up calls.

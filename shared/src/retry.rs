@@ -1,5 +1,6 @@
 //! Retry policy: how long a queue message waits before its next delivery. No I/O, no clock:
-//! the delay is a pure function of the delivery attempt, or of the message's age.
+//! the delay is a pure function of the delivery attempt (the runtime's `message.attempts`,
+//! which the consumer reads from the raw message; workers-rs 0.8.7 has no accessor).
 
 /// Exponential backoff for queue message retries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,19 +35,6 @@ impl Backoff {
     }
 }
 
-impl Backoff {
-    /// The delay for a message first sent `age_ms` ago, when the attempt count is unknown
-    /// (workers-rs 0.8.7 exposes no `attempts`): waiting as long as the message is old doubles
-    /// its age at each retry, which is exponential backoff by attempt, within `[base, max]`.
-    pub fn delay_seconds_for_age(&self, age_ms: i64) -> u32 {
-        let age_seconds = (age_ms.max(0) / 1000).min(i64::from(u32::MAX)) as u32;
-        age_seconds
-            .max(self.base_seconds)
-            .min(self.max_seconds)
-            .min(QUEUES_MAX_DELAY_SECONDS)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -58,24 +46,6 @@ mod tests {
         assert_eq!(delays, [2, 4, 8, 16, 32, 64, 128, 256, 300, 300]);
         assert_eq!(b.delay_seconds(0), 2, "attempt 0 is treated as the first");
         assert_eq!(b.delay_seconds(u32::MAX), 300);
-    }
-
-    #[test]
-    fn age_based_delay_doubles_the_age_at_each_retry() {
-        let b = Backoff::default();
-        let mut age_ms = 500; // first failure half a second after sending
-        let mut delays = Vec::new();
-        for _ in 0..10 {
-            let d = b.delay_seconds_for_age(age_ms);
-            delays.push(d);
-            age_ms += i64::from(d) * 1000;
-        }
-        assert_eq!(delays, [2, 2, 4, 8, 16, 32, 64, 128, 256, 300]);
-        assert_eq!(
-            b.delay_seconds_for_age(-5),
-            2,
-            "clock skew cannot go below base"
-        );
     }
 
     #[test]

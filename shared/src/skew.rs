@@ -1,16 +1,27 @@
 //! Clock-skew correction for event timestamps, bounded so a broken clock cannot move events
-//! into the future or arbitrarily far.
+//! into the future or arbitrarily far, and a wrong event time cannot move them into the past.
 
 /// Largest correction applied, in milliseconds (1 hour). A sender clock further ahead than this
 /// is treated as broken: its events are clamped to the receive time instead.
 pub const MAX_CORRECTION_MS: i64 = 60 * 60 * 1000;
+
+/// How long before its envelope was sent an event may have been recorded, in milliseconds
+/// (1 hour). A tracker buffers the events of one unit of work and flushes them when it ends:
+/// a webhook's `wait_until` work ends at most 30 s after the response (coalescing stays inside
+/// that), and no Workers invocation runs longer than 15 minutes (cron and queue handlers), so
+/// an hour is four times the longest real gap. An earlier event time is wrong (a clock that
+/// jumped, a sender that set it by hand, 1970) and is clamped to this bound, so it cannot move
+/// an error group's `first_seen` into the past for good; the data point's skew column keeps
+/// how far it was moved.
+pub const MAX_EVENT_LEAD_MS: i64 = 60 * 60 * 1000;
 
 /// Corrects an event timestamp from the sender's clock to the receiver's.
 ///
 /// `received_at − sent_at` mixes clock skew with queue delay (batching, retries: up to hours),
 /// and the two cannot be told apart when it is positive, so only a negative difference — the
 /// sender's clock is ahead of the receiver's — is corrected, by at most
-/// [`MAX_CORRECTION_MS`]. Whatever the input, the result is never later than `received_at_ms`.
+/// [`MAX_CORRECTION_MS`]. Whatever the input, the result is never later than `received_at_ms`
+/// and never more than [`MAX_EVENT_LEAD_MS`] before the (corrected) `sent_at_ms`.
 pub fn correct_timestamp(event_ms: i64, sent_at_ms: i64, received_at_ms: i64) -> i64 {
     let offset = received_at_ms.saturating_sub(sent_at_ms);
     let correction = if offset < 0 {
@@ -18,7 +29,13 @@ pub fn correct_timestamp(event_ms: i64, sent_at_ms: i64, received_at_ms: i64) ->
     } else {
         0
     };
-    event_ms.saturating_add(correction).min(received_at_ms)
+    let sent = sent_at_ms.saturating_add(correction).min(received_at_ms);
+    let earliest = sent.saturating_sub(MAX_EVENT_LEAD_MS);
+    // `earliest <= sent <= received_at_ms`, so the bounds never cross.
+    event_ms
+        .saturating_add(correction)
+        .max(earliest)
+        .min(received_at_ms)
 }
 
 #[cfg(test)]
@@ -51,8 +68,31 @@ mod tests {
     }
 
     #[test]
+    fn an_event_dated_1970_is_clamped_to_shortly_before_its_envelope() {
+        let received = 1_764_000_001_000;
+        let sent_at = received - 1_000;
+        assert_eq!(
+            correct_timestamp(0, sent_at, received),
+            sent_at - MAX_EVENT_LEAD_MS
+        );
+        // Recorded 20 minutes before the send (a long cron job): kept as it is.
+        assert_eq!(
+            correct_timestamp(sent_at - 1_200_000, sent_at, received),
+            sent_at - 1_200_000
+        );
+        // A sender 5 s ahead: the bound moves with the correction.
+        assert_eq!(
+            correct_timestamp(0, received + 5_000, received),
+            received - MAX_EVENT_LEAD_MS
+        );
+    }
+
+    #[test]
     fn extreme_values_do_not_overflow() {
         assert_eq!(correct_timestamp(i64::MAX, i64::MIN, 0), 0);
         assert!(correct_timestamp(i64::MIN, i64::MAX, 0) <= 0);
+        assert_eq!(correct_timestamp(i64::MIN, i64::MIN, i64::MIN), i64::MIN);
+        assert_eq!(correct_timestamp(i64::MAX, i64::MAX, i64::MAX), i64::MAX);
+        assert_eq!(correct_timestamp(0, i64::MAX, i64::MIN), i64::MIN);
     }
 }

@@ -41,6 +41,11 @@ pub struct StackOptions {
     /// The bot's wrangler config, relative to the repository root (default
     /// `wrangler.producer.toml`; `examples/minimal-bot/wrangler.toml` runs the minimal bot).
     pub bot_config: Option<String>,
+    /// Override the dead letter queue consumer's `max_retries` (to see what happens after a
+    /// message exhausted both queues).
+    pub dlq_max_retries: Option<u32>,
+    /// Start the consumer without its Analytics Engine binding (a misconfigured deploy).
+    pub consumer_without_analytics: bool,
 }
 
 /// The flags that point a `wrangler d1` command at the stack's local database.
@@ -150,18 +155,24 @@ impl Stack {
         fs::write(dir.path().join(".dev.vars"), dev_vars).unwrap();
 
         let mut consumer = local_config("wrangler.consumer.toml");
-        if let Some(retries) = options.max_retries {
-            if let Some(list) = consumer
-                .get_mut("queues")
-                .and_then(|q| q.get_mut("consumers"))
-                .and_then(|c| c.as_array_mut())
-            {
-                for c in list.iter_mut().filter_map(|c| c.as_table_mut()) {
-                    if c.get("dead_letter_queue").is_some() {
-                        c.insert("max_retries".into(), i64::from(retries).into());
-                    }
+        if let Some(list) = consumer
+            .get_mut("queues")
+            .and_then(|q| q.get_mut("consumers"))
+            .and_then(|c| c.as_array_mut())
+        {
+            for c in list.iter_mut().filter_map(|c| c.as_table_mut()) {
+                let retries = if c.get("dead_letter_queue").is_some() {
+                    options.max_retries
+                } else {
+                    options.dlq_max_retries
+                };
+                if let Some(retries) = retries {
+                    c.insert("max_retries".into(), i64::from(retries).into());
                 }
             }
+        }
+        if options.consumer_without_analytics {
+            consumer.remove("analytics_engine_datasets");
         }
         fs::write(
             dir.path().join("wrangler.consumer.toml"),

@@ -11,7 +11,7 @@
 
 use std::process::ExitCode;
 
-use bench::economy::d1_cost::{repository_schema, Schema};
+use bench::economy::d1_cost::repository_schema;
 use bench::economy::traffic::{parse_trace, sessions};
 use bench::economy::{free_plan, paid_plan, simulate, Config, Usage};
 
@@ -79,13 +79,13 @@ fn thousands(n: u64) -> String {
     out
 }
 
-fn scale_table(schema: &Schema, config: Config) -> String {
+fn scale_table(config: Config) -> String {
     let mut out = String::from(
         "| events/day | updates | queue messages | events/message | queue operations | AE points | D1 rows written | consumer invocations | free plan | tightest free-plan line | paid plan, month | largest paid line |\n\
          | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
     );
     for events in [1_000u64, 10_000, 100_000, 1_000_000, 10_000_000] {
-        let usage = simulate(&sessions(events, SEED), config, schema);
+        let usage = simulate(&sessions(events, SEED), config);
         let (fits, line, share) = free_plan(&usage);
         let (total, lines) = paid_plan(&usage);
         let largest = if lines[0].1 > 0.0 {
@@ -110,7 +110,7 @@ fn scale_table(schema: &Schema, config: Config) -> String {
     out
 }
 
-fn window_table(schema: &Schema) -> String {
+fn window_table() -> String {
     let updates = sessions(10_000, SEED);
     let mut out = String::from(
         "| window | queue messages | events/message | queue operations (free plan: 10,000) |\n| --- | --- | --- | --- |\n",
@@ -124,7 +124,6 @@ fn window_table(schema: &Schema) -> String {
                 window_ms: window,
                 ..Config::shipped()
             },
-            schema,
         );
         out += &format!(
             "| {} | {} | {:.1} | {} |\n",
@@ -142,12 +141,12 @@ fn window_table(schema: &Schema) -> String {
 }
 
 /// The largest events/day of the built-in model that fits every free-plan line (to 1 %).
-fn free_ceiling(schema: &Schema, config: Config) -> (u64, &'static str) {
+fn free_ceiling(config: Config) -> (u64, &'static str) {
     let (mut low, mut high) = (1_000u64, 1_000_000u64);
     let mut binding = "";
     while high - low > low / 100 {
         let mid = (low + high) / 2;
-        let usage = simulate(&sessions(mid, SEED), config, schema);
+        let usage = simulate(&sessions(mid, SEED), config);
         let (fits, line, _) = free_plan(&usage);
         if fits {
             low = mid;
@@ -169,7 +168,7 @@ fn run() -> Result<(), String> {
     if let Some(path) = &args.trace {
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
         let updates = parse_trace(&text).map_err(|e| format!("{path}: {e}"))?;
-        let usage = simulate(&updates, config, &schema);
+        let usage = simulate(&updates, config);
         if args.json {
             println!("{}", json(&usage));
         } else {
@@ -177,9 +176,9 @@ fn run() -> Result<(), String> {
         }
         return Ok(());
     }
-    let scales = scale_table(&schema, config);
-    let windows = window_table(&schema);
-    let (ceiling, binding) = free_ceiling(&schema, config);
+    let scales = scale_table(config);
+    let windows = window_table();
+    let (ceiling, binding) = free_ceiling(config);
     let error_row = schema.insert_cost("error_events");
     let report = format!(
         "Built-in model, one bot isolate, window {} s, consumer `max_batch_size` {} and `max_batch_timeout` {} s:\n\n{scales}\n\

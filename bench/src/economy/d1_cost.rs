@@ -1,12 +1,10 @@
-//! What D1 bills for the consumer's statements: rows written, counted the way D1 counts them
-//! (<https://developers.cloudflare.com/d1/platform/pricing/>): every row a statement inserts,
+//! The parts of the D1 schema that decide what a write costs (D1 bills rows written:
+//! <https://developers.cloudflare.com/d1/platform/pricing/>): every row a statement inserts,
 //! updates or deletes, plus one per index the write touches, plus what triggers write. The
 //! schema (tables, indexes, triggers) is read from `migrations/*.sql`, so dropping an index
-//! there changes the figure here.
+//! there changes the figures; [`super::sqlite`] applies them to the statements it runs.
 
 use std::collections::BTreeMap;
-
-use shared::ingest::Statement;
 
 /// The parts of the schema that cost rows written.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -170,52 +168,6 @@ impl Schema {
         }
         cost
     }
-
-    /// Rows written by `statement`, when it inserts or updates `rows` rows (`rows` is how many
-    /// rows the statement affects; see [`affected_rows`]).
-    pub fn statement_cost(&self, statement: &Statement, rows: u64) -> u64 {
-        let w = words(&statement.sql);
-        let upper: Vec<String> = w.iter().map(|s| s.to_uppercase()).collect();
-        match upper.first().map(String::as_str) {
-            Some("INSERT") => {
-                let into = upper.iter().position(|u| u == "INTO");
-                let table = into
-                    .and_then(|i| w.get(i + 1))
-                    .map(String::as_str)
-                    .unwrap_or("");
-                rows * self.insert_cost(table)
-            }
-            Some("UPDATE") => {
-                let table = w.get(1).map(String::as_str).unwrap_or("");
-                let set = upper.iter().position(|u| u == "SET").unwrap_or(0);
-                let column = w.get(set + 1).map(String::as_str).unwrap_or("");
-                let column = column.split('=').next().unwrap_or(column);
-                rows * (1 + self.indexes_with(table, column))
-            }
-            Some("DELETE") => {
-                let table = w.get(2).map(String::as_str).unwrap_or("");
-                rows * (1 + self.indexes_on(table))
-            }
-            _ => 0,
-        }
-    }
-}
-
-/// How many rows a statement writes when every row it names is new: the rows of a multi-row
-/// `INSERT … VALUES (…),(…)`, the keys of an `… IN (…)` update; 0 for reads.
-pub fn affected_rows(statement: &Statement) -> u64 {
-    let sql = statement.sql.to_uppercase();
-    if sql.starts_with("INSERT") {
-        if let Some(values) = sql.find(" VALUES ") {
-            let tuples = sql[values..].matches("),(").count() + 1;
-            return tuples as u64;
-        }
-        return 1;
-    }
-    if sql.starts_with("UPDATE") || sql.starts_with("DELETE") {
-        return statement.params.len().max(1) as u64;
-    }
-    0
 }
 
 /// Reads every `migrations/*.sql` of the repository, in name order.
@@ -236,7 +188,6 @@ pub fn repository_schema() -> Schema {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::ingest::{SqlValue, StatementRole};
 
     const SCHEMA: &str = "
         CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY, a INTEGER, b TEXT) WITHOUT ROWID;
@@ -251,14 +202,6 @@ mod tests {
         CREATE TABLE r (id INTEGER PRIMARY KEY AUTOINCREMENT, q TEXT, m TEXT, UNIQUE (q, m));
     ";
 
-    fn statement(sql: &str, params: usize) -> Statement {
-        Statement {
-            sql: sql.into(),
-            params: vec![SqlValue::Null; params],
-            role: StatementRole::Write,
-        }
-    }
-
     #[test]
     fn inserts_count_the_row_its_indexes_and_its_triggers() {
         let schema = Schema::from_migrations([SCHEMA]);
@@ -268,22 +211,8 @@ mod tests {
             1 + 1 + 1,
             "unique index and sqlite_sequence"
         );
-        let insert = statement(
-            "INSERT OR IGNORE INTO t (k, a, b) VALUES (?,?,?),(?,?,?)",
-            6,
-        );
-        assert_eq!(affected_rows(&insert), 2);
-        assert_eq!(schema.statement_cost(&insert, 2), 2 * 5);
-    }
-
-    #[test]
-    fn updates_count_only_indexes_on_the_written_column_and_reads_nothing() {
-        let schema = Schema::from_migrations([SCHEMA]);
-        let update = statement("UPDATE t SET b = ?1 WHERE k IN (?,?,?)", 3);
-        assert_eq!(schema.statement_cost(&update, 3), 3 * (1 + 2));
-        let select = statement("SELECT k FROM t WHERE k IN (?)", 1);
-        assert_eq!(affected_rows(&select), 0);
-        assert_eq!(schema.statement_cost(&select, 0), 0);
+        assert_eq!(schema.indexes_with("t", "b"), 2);
+        assert_eq!(schema.indexes_with("t", "k"), 0);
     }
 
     #[test]

@@ -4,16 +4,18 @@
 //! its D1 statements from `shared::ingest` — for one bot isolate (see `docs/economy.md`).
 
 pub mod d1_cost;
+pub mod sqlite;
 pub mod traffic;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use shared::delivery::{Message, Outbox, Role, SendOutcome};
-use shared::ingest::{self, IncomingMessage};
+use shared::ingest::store::CommitResult;
+use shared::ingest::{self, BatchContext, IncomingMessage};
 use shared::{samples, DropCounts, NewEvent, Tracker};
 
-use d1_cost::{affected_rows, Schema};
+use sqlite::D1;
 use traffic::Update;
 
 /// The knobs the simulation turns.
@@ -52,7 +54,8 @@ pub struct Usage {
     pub queue_operations: u64,
     /// Analytics Engine data points written.
     pub ae_points: u64,
-    /// D1 rows written, counting index and trigger writes as D1 bills them.
+    /// D1 rows written, counting index and trigger writes as D1 bills them, with the
+    /// retention deletes of the day's rows (what a steady state deletes every day).
     pub d1_rows_written: u64,
     /// Consumer invocations (queue batches).
     pub consumer_invocations: u64,
@@ -69,17 +72,18 @@ impl Usage {
 
 const QUEUE_OPERATION_BYTES: usize = 64 * 1024;
 
-/// The consumer side: batches as Queues forms them, and their D1 statements.
-struct Consumer<'a> {
+/// The consumer side: batches as Queues forms them, and their D1 statements run against a
+/// SQLite stand-in for D1.
+struct Consumer {
     config: Config,
-    schema: &'a Schema,
+    d1: D1,
     batch: Vec<IncomingMessage>,
     batch_started_ms: f64,
     next_id: u64,
     usage: Usage,
 }
 
-impl Consumer<'_> {
+impl Consumer {
     fn receive(&mut self, at_ms: f64, message: &Message) {
         if !self.batch.is_empty()
             && at_ms >= self.batch_started_ms + self.config.max_batch_timeout_ms
@@ -96,7 +100,7 @@ impl Consumer<'_> {
         self.next_id += 1;
         self.batch.push(IncomingMessage {
             id: format!("m{}", self.next_id),
-            age_ms: 0,
+            attempts: 1,
             body: Ok(message.bytes.clone()),
         });
         if self.batch.len() >= self.config.max_batch_size {
@@ -104,29 +108,31 @@ impl Consumer<'_> {
         }
     }
 
-    /// One consumer invocation: the batch's D1 transaction, its points, and the statement that
-    /// marks them written (every key is new here: no duplicates in a simulated day).
+    /// One consumer invocation, as the consumer Worker runs it: the plan, the first D1
+    /// transaction (claims, error rows, envelopes), what it answered, the points, and the second
+    /// transaction (marks). Nothing fails in a simulated day.
     fn deliver(&mut self, at_ms: f64) {
         if self.batch.is_empty() {
             return;
         }
         let batch = std::mem::take(&mut self.batch);
         self.usage.consumer_invocations += 1;
-        let now = at_ms as i64;
-        let plan = ingest::plan_batch(&batch, now, shared::datapoint::MAX_POINTS_PER_INVOCATION);
-        let mut statements = ingest::d1_statements(&plan, &batch, "telegram-analytics", now);
-        let keys: Vec<&str> = plan.accepted.iter().map(|a| a.key.as_str()).collect();
-        statements.extend(ingest::mark_points_written(&keys));
-        for statement in &statements {
-            self.usage.d1_rows_written += self
-                .schema
-                .statement_cost(statement, affected_rows(statement));
-        }
-        self.usage.ae_points += plan
-            .accepted
-            .iter()
-            .map(|a| a.points.len() as u64)
-            .sum::<u64>();
+        let ctx = BatchContext {
+            queue: "telegram-analytics",
+            now_ms: at_ms as i64,
+            point_budget: shared::datapoint::MAX_POINTS_PER_INVOCATION,
+        };
+        let plan = ingest::plan_batch(&batch, &ctx);
+        let statements = ingest::commit_statements(&plan, &ctx);
+        let answer = self
+            .d1
+            .batch(&statements)
+            .expect("the consumer's statements run");
+        let result = CommitResult::read(&statements, &answer).expect("D1's answer reads");
+        let after = ingest::after_commit(&plan, &batch, &result, &ctx, None);
+        self.usage.ae_points += after.points.len() as u64;
+        self.d1.batch(&after.finish).expect("the marks run");
+        self.usage.d1_rows_written = self.d1.rows_written;
     }
 }
 
@@ -163,11 +169,11 @@ fn events_of(update: &Update, seed: u64) -> (Vec<shared::Event>, DropCounts) {
 }
 
 /// Runs one day of `updates` (sorted by time) through one bot isolate and the consumer.
-pub fn simulate(updates: &[Update], config: Config, schema: &Schema) -> Usage {
+pub fn simulate(updates: &[Update], config: Config) -> Usage {
     let mut outbox = Outbox::new(&samples::source(), config.window_ms).expect("outbox");
     let mut consumer = Consumer {
         config,
-        schema,
+        d1: D1::new().expect("the migrations apply"),
         batch: Vec::new(),
         batch_started_ms: 0.0,
         next_id: 0,
@@ -211,6 +217,20 @@ pub fn simulate(updates: &[Update], config: Config, schema: &Schema) -> Usage {
     run_flushes_until(f64::INFINITY, &mut outbox, &mut consumer, &mut flushes);
     let end = consumer.batch_started_ms + config.max_batch_timeout_ms;
     consumer.deliver(end);
+    // In a steady state every day's rows are deleted again by retention (requests after a week,
+    // envelopes and error events after 30 days; groups keep their counts): bill those deletes
+    // to the day too.
+    let deletes: Vec<shared::ingest::Statement> = [
+        "request_attempts",
+        "processed_envelopes",
+        "error_events",
+        "rejected_messages",
+    ]
+    .iter()
+    .map(|table| shared::ingest::Statement::write(format!("DELETE FROM {table}"), Vec::new()))
+    .collect();
+    consumer.d1.batch(&deletes).expect("retention deletes run");
+    consumer.usage.d1_rows_written = consumer.d1.rows_written;
     consumer.usage.dropped = outbox.carried().total();
     consumer.usage
 }
@@ -301,7 +321,7 @@ pub fn paid_plan(usage: &Usage) -> (f64, Vec<(&'static str, f64)>) {
 mod tests {
     use super::*;
 
-    fn schema() -> Schema {
+    fn schema() -> d1_cost::Schema {
         d1_cost::repository_schema()
     }
 
@@ -314,7 +334,6 @@ mod tests {
                 window_ms: 100.0,
                 ..Config::shipped()
             },
-            &schema(),
         );
         let long = simulate(
             &updates,
@@ -322,7 +341,6 @@ mod tests {
                 window_ms: 20_000.0,
                 ..Config::shipped()
             },
-            &schema(),
         );
         assert_eq!(short.events, long.events);
         assert_eq!(long.ae_points, long.events, "every event becomes one point");
@@ -343,7 +361,7 @@ mod tests {
                 error_events: 0,
             })
             .collect();
-        let usage = simulate(&updates, Config::shipped(), &schema());
+        let usage = simulate(&updates, Config::shipped());
         assert_eq!(usage.queue_messages, 20);
         assert_eq!(usage.queue_operations, 60);
         assert_eq!(usage.consumer_invocations, 2);
@@ -361,12 +379,14 @@ mod tests {
             events: 3,
             error_events: 1,
         }];
-        let a = simulate(&plain, Config::shipped(), &schema());
-        let b = simulate(&failing, Config::shipped(), &schema());
+        let a = simulate(&plain, Config::shipped());
+        let b = simulate(&failing, Config::shipped());
         assert!(b.d1_rows_written > a.d1_rows_written);
+        // Its row, indexes and group upsert, and its retention delete (row and indexes).
+        let s = schema();
         assert_eq!(
             b.d1_rows_written - a.d1_rows_written,
-            schema().insert_cost("error_events")
+            s.insert_cost("error_events") + 1 + s.indexes_on("error_events")
         );
     }
 

@@ -1,0 +1,101 @@
+//! Dev-only fault switches of the consumer's D1 calls (never set in production; tests and the
+//! chaos soak set them in `.dev.vars`):
+//!
+//! - `DEV_FAULT_D1_SWITCH=1`: before each D1 call the consumer looks for a table named
+//!   [`SWITCH_TABLE`]; while it exists, every call fails as if D1 were unreachable. A test
+//!   turns D1 "off" with `CREATE TABLE dev_fault_d1_down (x)` and back on with `DROP TABLE`,
+//!   while the stack runs.
+//! - `DEV_FAULT_D1_FAIL_RATE=0.05`: each D1 call fails with that probability; half of those
+//!   failures happen before the call runs, half after it committed (a lost answer), the two
+//!   ways a real D1 call fails.
+
+/// The table whose existence turns D1 off when `DEV_FAULT_D1_SWITCH` is set.
+pub const SWITCH_TABLE: &str = "dev_fault_d1_down";
+
+/// The query that looks for [`SWITCH_TABLE`] (returns one row while D1 is "off").
+pub const SWITCH_PROBE_SQL: &str =
+    "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'dev_fault_d1_down'";
+
+/// What an injected fault does to one D1 call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum D1Fault {
+    /// No fault: run it.
+    None,
+    /// Fail without running it.
+    FailBefore,
+    /// Run it (it commits), then report a failure.
+    FailAfterCommit,
+}
+
+/// The dev-only D1 fault settings.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct D1Faults {
+    /// `DEV_FAULT_D1_SWITCH=1`.
+    pub switch: bool,
+    /// `DEV_FAULT_D1_FAIL_RATE`, within 0..=1.
+    pub fail_rate: f64,
+}
+
+impl D1Faults {
+    /// From the Worker's variables: the switch is on for `1`, `true` or `on`; the rate is a
+    /// number within 0..=1 (anything else means 0).
+    pub fn from_vars(switch: Option<&str>, fail_rate: Option<&str>) -> D1Faults {
+        D1Faults {
+            switch: matches!(switch.map(str::trim), Some("1" | "true" | "on")),
+            fail_rate: fail_rate
+                .and_then(|r| r.trim().parse::<f64>().ok())
+                .filter(|r| r.is_finite())
+                .map(|r| r.clamp(0.0, 1.0))
+                .unwrap_or(0.0),
+        }
+    }
+
+    /// Whether any switch is set.
+    pub fn any(&self) -> bool {
+        self.switch || self.fail_rate > 0.0
+    }
+
+    /// The fault for one call, from two uniform random numbers in `0..1`.
+    pub fn draw(&self, chance: f64, kind: f64) -> D1Fault {
+        if chance < self.fail_rate {
+            if kind < 0.5 {
+                D1Fault::FailBefore
+            } else {
+                D1Fault::FailAfterCommit
+            }
+        } else {
+            D1Fault::None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_parse_strictly_and_default_to_off() {
+        assert_eq!(D1Faults::from_vars(None, None), D1Faults::default());
+        assert!(!D1Faults::default().any());
+        let f = D1Faults::from_vars(Some("1"), Some("0.05"));
+        assert!(f.switch && f.any());
+        assert_eq!(f.fail_rate, 0.05);
+        assert_eq!(D1Faults::from_vars(Some("0"), Some("7")).fail_rate, 1.0);
+        assert_eq!(D1Faults::from_vars(None, Some("NaN")).fail_rate, 0.0);
+        assert_eq!(D1Faults::from_vars(None, Some("-1")).fail_rate, 0.0);
+        assert!(!D1Faults::from_vars(Some("yes please"), None).switch);
+    }
+
+    #[test]
+    fn about_the_rate_fails_half_before_half_after() {
+        let f = D1Faults::from_vars(None, Some("0.05"));
+        assert_eq!(f.draw(0.04, 0.1), D1Fault::FailBefore);
+        assert_eq!(f.draw(0.04, 0.9), D1Fault::FailAfterCommit);
+        assert_eq!(f.draw(0.05, 0.1), D1Fault::None);
+        let failures = (0..1000)
+            .filter(|i| f.draw(f64::from(*i) / 1000.0, 0.0) != D1Fault::None)
+            .count();
+        assert_eq!(failures, 50);
+        assert_eq!(D1Faults::default().draw(0.0, 0.0), D1Fault::None);
+    }
+}

@@ -1,0 +1,423 @@
+//! Step 1: every queue message of a batch becomes one item (an envelope or a rejection), or
+//! several (a deferred message holds a record per original message), within the invocation's
+//! Analytics Engine point budget.
+
+use crate::datapoint::{to_data_point, DataPoint, PointInput, MAX_POINTS_PER_INVOCATION};
+use crate::event::EventKind;
+use crate::skew::correct_timestamp;
+use crate::wire::{decode, DropCounts, Envelope};
+
+use super::deferred::{self, Origin, PointsState, Record};
+use super::keys::{envelope_key, request_of, RequestAttempt};
+use super::{BatchContext, IncomingMessage};
+
+/// One error event, as a row of `error_events`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorRow {
+    /// Event id (primary key).
+    pub event_id: String,
+    /// Group fingerprint.
+    pub fingerprint: String,
+    /// Corrected event time, ms since the epoch.
+    pub occurred_at_ms: i64,
+    /// Error kind.
+    pub kind: String,
+    /// Error message.
+    pub message: String,
+    /// Error location.
+    pub location: Option<String>,
+    /// Telegram user.
+    pub user_id: Option<i64>,
+    /// Telegram chat.
+    pub chat_id: Option<i64>,
+    /// Sending bot.
+    pub bot: String,
+    /// Sending release.
+    pub release: String,
+}
+
+/// One event of an accepted envelope: its data point, its error row, and the request attempt
+/// it belongs to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventOut {
+    /// The request and attempt, for events whose id carries them.
+    pub request: Option<RequestAttempt>,
+    /// Its Analytics Engine data point.
+    pub point: DataPoint,
+    /// Its `error_events` row, for error events.
+    pub error: Option<ErrorRow>,
+}
+
+/// A decoded envelope that will be stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Accepted {
+    /// Idempotency key ([`envelope_key`] of its bytes).
+    pub key: String,
+    /// The sending Worker.
+    pub bot: String,
+    /// The drop counts it carries.
+    pub dropped: DropCounts,
+    /// Its events, in order.
+    pub events: Vec<EventOut>,
+}
+
+/// A message that cannot be decoded: stored in `rejected_messages` and acknowledged.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// Short reason code ([`crate::WireError::code`], `not_bytes`, `too_many_events` or
+    /// `malformed_deferred`).
+    pub reason: String,
+    /// The full reason.
+    pub detail: String,
+}
+
+/// What an item holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Content {
+    /// An envelope to store.
+    Envelope(Box<Accepted>),
+    /// A message to keep aside.
+    Rejected(Rejected),
+}
+
+/// One original queue message's content, as this invocation handles it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Item {
+    /// Position of the queue message that carried it in the batch.
+    pub message: usize,
+    /// Where it first came from.
+    pub origin: Origin,
+    /// Who claims its envelope's points: the original queue message id, or for points written
+    /// during an outage, that write's own identity.
+    pub writer: String,
+    /// How many times it was deferred.
+    pub deferrals: u32,
+    /// Whether its points were already written.
+    pub points: PointsState,
+    /// The original body (kept for deferral and for `rejected_messages`).
+    pub body: Result<Vec<u8>, String>,
+    /// What it holds.
+    pub content: Content,
+}
+
+impl Item {
+    /// Data points this item still has to write.
+    pub fn pending_points(&self) -> usize {
+        match (&self.content, self.points) {
+            (Content::Envelope(a), PointsState::Pending) => a.events.len(),
+            _ => 0,
+        }
+    }
+
+    /// The item as a deferred record.
+    pub fn to_record(&self) -> Record {
+        Record {
+            origin: self.origin.clone(),
+            writer: self.writer.clone(),
+            deferrals: self.deferrals,
+            points: self.points,
+            body: self.body.clone(),
+        }
+    }
+
+    /// The accepted envelope, if it is one.
+    pub fn accepted(&self) -> Option<&Accepted> {
+        match &self.content {
+            Content::Envelope(a) => Some(a),
+            Content::Rejected(_) => None,
+        }
+    }
+}
+
+/// What to do with every message of a batch, before touching D1.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BatchPlan {
+    /// The items to store, in batch order.
+    pub items: Vec<Item>,
+    /// Messages beyond this invocation's Analytics Engine budget: retried soon, never dropped.
+    pub over_budget: Vec<usize>,
+}
+
+/// Decodes every message of a batch within the invocation's point budget.
+pub fn plan_batch(messages: &[IncomingMessage], ctx: &BatchContext) -> BatchPlan {
+    let mut plan = BatchPlan::default();
+    let mut budget = ctx.point_budget.min(MAX_POINTS_PER_INVOCATION);
+    for (index, message) in messages.iter().enumerate() {
+        let items = items_of(index, message, ctx);
+        let pending: usize = items.iter().map(Item::pending_points).sum();
+        if pending > budget {
+            plan.over_budget.push(index);
+            continue;
+        }
+        budget -= pending;
+        plan.items.extend(items);
+    }
+    plan
+}
+
+fn items_of(index: usize, message: &IncomingMessage, ctx: &BatchContext) -> Vec<Item> {
+    let fresh = Record {
+        origin: Origin {
+            queue: ctx.queue.to_string(),
+            message_id: message.id.clone(),
+            received_at_ms: ctx.now_ms,
+        },
+        writer: message.id.clone(),
+        deferrals: 0,
+        points: PointsState::Pending,
+        body: message.body.clone(),
+    };
+    if let Ok(bytes) = &message.body {
+        if deferred::is_deferred(bytes) {
+            return match deferred::decode(bytes) {
+                Ok(records) => records.into_iter().map(|r| item(index, r)).collect(),
+                Err(error) => vec![Item {
+                    content: Content::Rejected(Rejected {
+                        reason: "malformed_deferred".into(),
+                        detail: error.to_string(),
+                    }),
+                    ..item(index, fresh)
+                }],
+            };
+        }
+    }
+    vec![item(index, fresh)]
+}
+
+fn item(message: usize, record: Record) -> Item {
+    let content = match &record.body {
+        Err(what) => Content::Rejected(Rejected {
+            reason: "not_bytes".into(),
+            detail: what.clone(),
+        }),
+        Ok(bytes) => match decode(bytes) {
+            Err(error) => Content::Rejected(Rejected {
+                reason: error.code().into(),
+                detail: error.to_string(),
+            }),
+            // Could never be written in one invocation: kept aside instead of retried forever.
+            Ok(envelope) if envelope.events.len() > MAX_POINTS_PER_INVOCATION => {
+                Content::Rejected(Rejected {
+                    reason: "too_many_events".into(),
+                    detail: format!(
+                        "{} events, more than the {MAX_POINTS_PER_INVOCATION} data points one invocation may write",
+                        envelope.events.len()
+                    ),
+                })
+            }
+            Ok(envelope) => Content::Envelope(Box::new(accept(
+                &envelope,
+                bytes,
+                record.origin.received_at_ms,
+            ))),
+        },
+    };
+    Item {
+        message,
+        origin: record.origin,
+        writer: record.writer,
+        deferrals: record.deferrals,
+        points: record.points,
+        body: record.body,
+        content,
+    }
+}
+
+/// Builds the points and error rows of an envelope; times are corrected against its
+/// `sent_at` and the time the consumer first received it ([`correct_timestamp`]).
+pub fn accept(envelope: &Envelope, bytes: &[u8], received_at_ms: i64) -> Accepted {
+    let sent_at_ms = envelope.sent_at.timestamp_millis();
+    let events = envelope
+        .events
+        .iter()
+        .map(|event| {
+            let original = event.timestamp.timestamp_millis();
+            let corrected = correct_timestamp(original, sent_at_ms, received_at_ms);
+            let point = to_data_point(&PointInput {
+                source: &envelope.source,
+                event,
+                timestamp_ms: corrected,
+                skew_ms: corrected.saturating_sub(original),
+            });
+            let error = (event.kind == EventKind::Error).then(|| {
+                let details = event.error.clone().unwrap_or_else(|| crate::ErrorDetails {
+                    kind: event.name.clone(),
+                    message: String::new(),
+                    location: None,
+                    group_key: None,
+                });
+                ErrorRow {
+                    event_id: event.id.to_string(),
+                    fingerprint: crate::fingerprint::of_error(&details),
+                    occurred_at_ms: corrected,
+                    kind: details.kind,
+                    message: details.message,
+                    location: details.location,
+                    user_id: event.user_id,
+                    chat_id: event.chat_id,
+                    bot: envelope.source.worker.clone(),
+                    release: envelope.source.release.clone(),
+                }
+            });
+            EventOut {
+                request: request_of(event, envelope.version),
+                point,
+                error,
+            }
+        })
+        .collect();
+    Accepted {
+        key: envelope_key(bytes),
+        bot: envelope.source.worker.clone(),
+        dropped: envelope.dropped,
+        events,
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::samples;
+    use crate::wire::encode;
+
+    pub(crate) const NOW: i64 = 1_764_000_001_000;
+
+    pub(crate) fn ctx() -> BatchContext<'static> {
+        BatchContext {
+            queue: "telegram-analytics",
+            now_ms: NOW,
+            point_budget: MAX_POINTS_PER_INVOCATION,
+        }
+    }
+
+    pub(crate) fn message(id: &str, body: Vec<u8>) -> IncomingMessage {
+        IncomingMessage {
+            id: id.into(),
+            attempts: 1,
+            body: Ok(body),
+        }
+    }
+
+    pub(crate) fn good(id: &str) -> IncomingMessage {
+        message(id, encode(&samples::typical_envelope()).unwrap())
+    }
+
+    pub(crate) fn with_error(id: &str) -> IncomingMessage {
+        message(id, encode(&samples::error_envelope()).unwrap())
+    }
+
+    fn rejected(item: &Item) -> &Rejected {
+        match &item.content {
+            Content::Rejected(r) => r,
+            Content::Envelope(_) => panic!("not rejected"),
+        }
+    }
+
+    #[test]
+    fn a_poison_message_is_rejected_and_the_rest_accepted() {
+        let batch = vec![
+            good("a"),
+            message("b", b"garbage".to_vec()),
+            with_error("c"),
+            IncomingMessage {
+                body: Err("a text message".into()),
+                ..good("d")
+            },
+        ];
+        let plan = plan_batch(&batch, &ctx());
+        assert_eq!(plan.items.len(), 4);
+        assert_eq!(rejected(&plan.items[1]).reason, "not_an_envelope");
+        assert_eq!(rejected(&plan.items[3]).reason, "not_bytes");
+        assert_eq!(plan.items[0].accepted().unwrap().events.len(), 5);
+        let errors: Vec<_> = plan.items[2]
+            .accepted()
+            .unwrap()
+            .events
+            .iter()
+            .filter_map(|e| e.error.as_ref())
+            .collect();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].bot, "telegram-bot");
+        assert_eq!(errors[0].fingerprint.len(), 16);
+        assert_eq!(
+            errors[0].location.as_deref(),
+            Some("bot_api:editMessageText")
+        );
+        assert_eq!(
+            plan.items[0].writer, "a",
+            "an original is claimed by its message id"
+        );
+        assert_eq!(plan.items[0].origin.received_at_ms, NOW);
+    }
+
+    #[test]
+    fn messages_beyond_the_point_budget_are_deferred_not_dropped() {
+        let batch: Vec<_> = (0..60).map(|i| good(&i.to_string())).collect();
+        let plan = plan_batch(&batch, &ctx());
+        let points: usize = plan.items.iter().map(Item::pending_points).sum();
+        assert_eq!(points, 250);
+        assert_eq!(plan.over_budget.len(), 10);
+    }
+
+    #[test]
+    fn an_envelope_larger_than_the_budget_is_kept_aside_not_retried_forever() {
+        let mut envelope = samples::typical_envelope();
+        let event = envelope.events[0].clone();
+        envelope.events = vec![event; MAX_POINTS_PER_INVOCATION + 1];
+        let batch = vec![message("big", encode(&envelope).unwrap()), good("ok")];
+        let plan = plan_batch(&batch, &ctx());
+        assert_eq!(rejected(&plan.items[0]).reason, "too_many_events");
+        assert_eq!(plan.items.len(), 2);
+        assert!(plan.over_budget.is_empty());
+    }
+
+    #[test]
+    fn an_event_dated_1970_is_clamped_to_shortly_before_its_envelope() {
+        let mut envelope = samples::error_envelope();
+        envelope.events[0].timestamp = chrono::DateTime::UNIX_EPOCH;
+        let plan = plan_batch(&[message("e", encode(&envelope).unwrap())], &ctx());
+        let event = &plan.items[0].accepted().unwrap().events[0];
+        let sent_at = envelope.sent_at.timestamp_millis();
+        let occurred = event.error.as_ref().unwrap().occurred_at_ms;
+        assert_eq!(occurred, sent_at - crate::skew::MAX_EVENT_LEAD_MS);
+    }
+
+    #[test]
+    fn a_deferred_message_yields_its_records_and_garbage_behind_the_marker_is_rejected() {
+        let typical = encode(&samples::typical_envelope()).unwrap();
+        let record = |id: &str, points| Record {
+            origin: Origin {
+                queue: "telegram-analytics".into(),
+                message_id: id.into(),
+                received_at_ms: NOW - 60_000,
+            },
+            writer: format!("{id}@1"),
+            deferrals: 2,
+            points,
+            body: Ok(typical.clone()),
+        };
+        let bytes = deferred::encode(&[
+            record(
+                "x",
+                PointsState::WrittenAll {
+                    at_ms: NOW - 50_000,
+                },
+            ),
+            record("y", PointsState::Pending),
+        ])
+        .unwrap();
+        let mut garbage = bytes.clone();
+        garbage.truncate(40);
+        let plan = plan_batch(&[message("d", bytes), message("g", garbage)], &ctx());
+        assert_eq!(plan.items.len(), 3);
+        assert_eq!(plan.items[0].origin.message_id, "x");
+        assert_eq!(plan.items[0].writer, "x@1");
+        assert_eq!(plan.items[0].origin.received_at_ms, NOW - 60_000);
+        assert_eq!(plan.items[0].pending_points(), 0, "already written");
+        assert_eq!(plan.items[1].pending_points(), 5);
+        assert_eq!(plan.items[0].message, 0);
+        assert_eq!(plan.items[1].message, 0);
+        assert_eq!(rejected(&plan.items[2]).reason, "malformed_deferred");
+        assert_eq!(plan.items[2].message, 1);
+    }
+}

@@ -1,0 +1,1082 @@
+//! The consumer's SQL against a real SQLite with the project's migrations: what D1 does with
+//! the statements `shared::ingest` builds, run the way the consumer Worker runs them (one
+//! transaction per `batch()`), including failures before and after a commit.
+
+use rusqlite::types::{Value as Sql, ValueRef};
+use std::collections::HashMap;
+
+use rusqlite::Connection;
+use serde_json::{json, Map, Value};
+use shared::ids::update_request_key;
+use shared::ingest::deferred;
+use shared::ingest::retention::{Retention, RetentionConfig};
+use shared::ingest::store::CLAIM_TIMEOUT_MS;
+use shared::ingest::*;
+use shared::{encode, samples, Envelope, Tracker};
+
+const NOW: i64 = 1_764_000_001_000;
+const DATASET: &str = "telegram_bot_events";
+
+struct Db(Connection);
+
+impl Db {
+    fn migrated() -> Db {
+        let conn = Connection::open_in_memory().unwrap();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+        let mut files: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+            .collect();
+        files.sort();
+        for f in files {
+            conn.execute_batch(&std::fs::read_to_string(f).unwrap())
+                .unwrap();
+        }
+        Db(conn)
+    }
+
+    /// Runs statements in one transaction (D1's `batch()`): all rows of each, or an error and
+    /// nothing changed.
+    fn batch(&self, statements: &[Statement]) -> rusqlite::Result<Vec<Vec<Value>>> {
+        let tx = self.0.unchecked_transaction()?;
+        let mut out = Vec::new();
+        for s in statements {
+            let params: Vec<Sql> = s
+                .params
+                .iter()
+                .map(|p| match p {
+                    SqlValue::Text(t) => Sql::Text(t.clone()),
+                    SqlValue::Integer(n) => Sql::Integer(*n),
+                    SqlValue::Real(x) => Sql::Real(*x),
+                    SqlValue::Blob(b) => Sql::Blob(b.clone()),
+                    SqlValue::Null => Sql::Null,
+                })
+                .collect();
+            let mut stmt = tx.prepare(&s.sql)?;
+            let names: Vec<String> = stmt.column_names().map(|c| c.to_string()).collect();
+            let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+            let mut result = Vec::new();
+            while let Some(row) = rows.next()? {
+                let mut object = Map::new();
+                for (i, name) in names.iter().enumerate() {
+                    let value = match row.get_ref(i)? {
+                        ValueRef::Null => Value::Null,
+                        ValueRef::Integer(n) => json!(n),
+                        ValueRef::Real(x) => json!(x),
+                        ValueRef::Text(t) => json!(String::from_utf8_lossy(t)),
+                        ValueRef::Blob(b) => json!(b),
+                    };
+                    object.insert(name.clone(), value);
+                }
+                result.push(Value::Object(object));
+            }
+            out.push(result);
+        }
+        tx.commit()?;
+        Ok(out)
+    }
+
+    fn count(&self, sql: &str) -> i64 {
+        self.0.query_row(sql, [], |r| r.get(0)).unwrap()
+    }
+}
+
+fn message(id: &str, attempts: u32, body: Vec<u8>) -> IncomingMessage {
+    IncomingMessage {
+        id: id.into(),
+        attempts,
+        body: Ok(body),
+    }
+}
+
+fn ctx(now_ms: i64) -> BatchContext<'static> {
+    BatchContext {
+        queue: "telegram-analytics",
+        now_ms,
+        point_budget: 250,
+    }
+}
+
+/// How a D1 call goes.
+#[derive(Clone, Copy, PartialEq, Debug)]
+enum D1 {
+    Up,
+    Down,
+    /// Commits, then reports a failure (a lost answer).
+    LostAnswer,
+}
+
+/// One consumer invocation, carried out like the Worker does it.
+#[derive(Debug, Default)]
+struct Invocation {
+    /// Event ids (blob7) of the points written to Analytics Engine.
+    points: Vec<String>,
+    actions: Vec<MessageAction>,
+    /// Deferred messages sent to the queue, with their delay.
+    sent: Vec<(Vec<u8>, u32)>,
+}
+
+fn run_d1(db: &Db, statements: &[Statement], d1: D1) -> Option<Vec<Vec<Value>>> {
+    match d1 {
+        D1::Up => Some(db.batch(statements).unwrap()),
+        D1::Down => None,
+        D1::LostAnswer => {
+            db.batch(statements).unwrap();
+            None
+        }
+    }
+}
+
+fn event_id(point: &shared::datapoint::DataPoint) -> String {
+    point.blobs[6].clone()
+}
+
+fn apply_fallback(inv: &mut Invocation, plan: &BatchPlan, fallback: Fallback, send_ok: bool) {
+    let sent = vec![send_ok; fallback.outgoing.len()];
+    let (actions, points) = fallback.resolve(plan, &sent);
+    if send_ok {
+        inv.sent.extend(
+            fallback
+                .outgoing
+                .iter()
+                .map(|o| (o.bytes.clone(), o.delay_seconds)),
+        );
+    }
+    inv.points.extend(points.iter().map(|p| event_id(p)));
+    inv.actions = actions;
+}
+
+/// `commit` and `finish` say how the two D1 transactions go; `analytics` whether the binding
+/// exists.
+fn invoke(
+    db: &Db,
+    batch: &[IncomingMessage],
+    now: i64,
+    commit: D1,
+    finish: D1,
+    analytics: bool,
+) -> Invocation {
+    invoke_sending(db, batch, now, commit, finish, analytics, true)
+}
+
+/// The same, with the queue refusing (`send_ok = false`) the deferred messages.
+fn invoke_sending(
+    db: &Db,
+    batch: &[IncomingMessage],
+    now: i64,
+    commit: D1,
+    finish: D1,
+    analytics: bool,
+    send_ok: bool,
+) -> Invocation {
+    let ctx = ctx(now);
+    let plan = plan_batch(batch, &ctx);
+    let mut inv = Invocation::default();
+    if !analytics {
+        let fallback = cannot_store(&plan, batch, &ctx, Unavailable::Analytics, true);
+        apply_fallback(&mut inv, &plan, fallback, send_ok);
+        return inv;
+    }
+    let statements = commit_statements(&plan, &ctx);
+    let Some(rows) = run_d1(db, &statements, commit) else {
+        let fallback = cannot_store(&plan, batch, &ctx, Unavailable::D1, true);
+        apply_fallback(&mut inv, &plan, fallback, send_ok);
+        return inv;
+    };
+    let result = CommitResult::read(&statements, &rows).unwrap();
+    let after = after_commit(&plan, batch, &result, &ctx, Some(DATASET));
+    inv.points.extend(after.points.iter().map(|p| event_id(p)));
+    let finished = after.finish.is_empty() || run_d1(db, &after.finish, finish).is_some();
+    let fallback = settle(&plan, &after, &ctx, finished);
+    apply_fallback(&mut inv, &plan, fallback, send_ok);
+    inv
+}
+
+fn typical() -> Vec<u8> {
+    encode(&samples::typical_envelope()).unwrap()
+}
+
+fn errors() -> Vec<u8> {
+    encode(&samples::error_envelope()).unwrap()
+}
+
+/// Rows of the local mirror: what Analytics Engine received.
+fn mirrored(db: &Db) -> i64 {
+    db.count("SELECT count(*) FROM analytics_points_local")
+}
+
+#[test]
+fn two_batches_holding_the_same_envelope_write_its_points_once() {
+    let db = Db::migrated();
+    let a = vec![message("a", 1, typical())];
+    let b = vec![message("b", 1, typical())];
+    // Both invocations commit their first transaction before either marks the points.
+    let ctx = ctx(NOW);
+    let plan_a = plan_batch(&a, &ctx);
+    let plan_b = plan_batch(&b, &ctx);
+    let s_a = commit_statements(&plan_a, &ctx);
+    let s_b = commit_statements(&plan_b, &ctx);
+    let r_a = CommitResult::read(&s_a, &db.batch(&s_a).unwrap()).unwrap();
+    let r_b = CommitResult::read(&s_b, &db.batch(&s_b).unwrap()).unwrap();
+    let after_a = after_commit(&plan_a, &a, &r_a, &ctx, Some(DATASET));
+    let after_b = after_commit(&plan_b, &b, &r_b, &ctx, Some(DATASET));
+    db.batch(&after_a.finish).unwrap();
+    db.batch(&after_b.finish).unwrap();
+    assert_eq!(
+        after_a.points.len() + after_b.points.len(),
+        5,
+        "the envelope's 5 points are written by one invocation only"
+    );
+    // The loser comes back when the winner's claim would have expired, and finds it written.
+    let MessageAction::Retry { delay_seconds } = after_b.actions[0] else {
+        panic!("{:?}", after_b.actions)
+    };
+    assert!(u64::from(delay_seconds) * 1000 >= CLAIM_TIMEOUT_MS as u64);
+    let again = invoke(
+        &db,
+        &b,
+        NOW + 1000 * i64::from(delay_seconds),
+        D1::Up,
+        D1::Up,
+        true,
+    );
+    assert!(again.points.is_empty());
+    assert_eq!(again.actions, vec![MessageAction::Ack]);
+    assert_eq!(mirrored(&db), 5);
+}
+
+/// The claim statement of the first transaction, alone, for `writer`.
+fn claim(db: &Db, bytes: &[u8], writer: &str, now: i64) -> Vec<String> {
+    let batch = vec![message(writer, 1, bytes.to_vec())];
+    let statements = commit_statements(&plan_batch(&batch, &ctx(now)), &ctx(now));
+    let rows = db.batch(&statements).unwrap();
+    let result = CommitResult::read(&statements, &rows).unwrap();
+    result.claimed.into_keys().collect()
+}
+
+#[test]
+fn of_two_claims_on_one_envelope_one_wins_and_an_expired_claim_is_taken_over() {
+    let db = Db::migrated();
+    let bytes = typical();
+    assert_eq!(claim(&db, &bytes, "first", NOW).len(), 1);
+    assert!(claim(&db, &bytes, "second", NOW + 1_000).is_empty(), "held");
+    assert_eq!(
+        claim(&db, &bytes, "first", NOW + 2_000).len(),
+        1,
+        "its own claim"
+    );
+    assert!(claim(&db, &bytes, "second", NOW + 2_000 + CLAIM_TIMEOUT_MS - 1).is_empty());
+    assert_eq!(
+        claim(&db, &bytes, "second", NOW + 2_000 + CLAIM_TIMEOUT_MS + 1).len(),
+        1,
+        "a claim older than the timeout belongs to a dead invocation"
+    );
+    db.0.execute("UPDATE processed_envelopes SET points_written = 1", [])
+        .unwrap();
+    assert!(
+        claim(&db, &bytes, "third", NOW + 10 * CLAIM_TIMEOUT_MS).is_empty(),
+        "written"
+    );
+}
+
+/// A tracker stamping the events of request `request_key`, attempt seeded by `seed`.
+fn attempt(request_key: u64, seed: u8) -> Tracker<fn() -> f64> {
+    fn clock() -> f64 {
+        1_764_000_000_000.0
+    }
+    let tracker = Tracker::new(samples::source(), clock as fn() -> f64, [seed; 16]);
+    tracker.set_request_key(request_key);
+    tracker
+}
+
+fn update_events(tracker: &Tracker<fn() -> f64>) {
+    tracker.track("message", [("chat_type", "private")]);
+    tracker.track_error_message(
+        "telegram_api",
+        "Bad Request: chat not found",
+        "bot_api:sendMessage",
+    );
+}
+
+fn flush(tracker: &Tracker<fn() -> f64>) -> Vec<u8> {
+    tracker.flush()[0].bytes.clone()
+}
+
+#[test]
+fn a_redelivered_update_stores_the_events_of_one_attempt() {
+    let db = Db::migrated();
+    let key = update_request_key("telegram-bot:123", 42);
+    let first = attempt(key, 1);
+    update_events(&first);
+    let second = attempt(key, 2);
+    update_events(&second);
+    let a = invoke(
+        &db,
+        &[message("a", 1, flush(&first))],
+        NOW,
+        D1::Up,
+        D1::Up,
+        true,
+    );
+    let b = invoke(
+        &db,
+        &[message("b", 1, flush(&second))],
+        NOW + 5,
+        D1::Up,
+        D1::Up,
+        true,
+    );
+    assert_eq!(
+        a.points.len() + b.points.len(),
+        2,
+        "one attempt's two events"
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM error_events"),
+        1,
+        "one error row"
+    );
+    assert_eq!(db.count("SELECT SUM(count) FROM error_groups"), 1);
+    assert_eq!(
+        db.count("SELECT SUM(duplicate_events) FROM processed_envelopes"),
+        2,
+        "the second attempt's events are counted as duplicates"
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM request_attempts"),
+        1,
+        "one row per request"
+    );
+}
+
+#[test]
+fn a_request_split_over_several_messages_keeps_every_part() {
+    let db = Db::migrated();
+    let key = update_request_key("telegram-bot:123", 43);
+    let first = attempt(key, 1);
+    update_events(&first);
+    let one = flush(&first);
+    update_events(&first);
+    let two = flush(&first);
+    let again = attempt(key, 2);
+    update_events(&again);
+    update_events(&again);
+    let redelivery = flush(&again);
+    // The redelivery's message arrives between the two parts, in the same batch.
+    let inv = invoke(
+        &db,
+        &[
+            message("1", 1, one),
+            message("r", 1, redelivery),
+            message("2", 1, two),
+        ],
+        NOW,
+        D1::Up,
+        D1::Up,
+        true,
+    );
+    assert_eq!(inv.points.len(), 4);
+    assert_eq!(mirrored(&db), 4);
+    assert_eq!(db.count("SELECT count(*) FROM error_events"), 2);
+    assert_eq!(
+        db.count("SELECT duplicate_events FROM processed_envelopes WHERE queue_message_id = 'r'"),
+        4
+    );
+    // Version 1 envelopes (random UUIDv7 ids) are keyed by their whole event id: no claim row.
+    let mut v1 = samples::typical_envelope();
+    v1.version = 1;
+    invoke(
+        &db,
+        &[message("v1", 1, encode(&v1).unwrap())],
+        NOW,
+        D1::Up,
+        D1::Up,
+        true,
+    );
+    assert_eq!(mirrored(&db), 9);
+    assert_eq!(db.count("SELECT count(*) FROM request_attempts"), 1);
+}
+
+fn drop_only(buffer_full: u32) -> Vec<u8> {
+    let envelope = Envelope {
+        events: Vec::new(),
+        dropped: shared::DropCounts {
+            buffer_full,
+            cancelled: 1,
+            ..shared::DropCounts::default()
+        },
+        ..samples::typical_envelope()
+    };
+    encode(&envelope).unwrap()
+}
+
+#[test]
+fn two_different_drop_only_envelopes_both_get_their_drop_counts_stored() {
+    let db = Db::migrated();
+    let batch = [
+        message("a", 1, drop_only(200)),
+        message("b", 1, drop_only(201)),
+    ];
+    invoke(&db, &batch, NOW, D1::Up, D1::Up, true);
+    assert_eq!(
+        db.count("SELECT sum(dropped_buffer_full) FROM processed_envelopes"),
+        401
+    );
+    assert_eq!(
+        db.count("SELECT sum(dropped_cancelled) FROM processed_envelopes"),
+        2
+    );
+}
+
+#[test]
+fn an_event_dated_1970_does_not_move_first_seen() {
+    let db = Db::migrated();
+    let mut envelope = samples::error_envelope();
+    envelope.events[0].timestamp = chrono::DateTime::UNIX_EPOCH;
+    invoke(
+        &db,
+        &[message("e", 1, encode(&envelope).unwrap())],
+        NOW,
+        D1::Up,
+        D1::Up,
+        true,
+    );
+    let first_seen = db.count("SELECT first_seen FROM error_groups");
+    assert_eq!(
+        first_seen,
+        envelope.sent_at.timestamp_millis() - shared::skew::MAX_EVENT_LEAD_MS
+    );
+}
+
+/// A local queue: messages with their visibility time and delivery count.
+#[derive(Default)]
+struct Queue {
+    messages: Vec<(String, Vec<u8>, i64, u32)>,
+    next_id: u32,
+}
+
+impl Queue {
+    fn send(&mut self, bytes: Vec<u8>, visible_at: i64) {
+        self.next_id += 1;
+        self.messages
+            .push((format!("q{}", self.next_id), bytes, visible_at, 0));
+    }
+
+    /// Up to 10 visible messages.
+    fn batch(&mut self, now: i64) -> Vec<IncomingMessage> {
+        let mut out = Vec::new();
+        for m in self.messages.iter_mut().filter(|m| m.2 <= now).take(10) {
+            m.3 += 1;
+            out.push(message(&m.0, m.3, m.1.clone()));
+        }
+        out
+    }
+
+    /// Carries out an invocation's actions and sends.
+    fn settle(&mut self, batch: &[IncomingMessage], inv: &Invocation, now: i64) {
+        for (m, action) in batch.iter().zip(&inv.actions) {
+            match action {
+                MessageAction::Ack => self.messages.retain(|q| q.0 != m.id),
+                MessageAction::Retry { delay_seconds } => {
+                    if let Some(q) = self.messages.iter_mut().find(|q| q.0 == m.id) {
+                        q.2 = now + 1000 * i64::from(*delay_seconds);
+                    }
+                }
+            }
+        }
+        for (bytes, delay) in &inv.sent {
+            self.send(bytes.clone(), now + 1000 * i64::from(*delay));
+        }
+    }
+}
+
+#[test]
+fn an_outage_longer_than_the_retries_writes_points_early_and_stores_the_rest_later() {
+    let db = Db::migrated();
+    let mut queue = Queue::default();
+    queue.send(errors(), NOW);
+    queue.send(typical(), NOW);
+    let mut now = NOW;
+    let mut ae: Vec<String> = Vec::new();
+    let mut deliveries = 0;
+    // D1 is down for a day: retries in place, then deferrals, each a fresh message.
+    while now < NOW + 86_400_000 {
+        let batch = queue.batch(now);
+        if !batch.is_empty() {
+            deliveries += 1;
+            let inv = invoke(&db, &batch, now, D1::Down, D1::Down, true);
+            ae.extend(inv.points.clone());
+            queue.settle(&batch, &inv, now);
+        }
+        now += 5_000;
+    }
+    assert_eq!(
+        ae.len(),
+        6,
+        "the points reached Analytics Engine during the outage, once"
+    );
+    assert!(deliveries < 60, "{deliveries} deliveries in a day");
+    assert_eq!(
+        queue.messages.len(),
+        1,
+        "the two deferred records travel together"
+    );
+    assert_eq!(mirrored(&db), 0);
+    // D1 is back.
+    while !queue.messages.is_empty() {
+        let batch = queue.batch(now);
+        if !batch.is_empty() {
+            let inv = invoke(&db, &batch, now, D1::Up, D1::Up, true);
+            ae.extend(inv.points.clone());
+            queue.settle(&batch, &inv, now);
+        }
+        now += 5_000;
+    }
+    assert_eq!(ae.len(), 6, "no point written again");
+    assert_eq!(mirrored(&db), 6);
+    assert_eq!(
+        db.count("SELECT count(DISTINCT blob7) FROM analytics_points_local"),
+        6
+    );
+    assert_eq!(db.count("SELECT count(*) FROM error_events"), 1);
+    assert_eq!(db.count("SELECT SUM(count) FROM error_groups"), 1);
+    assert_eq!(
+        db.count("SELECT count(*) FROM processed_envelopes WHERE points_written = 1"),
+        2
+    );
+    assert_eq!(
+        db.count("SELECT SUM(points_written_twice) FROM processed_envelopes"),
+        0
+    );
+    assert!(db.count("SELECT MIN(deferrals) FROM processed_envelopes") > 20);
+    assert_eq!(
+        db.count("SELECT SUM(dropped_send_failed) FROM processed_envelopes"),
+        3,
+        "drop counts arrive with the deferred record"
+    );
+}
+
+#[test]
+fn a_duplicate_written_during_an_outage_is_counted() {
+    let db = Db::migrated();
+    // Two copies of one envelope, both on their third delivery while D1 is down.
+    let batch = [message("a", 3, typical()), message("b", 3, typical())];
+    let down = invoke(&db, &batch, NOW, D1::Down, D1::Down, true);
+    assert_eq!(
+        down.points.len(),
+        10,
+        "no D1, no dedup: both copies' points are written"
+    );
+    assert_eq!(down.actions, vec![MessageAction::Ack; 2]);
+    let sent: Vec<IncomingMessage> = down
+        .sent
+        .iter()
+        .enumerate()
+        .map(|(i, (bytes, _))| message(&format!("d{i}"), 1, bytes.clone()))
+        .collect();
+    let up = invoke(&db, &sent, NOW + 60_000, D1::Up, D1::Up, true);
+    assert!(up.points.is_empty());
+    assert_eq!(
+        mirrored(&db),
+        10,
+        "the mirror shows what Analytics Engine got"
+    );
+    assert_eq!(
+        db.count("SELECT SUM(points_written_twice) FROM processed_envelopes"),
+        5
+    );
+    assert_eq!(db.count("SELECT count(*) FROM processed_envelopes"), 1);
+}
+
+#[test]
+fn a_failed_mark_is_deferred_and_lands_later_without_writing_again() {
+    for finish in [D1::Down, D1::LostAnswer] {
+        let db = Db::migrated();
+        let first = invoke(&db, &[message("m", 1, errors())], NOW, D1::Up, finish, true);
+        assert_eq!(first.points.len(), 1);
+        assert_eq!(
+            first.actions,
+            vec![MessageAction::Ack],
+            "acked: a retry would write twice"
+        );
+        assert_eq!(first.sent.len(), 1);
+        let (bytes, _) = &first.sent[0];
+        let later = invoke(
+            &db,
+            &[message("d", 1, bytes.clone())],
+            NOW + 30_000,
+            D1::Up,
+            D1::Up,
+            true,
+        );
+        assert!(later.points.is_empty());
+        assert_eq!(mirrored(&db), 1, "{finish:?}");
+        assert_eq!(
+            db.count("SELECT points_written FROM processed_envelopes"),
+            1
+        );
+        assert_eq!(
+            db.count("SELECT points_written_twice FROM processed_envelopes"),
+            0
+        );
+    }
+}
+
+#[test]
+fn a_lost_commit_answer_is_retried_and_the_claim_is_taken_over() {
+    let db = Db::migrated();
+    let first = invoke(
+        &db,
+        &[message("m", 1, errors())],
+        NOW,
+        D1::LostAnswer,
+        D1::Up,
+        true,
+    );
+    assert!(first.points.is_empty());
+    assert_eq!(
+        first.actions,
+        vec![MessageAction::Retry { delay_seconds: 2 }]
+    );
+    let again = invoke(
+        &db,
+        &[message("m", 2, errors())],
+        NOW + 2_000,
+        D1::Up,
+        D1::Up,
+        true,
+    );
+    assert_eq!(
+        again.points.len(),
+        1,
+        "its own claim: no waiting for the timeout"
+    );
+    // The third delivery's answer is lost too: its points go out early, the record carries the
+    // delivery's claim over.
+    let db = Db::migrated();
+    let early = invoke(
+        &db,
+        &[message("m", 3, errors())],
+        NOW,
+        D1::LostAnswer,
+        D1::Up,
+        true,
+    );
+    assert_eq!(early.points.len(), 1);
+    assert_eq!(early.actions, vec![MessageAction::Ack]);
+    let (bytes, _) = &early.sent[0];
+    invoke(
+        &db,
+        &[message("d", 1, bytes.clone())],
+        NOW + 20_000,
+        D1::Up,
+        D1::Up,
+        true,
+    );
+    assert_eq!(mirrored(&db), 1);
+    assert_eq!(
+        db.count("SELECT points_written FROM processed_envelopes"),
+        1
+    );
+    assert_eq!(
+        db.count("SELECT points_written_twice FROM processed_envelopes"),
+        0
+    );
+}
+
+#[test]
+fn without_analytics_engine_nothing_is_marked_and_messages_wait() {
+    let db = Db::migrated();
+    let batch = [message("m", 1, typical())];
+    let inv = invoke(&db, &batch, NOW, D1::Up, D1::Up, false);
+    assert!(inv.points.is_empty());
+    assert_eq!(inv.actions, vec![MessageAction::Retry { delay_seconds: 2 }]);
+    assert_eq!(db.count("SELECT count(*) FROM processed_envelopes"), 0);
+    // Still missing on the third delivery: deferred with its points pending.
+    let inv = invoke(
+        &db,
+        &[message("m", 3, typical())],
+        NOW,
+        D1::Up,
+        D1::Up,
+        false,
+    );
+    assert_eq!(inv.actions, vec![MessageAction::Ack]);
+    let (bytes, _) = &inv.sent[0];
+    let records = deferred::decode(bytes).unwrap();
+    assert_eq!(records[0].points, deferred::PointsState::Pending);
+    // The binding is back: the deferred record is stored and its points written.
+    let inv = invoke(
+        &db,
+        &[message("d", 1, bytes.clone())],
+        NOW + 20_000,
+        D1::Up,
+        D1::Up,
+        true,
+    );
+    assert_eq!(inv.points.len(), 5);
+    assert_eq!(mirrored(&db), 5);
+}
+
+/// A small deterministic generator (SplitMix64) for the chaos run.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> f64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn d1(&mut self, rate: f64) -> D1 {
+        let faults = faults::D1Faults {
+            switch: false,
+            fail_rate: rate,
+        };
+        match faults.draw(self.next(), self.next()) {
+            faults::D1Fault::None => D1::Up,
+            faults::D1Fault::FailBefore => D1::Down,
+            faults::D1Fault::FailAfterCommit => D1::LostAnswer,
+        }
+    }
+}
+
+/// Distinct envelopes of 1 to 12 events, some errors, every request split over two messages.
+fn chaos_envelopes(n: u64) -> (Vec<Vec<u8>>, usize, usize) {
+    chaos_attempt(n, 0)
+}
+
+/// The same requests handled again (`seed` picks the attempt).
+fn chaos_attempt(n: u64, seed: u8) -> (Vec<Vec<u8>>, usize, usize) {
+    let (mut out, mut events, mut errors) = (Vec::new(), 0, 0);
+    for i in 0..n {
+        let tracker = attempt(
+            update_request_key("telegram-bot:9", i as i64),
+            ((i % 120) as u8).wrapping_mul(2).wrapping_add(seed),
+        );
+        for part in 0..2 {
+            for j in 0..(1 + (i * 7 + part) % 12) {
+                if j % 5 == 4 {
+                    tracker.track_error_message("telegram_api", &format!("error {i}"), "x");
+                    errors += 1;
+                } else {
+                    tracker.track("e", [("j", j as i64)]);
+                }
+                events += 1;
+            }
+            out.push(flush(&tracker));
+        }
+    }
+    (out, events, errors)
+}
+
+/// `DEV_FAULT_D1_FAIL_RATE` on the consumer's logic: with a quarter, a half, three quarters of
+/// all D1 calls failing, half of those after committing, every event is stored once.
+#[test]
+fn a_flaky_d1_neither_loses_nor_doubles() {
+    for seed in 1..=9 {
+        let rate = [0.25, 0.5, 0.75][seed as usize % 3];
+        let mut deferred_messages = 0;
+        let db = Db::migrated();
+        let mut rng = Rng(seed);
+        let mut queue = Queue::default();
+        let (envelopes, events, errors) = chaos_envelopes(60);
+        for bytes in envelopes {
+            queue.send(bytes, NOW);
+        }
+        let mut now = NOW;
+        let mut ae = Vec::new();
+        while !queue.messages.is_empty() {
+            assert!(
+                now < NOW + 3 * 86_400_000,
+                "seed {seed}: not drained in three days"
+            );
+            let batch = queue.batch(now);
+            if !batch.is_empty() {
+                let (commit, finish) = (rng.d1(rate), rng.d1(rate));
+                let inv = invoke(&db, &batch, now, commit, finish, true);
+                deferred_messages += inv.sent.len();
+                ae.extend(inv.points.clone());
+                queue.settle(&batch, &inv, now);
+            }
+            now += 1_000;
+        }
+        let mut unique = ae.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(
+            unique.len(),
+            events,
+            "seed {seed}: every event reached Analytics Engine"
+        );
+        assert_eq!(ae.len(), events, "seed {seed}: none twice");
+        assert_eq!(mirrored(&db), events as i64, "seed {seed}");
+        assert_eq!(
+            db.count("SELECT count(DISTINCT blob7) FROM analytics_points_local"),
+            events as i64
+        );
+        assert_eq!(db.count("SELECT count(*) FROM error_events"), errors as i64);
+        assert_eq!(
+            db.count("SELECT SUM(count) FROM error_groups"),
+            errors as i64
+        );
+        assert_eq!(db.count("SELECT count(*) FROM processed_envelopes"), 120);
+        assert_eq!(
+            db.count("SELECT count(*) FROM processed_envelopes WHERE points_written = 0"),
+            0
+        );
+        assert_eq!(
+            db.count("SELECT SUM(points_written_twice) FROM processed_envelopes"),
+            0
+        );
+        let deferred = db.count("SELECT count(*) FROM processed_envelopes WHERE deferrals > 0");
+        println!(
+            "seed {seed}, fail rate {rate}: {events} events, {deferred_messages} deferred messages sent, \
+             {deferred} envelopes first stored from one"
+        );
+        assert!(
+            deferred_messages > 0,
+            "the failures reached the deferral path"
+        );
+    }
+}
+
+/// Runs the cron once against the database; returns its report.
+fn retention_run(db: &Db, now: i64) -> retention::RetentionReport {
+    let mut run = Retention::new(now, RetentionConfig::from_vars(None, None));
+    while let Some(step) = run.next_step() {
+        let rows = db.batch(std::slice::from_ref(&step.statement)).unwrap();
+        run.record(step.table, &rows[0], None);
+    }
+    run.report()
+}
+
+#[test]
+fn retention_deletes_a_large_backlog_in_bounded_runs_and_keeps_recent_rows() {
+    let db = Db::migrated();
+    let day = 86_400_000_i64;
+    let (old, recent) = (NOW - 40 * day, NOW - day);
+    db.0.execute_batch(&format!(
+        "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
+         INSERT INTO error_events (event_id, fingerprint, occurred_at, received_at, kind, message, bot, release)
+         SELECT 'old-' || i, 'fp' || (i % 10), {old} + i, {old}, 'k', 'm', 'b', 'r' FROM n;
+         INSERT INTO error_events (event_id, fingerprint, occurred_at, received_at, kind, message, bot, release)
+         VALUES ('recent', 'fp1', {recent}, {recent}, 'k', 'm', 'b', 'r');
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+         INSERT INTO processed_envelopes (key, queue_message_id, bot, event_count, dropped_send_failed, dropped_oversize, dropped_buffer_full, received_at)
+         SELECT printf('%032x', i * 7919), 'm', 'b', 1, 0, 0, 0, CASE WHEN i % 1000 = 0 THEN {recent} ELSE {old} END FROM n;
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000)
+         INSERT INTO request_attempts (request_key, attempt, received_at)
+         SELECT printf('%016x', i * 104729), i, CASE WHEN i % 1000 = 0 THEN {recent} ELSE {old} END FROM n;"
+    ))
+    .unwrap();
+    let left = |db: &Db| {
+        db.count("SELECT count(*) FROM error_events")
+            + db.count("SELECT count(*) FROM processed_envelopes")
+            + db.count("SELECT count(*) FROM request_attempts")
+    };
+    let first = retention_run(&db, NOW);
+    assert!(!first.finished);
+    assert!(left(&db) > 100_000, "one run stops at its cap");
+    let mut runs = 1;
+    while !retention_run(&db, NOW).finished {
+        runs += 1;
+        assert!(runs < 30);
+    }
+    assert!(runs >= 10, "{runs}");
+    assert_eq!(db.count("SELECT count(*) FROM error_events"), 1);
+    assert_eq!(
+        db.count("SELECT count(*) FROM processed_envelopes"),
+        20,
+        "every 1000th is recent"
+    );
+    assert_eq!(db.count("SELECT count(*) FROM request_attempts"), 20);
+    assert_eq!(
+        db.count("SELECT SUM(count) FROM error_groups"),
+        100_001,
+        "groups keep their counts"
+    );
+}
+
+/// The same with every message delivered twice (a producer send repeated after an error, or a
+/// Queues redelivery), the copy up to five minutes later: every event is stored, and every
+/// point Analytics Engine got more than once is counted in `points_written_twice` (only points
+/// written during an outage can double).
+#[test]
+fn a_flaky_d1_with_duplicate_messages_loses_nothing_and_counts_every_double() {
+    for seed in 1..=6 {
+        let rate = [0.25, 0.5, 0.75][seed as usize % 3];
+        let db = Db::migrated();
+        let mut rng = Rng(seed + 100);
+        let mut queue = Queue::default();
+        let (envelopes, events, errors) = chaos_envelopes(40);
+        for bytes in envelopes {
+            queue.send(bytes.clone(), NOW);
+            let later = NOW + (rng.next() * 300_000.0) as i64;
+            queue.send(bytes, later);
+        }
+        let mut now = NOW;
+        let mut ae = Vec::new();
+        while !queue.messages.is_empty() {
+            assert!(
+                now < NOW + 3 * 86_400_000,
+                "seed {seed}: not drained in three days"
+            );
+            let batch = queue.batch(now);
+            if !batch.is_empty() {
+                let (commit, finish) = (rng.d1(rate), rng.d1(rate));
+                let inv = invoke(&db, &batch, now, commit, finish, true);
+                ae.extend(inv.points.clone());
+                queue.settle(&batch, &inv, now);
+            }
+            now += 1_000;
+        }
+        let mut unique = ae.clone();
+        unique.sort();
+        unique.dedup();
+        let twice = db.count("SELECT SUM(points_written_twice) FROM processed_envelopes");
+        println!(
+            "seed {seed}, fail rate {rate}: {events} events, {} points written, {twice} counted twice",
+            ae.len()
+        );
+        assert_eq!(unique.len(), events, "seed {seed}: nothing lost");
+        assert_eq!(
+            ae.len() as i64 - events as i64,
+            twice,
+            "seed {seed}: every double counted"
+        );
+        assert_eq!(
+            mirrored(&db),
+            ae.len() as i64,
+            "seed {seed}: the mirror shows what AE got"
+        );
+        assert_eq!(db.count("SELECT count(*) FROM error_events"), errors as i64);
+        assert_eq!(
+            db.count("SELECT SUM(count) FROM error_groups"),
+            errors as i64
+        );
+        assert_eq!(
+            db.count("SELECT count(*) FROM processed_envelopes WHERE points_written = 0"),
+            0
+        );
+    }
+}
+
+/// And with every update handled twice (Telegram redelivered it): one attempt per request is
+/// stored; points of the other attempt that reached Analytics Engine during an outage are
+/// counted too.
+#[test]
+fn a_flaky_d1_with_redelivered_updates_stores_one_attempt_and_counts_every_extra_point() {
+    for seed in 1..=6 {
+        let rate = [0.25, 0.5, 0.75][seed as usize % 3];
+        let db = Db::migrated();
+        let mut rng = Rng(seed + 200);
+        let mut queue = Queue::default();
+        let (first, events, errors) = chaos_attempt(40, 0);
+        let (again, ..) = chaos_attempt(40, 1);
+        for bytes in first.into_iter().chain(again) {
+            let at = NOW + (rng.next() * 120_000.0) as i64;
+            queue.send(bytes, at);
+        }
+        let mut now = NOW;
+        let mut ae = Vec::new();
+        while !queue.messages.is_empty() {
+            assert!(
+                now < NOW + 3 * 86_400_000,
+                "seed {seed}: not drained in three days"
+            );
+            let batch = queue.batch(now);
+            if !batch.is_empty() {
+                let (commit, finish) = (rng.d1(rate), rng.d1(rate));
+                let inv = invoke(&db, &batch, now, commit, finish, true);
+                ae.extend(inv.points.clone());
+                queue.settle(&batch, &inv, now);
+            }
+            now += 1_000;
+        }
+        let stored = db.count("SELECT count(DISTINCT blob7) FROM analytics_points_local");
+        let winners: HashMap<String, i64> =
+            db.0.prepare("SELECT request_key, attempt FROM request_attempts")
+                .unwrap()
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .unwrap()
+                .map(|r| r.unwrap())
+                .collect();
+        let mut kept: Vec<String> = ae
+            .iter()
+            .filter(|id| {
+                let id = uuid::Uuid::parse_str(id).unwrap();
+                let key = format!("{:016x}", shared::ids::request_key_of(&id));
+                winners.get(&key) == Some(&(shared::ids::attempt_of(&id) as i64))
+            })
+            .cloned()
+            .collect();
+        kept.sort();
+        kept.dedup();
+        let kept = kept.len();
+        let twice = db.count("SELECT SUM(points_written_twice) FROM processed_envelopes");
+        println!(
+            "seed {seed}, fail rate {rate}: {events} events per attempt, {} points written, \
+             {stored} distinct ({kept} of winning attempts), {twice} counted twice",
+            ae.len()
+        );
+        assert_eq!(db.count("SELECT count(*) FROM request_attempts"), 40);
+        assert_eq!(
+            kept, events,
+            "seed {seed}: every event of the winning attempts"
+        );
+        assert_eq!(
+            db.count("SELECT count(*) FROM error_events"),
+            errors as i64,
+            "seed {seed}"
+        );
+        assert_eq!(
+            mirrored(&db),
+            ae.len() as i64,
+            "seed {seed}: the mirror shows what AE got"
+        );
+        assert_eq!(
+            ae.len() as i64 - events as i64,
+            twice,
+            "seed {seed}: every extra counted"
+        );
+        assert_eq!(
+            db.count("SELECT SUM(duplicate_events) FROM processed_envelopes"),
+            events as i64,
+            "seed {seed}: the other attempt's events, counted where they arrived"
+        );
+    }
+}
+
+#[test]
+fn a_deferral_that_cannot_be_sent_writes_no_point_and_retries_in_place() {
+    let db = Db::migrated();
+    let batch = [message("a", 3, typical()), message("b", 5, errors())];
+    let inv = invoke_sending(&db, &batch, NOW, D1::Down, D1::Down, true, false);
+    assert!(
+        inv.points.is_empty(),
+        "the records saying so never reached the queue"
+    );
+    assert_eq!(
+        inv.actions,
+        vec![
+            MessageAction::Retry { delay_seconds: 8 },
+            MessageAction::Retry { delay_seconds: 32 }
+        ]
+    );
+    // When the second transaction failed, the points are written: acknowledged all the same.
+    let inv = invoke_sending(
+        &db,
+        &[message("c", 1, errors())],
+        NOW,
+        D1::Up,
+        D1::Down,
+        true,
+        false,
+    );
+    assert_eq!(inv.points.len(), 1);
+    assert_eq!(inv.actions, vec![MessageAction::Ack]);
+}
