@@ -390,6 +390,10 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let config = RetentionConfig::from_vars(
         var(&env, "RETENTION_DAYS").as_deref(),
         var(&env, "RETENTION_MAX_ROWS_WRITTEN").as_deref(),
+    )
+    .with_expiry(
+        var(&env, "GROUP_MESSAGE_DAYS").as_deref(),
+        var(&env, "REJECTED_PAYLOAD_DAYS").as_deref(),
     );
     let faults = D1Faults::from_vars(
         var(&env, "DEV_FAULT_D1_SWITCH").as_deref(),

@@ -64,7 +64,7 @@ pub struct DoubleColumn {
 
 /// What `index1` holds, in one line (the value comes from [`index_value`]).
 pub const INDEX_HOLDS: &str =
-    "sampling key: the Telegram user id; `c<chat id>` when there is no user; `-` when neither";
+    "sampling key: the user (its pseudonym, see docs/privacy.md); `c<chat>` when there is no user; `-` when neither";
 
 fn opt_id(id: Option<i64>) -> String {
     id.map(|v| v.to_string()).unwrap_or_default()
@@ -144,12 +144,12 @@ pub const BLOBS: &[BlobColumn] = &[
         value: |p| p.event.name.clone(),
     },
     BlobColumn {
-        holds: "Telegram user id as text, empty when none",
+        holds: "user pseudonym as text (keyed hash of the Telegram id), empty when none",
         max_bytes: 24,
         value: |p| opt_id(p.event.user_id),
     },
     BlobColumn {
-        holds: "Telegram chat id as text, empty when none",
+        holds: "chat pseudonym as text (keyed hash of the Telegram id), empty when none",
         max_bytes: 24,
         value: |p| opt_id(p.event.chat_id),
     },
@@ -223,7 +223,8 @@ pub const BLOBS: &[BlobColumn] = &[
         value: |p| prop(p, "outcome"),
     },
     BlobColumn {
-        holds: "property `source` (the /start deep-link payload: acquisition source)",
+        holds:
+            "property `source` (a valid /start deep-link parameter, or `other`: acquisition source)",
         max_bytes: 256,
         value: |p| prop(p, "source"),
     },
@@ -258,11 +259,11 @@ pub const DOUBLES: &[DoubleColumn] = &[
         value: |p| p.timestamp_ms as f64,
     },
     DoubleColumn {
-        holds: "Telegram user id, 0 when none",
+        holds: "user pseudonym, 0 when none",
         value: |p| p.event.user_id.unwrap_or(0) as f64,
     },
     DoubleColumn {
-        holds: "Telegram chat id, 0 when none",
+        holds: "chat pseudonym, 0 when none",
         value: |p| p.event.chat_id.unwrap_or(0) as f64,
     },
     DoubleColumn {

@@ -11,13 +11,18 @@
 //! For a Telegram update the request key is derived from the bot and the `update_id`
 //! ([`update_request_key`]), so when Telegram delivers the same update again, its events carry
 //! the same request key and a new attempt: the consumer stores the events of one attempt per
-//! request key and drops the rest as duplicates. Other units of work get a random request key.
+//! request key and drops the rest as duplicates. The key's top bit says which kind it is: set
+//! for keys derived from something that can be delivered again ([`is_redeliverable`]); clear for
+//! the random keys of other units of work, which the consumer need not claim (a claim costs a D1
+//! row written, and nothing can repeat a random key).
 
 use uuid::Uuid;
 
 use crate::fingerprint::Fnv1a;
 
 const REQUEST_MASK: u64 = 0x0FFF_FFFF_FFFF_FFFF; // 60 bits
+/// The request key bit that marks a key derived from a redeliverable unit of work.
+const REDELIVERABLE: u64 = 1 << 59;
 const ATTEMPT_MASK: u64 = 0x3FFF_FFFF_FFFF; // 46 bits
 
 /// Generates the ids of one unit of work's events.
@@ -62,7 +67,7 @@ impl EventIds {
         let mut state = seed_state(seed);
         let request = splitmix(&mut state);
         EventIds {
-            request: request & REQUEST_MASK,
+            request: request & REQUEST_MASK & !REDELIVERABLE,
             attempt: splitmix(&mut state) & ATTEMPT_MASK,
             seq: 0,
         }
@@ -106,7 +111,13 @@ pub fn update_request_key(bot: &str, update_id: i64) -> u64 {
     hash.write(bot.as_bytes());
     hash.write(&[0]);
     hash.write(&update_id.to_le_bytes());
-    hash.finish() & REQUEST_MASK
+    (hash.finish() & REQUEST_MASK) | REDELIVERABLE
+}
+
+/// Whether a request key read from an event id ([`request_key_of`]) belongs to a unit of work
+/// that can be delivered again (a Telegram update), rather than a random one.
+pub fn is_redeliverable(request_key: u64) -> bool {
+    request_key >> 63 == 1
 }
 
 /// The request key an event id carries (bytes 0–7, as read by the consumer).
@@ -161,6 +172,17 @@ mod tests {
             update_request_key("other-bot:9", 42),
             "another bot's update 42 is another request"
         );
+    }
+
+    #[test]
+    fn update_keys_are_marked_redeliverable_and_random_ones_are_not() {
+        let update = EventIds::for_request(update_request_key("bot", 1), [1; 16]).next_id();
+        assert!(is_redeliverable(request_key_of(&update)));
+        for seed in 0..50u8 {
+            let random = EventIds::random([seed; 16]).next_id();
+            assert!(!is_redeliverable(request_key_of(&random)));
+            assert_eq!(random.get_version_num(), 8);
+        }
     }
 
     #[test]

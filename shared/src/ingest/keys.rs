@@ -1,7 +1,7 @@
 //! Idempotency keys: of an envelope (its raw bytes) and of the request an event belongs to.
 
 use crate::event::Event;
-use crate::ids::{attempt_of, request_key_of};
+use crate::ids::{attempt_of, is_redeliverable, request_key_of};
 
 /// The idempotency key of a queue message's content: 32 hex digits hashing the raw bytes.
 ///
@@ -45,13 +45,18 @@ pub struct RequestAttempt {
 /// version 2 (or later) envelope. Version 1 envelopes have random UUIDv7 ids: such an event is
 /// its own request with its one attempt, keyed by its whole id, so it needs no request claim
 /// (`None`): it is always kept, and the error row's primary key and the envelope's points claim
-/// deduplicate it.
+/// deduplicate it. Events of a unit of work with a random request key (not a Telegram update:
+/// nothing can deliver it again) need no claim either.
 pub fn request_of(event: &Event, envelope_version: u32) -> Option<RequestAttempt> {
     if envelope_version < 2 || event.id.get_version_num() != 8 {
         return None;
     }
+    let key = request_key_of(&event.id);
+    if !is_redeliverable(key) {
+        return None;
+    }
     Some(RequestAttempt {
-        key: format!("{:016x}", request_key_of(&event.id)),
+        key: format!("{key:016x}"),
         attempt: attempt_of(&event.id),
     })
 }

@@ -9,6 +9,13 @@
 //! for the next run, which starts again from the oldest rows: nothing is skipped, a backlog
 //! only takes several runs.
 //!
+//! Two fields expire before their rows, with durations of their own: a group's last message
+//! (`error_groups.last_message`, blanked once the group has been quiet for
+//! `GROUP_MESSAGE_DAYS`, default [`DEFAULT_MESSAGE_DAYS`]; the group keeps its counts) and a
+//! rejected message's raw payload (`rejected_messages.payload`, dropped after
+//! `REJECTED_PAYLOAD_DAYS`, default [`DEFAULT_PAYLOAD_DAYS`]; the row keeps why it was
+//! rejected until `RETENTION_DAYS`).
+//!
 //! Tables with an index on their time column are cut through it. `processed_envelopes` and
 //! `request_attempts` have no such index (it would cost a row written per insert and per
 //! delete): their chunks walk the primary key from where the previous chunk stopped, so a run
@@ -32,6 +39,13 @@ pub const DEFAULT_MAX_ROWS_WRITTEN: u64 = 50_000;
 /// Default retention of error events, envelope keys, rejected messages and local points.
 pub const DEFAULT_RETENTION_DAYS: i64 = 30;
 
+/// How long a quiet group keeps its last message, unless `GROUP_MESSAGE_DAYS` says otherwise.
+pub const DEFAULT_MESSAGE_DAYS: i64 = 14;
+
+/// How long a rejected message keeps its raw payload, unless `REJECTED_PAYLOAD_DAYS` says
+/// otherwise (long enough to look into it; the payload may hold pseudonymous ids).
+pub const DEFAULT_PAYLOAD_DAYS: i64 = 7;
+
 /// How long request attempts are kept, whatever `RETENTION_DAYS` says: Telegram redelivers an
 /// update for at most 24 hours, and a deferred message may wait out an outage; a week covers
 /// both. The rows hold no user data (a hash and a random number).
@@ -52,16 +66,22 @@ pub enum Table {
     RejectedMessages,
     /// `analytics_points_local` (development), by `timestamp` (indexed).
     LocalPoints,
+    /// `error_groups.last_message` of quiet groups (blanked, the row stays).
+    GroupMessages,
+    /// `rejected_messages.payload` (dropped, the row stays).
+    RejectedPayloads,
 }
 
 impl Table {
     /// Every table, in the order they take turns.
-    pub const ALL: [Table; 5] = [
+    pub const ALL: [Table; 7] = [
         Table::ErrorEvents,
         Table::ProcessedEnvelopes,
         Table::RequestAttempts,
         Table::RejectedMessages,
         Table::LocalPoints,
+        Table::GroupMessages,
+        Table::RejectedPayloads,
     ];
 
     /// The SQL name.
@@ -72,6 +92,8 @@ impl Table {
             Table::RequestAttempts => "request_attempts",
             Table::RejectedMessages => "rejected_messages",
             Table::LocalPoints => "analytics_points_local",
+            Table::GroupMessages => "error_groups.last_message",
+            Table::RejectedPayloads => "rejected_messages.payload",
         }
     }
 
@@ -79,10 +101,11 @@ impl Table {
     /// report `rows_written`.
     pub fn write_cost(self) -> u64 {
         match self {
-            Table::ErrorEvents => 5,
+            Table::ErrorEvents => 4,
             Table::ProcessedEnvelopes | Table::RequestAttempts => 1,
             Table::RejectedMessages => 2,
             Table::LocalPoints => 3,
+            Table::GroupMessages | Table::RejectedPayloads => 1,
         }
     }
 
@@ -98,22 +121,43 @@ pub struct RetentionConfig {
     pub days: i64,
     /// `RETENTION_MAX_ROWS_WRITTEN`.
     pub max_rows_written: u64,
+    /// `GROUP_MESSAGE_DAYS`.
+    pub message_days: i64,
+    /// `REJECTED_PAYLOAD_DAYS`.
+    pub payload_days: i64,
+}
+
+fn days(value: Option<&str>, default: i64) -> i64 {
+    value
+        .and_then(|d| d.trim().parse::<i64>().ok())
+        .filter(|d| *d > 0)
+        .unwrap_or(default)
 }
 
 impl RetentionConfig {
     /// From the Worker's variables; missing, unparsable or non-positive values mean the
     /// defaults.
-    pub fn from_vars(days: Option<&str>, max_rows_written: Option<&str>) -> RetentionConfig {
+    pub fn from_vars(
+        retention_days: Option<&str>,
+        max_rows_written: Option<&str>,
+    ) -> RetentionConfig {
         RetentionConfig {
-            days: days
-                .and_then(|d| d.trim().parse::<i64>().ok())
-                .filter(|d| *d > 0)
-                .unwrap_or(DEFAULT_RETENTION_DAYS),
+            days: days(retention_days, DEFAULT_RETENTION_DAYS),
             max_rows_written: max_rows_written
                 .and_then(|d| d.trim().parse::<u64>().ok())
                 .filter(|d| *d > 0)
                 .unwrap_or(DEFAULT_MAX_ROWS_WRITTEN),
+            message_days: DEFAULT_MESSAGE_DAYS,
+            payload_days: DEFAULT_PAYLOAD_DAYS,
         }
+    }
+
+    /// The expiry of group messages and rejected payloads (`GROUP_MESSAGE_DAYS`,
+    /// `REJECTED_PAYLOAD_DAYS`); missing or non-positive values mean the defaults.
+    pub fn with_expiry(mut self, message_days: Option<&str>, payload_days: Option<&str>) -> Self {
+        self.message_days = days(message_days, DEFAULT_MESSAGE_DAYS);
+        self.payload_days = days(payload_days, DEFAULT_PAYLOAD_DAYS);
+        self
     }
 }
 
@@ -154,6 +198,8 @@ pub struct RetentionReport {
 pub struct Retention {
     cutoff_ms: i64,
     request_cutoff_ms: i64,
+    message_cutoff_ms: i64,
+    payload_cutoff_ms: i64,
     cutoff_text: String,
     config: RetentionConfig,
     tables: Vec<TableState>,
@@ -173,6 +219,8 @@ impl Retention {
         Retention {
             cutoff_ms,
             request_cutoff_ms: now_ms.saturating_sub(REQUEST_RETENTION_DAYS * DAY_MS),
+            message_cutoff_ms: now_ms.saturating_sub(config.message_days.saturating_mul(DAY_MS)),
+            payload_cutoff_ms: now_ms.saturating_sub(config.payload_days.saturating_mul(DAY_MS)),
             cutoff_text,
             config,
             tables: Table::ALL
@@ -234,6 +282,14 @@ impl Retention {
             Table::LocalPoints => (
                 format!("DELETE FROM analytics_points_local WHERE rowid IN (SELECT rowid FROM analytics_points_local WHERE timestamp < ?1 ORDER BY timestamp LIMIT {limit}) RETURNING rowid AS k"),
                 vec![SqlValue::Text(self.cutoff_text.clone())],
+            ),
+            Table::GroupMessages => (
+                format!("UPDATE error_groups SET last_message = '' WHERE fingerprint IN (SELECT fingerprint FROM error_groups WHERE last_seen < ?1 AND last_message != '' LIMIT {limit}) RETURNING fingerprint AS k"),
+                vec![SqlValue::Integer(self.message_cutoff_ms)],
+            ),
+            Table::RejectedPayloads => (
+                format!("UPDATE rejected_messages SET payload = NULL WHERE id IN (SELECT id FROM rejected_messages WHERE received_at < ?1 AND payload IS NOT NULL ORDER BY id LIMIT {limit}) RETURNING id AS k"),
+                vec![SqlValue::Integer(self.payload_cutoff_ms)],
             ),
         };
         Statement {
@@ -298,9 +354,9 @@ mod tests {
 
     /// Runs a whole retention run against fake tables holding `old[i]` old rows each; returns
     /// the report and the rows left.
-    fn simulate(old: &mut [u64; 5], config: RetentionConfig) -> RetentionReport {
+    fn simulate(old: &mut [u64; 7], config: RetentionConfig) -> RetentionReport {
         let mut run = Retention::new(NOW, config);
-        let mut next_key = [0u64; 5];
+        let mut next_key = [0u64; 7];
         while let Some(step) = run.next_step() {
             let i = Table::ALL.iter().position(|t| *t == step.table).unwrap();
             assert!(
@@ -346,7 +402,7 @@ mod tests {
     #[test]
     fn a_backlog_stops_at_the_cap_and_the_next_run_continues() {
         let config = RetentionConfig::from_vars(Some("30"), None);
-        let mut old = [100_000, 20_000, 20_000, 100, 20_000];
+        let mut old = [100_000, 20_000, 20_000, 100, 20_000, 3_000, 50];
         let first = simulate(&mut old, config);
         assert!(!first.finished);
         assert!(first.rows_written >= DEFAULT_MAX_ROWS_WRITTEN);
@@ -364,19 +420,19 @@ mod tests {
             assert!(runs < 30, "no progress");
         }
         runs += 1;
-        assert_eq!(old, [0; 5]);
-        // 500,000 + 20,000 + 20,000 + 200 + 60,000 rows written at 50,000 a run.
-        assert!((12..=16).contains(&runs), "{runs} runs");
+        assert_eq!(old, [0; 7]);
+        // 400,000 + 20,000 + 20,000 + 200 + 60,000 + 3,000 + 50 rows written at 50,000 a run.
+        assert!((10..=14).contains(&runs), "{runs} runs");
     }
 
     #[test]
     fn the_statement_cap_holds_on_cheap_tables() {
         let config = RetentionConfig::from_vars(None, Some("100000000"));
-        let mut old = [0, 200_000, 0, 0, 0];
+        let mut old = [0, 200_000, 0, 0, 0, 0, 0];
         let report = simulate(&mut old, config);
         assert_eq!(report.statements, MAX_STATEMENTS_PER_RUN);
-        // The four clean tables take one statement each.
-        assert_eq!(old[1], 200_000 - 36 * u64::from(CHUNK_ROWS));
+        // The six clean tables take one statement each.
+        assert_eq!(old[1], 200_000 - 34 * u64::from(CHUNK_ROWS));
         assert!(!report.finished);
     }
 
@@ -416,6 +472,32 @@ mod tests {
             run.failed(step.table);
         }
         assert!(run.report().finished);
+    }
+
+    #[test]
+    fn group_messages_and_rejected_payloads_expire_on_their_own_schedule() {
+        let config = RetentionConfig::from_vars(Some("30"), None).with_expiry(Some("3"), None);
+        let mut run = Retention::new(NOW, config);
+        let mut seen = Vec::new();
+        while let Some(step) = run.next_step() {
+            if matches!(step.table, Table::GroupMessages | Table::RejectedPayloads) {
+                seen.push((step.table, step.statement.clone()));
+            }
+            run.record(step.table, &[], Some(0));
+        }
+        let (_, messages) = &seen[0];
+        assert!(messages
+            .sql
+            .starts_with("UPDATE error_groups SET last_message = ''"));
+        assert_eq!(messages.params, vec![SqlValue::Integer(NOW - 3 * DAY_MS)]);
+        let (_, payloads) = &seen[1];
+        assert!(payloads
+            .sql
+            .starts_with("UPDATE rejected_messages SET payload = NULL"));
+        assert_eq!(
+            payloads.params,
+            vec![SqlValue::Integer(NOW - DEFAULT_PAYLOAD_DAYS * DAY_MS)]
+        );
     }
 
     #[test]
