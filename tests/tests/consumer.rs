@@ -827,9 +827,11 @@ fn a_flaky_then_absent_d1_stores_everything_exactly_once() {
         24
     );
     let log = stack.log();
-    assert!(
-        log.contains("injected by DEV_FAULT_D1_FAIL_RATE"),
-        "the rate switch fired"
+    // The 30 % rate fires on a few calls only, so it may miss a whole run (seen once); the
+    // switch below always fires, and the native chaos runs exercise the rate at length.
+    println!(
+        "e2e: the D1 failure rate fired: {}",
+        log.contains("injected by DEV_FAULT_D1_FAIL_RATE")
     );
     assert!(
         log.contains("injected by DEV_FAULT_D1_SWITCH"),
