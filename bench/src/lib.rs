@@ -11,8 +11,22 @@ use e2e_tests::stack::TEST_SECRET;
 /// One answered (or failed) request: HTTP status (0 when no answer) and latency in ms.
 pub type Outcome = (u16, f64);
 
+/// `body` with its `update_id` replaced by `update_id` (bodies that are not JSON objects are
+/// returned as they are).
+pub fn with_update_id(body: &str, update_id: u64) -> String {
+    match serde_json::from_str::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(mut map)) => {
+            map.insert("update_id".into(), update_id.into());
+            serde_json::Value::Object(map).to_string()
+        }
+        _ => body.to_string(),
+    }
+}
+
 /// Posts `requests` updates to `url` from `concurrency` threads, each thread taking every
-/// `concurrency`-th request; request `i` sends `bodies[i % bodies.len()]`. Returns every
+/// `concurrency`-th request; request `i` sends `bodies[i % bodies.len()]` with `update_id`
+/// 1,000,000 + `i`, so every request is a distinct update (Telegram's redeliveries of one
+/// update are stored once). The bodies are prepared before the clock starts. Returns every
 /// outcome and the wall time.
 pub fn post_updates(
     url: &str,
@@ -20,6 +34,11 @@ pub fn post_updates(
     requests: usize,
     concurrency: usize,
 ) -> (Vec<Outcome>, Duration) {
+    let prepared: Arc<Vec<String>> = Arc::new(
+        (0..requests)
+            .map(|i| with_update_id(&bodies[i % bodies.len()], 1_000_000 + i as u64))
+            .collect(),
+    );
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .timeout_global(Some(Duration::from_secs(30)))
@@ -28,11 +47,11 @@ pub fn post_updates(
     let started = Instant::now();
     let threads: Vec<_> = (0..concurrency.max(1))
         .map(|t| {
-            let (agent, url, bodies) = (agent.clone(), url.to_string(), bodies.clone());
+            let (agent, url, bodies) = (agent.clone(), url.to_string(), prepared.clone());
             std::thread::spawn(move || {
                 let mut outcomes = Vec::new();
                 for i in (t..requests).step_by(concurrency.max(1)) {
-                    let body = &bodies[i % bodies.len()];
+                    let body = &bodies[i];
                     let start = Instant::now();
                     let status = agent
                         .post(&url)

@@ -518,20 +518,50 @@ fn overhead(s: &Settings, dir: &Path) -> (String, String, usize) {
 
 /// Part 3: the first request after the Worker loads, Rust against JavaScript, over restarts.
 fn cold_starts(s: &Settings, dir: &Path) -> String {
+    cold_start_table(
+        s,
+        dir,
+        vec![
+            (
+                "Rust bot".to_string(),
+                producer_config("bench-cold-rust", &[]),
+            ),
+            ("JavaScript Worker".to_string(), js_config(&[])),
+        ],
+    )
+}
+
+/// `--cold-variants label=DIR,…`: cold starts of other builds of the bot (each DIR holds a
+/// worker-build output: `index.js`, `index_bg.wasm`), for `bench/opt-variants.sh`.
+fn cold_variants(s: &Settings, dir: &Path, spec: &str) -> String {
+    let variants = spec
+        .split(',')
+        .filter_map(|item| item.split_once('='))
+        .map(|(label, build)| {
+            let mut config = producer_config("bench-cold-variant", &[]);
+            config.insert(
+                "main".into(),
+                Path::new(build)
+                    .join("index.js")
+                    .display()
+                    .to_string()
+                    .into(),
+            );
+            (label.to_string(), config)
+        })
+        .collect();
+    cold_start_table(s, dir, variants)
+}
+
+fn cold_start_table(s: &Settings, dir: &Path, variants: Vec<(String, toml::Table)>) -> String {
     println!("bench: cold starts ({} restarts each)", s.cold_starts);
     let body = fixture("updates/message_start.json");
     let agent = agent();
     let mut table = String::from(
         "| Worker | start → first answer (median) | first request (median) | second request (median) |\n| --- | --- | --- | --- |\n",
     );
-    for (key, label, config) in [
-        (
-            "cold-rust",
-            "Rust bot",
-            producer_config("bench-cold-rust", &[]),
-        ),
-        ("cold-js", "JavaScript Worker", js_config(&[])),
-    ] {
+    for (n, (label, config)) in variants.into_iter().enumerate() {
+        let key = format!("cold-{n}");
         let (mut ready, mut first, mut second) = (Vec::new(), Vec::new(), Vec::new());
         for i in 0..s.cold_starts {
             let config_path = dir.join(format!("wrangler.{key}.toml"));
@@ -559,7 +589,7 @@ fn cold_starts(s: &Settings, dir: &Path) -> String {
             first.push(ms);
             let (_, warm, _) = post_one(&agent, &url, &body);
             second.push(warm);
-            assert_eq!(status, 200, "cold start of {key}");
+            assert_eq!(status, 200, "cold start of {label}");
             stop_process_group(&mut child);
         }
         for v in [&mut ready, &mut first, &mut second] {
@@ -683,6 +713,13 @@ fn main() {
         format!("TELEGRAM_WEBHOOK_SECRET={TEST_SECRET}\n"),
     )
     .unwrap();
+    if let Some(spec) = std::env::args()
+        .skip_while(|a| a != "--cold-variants")
+        .nth(1)
+    {
+        println!("{}", cold_variants(&s, dir.path(), &spec));
+        return;
+    }
 
     let (seed, seed_failures) = seed_experiment(&s, dir.path());
     let (single, saturation, failures) = overhead(&s, dir.path());

@@ -97,6 +97,12 @@ async fn send_one(settings: &Settings, queue: &Queue, message: &Message) {
             Some(Ok(())) => SendOutcome::Sent,
             _ => SendOutcome::Failed,
         };
+        if outcome == SendOutcome::Failed && settings.faults.log_sends {
+            match &attempt {
+                Some(Err(error)) => console_log!("analytics: send attempt failed: {error}"),
+                _ => console_log!("analytics: send attempt failed: no answer in time"),
+            }
+        }
         match with_outbox(settings, |o| o.sent(message.ticket, outcome)) {
             Some(NextStep::Retry) => continue,
             Some(NextStep::Done) => {

@@ -21,7 +21,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bench::{arg, flag, percentile, post_updates};
+use bench::{arg, flag, percentile, post_updates, with_update_id};
 use e2e_tests::stack::TEST_SECRET;
 use e2e_tests::{fixture, wait_for, FakeBotApi, Stack, StackOptions};
 use serde_json::Value;
@@ -134,7 +134,8 @@ fn main() {
         let (waiting, carried, in_flight) = outbox(&stack)?;
         if carried > 0 && waiting == 0 && in_flight == 0 {
             flushes += 1;
-            let _ = stack.post_update(&flush_update, Some(TEST_SECRET));
+            let body = with_update_id(&flush_update, 2_000_000 + flushes);
+            let _ = stack.post_update(&body, Some(TEST_SECRET));
             return None;
         }
         if waiting + carried + in_flight > 0 {
@@ -172,6 +173,13 @@ fn main() {
         .collect::<Vec<_>>()
         .join(", ");
     let duplicated = rows - stored;
+    let fired = |needle: &str| log.lines().filter(|l| l.contains(needle)).count();
+    let faults = format!(
+        "{} queue send attempts failed, {} D1 calls failed, {} consumer crash",
+        fired("analytics: send attempt failed"),
+        fired("injected by DEV_FAULT_D1_FAIL_RATE"),
+        fired("DEV_FAULT_CONSUMER_CRASH=after_commit: injected crash")
+    );
     let unaccounted = emitted as i64 - stored - dropped;
     let per_message = envelope_events as f64 / envelope_count.max(1) as f64;
 
@@ -210,6 +218,9 @@ fn main() {
         pct(0.99)
     );
     println!("| non-2xx | {non_2xx} |");
+    if chaos {
+        println!("| faults that fired | {faults} |");
+    }
     println!("| events emitted (handed to the outbox, {handovers} hand-overs) | {emitted} |");
     println!("| events stored (distinct, local AE table) | {stored} |");
     println!("| duplicates | {duplicated} |");
