@@ -1,9 +1,10 @@
 //! The handle a Worker builds from its `Env`: per-request trackers, and delivery after the
 //! response.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
+use shared::privacy::Pseudonyms;
 use worker::{console_error, Context, Env, Queue};
 
 use crate::outbox;
@@ -13,6 +14,8 @@ use crate::tracker::Tracker;
 
 thread_local! {
     static WARNED_NO_QUEUE: Cell<bool> = const { Cell::new(false) };
+    /// The isolate's pseudonyms (its settings do not change while it lives).
+    static PSEUDONYMS: RefCell<Option<Pseudonyms>> = const { RefCell::new(None) };
 }
 
 /// Analytics for one Worker: built from its `Env` (queue binding, source, release, coalescing
@@ -94,9 +97,13 @@ impl Analytics {
         if !tracker.is_enabled() {
             return;
         }
-        let this = self;
         let response_at = now_ms();
-        ctx.wait_until(this.handover(tracker, response_at));
+        let handover = self.handover(tracker, response_at);
+        ctx.wait_until(async move {
+            // Runs after the response has been handed to the runtime, not in its turn.
+            crate::runtime::yield_now().await;
+            handover.await;
+        });
     }
 
     /// Sends the tracker's events now and waits: for use inside your own `wait_until` (or to
@@ -122,7 +129,11 @@ impl Analytics {
                 return;
             }
             // Raw ids stay in this isolate's memory: what leaves carries pseudonyms (or none).
-            settings.ids.apply_to(&mut events);
+            PSEUDONYMS.with(|p| {
+                p.borrow_mut()
+                    .get_or_insert_with(|| Pseudonyms::new(settings.ids.clone()))
+                    .apply_to(&mut events)
+            });
             let Some(queue) = env.as_ref().and_then(|env| Self::queue(env, &binding)) else {
                 return;
             };

@@ -76,12 +76,14 @@ mod runtime;
 mod settings;
 pub mod telegram;
 mod tracker;
+mod warm;
 
 pub use analytics::Analytics;
 pub use outbox::state as outbox_state;
 pub use settings::{Faults, Mode, Settings, DEFAULT_QUEUE_BINDING};
 pub use shared::{DropCounts, PropValue};
 pub use tracker::Tracker;
+pub use warm::warm_up;
 
 /// The pure core this crate is built on (wire format, outbox policy, automatic events, …).
 pub use shared;

@@ -65,6 +65,13 @@ pub async fn sleep(ms: f64) {
     }
 }
 
+/// Lets the runtime go first: resumes on a later turn of the event loop (a zero-delay timer),
+/// so work that follows runs after the response has been handed to the runtime, not in the
+/// same turn as the handler's return.
+pub async fn yield_now() {
+    worker::Delay::from(Duration::ZERO).await;
+}
+
 /// Runs `future` for at most `ms` milliseconds: `None` when time ran out first (the future is
 /// dropped).
 pub async fn timeout<F: Future>(ms: f64, future: F) -> Option<F::Output> {

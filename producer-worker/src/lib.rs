@@ -10,6 +10,12 @@ use worker::{event, Context, Env, Method, Request, Response, Result};
 
 pub mod bot;
 
+/// Compiles the request path while the isolate starts, not while the first user waits.
+#[event(start)]
+fn start() {
+    bot_analytics::warm_up();
+}
+
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
     match (req.method(), req.path().as_str()) {

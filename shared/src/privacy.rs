@@ -79,6 +79,62 @@ impl IdPolicy {
     }
 }
 
+/// Most pseudonyms [`Pseudonyms`] remembers before it starts over.
+pub const PSEUDONYM_CACHE_ENTRIES: usize = 4_096;
+
+/// An [`IdPolicy`] with a memory: a bot sees the same users again and again, and each
+/// pseudonym costs an HMAC-SHA-256. Bounded: when full it starts over.
+#[derive(Debug, Clone)]
+pub struct Pseudonyms {
+    policy: IdPolicy,
+    cache: std::collections::HashMap<i64, i64>,
+}
+
+impl Pseudonyms {
+    /// A memory for `policy`.
+    pub fn new(policy: IdPolicy) -> Pseudonyms {
+        Pseudonyms {
+            policy,
+            cache: std::collections::HashMap::new(),
+        }
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &IdPolicy {
+        &self.policy
+    }
+
+    fn map(&mut self, id: Option<i64>) -> Option<i64> {
+        let id = id?;
+        match &self.policy {
+            IdPolicy::Raw => Some(id),
+            IdPolicy::Omitted => None,
+            IdPolicy::Pseudonymous(key) => {
+                if let Some(p) = self.cache.get(&id) {
+                    return Some(*p);
+                }
+                if self.cache.len() >= PSEUDONYM_CACHE_ENTRIES {
+                    self.cache.clear();
+                }
+                let p = pseudonym(key, id);
+                self.cache.insert(id, p);
+                Some(p)
+            }
+        }
+    }
+
+    /// Applies the policy to every event's user and chat.
+    pub fn apply_to(&mut self, events: &mut [crate::Event]) {
+        if self.policy == IdPolicy::Raw {
+            return;
+        }
+        for event in events {
+            event.user_id = self.map(event.user_id);
+            event.chat_id = self.map(event.chat_id);
+        }
+    }
+}
+
 /// The keyed pseudonym of `id` under `key` (see the module documentation).
 pub fn pseudonym(key: &[u8], id: i64) -> i64 {
     let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key)
@@ -137,6 +193,23 @@ mod tests {
             format!("{:?}", IdPolicy::Pseudonymous(b"s3cret".to_vec())),
             "Pseudonymous(<key>)"
         );
+    }
+
+    #[test]
+    fn the_memory_gives_the_same_pseudonyms_and_stays_bounded() {
+        let mut memory = Pseudonyms::new(IdPolicy::Pseudonymous(b"k".to_vec()));
+        let mut events = crate::samples::typical_events();
+        memory.apply_to(&mut events);
+        assert!(events
+            .iter()
+            .all(|e| e.user_id == Some(pseudonym(b"k", 5_123_456_789))));
+        for id in 0..(PSEUDONYM_CACHE_ENTRIES as i64 * 2) {
+            assert_eq!(memory.map(Some(id)), Some(pseudonym(b"k", id)));
+        }
+        assert!(memory.cache.len() <= PSEUDONYM_CACHE_ENTRIES);
+        let mut omitted = Pseudonyms::new(IdPolicy::Omitted);
+        omitted.apply_to(&mut events);
+        assert!(events.iter().all(|e| e.user_id.is_none()));
     }
 
     #[test]

@@ -165,6 +165,8 @@ impl Bot {
         let work_after = mode != Mode::Off || !reply.follow_ups.is_empty();
         let response_at = now_ms();
         let after = async move {
+            // Nothing of this runs in the response's turn: the runtime sends the response first.
+            crate::runtime::yield_now().await;
             if tracker.is_enabled() {
                 let profile = BotProfile {
                     username: &telegram.username,
@@ -181,15 +183,24 @@ impl Bot {
                 }
             }
             let rejected = REJECTED.with(|r| r.borrow_mut().take());
-            let rejections = analytics.tracker();
-            for event in auto::rejection_events(&rejected) {
-                rejections.record(event);
-            }
-            // The events are handed over first: a follow-up that hangs cannot cost them.
-            let first = join(
-                analytics.handover(&tracker, response_at),
-                analytics.handover(&rejections, response_at),
-            );
+            // The events are handed over first (taken now, sent by the futures below): a
+            // follow-up that hangs cannot cost them.
+            let handed = analytics.handover(&tracker, response_at);
+            let handed_rejections = (!rejected.is_empty()).then(|| {
+                let rejections = analytics.tracker();
+                for event in auto::rejection_events(&rejected) {
+                    rejections.record(event);
+                }
+                analytics.handover(&rejections, response_at)
+            });
+            let first = async move {
+                match handed_rejections {
+                    Some(rejections) => {
+                        join(handed, rejections).await;
+                    }
+                    None => handed.await,
+                }
+            };
             let follow_ups = async {
                 if reply.follow_ups.is_empty() {
                     return;
@@ -229,7 +240,8 @@ async fn accept(
     req: &mut Request,
     secret: &str,
 ) -> Result<(shared::telegram::Update, Vec<u8>), Rejection> {
-    let header = |name: &str| req.headers().get(name).ok().flatten();
+    let headers = req.headers();
+    let header = |name: &str| headers.get(name).ok().flatten();
     webhook::check_headers(
         header(SECRET_HEADER).as_deref(),
         secret,

@@ -1,0 +1,39 @@
+//! Warming up a fresh isolate: the first run of each WebAssembly function pays for compiling it.
+
+use shared::auto::{self, BotProfile};
+use shared::delivery::Outbox;
+use shared::privacy::IdPolicy;
+use shared::reply::Reply;
+use shared::{samples, Tracker};
+
+const SAMPLE_UPDATE: &[u8] = br#"{"update_id":1,"message":{"message_id":1,"from":{"id":42},"chat":{"id":42,"type":"private"},"text":"/start warm_up"}}"#;
+
+/// Runs the pure parts of a webhook request once, with sample data and no I/O: parsing, the
+/// automatic events, the pseudonyms, the encoding and packing, the reply. Call it from the
+/// Worker's `#[event(start)]` so that compiling them happens while the isolate starts, not
+/// while the first user waits (see `docs/benchmarks.md`, cold start).
+pub fn warm_up() {
+    let Ok(update) = shared::webhook::parse_update(SAMPLE_UPDATE) else {
+        return;
+    };
+    let bot = BotProfile {
+        username: "",
+        commands: &[],
+    };
+    let command = auto::command_of(&update, &bot);
+    let tracker = Tracker::new(samples::source(), || 0.0, [1; 16]);
+    tracker.set_request_key(shared::ids::update_request_key("warm-up", update.update_id));
+    for event in auto::update_events(&update, command.as_ref()) {
+        tracker.record(event);
+    }
+    for event in auto::handler_events(&update, Some("start"), 1.0, None) {
+        tracker.record(event);
+    }
+    let (mut events, dropped) = tracker.take_events();
+    IdPolicy::Pseudonymous(b"warm-up".to_vec()).apply_to(&mut events);
+    if let Ok(mut outbox) = Outbox::new(&samples::source(), 0.0) {
+        let _ = outbox.add(0.0, 0.0, events, dropped);
+    }
+    let _ = shared::scrub::scrub("warm up +1 555 0100");
+    let _ = Reply::text(42, "warm").body();
+}
