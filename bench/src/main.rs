@@ -8,7 +8,8 @@
 //!    and time to acknowledge (when Telegram holds the answer: the response time for an answer
 //!    in the body, the fake API's receive time for a fetched one).
 //! 2. **Analytics overhead and Rust against JavaScript**, no modelled latency: a. analytics on,
-//!    b. `ANALYTICS=off`, e. analytics on with sends that resolve at once without reaching the
+//!    b. `ANALYTICS=off`, b′. a second instance of b (the A/A control: the ratio b′/b is this
+//!    machine's noise floor, against which the goals' 1–2 % must be read), e. analytics on with sends that resolve at once without reaching the
 //!    local queue broker (`DEV_QUEUE_SEND_NOOP`), d. a hand-written JavaScript Worker doing the
 //!    same job. At concurrency 1 (perceived latency) and at saturation (throughput and CPU).
 //! 3. **Cold start**: the first request after the Worker loads, over several restarts, Rust
@@ -51,7 +52,7 @@ fn settings() -> Settings {
         smoke,
         requests: arg("--requests", if smoke { 30 } else { 1_000 }),
         concurrency: arg("--concurrency", if smoke { 4 } else { 20 }),
-        rounds: arg("--rounds", if smoke { 1 } else { 3 }),
+        rounds: arg("--rounds", if smoke { 1 } else { 6 }),
         seed_requests: arg("--seed-requests", if smoke { 5 } else { 100 }),
         cold_starts: arg("--cold-starts", if smoke { 1 } else { 5 }),
         consumer_events: arg("--consumer-events", if smoke { 500 } else { 20_000 }),
@@ -433,6 +434,12 @@ fn overhead(s: &Settings, dir: &Path) -> (String, String, usize) {
         ),
         start_variant(
             dir,
+            "b2",
+            "b′. the same as b, a second instance (the A/A control)",
+            producer_config("bench-b2", &[("ANALYTICS", "off")]),
+        ),
+        start_variant(
+            dir,
             "e",
             "e. Rust bot, analytics on, sends stop short of the local broker",
             producer_config(
@@ -487,10 +494,11 @@ fn overhead(s: &Settings, dir: &Path) -> (String, String, usize) {
                 r.label, r.requests, r.failures, r.p50, r.p99, r.rps, r.cpu_ms
             );
         }
-        let [a, b, e, d] = [&rows[0], &rows[1], &rows[2], &rows[3]];
+        let [a, b, b2, e, d] = [&rows[0], &rows[1], &rows[2], &rows[3], &rows[4]];
         table += &format!(
             "\n| ratio | p50 | p99 |\n| --- | --- | --- |\n\
              | a/b (analytics on / off) | {:.3} | {:.3} |\n\
+             | b′/b (the same bot twice: this machine's noise floor) | {:.3} | {:.3} |\n\
              | e/b (analytics without the local broker / off) | {:.3} | {:.3} |\n\
              | a/d (Rust / JavaScript) | {:.3} | {:.3} |\n\
              | throughput a/b | {:.3} | |\n\
@@ -499,6 +507,8 @@ fn overhead(s: &Settings, dir: &Path) -> (String, String, usize) {
              | CPU per update: a − e (the local queue broker) | {:.3} ms | |\n",
             a.p50 / b.p50,
             a.p99 / b.p99,
+            b2.p50 / b.p50,
+            b2.p99 / b.p99,
             e.p50 / b.p50,
             e.p99 / b.p99,
             a.p50 / d.p50,
