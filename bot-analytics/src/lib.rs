@@ -59,10 +59,13 @@
 //! | `ANALYTICS` | `on` (default), `off` (every tracker is a no-op), `await` (send before answering; benchmarks only) |
 //! | `ANALYTICS_COALESCE_MS` | coalescing window in ms (default `shared::delivery::DEFAULT_WINDOW_MS`; 0 = one message per request) |
 //! | `BOT_NAME`, `RELEASE` | who sends the events (default `telegram-bot` and the crate version) |
+//! | `ANALYTICS_ID_KEY` | secret: the key of the user and chat id pseudonyms (HMAC-SHA-256, 52 bits); without it ids are left out and a warning is logged once per isolate |
+//! | `ANALYTICS_RAW_IDS` | `1` keeps raw Telegram ids instead of pseudonyms: an explicit opt-in |
 //! | `TELEGRAM_WEBHOOK_SECRET` | secret: the `secret_token` given to `setWebhook` (Telegram layer; unset = every request is refused) |
 //! | `TELEGRAM_BOT_TOKEN` | secret: the bot token, for follow-up calls and [`telegram::BotApi`] |
 //! | `BOT_USERNAME` | the bot's @name, so `/cmd@OtherBot` in groups is ignored |
 //! | `TELEGRAM_API_BASE`, `TELEGRAM_API_TIMEOUT_MS` | Bot API base URL and per-call timeout |
+//! | `TELEGRAM_REPLY` | `body` (default: the answer rides in the webhook's response) or `fetch` (a Bot API call before responding; benchmarks only) |
 //!
 //! Property values are typed: text, integers, floats and booleans ([`PropValue`]). Durations
 //! mean something in production only when they include I/O: deployed Workers advance the clock
