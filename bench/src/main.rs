@@ -9,9 +9,10 @@
 //!    in the body, the fake API's receive time for a fetched one).
 //! 2. **Analytics overhead and Rust against JavaScript**, no modelled latency: a. analytics on,
 //!    b. `ANALYTICS=off`, b′. a second instance of b (the A/A control: the ratio b′/b is this
-//!    machine's noise floor, against which the goals' 1–2 % must be read), e. analytics on with sends that resolve at once without reaching the
-//!    local queue broker (`DEV_QUEUE_SEND_NOOP`), d. a hand-written JavaScript Worker doing the
-//!    same job. At concurrency 1 (perceived latency) and at saturation (throughput and CPU).
+//!    machine's noise floor, against which the goals' 1–2 % must be read), e. analytics on
+//!    with sends that resolve at once without reaching the local queue broker
+//!    (`DEV_QUEUE_SEND_NOOP`), d. a hand-written JavaScript Worker doing the same job. At
+//!    concurrency 1 (perceived latency) and at saturation (throughput and CPU).
 //! 3. **Cold start**: the first request after the Worker loads, over several restarts, Rust
 //!    against JavaScript.
 //! 4. Sizes, the analytics path's instruction count (callgrind), MessagePack vs JSON, consumer
