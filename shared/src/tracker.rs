@@ -193,14 +193,11 @@ impl<C: Clock> Tracker<C> {
     /// Tracks an error from any `std::error::Error`: the kind is the error's type name, the
     /// message joins the error and its sources with `": "`.
     pub fn track_error<E: std::error::Error + ?Sized>(&self, error: &E, location: &str) {
-        let mut message = error.to_string();
-        let mut source = error.source();
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
-        self.track_error_message(short_type_name::<E>(), &message, location);
+        self.track_error_message(
+            short_type_name::<E>(),
+            &error_chain_message(error),
+            location,
+        );
     }
 
     /// Tracks an error described by a kind and a message.
@@ -294,6 +291,19 @@ fn into_pairs<K: Into<String>, V: Into<PropValue>>(
         .into_iter()
         .map(|(k, v)| (k.into(), v.into()))
         .collect()
+}
+
+/// An error's message followed by the messages of its sources, joined with `": "`: the
+/// message an error event stores.
+pub fn error_chain_message<E: std::error::Error + ?Sized>(error: &E) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        message.push_str(": ");
+        message.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    message
 }
 
 /// The last path segment of a type name, generics kept: `my::Error` → `Error`.

@@ -77,16 +77,9 @@ impl fmt::Display for BotError {
 impl<E: std::error::Error> From<E> for BotError {
     #[track_caller]
     fn from(error: E) -> BotError {
-        let mut message = error.to_string();
-        let mut source = error.source();
-        while let Some(cause) = source {
-            message.push_str(": ");
-            message.push_str(&cause.to_string());
-            source = cause.source();
-        }
         BotError {
             kind: shared::tracker::short_type_name::<E>().to_string(),
-            message,
+            message: shared::tracker::error_chain_message(&error),
             location: Location::caller(),
         }
     }
