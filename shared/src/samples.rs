@@ -75,6 +75,20 @@ pub fn typical_envelope() -> Envelope {
     }
 }
 
+/// An envelope with no events that only carries drop counts: `buffer_full` of them, and one
+/// `cancelled`.
+pub fn drop_only_envelope(buffer_full: u32) -> Envelope {
+    Envelope {
+        events: Vec::new(),
+        dropped: DropCounts {
+            buffer_full,
+            cancelled: 1,
+            ..DropCounts::default()
+        },
+        ..typical_envelope()
+    }
+}
+
 /// A Bot API failure as the bot tracks it.
 pub fn error_event() -> Event {
     let mut error = event(9, EventKind::Error, "bot_api_error");

@@ -12,7 +12,7 @@ use shared::ingest::deferred;
 use shared::ingest::retention::{Retention, RetentionConfig};
 use shared::ingest::store::CLAIM_TIMEOUT_MS;
 use shared::ingest::*;
-use shared::{encode, samples, Envelope, Tracker};
+use shared::{encode, samples, Tracker};
 
 const NOW: i64 = 1_764_000_001_000;
 const DATASET: &str = "telegram_bot_events";
@@ -398,25 +398,12 @@ fn a_request_split_over_several_messages_keeps_every_part() {
     assert_eq!(db.count("SELECT count(*) FROM request_attempts"), 1);
 }
 
-fn drop_only(buffer_full: u32) -> Vec<u8> {
-    let envelope = Envelope {
-        events: Vec::new(),
-        dropped: shared::DropCounts {
-            buffer_full,
-            cancelled: 1,
-            ..shared::DropCounts::default()
-        },
-        ..samples::typical_envelope()
-    };
-    encode(&envelope).unwrap()
-}
-
 #[test]
 fn two_different_drop_only_envelopes_both_get_their_drop_counts_stored() {
     let db = Db::migrated();
     let batch = [
-        message("a", 1, drop_only(200)),
-        message("b", 1, drop_only(201)),
+        message("a", 1, encode(&samples::drop_only_envelope(200)).unwrap()),
+        message("b", 1, encode(&samples::drop_only_envelope(201)).unwrap()),
     ];
     invoke(&db, &batch, NOW, D1::Up, D1::Up, true);
     assert_eq!(

@@ -263,10 +263,7 @@ fn retention_deletes_old_events_and_keeps_group_counts() {
         ..StackOptions::default()
     });
     let day = 86_400_000_i64;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    let now = now_ms();
     let old = now - 40 * day;
     let recent = now - day;
     stack.d1(&format!(
@@ -553,19 +550,11 @@ fn a_redelivered_update_is_stored_once() {
     );
 }
 
-/// An envelope with no events that only carries drop counts.
-fn drop_only(buffer_full: u32) -> Vec<u8> {
-    let mut envelope = samples::typical_envelope();
-    envelope.events.clear();
-    envelope.dropped.buffer_full = buffer_full;
-    encode(&envelope).unwrap()
-}
-
 #[test]
 fn two_drop_only_envelopes_both_count() {
     let stack = consumer_stack();
-    enqueue(&stack, &drop_only(200));
-    enqueue(&stack, &drop_only(201));
+    enqueue(&stack, &encode(&samples::drop_only_envelope(200)).unwrap());
+    enqueue(&stack, &encode(&samples::drop_only_envelope(201)).unwrap());
     stack.wait_count(
         "a drop-only envelope",
         "SELECT count(*) FROM processed_envelopes",
@@ -593,6 +582,14 @@ fn an_event_dated_1970_does_not_move_first_seen() {
     );
 }
 
+/// The wall clock in milliseconds since the epoch, as the consumer reads it.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
 /// Runs the consumer's cron once and waits until it logged that it finished.
 fn run_retention(stack: &Stack) {
     let runs = stack.log().matches("retention: done").count();
@@ -610,10 +607,7 @@ fn retention_deletes_a_large_backlog_in_bounded_runs() {
         ..StackOptions::default()
     });
     let day = 86_400_000_i64;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64;
+    let now = now_ms();
     let old = now - 40 * day;
     let recent = now - day;
     // 100,000 old error events in 10 groups, and old rows in every other table.
