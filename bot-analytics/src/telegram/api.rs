@@ -3,7 +3,6 @@
 //! that hangs cannot eat the request's `wait_until` budget. Without a token (local dev) calls
 //! are logged and skipped.
 
-use futures_util::future::{select, Either};
 use serde::Deserialize;
 use serde_json::Value;
 use worker::{console_log, AbortController, Env, Fetch, Headers, Method, Request, RequestInit};
@@ -179,15 +178,11 @@ impl BotApi {
             let body: Value = response.json().await.unwrap_or(Value::Null);
             Ok::<_, ApiError>((status, body))
         };
-        let exchange = std::pin::pin!(exchange);
-        let deadline = std::pin::pin!(runtime::sleep(self.timeout_ms));
-        let (status, body) = match select(exchange, deadline).await {
-            Either::Left((result, _)) => result?,
-            Either::Right(_) => {
-                controller.abort();
-                return Err(ApiError::Timeout(self.timeout_ms as u64));
-            }
+        let Some(exchanged) = runtime::timeout(self.timeout_ms, exchange).await else {
+            controller.abort();
+            return Err(ApiError::Timeout(self.timeout_ms as u64));
         };
+        let (status, body) = exchanged?;
         match serde_json::from_value::<ApiResponse>(body).ok() {
             Some(r) if r.ok && (200..300).contains(&status) => Ok(r.result),
             Some(r) => Err(ApiError::Telegram {
