@@ -43,16 +43,9 @@ fn crypto_seed() -> u64 {
 pub fn seed() -> [u8; 16] {
     SEED_STATE.with(|state| {
         let mut s = state.get().unwrap_or_else(crypto_seed);
-        let mut next = || {
-            s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = s;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        };
         let mut out = [0u8; 16];
-        out[..8].copy_from_slice(&next().to_le_bytes());
-        out[8..].copy_from_slice(&next().to_le_bytes());
+        out[..8].copy_from_slice(&shared::ids::splitmix(&mut s).to_le_bytes());
+        out[8..].copy_from_slice(&shared::ids::splitmix(&mut s).to_le_bytes());
         state.set(Some(s));
         out
     })

@@ -33,10 +33,15 @@ pub struct EventIds {
     seq: u16,
 }
 
-/// SplitMix64: a small, well-mixed generator for the seed-derived parts.
-fn splitmix(state: &mut u64) -> u64 {
+/// SplitMix64: a small, well-mixed generator for the seed-derived parts (and the isolate's
+/// seed stream in the library).
+pub fn splitmix(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
+    mix(*state)
+}
+
+/// SplitMix64's finaliser: every input bit moves about half the output bits.
+pub(crate) fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -51,17 +56,6 @@ fn seed_state(seed: [u8; 16]) -> u64 {
 }
 
 impl EventIds {
-    /// Ids for the unit of work `request_key` (see [`update_request_key`]); the attempt comes
-    /// from `seed` (128 random bits: the Worker passes `crypto.getRandomValues`).
-    pub fn for_request(request_key: u64, seed: [u8; 16]) -> Self {
-        let mut state = seed_state(seed);
-        EventIds {
-            request: request_key & REQUEST_MASK,
-            attempt: splitmix(&mut state) & ATTEMPT_MASK,
-            seq: 0,
-        }
-    }
-
     /// Ids for a unit of work with no natural key: request key and attempt both random.
     pub fn random(seed: [u8; 16]) -> Self {
         let mut state = seed_state(seed);
@@ -77,11 +71,6 @@ impl EventIds {
     /// attempt and the sequence.
     pub fn set_request_key(&mut self, request_key: u64) {
         self.request = request_key & REQUEST_MASK;
-    }
-
-    /// The request key this generator stamps.
-    pub fn request_key(&self) -> u64 {
-        self.request
     }
 
     /// The next event id.
@@ -135,9 +124,17 @@ pub fn attempt_of(id: &Uuid) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use std::collections::HashSet;
+
+    /// Ids for the unit of work `request_key`, made the way the library makes them: random,
+    /// then moved to the request once the update is known.
+    pub(crate) fn for_request(request_key: u64, seed: [u8; 16]) -> EventIds {
+        let mut ids = EventIds::random(seed);
+        ids.set_request_key(request_key);
+        ids
+    }
 
     #[test]
     fn ids_are_v8_unique_and_share_request_and_attempt() {
@@ -156,15 +153,14 @@ mod tests {
     #[test]
     fn a_redelivered_update_has_the_same_request_key_and_a_new_attempt() {
         let key = update_request_key("telegram-bot:123", 42);
-        let first = EventIds::for_request(key, [1; 16]).next_id();
-        let again = EventIds::for_request(key, [2; 16]).next_id();
+        let first = for_request(key, [1; 16]).next_id();
+        let again = for_request(key, [2; 16]).next_id();
         assert_eq!(request_key_of(&first), request_key_of(&again));
         assert_ne!(attempt_of(&first), attempt_of(&again));
         assert_ne!(
             request_key_of(&first),
             request_key_of(
-                &EventIds::for_request(update_request_key("telegram-bot:123", 43), [1; 16])
-                    .next_id()
+                &for_request(update_request_key("telegram-bot:123", 43), [1; 16]).next_id()
             )
         );
         assert_ne!(
@@ -176,7 +172,7 @@ mod tests {
 
     #[test]
     fn update_keys_are_marked_redeliverable_and_random_ones_are_not() {
-        let update = EventIds::for_request(update_request_key("bot", 1), [1; 16]).next_id();
+        let update = for_request(update_request_key("bot", 1), [1; 16]).next_id();
         assert!(is_redeliverable(request_key_of(&update)));
         for seed in 0..50u8 {
             let random = EventIds::random([seed; 16]).next_id();

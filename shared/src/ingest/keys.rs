@@ -1,7 +1,7 @@
 //! Idempotency keys: of an envelope (its raw bytes) and of the request an event belongs to.
 
 use crate::event::Event;
-use crate::ids::{attempt_of, is_redeliverable, request_key_of};
+use crate::ids::{attempt_of, is_redeliverable, mix, request_key_of};
 
 /// The idempotency key of a queue message's content: 32 hex digits hashing the raw bytes.
 ///
@@ -23,13 +23,6 @@ pub fn envelope_key(bytes: &[u8]) -> String {
     // Finish each lane with the length and a final avalanche, so short inputs spread too.
     let len = bytes.len() as u64;
     format!("{:016x}{:016x}", mix(a ^ len), mix(b ^ len.rotate_left(32)))
-}
-
-/// SplitMix64's finaliser: every input bit moves about half the output bits.
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// One handling (attempt) of a unit of work (request), as carried in an event id.
@@ -64,7 +57,8 @@ pub fn request_of(event: &Event, envelope_version: u32) -> Option<RequestAttempt
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{update_request_key, EventIds};
+    use crate::ids::tests::for_request;
+    use crate::ids::update_request_key;
     use crate::samples;
     use crate::wire::encode;
 
@@ -98,8 +92,8 @@ mod tests {
     #[test]
     fn v2_events_carry_request_and_attempt_v1_events_do_not() {
         let key = update_request_key("telegram-bot:1", 42);
-        let mut first = EventIds::for_request(key, [1; 16]);
-        let mut again = EventIds::for_request(key, [2; 16]);
+        let mut first = for_request(key, [1; 16]);
+        let mut again = for_request(key, [2; 16]);
         let mut event = samples::typical_events().remove(0);
         event.id = first.next_id();
         let a = request_of(&event, 2).unwrap();
