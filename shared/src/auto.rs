@@ -429,4 +429,18 @@ mod tests {
         assert_eq!(events[0].properties[1], ("count".into(), PropValue::Int(2)));
         assert!(counts.take().is_empty());
     }
+
+    #[test]
+    fn rejected_webhooks_become_one_event_per_reason() {
+        let events = rejection_events(&[("unauthorized", 1_000), ("too_large", 0)]);
+        assert_eq!(events.len(), 1);
+        assert_eq!(events[0].name, "webhook_rejected");
+        assert_eq!(
+            events[0].properties,
+            vec![
+                ("reason".to_string(), PropValue::from("unauthorized")),
+                ("count".to_string(), PropValue::Int(1000))
+            ]
+        );
+    }
 }

@@ -234,23 +234,6 @@ impl<C: Clock> Tracker<C> {
         });
     }
 
-    /// Tracks webhook requests the bot refused since the last report, one `webhook_rejected`
-    /// event per reason with the count as property `count`. Callers aggregate rejections and
-    /// report them with the next accepted update, so a flood of bad requests costs no queue
-    /// messages of its own.
-    pub fn track_rejected_webhooks(&self, counts: &[(String, u32)]) {
-        for (reason, count) in counts.iter().filter(|(_, n)| *n > 0) {
-            self.record(NewEvent {
-                name: "webhook_rejected".into(),
-                properties: vec![
-                    ("reason".into(), reason.clone().into()),
-                    ("count".into(), PropValue::Int(i64::from(*count))),
-                ],
-                ..NewEvent::default()
-            });
-        }
-    }
-
     /// Runs `future` and tracks how long it took as a performance event named `name`.
     pub async fn time<F: Future>(&self, name: &str, future: F) -> F::Output {
         let start = self.clock.now_ms();
@@ -471,22 +454,6 @@ mod tests {
         assert_eq!(flush.len(), 1);
         assert_eq!(flush[0].events, 0);
         assert_eq!(flush[0].carried.send_failed, 4);
-    }
-
-    #[test]
-    fn rejected_webhooks_become_one_event_per_reason() {
-        let (t, _) = tracker();
-        t.track_rejected_webhooks(&[("unauthorized".into(), 1_000), ("too_large".into(), 0)]);
-        let envelope = wire::decode(&t.flush()[0].bytes).unwrap();
-        assert_eq!(envelope.events.len(), 1);
-        assert_eq!(envelope.events[0].name, "webhook_rejected");
-        assert_eq!(
-            envelope.events[0].properties,
-            vec![
-                ("reason".to_string(), PropValue::from("unauthorized")),
-                ("count".to_string(), PropValue::Int(1000))
-            ]
-        );
     }
 
     #[test]
