@@ -2,7 +2,7 @@
 
 use shared::auto::{self, BotProfile};
 use shared::delivery::Outbox;
-use shared::privacy::IdPolicy;
+use shared::privacy::{IdPolicy, Pseudonyms};
 use shared::reply::Reply;
 use shared::{samples, Tracker};
 
@@ -20,17 +20,13 @@ pub fn warm_up() {
         username: "",
         commands: &[],
     };
-    let command = auto::command_of(&update, &bot);
     let tracker = Tracker::new(samples::source(), || 0.0, [1; 16]);
     tracker.set_request_key(shared::ids::update_request_key("warm-up", update.update_id));
-    for event in auto::update_events(&update, command.as_ref()) {
-        tracker.record(event);
-    }
-    for event in auto::handler_events(&update, Some("start"), 1.0, None) {
+    for event in auto::request_events(&update, &bot, 1.0, None) {
         tracker.record(event);
     }
     let (mut events, dropped) = tracker.take_events();
-    IdPolicy::Pseudonymous(b"warm-up".to_vec()).apply_to(&mut events);
+    Pseudonyms::new(IdPolicy::Pseudonymous(b"warm-up".to_vec())).apply_to(&mut events);
     if let Ok(mut outbox) = Outbox::new(&samples::source(), 0.0) {
         let _ = outbox.add(0.0, 0.0, events, dropped);
     }

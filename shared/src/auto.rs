@@ -154,6 +154,22 @@ pub fn update_events(update: &Update, command: Option<&TrackedCommand>) -> Vec<N
     events
 }
 
+/// Every automatic event of one handled update, in order: [`update_events`] for its command
+/// (by [`command_of`] under `bot`) or button press, then [`handler_events`] named after that
+/// command.
+pub fn request_events(
+    update: &Update,
+    bot: &BotProfile,
+    handler_ms: f64,
+    failure: Option<&HandlerFailure>,
+) -> Vec<NewEvent> {
+    let command = command_of(update, bot);
+    let mut events = update_events(update, command.as_ref());
+    let name = command.as_ref().map(|c| c.name.as_str());
+    events.extend(handler_events(update, name, handler_ms, failure));
+    events
+}
+
 /// An error a handler returned: its type, message and where it was raised.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HandlerFailure {
@@ -428,6 +444,21 @@ mod tests {
         assert_eq!((events[0].user_id, events[0].chat_id), (None, None));
         assert_eq!(events[0].properties[1], ("count".into(), PropValue::Int(2)));
         assert!(counts.take().is_empty());
+    }
+
+    #[test]
+    fn a_request_yields_its_update_events_then_its_handler_named_after_the_command() {
+        let update = text_update("/start");
+        let events = request_events(&update, &BOT, 3.0, None);
+        let command = command_of(&update, &BOT);
+        let mut expected = names(&update_events(&update, command.as_ref()));
+        expected.extend(names(&handler_events(&update, Some("start"), 3.0, None)));
+        assert_eq!(names(&events), expected);
+        let handler = events.last().unwrap();
+        assert_eq!(handler.name, "handler");
+        assert!(handler
+            .properties
+            .contains(&("command".into(), "start".into())));
     }
 
     #[test]

@@ -55,28 +55,6 @@ impl IdPolicy {
             IdPolicy::Omitted => None,
         }
     }
-
-    /// Applies the policy to every event's user and chat.
-    pub fn apply_to(&self, events: &mut [crate::Event]) {
-        if *self == IdPolicy::Raw {
-            return;
-        }
-        // One update's events share a user and a chat: hash each distinct id once.
-        let mut memo: Vec<(i64, Option<i64>)> = Vec::with_capacity(2);
-        let mut map = |id: Option<i64>| {
-            let id = id?;
-            if let Some((_, p)) = memo.iter().find(|(raw, _)| *raw == id) {
-                return *p;
-            }
-            let p = self.apply(Some(id));
-            memo.push((id, p));
-            p
-        };
-        for event in events {
-            event.user_id = map(event.user_id);
-            event.chat_id = map(event.chat_id);
-        }
-    }
 }
 
 /// Most pseudonyms [`Pseudonyms`] remembers before it starts over.
@@ -106,21 +84,18 @@ impl Pseudonyms {
 
     fn map(&mut self, id: Option<i64>) -> Option<i64> {
         let id = id?;
-        match &self.policy {
-            IdPolicy::Raw => Some(id),
-            IdPolicy::Omitted => None,
-            IdPolicy::Pseudonymous(key) => {
-                if let Some(p) = self.cache.get(&id) {
-                    return Some(*p);
-                }
-                if self.cache.len() >= PSEUDONYM_CACHE_ENTRIES {
-                    self.cache.clear();
-                }
-                let p = pseudonym(key, id);
-                self.cache.insert(id, p);
-                Some(p)
-            }
+        let IdPolicy::Pseudonymous(key) = &self.policy else {
+            return self.policy.apply(Some(id));
+        };
+        if let Some(p) = self.cache.get(&id) {
+            return Some(*p);
         }
+        if self.cache.len() >= PSEUDONYM_CACHE_ENTRIES {
+            self.cache.clear();
+        }
+        let p = pseudonym(key, id);
+        self.cache.insert(id, p);
+        Some(p)
     }
 
     /// Applies the policy to every event's user and chat.
@@ -215,13 +190,12 @@ mod tests {
     #[test]
     fn events_lose_their_raw_ids() {
         let mut events = crate::samples::typical_events();
-        let policy = IdPolicy::Pseudonymous(b"k".to_vec());
-        policy.apply_to(&mut events);
+        Pseudonyms::new(IdPolicy::Pseudonymous(b"k".to_vec())).apply_to(&mut events);
         let p = pseudonym(b"k", 5_123_456_789);
         assert!(events
             .iter()
             .all(|e| e.user_id == Some(p) && e.chat_id == Some(p)));
-        IdPolicy::Omitted.apply_to(&mut events);
+        Pseudonyms::new(IdPolicy::Omitted).apply_to(&mut events);
         assert!(events
             .iter()
             .all(|e| e.user_id.is_none() && e.chat_id.is_none()));

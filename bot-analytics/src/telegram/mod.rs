@@ -173,12 +173,7 @@ impl Bot {
                     commands: profile_commands,
                 };
                 let parsed = update.parsed();
-                let command = auto::command_of(parsed, &profile);
-                for event in auto::update_events(parsed, command.as_ref()) {
-                    tracker.record(event);
-                }
-                let name = command.as_ref().map(|c| c.name.as_str());
-                for event in auto::handler_events(parsed, name, handler_ms, failure.as_ref()) {
+                for event in auto::request_events(parsed, &profile, handler_ms, failure.as_ref()) {
                     tracker.record(event);
                 }
             }
