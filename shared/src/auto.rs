@@ -162,12 +162,13 @@ pub fn request_events(
     bot: &BotProfile,
     handler_ms: f64,
     failure: Option<&HandlerFailure>,
-) -> Vec<NewEvent> {
+) -> impl Iterator<Item = NewEvent> {
     let command = command_of(update, bot);
-    let mut events = update_events(update, command.as_ref());
     let name = command.as_ref().map(|c| c.name.as_str());
-    events.extend(handler_events(update, name, handler_ms, failure));
-    events
+    let handler = handler_events(update, name, handler_ms, failure);
+    update_events(update, command.as_ref())
+        .into_iter()
+        .chain(handler)
 }
 
 /// An error a handler returned: its type, message and where it was raised.
@@ -449,7 +450,7 @@ mod tests {
     #[test]
     fn a_request_yields_its_update_events_then_its_handler_named_after_the_command() {
         let update = text_update("/start");
-        let events = request_events(&update, &BOT, 3.0, None);
+        let events: Vec<NewEvent> = request_events(&update, &BOT, 3.0, None).collect();
         let command = command_of(&update, &BOT);
         let mut expected = names(&update_events(&update, command.as_ref()));
         expected.extend(names(&handler_events(&update, Some("start"), 3.0, None)));
