@@ -73,28 +73,27 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     }
     let password = setting(&env, "DASHBOARD_PASSWORD");
     let authorization = req.headers().get("Authorization").ok().flatten();
-    match auth::check(password.as_deref(), authorization.as_deref()) {
-        AuthDecision::Allow => {}
-        AuthDecision::Challenge => {
-            let html = html::refusal_page(
-                401,
+    let decision = auth::check(password.as_deref(), authorization.as_deref());
+    if let Some(status) = decision.refusal_status() {
+        let challenge = decision == AuthDecision::Challenge;
+        let (title, message) = if challenge {
+            (
                 "Password required",
                 "Sign in with the dashboard password (any user name).",
-            );
-            let mut response = html_response(401, html)?;
+            )
+        } else {
+            (
+                "Dashboard not configured",
+                "Set the DASHBOARD_PASSWORD secret (at least 12 characters) to use the dashboard.",
+            )
+        };
+        let mut response = html_response(status, html::refusal_page(status, title, message))?;
+        if challenge {
             response
                 .headers_mut()
                 .set("WWW-Authenticate", &auth::challenge_header())?;
-            return Ok(response);
         }
-        AuthDecision::NotConfigured => {
-            let html = html::refusal_page(
-                503,
-                "Dashboard not configured",
-                "Set the DASHBOARD_PASSWORD secret (at least 12 characters) to use the dashboard.",
-            );
-            return html_response(503, html);
-        }
+        return Ok(response);
     }
     let page = match route {
         Route::Page(page) => page,
@@ -158,6 +157,14 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     Ok(response)
 }
 
+/// The outcome of one query.
+type QueryResult = std::result::Result<Vec<Row>, QueryError>;
+
+/// `error` as the result of each of `count` queries.
+fn all_failed(count: usize, error: QueryError) -> Vec<QueryResult> {
+    vec![Err(error); count]
+}
+
 /// Runs a plan: D1 queries in one batch, Analytics Engine queries concurrently with it.
 async fn run(env: &Env, source: &AeSource, plan: &DataPlan) -> Results {
     let db = env
@@ -168,7 +175,7 @@ async fn run(env: &Env, source: &AeSource, plan: &DataPlan) -> Results {
     let d1_future = async {
         match &db {
             Ok(db) => d1_batch(db, &d1).await,
-            Err(e) => d1.iter().map(|_| Err(e.clone())).collect(),
+            Err(e) => all_failed(d1.len(), e.clone()),
         }
     };
     let ae_future = async {
@@ -180,9 +187,9 @@ async fn run(env: &Env, source: &AeSource, plan: &DataPlan) -> Results {
             // failure there leaves the D1 sections intact.
             AeSource::LocalMirror => match &db {
                 Ok(db) => d1_batch(db, &ae).await,
-                Err(e) => ae.iter().map(|_| Err(e.clone())).collect(),
+                Err(e) => all_failed(ae.len(), e.clone()),
             },
-            AeSource::NotConfigured => ae.iter().map(|_| Err(QueryError::NotConfigured)).collect(),
+            AeSource::NotConfigured => all_failed(ae.len(), QueryError::NotConfigured),
         }
     };
     let (d1_results, ae_results) = join(d1_future, ae_future).await;
@@ -204,19 +211,11 @@ fn bind(value: &SqlValue) -> JsValue {
     }
 }
 
-async fn d1_batch(
-    db: &D1Database,
-    queries: &[&Query],
-) -> Vec<std::result::Result<Vec<Row>, QueryError>> {
+async fn d1_batch(db: &D1Database, queries: &[&Query]) -> Vec<QueryResult> {
     if queries.is_empty() {
         return Vec::new();
     }
-    let failed = |e: worker::Error| {
-        queries
-            .iter()
-            .map(|_| Err(QueryError::D1(e.to_string())))
-            .collect()
-    };
+    let failed = |e: worker::Error| all_failed(queries.len(), QueryError::D1(e.to_string()));
     let statements = match queries
         .iter()
         .map(|q| {
@@ -242,7 +241,7 @@ async fn d1_batch(
     }
 }
 
-async fn sql_api(url: &str, token: &str, sql: &str) -> std::result::Result<Vec<Row>, QueryError> {
+async fn sql_api(url: &str, token: &str, sql: &str) -> QueryResult {
     let transport = |e: worker::Error| QueryError::Transport(e.to_string());
     let headers = Headers::new();
     headers

@@ -677,6 +677,7 @@ mod tests {
     use super::*;
     use crate::model;
     use crate::plan::{QueryId, Results};
+    use crate::rows::rows_from_json as rows;
     use serde_json::json;
 
     const NOW: i64 = 1_764_000_000_000;
@@ -688,15 +689,6 @@ mod tests {
             d1_queries: 1,
             ae_queries: 3,
         }
-    }
-
-    fn rows(value: serde_json::Value) -> Vec<crate::rows::Row> {
-        value
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r.as_object().unwrap().clone())
-            .collect()
     }
 
     fn assert_clean(html: &str) {

@@ -2,7 +2,7 @@
 //! shows its error in place and leaves the other sections intact.
 
 use crate::columns::{KINDS, KIND_CALLBACK, KIND_ERROR, KIND_UPDATE};
-use crate::plan::{hour_number, QueryId, Results};
+use crate::plan::{QueryId, Results};
 use crate::queries::ErrorSort;
 use crate::range::Range;
 use crate::rows::{count, millis, num, text, Row};
@@ -131,13 +131,10 @@ pub fn overview(range: Range, now_ms: i64, results: &Results) -> Overview {
     let series = section(results, QueryId::EventsPerHour, |rows| {
         let mut by_kind: Vec<KindSeries> = Vec::new();
         for row in rows {
-            let Some(at) = parse_datetime(&text(row, "hour")) else {
+            let Some(bucket) = parse_datetime(&text(row, "hour")).and_then(|at| window.bucket(at))
+            else {
                 continue;
             };
-            if at < window.start_ms || at >= window.end_ms {
-                continue;
-            }
-            let bucket = ((at - window.start_ms) / HOUR_MS) as usize;
             let kind = text(row, "kind");
             let events = count(row, "events");
             let entry = match by_kind.iter_mut().position(|k| k.kind == kind) {
@@ -179,14 +176,18 @@ pub fn overview(range: Range, now_ms: i64, results: &Results) -> Overview {
             .collect()
     });
     let daily_users = section(results, QueryId::DailyActiveUsers, |rows| {
+        let parsed: Vec<(Option<i64>, u64)> = rows
+            .iter()
+            .map(|r| (parse_datetime(&text(r, "day")), count(r, "users")))
+            .collect();
         window
             .days()
             .into_iter()
             .map(|day| {
-                let users = rows
+                let users = parsed
                     .iter()
-                    .filter(|r| parse_datetime(&text(r, "day")) == Some(day))
-                    .map(|r| count(r, "users"))
+                    .filter(|(at, _)| *at == Some(day))
+                    .map(|(_, users)| users)
                     .sum();
                 (day, users)
             })
@@ -278,7 +279,6 @@ pub struct GroupPage {
 pub fn group(fingerprint: &str, range: Range, now_ms: i64, results: &Results) -> GroupPage {
     let window = range.window(now_ms);
     let hours = window.hours();
-    let first_hour = hour_number(window.start_ms);
     GroupPage {
         fingerprint: fingerprint.to_string(),
         range,
@@ -301,8 +301,12 @@ pub fn group(fingerprint: &str, range: Range, now_ms: i64, results: &Results) ->
         per_hour: section(results, QueryId::GroupPerHour, |rows| {
             let mut values = vec![0.0; hours.len()];
             for row in rows {
-                let index = millis(row, "hour") - first_hour;
-                if let Some(slot) = usize::try_from(index).ok().and_then(|i| values.get_mut(i)) {
+                // `hour` counts hours since the epoch ([`crate::queries::GROUP_PER_HOUR`]).
+                let at = millis(row, "hour").checked_mul(HOUR_MS);
+                if let Some(slot) = at
+                    .and_then(|at| window.bucket(at))
+                    .and_then(|i| values.get_mut(i))
+                {
                     *slot += count(row, "events") as f64;
                 }
             }
@@ -472,12 +476,9 @@ pub fn pipeline(range: Range, now_ms: i64, results: &Results) -> PipelinePage {
         let n = hours.len();
         let (mut events, mut p50, mut p95) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
         for row in rows {
-            let Some(at) = parse_datetime(&text(row, "hour")) else {
-                continue;
-            };
-            let Some(i) = usize::try_from((at - window.start_ms).div_euclid(HOUR_MS))
-                .ok()
-                .filter(|i| *i < n && at >= window.start_ms)
+            let Some(i) = parse_datetime(&text(row, "hour"))
+                .and_then(|at| window.bucket(at))
+                .filter(|i| *i < n)
             else {
                 continue;
             };
@@ -501,19 +502,11 @@ pub fn pipeline(range: Range, now_ms: i64, results: &Results) -> PipelinePage {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rows::rows_from_json as rows;
     use crate::sqlapi::QueryError;
     use serde_json::json;
 
     const NOW: i64 = 1_764_000_000_000 + 30 * 60_000; // 2025-11-24 16:30 UTC
-
-    fn rows(value: serde_json::Value) -> Vec<Row> {
-        value
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|r| r.as_object().unwrap().clone())
-            .collect()
-    }
 
     #[test]
     fn the_overview_fills_buckets_and_computes_the_error_rate() {
@@ -608,7 +601,7 @@ mod tests {
     fn a_group_page_places_hours() {
         let mut results = Results::default();
         let window = Range::Week.window(NOW);
-        let last = hour_number(window.end_ms) - 1;
+        let last = window.end_ms.div_euclid(HOUR_MS) - 1;
         results.insert(
             QueryId::GroupPerHour,
             Ok(rows(

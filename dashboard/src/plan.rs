@@ -9,7 +9,6 @@ use crate::queries::{self, Dialect};
 use crate::route::Page;
 use crate::rows::Row;
 use crate::sqlapi::{sql_api_url, ConfigError, QueryError, DEFAULT_API_BASE};
-use crate::timefmt::HOUR_MS;
 
 /// Most D1 queries one page may run.
 pub const MAX_D1_QUERIES: usize = 3;
@@ -139,7 +138,7 @@ pub fn plan(page: &Page, now_ms: i64, dialect: Dialect) -> DataPlan {
                 .unwrap_or(SqlValue::Null);
             plan.d1(
                 QueryId::ErrorGroups,
-                queries::error_groups(*sort),
+                &queries::error_groups(*sort),
                 vec![filter],
             );
             plan.d1(QueryId::Releases, queries::RELEASES, Vec::new());
@@ -284,11 +283,6 @@ impl Results {
     }
 }
 
-/// Hours since the epoch of `ms` (the unit of [`queries::GROUP_PER_HOUR`]).
-pub fn hour_number(ms: i64) -> i64 {
-    ms.div_euclid(HOUR_MS)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,6 +410,5 @@ mod tests {
             Err(QueryError::NotConfigured)
         );
         assert_eq!(results.errors(), vec!["D1 query failed: boom".to_string()]);
-        assert_eq!(hour_number(7_200_000), 2);
     }
 }

@@ -67,6 +67,15 @@ fn lag_ms(dialect: Dialect) -> String {
     }
 }
 
+/// Which rows the delivery lag queries read: those written in the window that carry an event
+/// time.
+fn lag_filter(dialect: Dialect, window: &Window) -> String {
+    format!(
+        "{} AND {EVENT_TIME_MS} > 0",
+        since(dialect, window.start_ms)
+    )
+}
+
 /// SQLite: aggregates and weighted quantiles of `v` (weight `w`) per `group` over the rows of
 /// `inner`, which must select the group columns, `v`, `w` and whatever `aggregates` use.
 fn sqlite_weighted(
@@ -180,10 +189,7 @@ pub fn daily_active_users(dialect: Dialect, window: &Window) -> String {
 /// `p50_ms`, `p95_ms`, `p99_ms`, `max_ms`.
 pub fn delivery_lag(dialect: Dialect, window: &Window) -> String {
     let lag = lag_ms(dialect);
-    let filter = format!(
-        "{} AND {EVENT_TIME_MS} > 0",
-        since(dialect, window.start_ms)
-    );
+    let filter = lag_filter(dialect, window);
     match dialect {
         Dialect::AnalyticsEngine => format!(
             "SELECT SUM(_sample_interval) AS events,\n\
@@ -209,10 +215,7 @@ pub fn delivery_lag(dialect: Dialect, window: &Window) -> String {
 pub fn delivery_lag_per_hour(dialect: Dialect, window: &Window) -> String {
     let lag = lag_ms(dialect);
     let hour = start_of_hour(dialect);
-    let filter = format!(
-        "{} AND {EVENT_TIME_MS} > 0",
-        since(dialect, window.start_ms)
-    );
+    let filter = lag_filter(dialect, window);
     match dialect {
         Dialect::AnalyticsEngine => format!(
             "SELECT {hour} AS hour, SUM(_sample_interval) AS events,\n\
@@ -274,25 +277,19 @@ pub const MAX_GROUPS: usize = 100;
 
 /// Error groups with the users they affected (over the events still kept), optionally only
 /// those seen in release `?1` (NULL: all). The order comes from a fixed set.
-pub fn error_groups(sort: ErrorSort) -> &'static str {
-    match sort {
-        ErrorSort::LastSeen => {
-            "SELECT g.fingerprint, g.kind, g.location, g.last_message, g.count, g.first_seen, \
-             g.last_seen, g.release, \
-             (SELECT COUNT(DISTINCT e.user_id) FROM error_events e WHERE e.fingerprint = g.fingerprint) AS users \
-             FROM error_groups g \
-             WHERE ?1 IS NULL OR g.fingerprint IN (SELECT fingerprint FROM error_events WHERE release = ?1) \
-             ORDER BY g.last_seen DESC, g.fingerprint LIMIT 100"
-        }
-        ErrorSort::Count => {
-            "SELECT g.fingerprint, g.kind, g.location, g.last_message, g.count, g.first_seen, \
-             g.last_seen, g.release, \
-             (SELECT COUNT(DISTINCT e.user_id) FROM error_events e WHERE e.fingerprint = g.fingerprint) AS users \
-             FROM error_groups g \
-             WHERE ?1 IS NULL OR g.fingerprint IN (SELECT fingerprint FROM error_events WHERE release = ?1) \
-             ORDER BY g.count DESC, g.last_seen DESC, g.fingerprint LIMIT 100"
-        }
-    }
+pub fn error_groups(sort: ErrorSort) -> String {
+    let order = match sort {
+        ErrorSort::LastSeen => "g.last_seen DESC, g.fingerprint",
+        ErrorSort::Count => "g.count DESC, g.last_seen DESC, g.fingerprint",
+    };
+    format!(
+        "SELECT g.fingerprint, g.kind, g.location, g.last_message, g.count, g.first_seen, \
+         g.last_seen, g.release, \
+         (SELECT COUNT(DISTINCT e.user_id) FROM error_events e WHERE e.fingerprint = g.fingerprint) AS users \
+         FROM error_groups g \
+         WHERE ?1 IS NULL OR g.fingerprint IN (SELECT fingerprint FROM error_events WHERE release = ?1) \
+         ORDER BY {order} LIMIT {MAX_GROUPS}"
+    )
 }
 
 /// Releases with errors (for the release filter), most recent first.

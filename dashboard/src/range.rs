@@ -77,6 +77,15 @@ impl Window {
             .collect()
     }
 
+    /// The index of the hourly bucket (as in [`Window::hours`]) that holds `at_ms`; `None` when
+    /// `at_ms` is outside `[start_ms, end_ms)`.
+    pub fn bucket(&self, at_ms: i64) -> Option<usize> {
+        if at_ms < self.start_ms || at_ms >= self.end_ms {
+            return None;
+        }
+        usize::try_from((at_ms - self.start_ms) / HOUR_MS).ok()
+    }
+
     /// The start of each UTC day the window touches, oldest first.
     pub fn days(&self) -> Vec<i64> {
         let first = floor_day(self.start_ms);
@@ -127,5 +136,22 @@ mod tests {
         assert_eq!(day.days().len(), 2, "24 hours touch two UTC days");
         assert_eq!(Range::Month.window(now).days().len(), 31);
         assert_eq!(day.first_day_ms() % crate::timefmt::DAY_MS, 0);
+    }
+
+    #[test]
+    fn buckets_cover_exactly_the_window() {
+        let now = 1_764_000_000_123 + 25 * 60_000;
+        for r in Range::ALL {
+            let w = r.window(now);
+            let hours = w.hours();
+            for (i, start) in hours.iter().enumerate() {
+                assert_eq!(w.bucket(*start), Some(i));
+                assert_eq!(w.bucket(start + HOUR_MS - 1), Some(i));
+            }
+            assert_eq!(w.bucket(w.start_ms - 1), None);
+            assert_eq!(w.bucket(w.end_ms), None);
+            assert_eq!(w.bucket(i64::MIN), None);
+            assert_eq!(w.bucket(i64::MAX), None);
+        }
     }
 }

@@ -57,6 +57,17 @@ pub fn text(row: &Row, column: &str) -> String {
     }
 }
 
+/// Test rows from a JSON array of objects.
+#[cfg(test)]
+pub(crate) fn rows_from_json(value: Value) -> Vec<Row> {
+    value
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r.as_object().unwrap().clone())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
