@@ -159,7 +159,7 @@ impl Bot {
         };
 
         let profile_commands = self.commands;
-        let telegram_for_fetch = telegram.api.clone();
+        let telegram_for_fetch = telegram.clone();
         let mode = analytics.mode();
         // With analytics off and nothing to follow up, there is nothing to do after the response.
         let work_after = mode != Mode::Off || !reply.follow_ups.is_empty();
@@ -217,11 +217,13 @@ impl Bot {
         };
         if mode == Mode::Await {
             // Only to measure what sending after the response saves.
-            let api = telegram_for_fetch;
             after.await;
             if let Some(call) = fetched {
                 // Its timing is recorded after the hand-over and not sent: benchmarks only.
-                let _ = api.call(&call.method, &call.params, &Tracker::noop()).await;
+                let _ = telegram_for_fetch
+                    .api
+                    .call(&call.method, &call.params, &Tracker::noop())
+                    .await;
             }
         } else if work_after {
             ctx.wait_until(after);
