@@ -711,11 +711,7 @@ struct Rng(u64);
 
 impl Rng {
     fn next(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        (shared::ids::splitmix(&mut self.0) >> 11) as f64 / (1u64 << 53) as f64
     }
 
     fn d1(&mut self, rate: f64) -> D1 {
@@ -729,6 +725,37 @@ impl Rng {
             faults::D1Fault::FailAfterCommit => D1::LostAnswer,
         }
     }
+}
+
+/// Delivers the queue's batches, a second apart, until it is empty, each against a D1 that
+/// fails at `rate` (drawn from `rng`). Returns the event ids Analytics Engine got, in order,
+/// and how many deferred messages the consumer sent.
+fn drain_flaky(
+    db: &Db,
+    queue: &mut Queue,
+    rng: &mut Rng,
+    rate: f64,
+    seed: u64,
+) -> (Vec<String>, usize) {
+    let mut now = NOW;
+    let mut ae = Vec::new();
+    let mut deferred_messages = 0;
+    while !queue.messages.is_empty() {
+        assert!(
+            now < NOW + 3 * 86_400_000,
+            "seed {seed}: not drained in three days"
+        );
+        let batch = queue.batch(now);
+        if !batch.is_empty() {
+            let (commit, finish) = (rng.d1(rate), rng.d1(rate));
+            let inv = invoke(db, &batch, now, commit, finish, true);
+            deferred_messages += inv.sent.len();
+            ae.extend(inv.points.clone());
+            queue.settle(&batch, &inv, now);
+        }
+        now += 1_000;
+    }
+    (ae, deferred_messages)
 }
 
 /// Distinct envelopes of 1 to 12 events, some errors, every request split over two messages.
@@ -766,7 +793,6 @@ fn chaos_attempt(n: u64, seed: u8) -> (Vec<Vec<u8>>, usize, usize) {
 fn a_flaky_d1_neither_loses_nor_doubles() {
     for seed in 1..=9 {
         let rate = [0.25, 0.5, 0.75][seed as usize % 3];
-        let mut deferred_messages = 0;
         let db = Db::migrated();
         let mut rng = Rng(seed);
         let mut queue = Queue::default();
@@ -774,23 +800,7 @@ fn a_flaky_d1_neither_loses_nor_doubles() {
         for bytes in envelopes {
             queue.send(bytes, NOW);
         }
-        let mut now = NOW;
-        let mut ae = Vec::new();
-        while !queue.messages.is_empty() {
-            assert!(
-                now < NOW + 3 * 86_400_000,
-                "seed {seed}: not drained in three days"
-            );
-            let batch = queue.batch(now);
-            if !batch.is_empty() {
-                let (commit, finish) = (rng.d1(rate), rng.d1(rate));
-                let inv = invoke(&db, &batch, now, commit, finish, true);
-                deferred_messages += inv.sent.len();
-                ae.extend(inv.points.clone());
-                queue.settle(&batch, &inv, now);
-            }
-            now += 1_000;
-        }
+        let (ae, deferred_messages) = drain_flaky(&db, &mut queue, &mut rng, rate, seed);
         let mut unique = ae.clone();
         unique.sort();
         unique.dedup();
@@ -912,22 +922,7 @@ fn a_flaky_d1_with_duplicate_messages_loses_nothing_and_counts_every_double() {
             let later = NOW + (rng.next() * 300_000.0) as i64;
             queue.send(bytes, later);
         }
-        let mut now = NOW;
-        let mut ae = Vec::new();
-        while !queue.messages.is_empty() {
-            assert!(
-                now < NOW + 3 * 86_400_000,
-                "seed {seed}: not drained in three days"
-            );
-            let batch = queue.batch(now);
-            if !batch.is_empty() {
-                let (commit, finish) = (rng.d1(rate), rng.d1(rate));
-                let inv = invoke(&db, &batch, now, commit, finish, true);
-                ae.extend(inv.points.clone());
-                queue.settle(&batch, &inv, now);
-            }
-            now += 1_000;
-        }
+        let (ae, _) = drain_flaky(&db, &mut queue, &mut rng, rate, seed);
         let mut unique = ae.clone();
         unique.sort();
         unique.dedup();
@@ -975,22 +970,7 @@ fn a_flaky_d1_with_redelivered_updates_stores_one_attempt_and_counts_every_extra
             let at = NOW + (rng.next() * 120_000.0) as i64;
             queue.send(bytes, at);
         }
-        let mut now = NOW;
-        let mut ae = Vec::new();
-        while !queue.messages.is_empty() {
-            assert!(
-                now < NOW + 3 * 86_400_000,
-                "seed {seed}: not drained in three days"
-            );
-            let batch = queue.batch(now);
-            if !batch.is_empty() {
-                let (commit, finish) = (rng.d1(rate), rng.d1(rate));
-                let inv = invoke(&db, &batch, now, commit, finish, true);
-                ae.extend(inv.points.clone());
-                queue.settle(&batch, &inv, now);
-            }
-            now += 1_000;
-        }
+        let (ae, _) = drain_flaky(&db, &mut queue, &mut rng, rate, seed);
         let stored = db.count("SELECT count(DISTINCT blob7) FROM analytics_points_local");
         let winners: HashMap<String, i64> =
             db.0.prepare("SELECT request_key, attempt FROM request_attempts")
