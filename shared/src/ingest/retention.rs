@@ -127,10 +127,11 @@ pub struct RetentionConfig {
     pub payload_days: i64,
 }
 
-fn days(value: Option<&str>, default: i64) -> i64 {
+/// A positive setting: missing, unparsable, zero or negative values mean `default`.
+fn positive<T: std::str::FromStr + PartialOrd + Default>(value: Option<&str>, default: T) -> T {
     value
-        .and_then(|d| d.trim().parse::<i64>().ok())
-        .filter(|d| *d > 0)
+        .and_then(|v| v.trim().parse::<T>().ok())
+        .filter(|v| *v > T::default())
         .unwrap_or(default)
 }
 
@@ -142,11 +143,8 @@ impl RetentionConfig {
         max_rows_written: Option<&str>,
     ) -> RetentionConfig {
         RetentionConfig {
-            days: days(retention_days, DEFAULT_RETENTION_DAYS),
-            max_rows_written: max_rows_written
-                .and_then(|d| d.trim().parse::<u64>().ok())
-                .filter(|d| *d > 0)
-                .unwrap_or(DEFAULT_MAX_ROWS_WRITTEN),
+            days: positive(retention_days, DEFAULT_RETENTION_DAYS),
+            max_rows_written: positive(max_rows_written, DEFAULT_MAX_ROWS_WRITTEN),
             message_days: DEFAULT_MESSAGE_DAYS,
             payload_days: DEFAULT_PAYLOAD_DAYS,
         }
@@ -155,8 +153,8 @@ impl RetentionConfig {
     /// The expiry of group messages and rejected payloads (`GROUP_MESSAGE_DAYS`,
     /// `REJECTED_PAYLOAD_DAYS`); missing or non-positive values mean the defaults.
     pub fn with_expiry(mut self, message_days: Option<&str>, payload_days: Option<&str>) -> Self {
-        self.message_days = days(message_days, DEFAULT_MESSAGE_DAYS);
-        self.payload_days = days(payload_days, DEFAULT_PAYLOAD_DAYS);
+        self.message_days = positive(message_days, DEFAULT_MESSAGE_DAYS);
+        self.payload_days = positive(payload_days, DEFAULT_PAYLOAD_DAYS);
         self
     }
 }
