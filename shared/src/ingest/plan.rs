@@ -109,12 +109,12 @@ impl Item {
         }
     }
 
-    /// The item as a deferred record.
-    pub fn to_record(&self) -> Record {
+    /// The item as the record that defers it once more.
+    pub fn deferred_record(&self) -> Record {
         Record {
             origin: self.origin.clone(),
             writer: self.writer.clone(),
-            deferrals: self.deferrals,
+            deferrals: self.deferrals.saturating_add(1),
             points: self.points,
             body: self.body.clone(),
         }

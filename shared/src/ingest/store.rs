@@ -718,8 +718,7 @@ pub fn cannot_store<'p>(
             if !defer_messages.contains(&item.message) {
                 continue;
             }
-            let mut record = item.to_record();
-            record.deferrals = record.deferrals.saturating_add(1);
+            let mut record = item.deferred_record();
             let mut pending = item.pending_points();
             if why == Unavailable::D1 && pending > 0 {
                 // Written as soon as the record saying so is on the queue.
@@ -796,8 +795,7 @@ pub fn settle<'p>(
         .iter()
         .map(|&n| {
             let item = &plan.items[n];
-            let mut record = item.to_record();
-            record.deferrals = record.deferrals.saturating_add(1);
+            let mut record = item.deferred_record();
             if after.wrote.contains(&n) {
                 record.points = PointsState::WrittenKept { at_ms: ctx.now_ms };
             }
