@@ -17,19 +17,10 @@ thread_local! {
 }
 
 /// Runs `f` on the isolate's outbox, creating it on first use.
-fn with_outbox<T>(settings: &Settings, f: impl FnOnce(&mut Outbox) -> T) -> Option<T> {
+fn with_outbox<T>(settings: &Settings, f: impl FnOnce(&mut Outbox) -> T) -> T {
     OUTBOX.with(|cell| {
         let mut cell = cell.borrow_mut();
-        if cell.is_none() {
-            match Outbox::new(&settings.source, settings.window_ms) {
-                Ok(outbox) => *cell = Some(outbox),
-                Err(error) => {
-                    console_error!("analytics: no outbox: {error}");
-                    return None;
-                }
-            }
-        }
-        cell.as_mut().map(f)
+        f(cell.get_or_insert_with(|| Outbox::new(&settings.source, settings.window_ms)))
     })
 }
 
@@ -47,19 +38,15 @@ pub async fn deliver(
     if settings.faults.log_sends {
         console_log!("analytics: handed over {} events", events.len());
     }
-    let Some(Handover { ready, role }) =
-        with_outbox(settings, |o| o.add(now_ms(), response_at, events, dropped))
-    else {
-        return;
-    };
+    let Handover { ready, role } =
+        with_outbox(settings, |o| o.add(now_ms(), response_at, events, dropped));
     let now = send_all(settings, queue, ready);
     match role {
         Role::Joined => now.await,
         Role::Flusher { lease, wait_ms } => {
             let later = async {
                 runtime::sleep(wait_ms).await;
-                let messages =
-                    with_outbox(settings, |o| o.take(lease, now_ms())).unwrap_or_default();
+                let messages = with_outbox(settings, |o| o.take(lease, now_ms()));
                 send_all(settings, queue, messages).await;
             };
             join(now, later).await;
@@ -104,8 +91,8 @@ async fn send_one(settings: &Settings, queue: &Queue, message: &Message) {
             }
         }
         match with_outbox(settings, |o| o.sent(message.ticket, outcome)) {
-            Some(NextStep::Retry) => continue,
-            Some(NextStep::Done) => {
+            NextStep::Retry => continue,
+            NextStep::Done => {
                 if outcome == SendOutcome::Sent && settings.faults.log_sends {
                     console_log!(
                         "analytics: sent {} events in {} bytes",
@@ -114,11 +101,11 @@ async fn send_one(settings: &Settings, queue: &Queue, message: &Message) {
                     );
                 }
             }
-            Some(NextStep::Dropped) | None => {
+            NextStep::Dropped => {
+                // Only a failed attempt is dropped: an error, or no answer in time.
                 let why = match attempt {
                     Some(Err(error)) => error.to_string(),
-                    Some(Ok(())) => "no outbox".into(),
-                    None => format!("no answer within {SEND_TIMEOUT_MS} ms"),
+                    Some(Ok(())) | None => format!("no answer within {SEND_TIMEOUT_MS} ms"),
                 };
                 console_error!(
                     "analytics: queue send failed twice, {} events counted as dropped: {why}",

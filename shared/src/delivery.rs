@@ -24,7 +24,7 @@
 //! until the send finished. See `docs/coalescing.md`.
 
 use crate::event::Event;
-use crate::wire::{self, DropCounts, EnvelopeWriter, Source, WireError, MAX_MESSAGE_BYTES};
+use crate::wire::{self, DropCounts, EnvelopeWriter, Source, MAX_MESSAGE_BYTES};
 
 /// Most events in one queue message. The consumer writes one Analytics Engine data point per
 /// event and at most 250 per invocation; with `max_batch_size = 10` in
@@ -164,10 +164,10 @@ pub struct Outbox {
 impl Outbox {
     /// An empty outbox for envelopes from `source`, coalescing for `window_ms` (see
     /// [`window_from_setting`]).
-    pub fn new(source: &Source, window_ms: f64) -> Result<Outbox, WireError> {
-        let writer = EnvelopeWriter::new(source)?;
+    pub fn new(source: &Source, window_ms: f64) -> Outbox {
+        let writer = EnvelopeWriter::new(source);
         let budget = MAX_MESSAGE_BYTES.saturating_sub(writer.max_overhead());
-        Ok(Outbox {
+        Outbox {
             writer,
             window_ms: window_ms.clamp(0.0, MAX_WINDOW_MS),
             budget,
@@ -177,7 +177,7 @@ impl Outbox {
             lease: None,
             in_flight: Vec::new(),
             next_id: 1,
-        })
+        }
     }
 
     /// The coalescing window, in ms.
@@ -236,9 +236,7 @@ impl Outbox {
             };
         }
         while self.full_message_waiting() {
-            if let Some(message) = self.pack_one(now_ms) {
-                ready.push(message);
-            }
+            ready.push(self.pack_one(now_ms));
         }
         let something_waits = !self.waiting.is_empty() || self.carried.total() > 0;
         let role = if self.lease.is_some() || !something_waits {
@@ -318,17 +316,14 @@ impl Outbox {
     fn pack_all(&mut self, now_ms: f64) -> Vec<Message> {
         let mut messages = Vec::new();
         while !self.waiting.is_empty() || self.carried.total() > 0 {
-            match self.pack_one(now_ms) {
-                Some(message) => messages.push(message),
-                None => break,
-            }
+            messages.push(self.pack_one(now_ms));
         }
         messages
     }
 
     /// The next message from the front of the waiting events (at most 25 events and the byte
     /// budget), carrying the drop counts so far.
-    fn pack_one(&mut self, now_ms: f64) -> Option<Message> {
+    fn pack_one(&mut self, now_ms: f64) -> Message {
         let mut count = 0;
         let mut bytes = 0;
         for w in &self.waiting {
@@ -342,33 +337,24 @@ impl Outbox {
         self.waiting_bytes -= bytes;
         let carried = std::mem::take(&mut self.carried);
         let sent_at_ms = now_ms.floor() as i64;
-        match self.writer.write(
+        let bytes = self.writer.write(
             sent_at_ms,
             taken.iter().map(|w| w.bytes.as_slice()),
             &carried,
-        ) {
-            Ok(envelope) => {
-                let ticket = self.next_ticket();
-                self.in_flight.push(InFlight {
-                    ticket,
-                    events: count as u32,
-                    carried,
-                    deadline_ms: now_ms + SEND_RESERVE_MS,
-                    attempts: 0,
-                });
-                Some(Message {
-                    bytes: envelope,
-                    events: count as u32,
-                    carried,
-                    ticket,
-                })
-            }
-            Err(_) => {
-                // Not expected for bytes this outbox encoded; count rather than lose silently.
-                self.carried.add(carried);
-                self.carried.oversize = self.carried.oversize.saturating_add(count as u32);
-                None
-            }
+        );
+        let ticket = self.next_ticket();
+        self.in_flight.push(InFlight {
+            ticket,
+            events: count as u32,
+            carried,
+            deadline_ms: now_ms + SEND_RESERVE_MS,
+            attempts: 0,
+        });
+        Message {
+            bytes,
+            events: count as u32,
+            carried,
+            ticket,
         }
     }
 }
@@ -381,10 +367,9 @@ pub fn pack(
     events: Vec<Event>,
     carried: DropCounts,
 ) -> Vec<Message> {
-    match Outbox::new(source, 0.0) {
-        Ok(mut outbox) => outbox.add(sent_at_ms, sent_at_ms, events, carried).ready,
-        Err(_) => Vec::new(),
-    }
+    Outbox::new(source, 0.0)
+        .add(sent_at_ms, sent_at_ms, events, carried)
+        .ready
 }
 
 #[cfg(test)]
@@ -401,7 +386,7 @@ mod tests {
     }
 
     fn outbox(window: f64) -> Outbox {
-        Outbox::new(&samples::source(), window).unwrap()
+        Outbox::new(&samples::source(), window)
     }
 
     fn decoded_events(messages: &[Message]) -> usize {

@@ -154,6 +154,7 @@ pub fn encode_event(event: &Event) -> Result<Vec<u8>, WireError> {
 /// The MessagePack primitives [`encode_event`] needs, with rmp's choice of the smallest
 /// representation.
 mod msgpack {
+    use super::{DropCounts, Source};
     use crate::event::{ErrorDetails, Event, PropValue};
 
     pub(super) fn uint(out: &mut Vec<u8>, v: u64) {
@@ -193,6 +194,23 @@ mod msgpack {
         }
     }
 
+    /// Who sent an envelope, as rmp-serde's compact form writes [`Source`].
+    pub(super) fn source(out: &mut Vec<u8>, source: &Source) {
+        array(out, 2);
+        str(out, &source.worker);
+        str(out, &source.release);
+    }
+
+    /// The drop counts, as rmp-serde's compact form writes [`DropCounts`] (field order).
+    pub(super) fn drop_counts(out: &mut Vec<u8>, dropped: &DropCounts) {
+        let counts = dropped.by_reason();
+        array(out, counts.len());
+        for (_, count) in counts {
+            uint(out, u64::from(count));
+        }
+    }
+
+    /// An array header; `len` is below 2^32 (MessagePack's limit).
     pub(super) fn array(out: &mut Vec<u8>, len: usize) {
         if len < 16 {
             out.push(0x90 | len as u8);
@@ -305,15 +323,12 @@ const MAX_DROP_COUNTS_BYTES: usize = 1 + 4 * 5;
 
 impl EnvelopeWriter {
     /// A writer for envelopes from `source`.
-    pub fn new(source: &Source) -> Result<Self, WireError> {
+    pub fn new(source: &Source) -> Self {
         let mut prefix = Vec::with_capacity(16 + source.worker.len() + source.release.len());
-        rmp::encode::write_array_len(&mut prefix, 5)
-            .map_err(|e| WireError::Encode(e.to_string()))?;
-        rmp::encode::write_uint(&mut prefix, u64::from(SCHEMA_VERSION))
-            .map_err(|e| WireError::Encode(e.to_string()))?;
-        rmp_serde::encode::write(&mut prefix, source)
-            .map_err(|e| WireError::Encode(e.to_string()))?;
-        Ok(EnvelopeWriter { prefix })
+        msgpack::array(&mut prefix, 5);
+        msgpack::uint(&mut prefix, u64::from(SCHEMA_VERSION));
+        msgpack::source(&mut prefix, source);
+        EnvelopeWriter { prefix }
     }
 
     /// The most bytes an envelope adds around its events.
@@ -328,19 +343,16 @@ impl EnvelopeWriter {
         sent_at_ms: i64,
         events: impl ExactSizeIterator<Item = &'a [u8]>,
         dropped: &DropCounts,
-    ) -> Result<Vec<u8>, WireError> {
-        let encode = |e: rmp::encode::ValueWriteError| WireError::Encode(e.to_string());
-        let len = u32::try_from(events.len()).map_err(|e| WireError::Encode(e.to_string()))?;
+    ) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.max_overhead() + 128 * events.len());
         out.extend_from_slice(&self.prefix);
-        rmp::encode::write_sint(&mut out, sent_at_ms).map_err(encode)?;
-        rmp::encode::write_array_len(&mut out, len).map_err(encode)?;
+        msgpack::sint(&mut out, sent_at_ms);
+        msgpack::array(&mut out, events.len());
         for event in events {
             out.extend_from_slice(event);
         }
-        rmp_serde::encode::write(&mut out, dropped)
-            .map_err(|e| WireError::Encode(e.to_string()))?;
-        Ok(out)
+        msgpack::drop_counts(&mut out, dropped);
+        out
     }
 }
 
@@ -475,19 +487,17 @@ mod tests {
             samples::error_envelope(),
             samples::typed_envelope(),
         ] {
-            let writer = EnvelopeWriter::new(&envelope.source).unwrap();
+            let writer = EnvelopeWriter::new(&envelope.source);
             let events: Vec<Vec<u8>> = envelope
                 .events
                 .iter()
                 .map(|e| encode_event(e).unwrap())
                 .collect();
-            let bytes = writer
-                .write(
-                    envelope.sent_at.timestamp_millis(),
-                    events.iter().map(Vec::as_slice),
-                    &envelope.dropped,
-                )
-                .unwrap();
+            let bytes = writer.write(
+                envelope.sent_at.timestamp_millis(),
+                events.iter().map(Vec::as_slice),
+                &envelope.dropped,
+            );
             assert_eq!(bytes, encode(&envelope).unwrap());
             let around = bytes.len() - events.iter().map(Vec::len).sum::<usize>();
             assert!(around <= writer.max_overhead());

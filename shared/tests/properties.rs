@@ -79,9 +79,9 @@ proptest! {
             prop_assert_eq!(shared::wire::encode_event(event).unwrap(), rmp_serde::to_vec(event).unwrap());
         }
         // The outbox writes envelopes from events encoded once: the same bytes.
-        let writer = shared::wire::EnvelopeWriter::new(&envelope.source).unwrap();
+        let writer = shared::wire::EnvelopeWriter::new(&envelope.source);
         let events: Vec<Vec<u8>> = envelope.events.iter().map(|e| shared::wire::encode_event(e).unwrap()).collect();
-        let written = writer.write(envelope.sent_at.timestamp_millis(), events.iter().map(Vec::as_slice), &envelope.dropped).unwrap();
+        let written = writer.write(envelope.sent_at.timestamp_millis(), events.iter().map(Vec::as_slice), &envelope.dropped);
         prop_assert_eq!(&written, &bytes);
         prop_assert_eq!(decode(&bytes).unwrap(), envelope);
     }
@@ -113,7 +113,7 @@ proptest! {
         // Requests arrive, hand their events over, and their sends fail at random (none, the
         // first attempt only, or both). Whatever happens, every event is sent once or counted.
         use shared::delivery::{NextStep, Outbox, Role, SendOutcome};
-        let mut outbox = Outbox::new(&samples::source(), window).unwrap();
+        let mut outbox = Outbox::new(&samples::source(), window);
         let mut now = 0.0;
         let mut sent = 0u64;
         let mut counted = shared::DropCounts::default();

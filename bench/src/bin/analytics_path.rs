@@ -29,7 +29,7 @@ fn main() {
         commands: &["start", "help", "ping", "menu", "members"],
     };
     let source = samples::source();
-    let mut outbox = Outbox::new(&source, 20_000.0).expect("outbox");
+    let mut outbox = Outbox::new(&source, 20_000.0);
     let mut bytes = 0;
     for i in 0..n {
         let tracker = Tracker::new(source.clone(), clock as fn() -> f64, [i as u8; 16]);

@@ -172,7 +172,7 @@ fn events_of(update: &Update, seed: u64) -> (Vec<shared::Event>, DropCounts) {
 
 /// Runs one day of `updates` (sorted by time) through one bot isolate and the consumer.
 pub fn simulate(updates: &[Update], config: Config) -> Usage {
-    let mut outbox = Outbox::new(&samples::source(), config.window_ms).expect("outbox");
+    let mut outbox = Outbox::new(&samples::source(), config.window_ms);
     let mut consumer = Consumer {
         config,
         d1: D1::new().expect("the migrations apply"),
