@@ -83,9 +83,9 @@ build-minimal-bot: examples/minimal-bot/build/index.js
 build-dashboard: dashboard-worker/build/index.js
 
 sizes: build
-	@for w in producer consumer dashboard; do \
-	  f=$$w-worker/build/index_bg.wasm; \
-	  printf "%-10s wasm: %7d bytes raw, %7d bytes gzip\n" $$w $$(stat -c %s $$f) $$(gzip -9 -c $$f | wc -c); \
+	@for f in producer-worker consumer-worker dashboard-worker examples/minimal-bot; do \
+	  w=$${f##*/}; w=$${w%-worker}; wasm=$$f/build/index_bg.wasm; \
+	  printf "%-11s wasm: %7d bytes raw, %7d bytes gzip\n" $$w $$(stat -c %s $$wasm) $$(gzip -9 -c $$wasm | wc -c); \
 	done
 
 ## ---- local dev ----

@@ -8,6 +8,7 @@
 # Run `npx wrangler login` (or set CLOUDFLARE_API_TOKEN) first. Secrets are not set here:
 #   npx wrangler secret put TELEGRAM_WEBHOOK_SECRET -c wrangler.producer.toml
 #   npx wrangler secret put TELEGRAM_BOT_TOKEN -c wrangler.producer.toml
+#   npx wrangler secret put ANALYTICS_ID_KEY -c wrangler.producer.toml
 # WRANGLER overrides the wrangler command (the tests point it at a fake). BOT_CONFIG deploys
 # another bot config instead of wrangler.producer.toml.
 set -euo pipefail
