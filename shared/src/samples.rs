@@ -6,6 +6,7 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use crate::event::{ErrorDetails, Event, EventKind, PropValue};
+use crate::tracker::Tracker;
 use crate::wire::{DropCounts, Envelope, Source, SCHEMA_VERSION};
 
 const BASE_MS: i64 = 1_764_000_000_000;
@@ -87,6 +88,17 @@ pub fn drop_only_envelope(buffer_full: u32) -> Envelope {
         },
         ..typical_envelope()
     }
+}
+
+/// A tracker on the samples' clock stamping the events of request `request_key`, its attempt
+/// seeded by `seed` (two seeds: two handlings of one request).
+pub fn attempt_tracker(request_key: u64, seed: u8) -> Tracker<fn() -> f64> {
+    fn clock() -> f64 {
+        BASE_MS as f64
+    }
+    let tracker = Tracker::new(source(), clock as fn() -> f64, [seed; 16]);
+    tracker.set_request_key(request_key);
+    tracker
 }
 
 /// A Bot API failure as the bot tracks it.

@@ -280,16 +280,6 @@ fn of_two_claims_on_one_envelope_one_wins_and_an_expired_claim_is_taken_over() {
     );
 }
 
-/// A tracker stamping the events of request `request_key`, attempt seeded by `seed`.
-fn attempt(request_key: u64, seed: u8) -> Tracker<fn() -> f64> {
-    fn clock() -> f64 {
-        1_764_000_000_000.0
-    }
-    let tracker = Tracker::new(samples::source(), clock as fn() -> f64, [seed; 16]);
-    tracker.set_request_key(request_key);
-    tracker
-}
-
 fn update_events(tracker: &Tracker<fn() -> f64>) {
     tracker.track("message", [("chat_type", "private")]);
     tracker.track_error_message(
@@ -307,9 +297,9 @@ fn flush(tracker: &Tracker<fn() -> f64>) -> Vec<u8> {
 fn a_redelivered_update_stores_the_events_of_one_attempt() {
     let db = Db::migrated();
     let key = update_request_key("telegram-bot:123", 42);
-    let first = attempt(key, 1);
+    let first = samples::attempt_tracker(key, 1);
     update_events(&first);
-    let second = attempt(key, 2);
+    let second = samples::attempt_tracker(key, 2);
     update_events(&second);
     let a = invoke(
         &db,
@@ -354,12 +344,12 @@ fn a_redelivered_update_stores_the_events_of_one_attempt() {
 fn a_request_split_over_several_messages_keeps_every_part() {
     let db = Db::migrated();
     let key = update_request_key("telegram-bot:123", 43);
-    let first = attempt(key, 1);
+    let first = samples::attempt_tracker(key, 1);
     update_events(&first);
     let one = flush(&first);
     update_events(&first);
     let two = flush(&first);
-    let again = attempt(key, 2);
+    let again = samples::attempt_tracker(key, 2);
     update_events(&again);
     update_events(&again);
     let redelivery = flush(&again);
@@ -767,7 +757,7 @@ fn chaos_envelopes(n: u64) -> (Vec<Vec<u8>>, usize, usize) {
 fn chaos_attempt(n: u64, seed: u8) -> (Vec<Vec<u8>>, usize, usize) {
     let (mut out, mut events, mut errors) = (Vec::new(), 0, 0);
     for i in 0..n {
-        let tracker = attempt(
+        let tracker = samples::attempt_tracker(
             update_request_key("telegram-bot:9", i as i64),
             ((i % 120) as u8).wrapping_mul(2).wrapping_add(seed),
         );

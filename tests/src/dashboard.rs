@@ -12,9 +12,9 @@ use base64::Engine;
 use serde_json::Value;
 
 use crate::fake_ae_sql::{FakeAeSqlApi, FAKE_ACCOUNT_ID, FAKE_API_TOKEN};
-use crate::process::{spawn_wrangler_dev, stop_process_group};
+use crate::process::{log_tail, spawn_wrangler_dev, stop_process_group, wait_until_serving};
 use crate::stack::{local_config, TEST_SECRET};
-use crate::{fixture, free_port, wait_for, FakeBotApi, Stack};
+use crate::{fixture, free_port, http_agent, FakeBotApi, Stack};
 
 /// The password the test dashboards use.
 pub const TEST_PASSWORD: &str = "test-dashboard-password";
@@ -43,6 +43,14 @@ impl DashboardOptions {
         DashboardOptions {
             password: Some(TEST_PASSWORD.into()),
             data: AeData::SqlApi(api.base_url()),
+        }
+    }
+
+    /// The `make dev` path: the password and the local mirror in D1.
+    pub fn local_mirror() -> DashboardOptions {
+        DashboardOptions {
+            password: Some(TEST_PASSWORD.into()),
+            data: AeData::LocalMirror,
         }
     }
 }
@@ -125,22 +133,13 @@ impl Dashboard {
         let mut dashboard = Dashboard {
             dir,
             port,
-            child: Some(child),
+            child: None,
         };
+        let (url, log) = (dashboard.url("/health"), dashboard.log_path());
+        let child = dashboard.child.insert(child);
         let started = Instant::now();
-        wait_for("the dashboard to answer", Duration::from_secs(90), || {
-            if let Some(child) = dashboard.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!(
-                        "dashboard wrangler dev exited early ({status}):\n{}",
-                        dashboard.log()
-                    );
-                }
-            }
-            dashboard
-                .get("/health", None)
-                .ok()
-                .filter(|p| p.status == 200)
+        wait_until_serving("dashboard wrangler dev", child, &log, || {
+            get_page(&url, None).ok().filter(|p| p.status == 200)
         });
         println!("e2e: dashboard ready after {:.1?}", started.elapsed());
         dashboard
@@ -153,31 +152,7 @@ impl Dashboard {
 
     /// GET `path` with the given `Authorization` value (or none).
     pub fn get(&self, path: &str, authorization: Option<&str>) -> Result<Page, ureq::Error> {
-        let agent: ureq::Agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(60)))
-            .build()
-            .into();
-        let mut request = agent.get(&self.url(path));
-        if let Some(value) = authorization {
-            request = request.header("Authorization", value);
-        }
-        let mut response = request.call()?;
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.as_str().to_ascii_lowercase(),
-                    v.to_str().unwrap_or_default().to_string(),
-                )
-            })
-            .collect();
-        Ok(Page {
-            status: response.status().as_u16(),
-            headers,
-            body: response.body_mut().read_to_string().unwrap_or_default(),
-        })
+        get_page(&self.url(path), authorization)
     }
 
     /// GET `path` with the test password; panics when the request fails.
@@ -186,20 +161,46 @@ impl Dashboard {
             .unwrap_or_else(|e| panic!("GET {path}: {e}\n{}", self.log()))
     }
 
+    fn log_path(&self) -> PathBuf {
+        self.dir.join("wrangler-dev.log")
+    }
+
     /// The dashboard's wrangler output.
     pub fn log(&self) -> String {
-        fs::read_to_string(self.dir.join("wrangler-dev.log")).unwrap_or_default()
+        fs::read_to_string(self.log_path()).unwrap_or_default()
     }
+}
+
+/// GET `url` with the given `Authorization` value (or none), 60 s timeout.
+fn get_page(url: &str, authorization: Option<&str>) -> Result<Page, ureq::Error> {
+    let mut request = http_agent(Duration::from_secs(60)).get(url);
+    if let Some(value) = authorization {
+        request = request.header("Authorization", value);
+    }
+    let mut response = request.call()?;
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_ascii_lowercase(),
+                v.to_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    Ok(Page {
+        status: response.status().as_u16(),
+        headers,
+        body: response.body_mut().read_to_string().unwrap_or_default(),
+    })
 }
 
 impl Drop for Dashboard {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            let log = self.log();
-            let lines: Vec<&str> = log.lines().collect();
             eprintln!(
                 "---- dashboard wrangler dev output (last lines) ----\n{}",
-                lines[lines.len().saturating_sub(40)..].join("\n")
+                log_tail(&self.log_path(), 40)
             );
         }
         if let Some(mut child) = self.child.take() {

@@ -347,28 +347,31 @@ impl Aggregate<QuantileState, Option<f64>> for QuantileExactWeighted {
     }
 }
 
-fn columns_sql() -> String {
+/// The dataset's columns: name, SQLite type, and for blobs and doubles the value an unwritten one
+/// reads as (Analytics Engine has no NULLs).
+fn columns() -> Vec<(String, &'static str, Option<&'static str>)> {
     let mut columns = vec![
-        "dataset TEXT NOT NULL".to_string(),
-        "timestamp TEXT NOT NULL".into(),
-        "_sample_interval INTEGER NOT NULL DEFAULT 1".into(),
-        "index1 TEXT NOT NULL DEFAULT ''".into(),
+        ("dataset".to_string(), "TEXT NOT NULL", None),
+        ("timestamp".into(), "TEXT NOT NULL", None),
+        (
+            "_sample_interval".into(),
+            "INTEGER NOT NULL DEFAULT 1",
+            None,
+        ),
+        ("index1".into(), "TEXT NOT NULL DEFAULT ''", None),
     ];
-    columns.extend((1..=20).map(|i| format!("blob{i} TEXT NOT NULL DEFAULT ''")));
-    columns.extend((1..=20).map(|i| format!("double{i} REAL NOT NULL DEFAULT 0")));
-    columns.join(", ")
+    columns.extend((1..=20).map(|i| (format!("blob{i}"), "TEXT NOT NULL DEFAULT ''", Some("''"))));
+    columns.extend((1..=20).map(|i| (format!("double{i}"), "REAL NOT NULL DEFAULT 0", Some("0"))));
+    columns
 }
 
-fn column_names() -> String {
-    let mut names = vec![
-        "dataset".to_string(),
-        "timestamp".into(),
-        "_sample_interval".into(),
-        "index1".into(),
-    ];
-    names.extend((1..=20).map(|i| format!("blob{i}")));
-    names.extend((1..=20).map(|i| format!("double{i}")));
-    names.join(", ")
+/// `column(name, type, unwritten)` for every column, comma-separated.
+fn column_list(column: impl Fn(&str, &str, Option<&str>) -> String) -> String {
+    let list: Vec<String> = columns()
+        .iter()
+        .map(|(name, sql_type, unwritten)| column(name, sql_type, *unwritten))
+        .collect();
+    list.join(", ")
 }
 
 /// The fake's query engine: an in-memory SQLite copy of the points and the translator.
@@ -388,7 +391,8 @@ impl AeSqlEngine {
                 | OpenFlags::SQLITE_OPEN_URI,
         )
         .expect("in-memory SQLite");
-        db.execute_batch(&format!("CREATE TABLE {DATASET} ({})", columns_sql()))
+        let columns = column_list(|name, sql_type, _| format!("{name} {sql_type}"));
+        db.execute_batch(&format!("CREATE TABLE {DATASET} ({columns})"))
             .expect("create the dataset table");
         db.create_aggregate_function(
             "quantile_exact_weighted",
@@ -445,18 +449,13 @@ impl AeSqlEngine {
             )
             .map_err(fail)?;
         // Analytics Engine has no NULLs: unwritten blobs read as '' and doubles as 0.
-        let mut values = vec![
-            "dataset".to_string(),
-            "timestamp".into(),
-            "_sample_interval".into(),
-            "index1".into(),
-        ];
-        values.extend((1..=20).map(|i| format!("ifnull(blob{i}, '')")));
-        values.extend((1..=20).map(|i| format!("ifnull(double{i}, 0)")));
+        let names = column_list(|name, _, _| name.to_string());
+        let values = column_list(|name, _, unwritten| match unwritten {
+            Some(value) => format!("ifnull({name}, {value})"),
+            None => name.to_string(),
+        });
         let copied = self.db.execute_batch(&format!(
-            "DELETE FROM {DATASET}; INSERT INTO {DATASET} ({}) SELECT {} FROM d1.analytics_points_local;",
-            column_names(),
-            values.join(", ")
+            "DELETE FROM {DATASET}; INSERT INTO {DATASET} ({names}) SELECT {values} FROM d1.analytics_points_local;"
         ));
         let detached = self.db.execute_batch("DETACH DATABASE d1");
         copied.map_err(fail)?;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::{free_port, repo_root};
+use crate::{free_port, repo_root, wait_for};
 
 /// The project's wrangler (installed by `npm ci`).
 pub fn wrangler() -> PathBuf {
@@ -56,4 +56,32 @@ pub fn stop_process_group(child: &mut Child) {
     }
     let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
     let _ = child.wait();
+}
+
+/// Waits (bounded, 90 s) until `probe` answers, for a `wrangler dev` started by
+/// [`spawn_wrangler_dev`] (`name` in messages): when `child` exits first, panics at once with the
+/// last lines of its `log` rather than waiting out the timeout.
+pub fn wait_until_serving<T>(
+    name: &str,
+    child: &mut Child,
+    log: &Path,
+    mut probe: impl FnMut() -> Option<T>,
+) -> T {
+    wait_for(
+        &format!("{name} to answer"),
+        Duration::from_secs(90),
+        || {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("{name} exited early ({status}):\n{}", log_tail(log, 60));
+            }
+            probe()
+        },
+    )
+}
+
+/// The last `lines` lines of the log file `log` (empty when it cannot be read).
+pub fn log_tail(log: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }

@@ -2,7 +2,6 @@
 //! state, so tests never touch the developer's `.dev.vars` or `.wrangler/state`.
 
 use std::fs;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -10,8 +9,10 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::process::{spawn_wrangler_dev, stop_process_group, wrangler};
-use crate::{free_port, repo_root, wait_for};
+use crate::process::{
+    log_tail, spawn_wrangler_dev, stop_process_group, wait_until_serving, wrangler,
+};
+use crate::{free_port, http_agent, repo_root, wait_for};
 
 /// The webhook secret the test stack uses.
 pub const TEST_SECRET: &str = "test-secret";
@@ -213,18 +214,11 @@ impl Stack {
             stack.port,
             stack.dir.path().display()
         );
-        stack.child = Some(child);
+        let (url, log) = (stack.url(ready_path), stack.log_path());
+        let child = stack.child.insert(child);
         let started = Instant::now();
-        wait_for("wrangler dev to answer", Duration::from_secs(90), || {
-            if let Some(child) = stack.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    panic!(
-                        "wrangler dev exited early ({status}):\n{}",
-                        stack.log_tail()
-                    );
-                }
-            }
-            stack.get(ready_path).ok().filter(|(s, _)| *s == 200)
+        wait_until_serving("wrangler dev", child, &log, || {
+            Stack::get_url(&url).ok().filter(|(s, _)| *s == 200)
         });
         println!("e2e: local workerd ready after {:.1?}", started.elapsed());
         stack
@@ -236,12 +230,7 @@ impl Stack {
 
     /// The last lines of wrangler's output (for failure messages).
     pub fn log_tail(&self) -> String {
-        let mut text = String::new();
-        if let Ok(mut f) = fs::File::open(self.log_path()) {
-            let _ = f.read_to_string(&mut text);
-        }
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(60)..].join("\n")
+        log_tail(&self.log_path(), 60)
     }
 
     /// The whole wrangler output so far.
@@ -260,16 +249,16 @@ impl Stack {
     }
 
     fn agent() -> ureq::Agent {
-        ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_global(Some(Duration::from_secs(30)))
-            .build()
-            .into()
+        http_agent(Duration::from_secs(30))
     }
 
     /// GET `path`: status and body.
     pub fn get(&self, path: &str) -> Result<(u16, String), ureq::Error> {
-        let mut response = Self::agent().get(&self.url(path)).call()?;
+        Self::get_url(&self.url(path))
+    }
+
+    fn get_url(url: &str) -> Result<(u16, String), ureq::Error> {
+        let mut response = Self::agent().get(url).call()?;
         let status = response.status().as_u16();
         Ok((
             status,

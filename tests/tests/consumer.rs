@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use e2e_tests::{wait_for, Stack, StackOptions};
+use e2e_tests::{now_ms, wait_for, Stack, StackOptions};
 use serde_json::json;
 use shared::{encode, samples, NewEvent, Tracker};
 
@@ -279,11 +279,7 @@ fn retention_deletes_old_events_and_keeps_group_counts() {
         vec![json!({"count": 2})]
     );
 
-    let (status, body) = stack.get("/__scheduled?cron=17+3+*+*+*").unwrap();
-    assert_eq!(status, 200, "{body}");
-    wait_for("retention to run", Duration::from_secs(30), || {
-        stack.log().contains("retention: done").then_some(())
-    });
+    run_retention(&stack);
     assert_eq!(
         stack.d1("SELECT event_id FROM error_events"),
         vec![json!({"event_id": "recent"})]
@@ -488,16 +484,6 @@ fn without_the_analytics_binding_points_are_retried_not_marked_written() {
     );
 }
 
-/// A tracker stamping the events of request `request_key`, attempt seeded by `seed`.
-fn attempt_tracker(request_key: u64, seed: u8) -> Tracker<fn() -> f64> {
-    fn clock() -> f64 {
-        1_764_000_000_000.0
-    }
-    let tracker = Tracker::new(samples::source(), clock as fn() -> f64, [seed; 16]);
-    tracker.set_request_key(request_key);
-    tracker
-}
-
 fn update_events(tracker: &Tracker<fn() -> f64>, part: &str) {
     tracker.track("message", [("part", part)]);
     tracker.track_error_message("telegram_api", "Bad Request: chat not found", part);
@@ -508,12 +494,12 @@ fn a_redelivered_update_is_stored_once() {
     let stack = consumer_stack();
     let key = shared::ids::update_request_key("telegram-bot:123", 42);
     // The first handling sends its events in two messages, the redelivery in one.
-    let first = attempt_tracker(key, 1);
+    let first = samples::attempt_tracker(key, 1);
     update_events(&first, "one");
     let first_one = first.flush()[0].bytes.clone();
     update_events(&first, "two");
     let first_two = first.flush()[0].bytes.clone();
-    let again = attempt_tracker(key, 2);
+    let again = samples::attempt_tracker(key, 2);
     update_events(&again, "one");
     update_events(&again, "two");
     let again = again.flush()[0].bytes.clone();
@@ -580,14 +566,6 @@ fn an_event_dated_1970_does_not_move_first_seen() {
         first_seen >= sent_at - 3_600_000,
         "first_seen {first_seen} is more than an hour before the envelope was sent ({sent_at})"
     );
-}
-
-/// The wall clock in milliseconds since the epoch, as the consumer reads it.
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
 }
 
 /// Runs the consumer's cron once and waits until it logged that it finished.
@@ -864,7 +842,7 @@ fn d1_rows_written_are_what_the_reliability_doc_says() {
         ..StackOptions::default()
     });
     // One update (one request) of five events, one of them an error.
-    let tracker = attempt_tracker(shared::ids::update_request_key("telegram-bot:1", 7), 3);
+    let tracker = samples::attempt_tracker(shared::ids::update_request_key("telegram-bot:1", 7), 3);
     for i in 0..4 {
         tracker.track("e", [("i", i64::from(i))]);
     }
@@ -878,7 +856,7 @@ fn d1_rows_written_are_what_the_reliability_doc_says() {
     // Five coalesced requests of five events each, no error: 5 claims + 1 envelope; the mark.
     let mut events = Vec::new();
     for r in 0..5 {
-        let t = attempt_tracker(
+        let t = samples::attempt_tracker(
             shared::ids::update_request_key("telegram-bot:1", 100 + r),
             4,
         );

@@ -222,14 +222,7 @@ fn the_dashboard_shows_the_pipeline_behind_a_password() {
     assert!(stack.d1_count("SELECT count(*) FROM analytics_points_local") > 0);
 
     // The make dev path: the same commands from the local mirror in D1.
-    let local = Dashboard::start(
-        &stack,
-        "local",
-        DashboardOptions {
-            password: Some(TEST_PASSWORD.into()),
-            data: AeData::LocalMirror,
-        },
-    );
+    let local = Dashboard::start(&stack, "local", DashboardOptions::local_mirror());
     sql_api.clear_calls();
     let mirrored = wait_for("the local overview", Duration::from_secs(30), || {
         Some(local.get_ok("/")).filter(|p| p.status == 200)

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use e2e_tests::stack::TEST_SECRET;
-use e2e_tests::{fixture, wait_for, Stack, StackOptions};
+use e2e_tests::{fixture, http_agent, wait_for, Stack, StackOptions};
 
 struct Case {
     name: String,
@@ -195,11 +195,7 @@ fn corpus() -> Vec<Case> {
 #[test]
 fn hostile_requests_get_4xx_and_the_bot_keeps_serving() {
     let stack = Stack::start(StackOptions::default());
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into();
+    let agent = http_agent(Duration::from_secs(30));
     let cases = corpus();
     let mut failures = Vec::new();
     for case in &cases {
