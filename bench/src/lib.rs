@@ -1,5 +1,6 @@
-//! What `bench`, `soak` and `economy` share: posting webhook updates at a given concurrency,
-//! and the traffic simulator.
+//! What `bench`, `soak`, `dashboard` and `economy` share: posting webhook updates at a given
+//! concurrency, command-line arguments, rewriting a marked block of a doc, and the traffic
+//! simulator.
 
 pub mod economy;
 
@@ -23,6 +24,28 @@ pub fn with_update_id(body: &str, update_id: u64) -> String {
     }
 }
 
+/// The HTTP client the harnesses post updates with: every status is an answer, 30 s timeout.
+pub fn agent() -> ureq::Agent {
+    e2e_tests::http_agent(Duration::from_secs(30))
+}
+
+/// Posts one update with the test stack's secret; returns (status, 0 when no answer; latency
+/// in ms; when it was sent).
+pub fn post_one(agent: &ureq::Agent, url: &str, body: &str) -> (u16, f64, Instant) {
+    let start = Instant::now();
+    let status = agent
+        .post(url)
+        .header("Content-Type", "application/json")
+        .header("X-Telegram-Bot-Api-Secret-Token", TEST_SECRET)
+        .send(body.as_bytes())
+        .map(|mut r| {
+            let _ = r.body_mut().read_to_vec();
+            r.status().as_u16()
+        })
+        .unwrap_or(0);
+    (status, start.elapsed().as_secs_f64() * 1000.0, start)
+}
+
 /// Posts `requests` updates to `url` from `concurrency` threads, each thread taking every
 /// `concurrency`-th request; request `i` sends `bodies[i % bodies.len()]` with `update_id`
 /// 1,000,000 + `i`, so every request is a distinct update (Telegram's redeliveries of one
@@ -39,11 +62,7 @@ pub fn post_updates(
             .map(|i| with_update_id(&bodies[i % bodies.len()], 1_000_000 + i as u64))
             .collect(),
     );
-    let agent: ureq::Agent = ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into();
+    let agent = agent();
     let started = Instant::now();
     let threads: Vec<_> = (0..concurrency.max(1))
         .map(|t| {
@@ -51,19 +70,8 @@ pub fn post_updates(
             std::thread::spawn(move || {
                 let mut outcomes = Vec::new();
                 for i in (t..requests).step_by(concurrency.max(1)) {
-                    let body = &bodies[i];
-                    let start = Instant::now();
-                    let status = agent
-                        .post(&url)
-                        .header("Content-Type", "application/json")
-                        .header("X-Telegram-Bot-Api-Secret-Token", TEST_SECRET)
-                        .send(body.as_bytes())
-                        .map(|mut r| {
-                            let _ = r.body_mut().read_to_vec();
-                            r.status().as_u16()
-                        })
-                        .unwrap_or(0);
-                    outcomes.push((status, start.elapsed().as_secs_f64() * 1000.0));
+                    let (status, ms, _) = post_one(&agent, &url, &bodies[i]);
+                    outcomes.push((status, ms));
                 }
                 outcomes
             })
@@ -76,12 +84,14 @@ pub fn post_updates(
     (outcomes, started.elapsed())
 }
 
+/// The word after `--name` on the command line, if any.
+pub fn arg_str(name: &str) -> Option<String> {
+    std::env::args().skip_while(|a| a != name).nth(1)
+}
+
 /// The number after `--name` on the command line, or `default`.
 pub fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
+    arg_str(name)
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
@@ -98,4 +108,34 @@ pub fn percentile(sorted: &[f64], q: f64) -> f64 {
     }
     let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted[rank - 1]
+}
+
+/// `doc` with the text between its `<!-- name:start -->` and `<!-- name:end -->` markers
+/// replaced by `body` (the start marker kept, on a line of its own); an error when the markers
+/// are missing or out of order.
+pub fn replace_block(doc: &str, name: &str, body: &str) -> Result<String, String> {
+    let (start, end) = (
+        format!("<!-- {name}:start -->"),
+        format!("<!-- {name}:end -->"),
+    );
+    match (doc.find(&start), doc.find(&end)) {
+        (Some(i), Some(j)) if i < j => Ok(format!("{}{start}\n{body}{}", &doc[..i], &doc[j..])),
+        _ => Err(format!("lacks the {name} markers")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replace_block_rewrites_between_the_markers() {
+        let doc = "a\n<!-- x:start -->\nold\n<!-- x:end -->\nb";
+        assert_eq!(
+            replace_block(doc, "x", "new\n").unwrap(),
+            "a\n<!-- x:start -->\nnew\n<!-- x:end -->\nb"
+        );
+        assert!(replace_block(doc, "y", "new\n").is_err());
+        assert!(replace_block("<!-- x:end --><!-- x:start -->", "x", "").is_err());
+    }
 }

@@ -29,8 +29,8 @@ use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bench::{arg, flag, percentile, post_updates};
-use e2e_tests::process::{spawn_wrangler_dev, stop_process_group};
+use bench::{agent, arg, arg_str, flag, percentile, post_one, post_updates, replace_block};
+use e2e_tests::process::{spawn_wrangler_dev, stop_process_group, wait_until_serving};
 use e2e_tests::stack::{local_config, TEST_ID_KEY, TEST_SECRET, TEST_TOKEN};
 use e2e_tests::{fixture, free_port, repo_root, wait_for, FakeBotApi, Stack, StackOptions};
 use serde_json::json;
@@ -102,14 +102,15 @@ fn start_variant(
     let config_path = dir.join(format!("wrangler.{key}.toml"));
     fs::write(&config_path, toml::to_string(&config).unwrap()).unwrap();
     let port = free_port();
+    let log = dir.join(format!("{key}.log"));
     let child = spawn_wrangler_dev(
         dir,
         &["-c", config_path.to_str().unwrap(), "--log-level=warn"],
         &format!("state-{key}"),
         port,
-        &dir.join(format!("{key}.log")),
+        &log,
     );
-    let variant = Variant {
+    let mut variant = Variant {
         key,
         label,
         port,
@@ -121,16 +122,12 @@ fn start_variant(
         requests: 0,
         failures: 0,
     };
-    wait_for(
-        &format!("variant {key} to start"),
-        Duration::from_secs(90),
-        || {
-            ureq::get(&format!("http://127.0.0.1:{port}/health"))
-                .call()
-                .ok()
-                .map(|_| ())
-        },
-    );
+    wait_until_serving(&format!("variant {key}"), &mut variant.child, &log, || {
+        ureq::get(&format!("http://127.0.0.1:{port}/health"))
+            .call()
+            .ok()
+            .map(|_| ())
+    });
     variant
 }
 
@@ -190,28 +187,24 @@ fn shuffle(order: &mut [usize], rng: &mut u64) {
     }
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .timeout_global(Some(Duration::from_secs(30)))
-        .build()
-        .into()
-}
-
-/// Posts one update; returns (status, latency in ms, when it was sent).
-fn post_one(agent: &ureq::Agent, url: &str, body: &str) -> (u16, f64, Instant) {
-    let start = Instant::now();
-    let status = agent
-        .post(url)
-        .header("Content-Type", "application/json")
-        .header("X-Telegram-Bot-Api-Secret-Token", TEST_SECRET)
-        .send(body.as_bytes())
-        .map(|mut r| {
-            let _ = r.body_mut().read_to_vec();
-            r.status().as_u16()
-        })
-        .unwrap_or(0);
-    (status, start.elapsed().as_secs_f64() * 1000.0, start)
+/// Clears the variants' results, then for `rounds` rounds runs `each` on every variant, in an
+/// order shuffled again every round.
+fn in_shuffled_rounds(
+    variants: &mut [Variant],
+    rounds: usize,
+    rng: &mut u64,
+    mut each: impl FnMut(&mut Variant),
+) {
+    for v in variants.iter_mut() {
+        v.reset();
+    }
+    let mut order: Vec<usize> = (0..variants.len()).collect();
+    for _ in 0..rounds {
+        shuffle(&mut order, rng);
+        for &i in &order {
+            each(&mut variants[i]);
+        }
+    }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -354,36 +347,28 @@ fn seed_experiment(s: &Settings, dir: &Path) -> (String, usize) {
     );
     let mut by_kind = Vec::new();
     for kind in [Kind::Button, Kind::Message] {
-        for v in variants.iter_mut() {
-            v.reset();
-        }
-        let mut order: Vec<usize> = (0..variants.len()).collect();
-        for _ in 0..s.rounds {
-            shuffle(&mut order, &mut rng);
-            for &i in &order {
-                let v = &mut variants[i];
-                let url = v.url();
-                for _ in 0..s.seed_requests {
-                    n += 1;
-                    let (status, ms, sent) = post_one(&agent, &url, &seed_update(kind, n));
-                    failures += usize::from(status != 200);
-                    v.latencies_ms.push(ms);
-                    v.requests += 1;
-                    // Answer in the body: Telegram holds it with the response. Fetched: when
-                    // the fake API received it.
-                    let ack = if v.key == "ours" {
-                        Some(ms)
-                    } else {
-                        wait_for("the fetched answer", Duration::from_secs(10), || {
-                            fetched_answer(&api, kind, n)
-                        })
-                        .checked_duration_since(sent)
-                        .map(|d| d.as_secs_f64() * 1000.0)
-                    };
-                    v.ack_ms.extend(ack);
-                }
+        in_shuffled_rounds(&mut variants, s.rounds, &mut rng, |v| {
+            let url = v.url();
+            for _ in 0..s.seed_requests {
+                n += 1;
+                let (status, ms, sent) = post_one(&agent, &url, &seed_update(kind, n));
+                failures += usize::from(status != 200);
+                v.latencies_ms.push(ms);
+                v.requests += 1;
+                // Answer in the body: Telegram holds it with the response. Fetched: when the
+                // fake API received it.
+                let ack = if v.key == "ours" {
+                    Some(ms)
+                } else {
+                    wait_for("the fetched answer", Duration::from_secs(10), || {
+                        fetched_answer(&api, kind, n)
+                    })
+                    .checked_duration_since(sent)
+                    .map(|d| d.as_secs_f64() * 1000.0)
+                };
+                v.ack_ms.extend(ack);
             }
-        }
+        });
         let rows = rows(&mut variants, 1.0);
         let name = match kind {
             Kind::Button => "button press (answerCallbackQuery)",
@@ -472,16 +457,9 @@ fn overhead(s: &Settings, dir: &Path) -> (String, String, usize) {
     let mut tables = Vec::new();
     let mut failures = 0;
     for (concurrency, requests) in [(1, s.requests / 2), (s.concurrency, s.requests)] {
-        for v in variants.iter_mut() {
-            v.reset();
-        }
-        let mut order: Vec<usize> = (0..variants.len()).collect();
-        for _ in 0..s.rounds {
-            shuffle(&mut order, &mut rng);
-            for &i in &order {
-                drive(&mut variants[i], &bodies, requests.max(1), concurrency);
-            }
-        }
+        in_shuffled_rounds(&mut variants, s.rounds, &mut rng, |v| {
+            drive(v, &bodies, requests.max(1), concurrency)
+        });
         let rows = rows(&mut variants, ticks);
         failures += rows.iter().map(|r| r.failures).sum::<usize>();
         let mut table = format!(
@@ -701,17 +679,6 @@ fn instruction_count() -> Option<String> {
         .map(str::to_string)
 }
 
-fn replace_block(doc: &str, name: &str, body: &str) -> String {
-    let (start, end) = (
-        format!("<!-- {name}:start -->"),
-        format!("<!-- {name}:end -->"),
-    );
-    match (doc.find(&start), doc.find(&end)) {
-        (Some(i), Some(j)) if i < j => format!("{}{start}\n{body}{}", &doc[..i], &doc[j..]),
-        _ => panic!("docs/benchmarks.md lacks the {name} markers"),
-    }
-}
-
 fn main() {
     let s = settings();
     let root = repo_root();
@@ -724,10 +691,7 @@ fn main() {
         format!("TELEGRAM_WEBHOOK_SECRET={TEST_SECRET}\n"),
     )
     .unwrap();
-    if let Some(spec) = std::env::args()
-        .skip_while(|a| a != "--cold-variants")
-        .nth(1)
-    {
+    if let Some(spec) = arg_str("--cold-variants") {
         println!("{}", cold_variants(&s, dir.path(), &spec));
         return;
     }
@@ -838,8 +802,11 @@ fn main() {
             s.requests,
             s.concurrency
         );
-        let doc = replace_block(&doc, "seed", &format!("{stamp}{seed}"));
-        let doc = replace_block(&doc, "results", &format!("{stamp}{results}"));
+        let block = |doc: &str, name: &str, body: String| {
+            replace_block(doc, name, &body).unwrap_or_else(|e| panic!("docs/benchmarks.md {e}"))
+        };
+        let doc = block(&doc, "seed", format!("{stamp}{seed}"));
+        let doc = block(&doc, "results", format!("{stamp}{results}"));
         fs::write(&path, doc).unwrap();
         println!("bench: results written to docs/benchmarks.md");
     }

@@ -7,14 +7,14 @@
 //! rotting in `make test`; `--write-doc` puts the table into `docs/benchmarks.md`.
 
 use std::fs;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
-use bench::{arg, flag, percentile};
+use bench::{arg, flag, percentile, replace_block};
 use e2e_tests::dashboard::{
-    basic_auth, fill_local_mirror, AeData, Dashboard, DashboardOptions, TEST_PASSWORD,
+    basic_auth, fill_local_mirror, Dashboard, DashboardOptions, TEST_PASSWORD,
 };
 use e2e_tests::fake_ae_sql::local_d1_file;
-use e2e_tests::{repo_root, Stack, StackOptions};
+use e2e_tests::{now_ms, repo_root, Stack, StackOptions};
 
 fn server_ms(header: Option<&str>) -> Option<f64> {
     header?
@@ -32,24 +32,13 @@ fn main() {
     let requests = arg("--requests", if smoke { 3 } else { 20 }).max(1);
     let stack = Stack::start(StackOptions::default());
     let d1 = local_d1_file(&stack.dir().join("state")).expect("the stack's local D1 file");
-    let now_ms = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or_default();
     let started = Instant::now();
-    fill_local_mirror(&d1, points, now_ms).expect("fill the local mirror");
+    fill_local_mirror(&d1, points, now_ms()).expect("fill the local mirror");
     println!(
         "bench: {points} points written to the local mirror in {:.1?}",
         started.elapsed()
     );
-    let dashboard = Dashboard::start(
-        &stack,
-        "dashboard",
-        DashboardOptions {
-            password: Some(TEST_PASSWORD.into()),
-            data: AeData::LocalMirror,
-        },
-    );
+    let dashboard = Dashboard::start(&stack, "dashboard", DashboardOptions::local_mirror());
     let auth = basic_auth("bench", TEST_PASSWORD);
     let mut table = format!(
         "| page ({points} points in the local mirror, {requests} requests) | server p50 ms | server p95 ms | client p50 ms | client p95 ms | HTML bytes |\n\
@@ -99,16 +88,12 @@ fn main() {
     if flag("--write-doc") && !smoke {
         let path = repo_root().join("docs/benchmarks.md");
         let doc = fs::read_to_string(&path).expect("docs/benchmarks.md");
-        let (start, end) = ("<!-- dashboard:start -->", "<!-- dashboard:end -->");
-        let (i, j) = (
-            doc.find(start).expect("dashboard start marker"),
-            doc.find(end).expect("dashboard end marker"),
-        );
-        let updated = format!(
-            "{}{start}\nRun with `make bench` (the dashboard part: `cargo run --release -p bench --bin dashboard`).\n\n{table}{}",
-            &doc[..i],
-            &doc[j..]
-        );
+        let updated = replace_block(
+            &doc,
+            "dashboard",
+            &format!("Run with `make bench` (the dashboard part: `cargo run --release -p bench --bin dashboard`).\n\n{table}"),
+        )
+        .unwrap_or_else(|e| panic!("docs/benchmarks.md {e}"));
         fs::write(&path, updated).expect("write docs/benchmarks.md");
         println!("bench: dashboard results written to docs/benchmarks.md");
     }

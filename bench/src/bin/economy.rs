@@ -14,6 +14,7 @@ use std::process::ExitCode;
 use bench::economy::d1_cost::repository_schema;
 use bench::economy::traffic::{parse_trace, sessions};
 use bench::economy::{free_plan, paid_plan, simulate, Config, Usage};
+use bench::replace_block;
 
 const SEED: u64 = 20_261_127;
 
@@ -194,12 +195,8 @@ fn run() -> Result<(), String> {
     if args.write_doc {
         let path = e2e_tests::repo_root().join("docs/economy.md");
         let doc = std::fs::read_to_string(&path).map_err(|e| format!("docs/economy.md: {e}"))?;
-        let (start, end) = ("<!-- economy:start -->", "<!-- economy:end -->");
-        let (i, j) = match (doc.find(start), doc.find(end)) {
-            (Some(i), Some(j)) if i < j => (i, j),
-            _ => return Err("docs/economy.md lacks the economy markers".into()),
-        };
-        let updated = format!("{}{start}\n{report}{}", &doc[..i], &doc[j..]);
+        let updated =
+            replace_block(&doc, "economy", &report).map_err(|e| format!("docs/economy.md {e}"))?;
         std::fs::write(&path, updated).map_err(|e| format!("docs/economy.md: {e}"))?;
         println!("economy: written to docs/economy.md");
     }

@@ -21,7 +21,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bench::{arg, flag, percentile, post_updates, with_update_id};
+use bench::{arg, arg_str, flag, percentile, post_updates, with_update_id};
 use e2e_tests::stack::TEST_SECRET;
 use e2e_tests::{fixture, wait_for, FakeBotApi, Stack, StackOptions};
 use serde_json::Value;
@@ -62,7 +62,7 @@ fn main() {
     let updates = arg("--updates", 10_000);
     let concurrency = arg("--concurrency", 50);
     let chaos = flag("--chaos");
-    let window = std::env::args().skip_while(|a| a != "--coalesce-ms").nth(1);
+    let window = arg_str("--coalesce-ms");
 
     let api = if chaos {
         FakeBotApi::start_with_delay(Duration::from_millis(1_500))
@@ -76,6 +76,7 @@ fn main() {
     );
     let mut extra = vec![
         ("DEV_LOG_SENDS".to_string(), "1".to_string()),
+        // Turns on `/__dev/outbox` (with `/__dev/enqueue`), which the drain below polls.
         ("DEV_ENQUEUE".into(), "1".into()),
         // An empty value means unset: the library's default window.
         (

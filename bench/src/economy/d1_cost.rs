@@ -5,6 +5,7 @@
 //! there changes the figures; [`super::sqlite`] applies them to the statements it runs.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
 /// The parts of the schema that cost rows written.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -170,19 +171,31 @@ impl Schema {
     }
 }
 
-/// Reads every `migrations/*.sql` of the repository, in name order.
-pub fn repository_schema() -> Schema {
+/// Every `migrations/*.sql` of the repository, in name order: its path and its text.
+pub fn repository_migrations() -> std::io::Result<Vec<(PathBuf, String)>> {
     let dir = e2e_tests::repo_root().join("migrations");
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
-        .map(|d| d.flatten().map(|e| e.path()).collect())
-        .unwrap_or_default();
-    files.retain(|p: &std::path::PathBuf| p.extension().is_some_and(|e| e == "sql"));
-    files.sort();
-    let texts: Vec<String> = files
-        .iter()
-        .filter_map(|p| std::fs::read_to_string(p).ok())
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
         .collect();
-    Schema::from_migrations(texts.iter().map(String::as_str))
+    files.sort();
+    files
+        .into_iter()
+        .map(|p| std::fs::read_to_string(&p).map(|text| (p, text)))
+        .collect()
+}
+
+impl Schema {
+    /// The schema of migrations read by [`repository_migrations`].
+    pub fn from_files(migrations: &[(PathBuf, String)]) -> Schema {
+        Schema::from_migrations(migrations.iter().map(|(_, text)| text.as_str()))
+    }
+}
+
+/// The schema of the repository's migrations (empty when they cannot be read).
+pub fn repository_schema() -> Schema {
+    Schema::from_files(&repository_migrations().unwrap_or_default())
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use rusqlite::Connection;
 use serde_json::{Map, Value};
 use shared::ingest::{SqlValue, Statement};
 
-use super::d1_cost::Schema;
+use super::d1_cost::{repository_migrations, Schema};
 
 /// The database and what it has been billed.
 pub struct D1 {
@@ -83,22 +83,14 @@ impl D1 {
     /// A fresh database with every migration of the repository applied.
     pub fn new() -> Result<D1, D1Error> {
         let conn = Connection::open_in_memory().map_err(|e| D1Error(e.to_string()))?;
-        let dir = e2e_tests::repo_root().join("migrations");
-        let mut files: Vec<_> = std::fs::read_dir(&dir)
-            .map_err(|e| D1Error(e.to_string()))?
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "sql"))
-            .collect();
-        files.sort();
-        for file in &files {
-            let sql = std::fs::read_to_string(file).map_err(|e| D1Error(e.to_string()))?;
-            conn.execute_batch(&sql)
+        let migrations = repository_migrations().map_err(|e| D1Error(e.to_string()))?;
+        for (file, sql) in &migrations {
+            conn.execute_batch(sql)
                 .map_err(|e| D1Error(format!("{}: {e}", file.display())))?;
         }
         Ok(D1 {
             conn,
-            schema: super::d1_cost::repository_schema(),
+            schema: Schema::from_files(&migrations),
             rows_written: 0,
         })
     }
