@@ -3,7 +3,7 @@
 //! D1 fault switches (`shared::ingest::faults`) are applied here.
 
 use serde_json::Value;
-use shared::ingest::faults::{D1Fault, D1Faults, SWITCH_PROBE_SQL};
+use shared::ingest::faults::{D1Fault, D1Faults, Switches, SWITCH_PROBE_SQL};
 use shared::ingest::{SqlValue, Statement, StatementRole};
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement};
@@ -77,15 +77,13 @@ impl Db {
         self.db.prepare(statement.sql.as_str()).bind(&params)
     }
 
-    /// Whether the dev-only switch table exists (D1 "off").
-    async fn switched_off(&self) -> bool {
-        match self.db.prepare(SWITCH_PROBE_SQL).all().await {
-            Ok(result) => result
-                .results::<Value>()
-                .map(|rows| !rows.is_empty())
-                .unwrap_or(false),
-            Err(_) => false,
-        }
+    /// Which dev-only switch tables exist (none when the probe fails).
+    async fn switches(&self) -> Switches {
+        let rows = match self.db.prepare(SWITCH_PROBE_SQL).all().await {
+            Ok(result) => result.results::<Value>().unwrap_or_default(),
+            Err(_) => Vec::new(),
+        };
+        Switches::from_names(rows.iter().filter_map(|row| row["name"].as_str()))
     }
 
     /// Runs all statements in one `batch()` (one transaction).
@@ -95,16 +93,24 @@ impl Db {
         }
         let mut fault = D1Fault::None;
         if self.faults.any() {
-            if self.faults.switch && self.switched_off().await {
-                return Err(D1Error::Injected("DEV_FAULT_D1_SWITCH (D1 switched off)"));
-            }
+            let switches = if self.faults.switch {
+                self.switches().await
+            } else {
+                Switches::default()
+            };
             fault = self
                 .faults
-                .draw(js_sys::Math::random(), js_sys::Math::random());
-            if fault == D1Fault::FailBefore {
-                return Err(D1Error::Injected(
-                    "DEV_FAULT_D1_FAIL_RATE (before the call)",
-                ));
+                .for_call(switches, js_sys::Math::random(), js_sys::Math::random());
+            match fault {
+                D1Fault::SwitchedOff => {
+                    return Err(D1Error::Injected("DEV_FAULT_D1_SWITCH (D1 switched off)"))
+                }
+                D1Fault::FailBefore => {
+                    return Err(D1Error::Injected(
+                        "DEV_FAULT_D1_FAIL_RATE (before the call)",
+                    ))
+                }
+                D1Fault::FailAfterCommit | D1Fault::None => {}
             }
         }
         let batch_error = |source| D1Error::Batch {

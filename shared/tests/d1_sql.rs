@@ -711,7 +711,7 @@ impl Rng {
         };
         match faults.draw(self.next(), self.next()) {
             faults::D1Fault::None => D1::Up,
-            faults::D1Fault::FailBefore => D1::Down,
+            faults::D1Fault::FailBefore | faults::D1Fault::SwitchedOff => D1::Down,
             faults::D1Fault::FailAfterCommit => D1::LostAnswer,
         }
     }
@@ -1043,4 +1043,43 @@ fn a_deferral_that_cannot_be_sent_writes_no_point_and_retries_in_place() {
     );
     assert_eq!(inv.points.len(), 1);
     assert_eq!(inv.actions, vec![MessageAction::Ack]);
+}
+
+/// The dev-only switch probe finds exactly the switch tables that exist, in the migrated
+/// schema (as the consumer reads its rows: a `name` column).
+#[test]
+fn the_fault_switch_probe_finds_the_switch_tables() {
+    let db = Db::migrated();
+    let probe = |db: &Db| {
+        let statement = Statement::write(faults::SWITCH_PROBE_SQL, Vec::new());
+        let rows = db.batch(&[statement]).unwrap().remove(0);
+        let names: Vec<String> = rows
+            .iter()
+            .filter_map(|row| row["name"].as_str().map(str::to_owned))
+            .collect();
+        faults::Switches::from_names(names.iter().map(String::as_str))
+    };
+    assert_eq!(probe(&db), faults::Switches::default());
+    db.0.execute_batch(&format!("CREATE TABLE {} (x)", faults::SWITCH_TABLE))
+        .unwrap();
+    assert_eq!(
+        probe(&db),
+        faults::Switches {
+            down: true,
+            calm: false
+        }
+    );
+    db.0.execute_batch(&format!(
+        "DROP TABLE {}; CREATE TABLE {} (x)",
+        faults::SWITCH_TABLE,
+        faults::CALM_TABLE
+    ))
+    .unwrap();
+    assert_eq!(
+        probe(&db),
+        faults::Switches {
+            down: false,
+            calm: true
+        }
+    );
 }

@@ -12,7 +12,7 @@ use tempfile::TempDir;
 use crate::process::{
     log_tail, spawn_wrangler_dev, stop_process_group, wait_until_serving, wrangler,
 };
-use crate::{free_port, http_agent, repo_root, wait_for};
+use crate::{free_port, http_agent, repo_root};
 
 /// The webhook secret the test stack uses.
 pub const TEST_SECRET: &str = "test-secret";
@@ -353,10 +353,23 @@ impl Stack {
 
     /// Waits (bounded, 90 s) until the count `sql` returns reaches `n`; returns the count.
     pub fn wait_count(&self, what: &str, sql: &str, n: i64) -> i64 {
-        wait_for(what, Duration::from_secs(90), || {
+        self.wait_count_within(what, sql, n, Duration::from_secs(90))
+    }
+
+    /// Waits at most `timeout` until the count `sql` returns reaches `n`; returns the count.
+    /// On a timeout the panic names the last count seen.
+    pub fn wait_count_within(&self, what: &str, sql: &str, n: i64, timeout: Duration) -> i64 {
+        let deadline = Instant::now() + timeout;
+        loop {
             let count = self.d1_count(sql);
-            (count >= n).then_some(count)
-        })
+            if count >= n {
+                return count;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out after {timeout:?} waiting for {what}: {count} of {n}");
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
     }
 
     /// The single number a `SELECT count(*) AS n …` returns.

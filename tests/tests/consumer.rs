@@ -2,10 +2,12 @@
 //! batches beyond the Analytics Engine budget. Raw bytes reach the queue through the producer's
 //! dev-only `/__dev/enqueue` route (`DEV_ENQUEUE=1`, never set in production).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use e2e_tests::{now_ms, wait_for, Stack, StackOptions};
 use serde_json::json;
+use shared::ingest::store::RETRIES_BEFORE_DEFERRAL;
+use shared::ingest::{deferred, faults};
 use shared::{encode, samples, NewEvent, Tracker};
 
 fn consumer_stack() -> Stack {
@@ -741,13 +743,45 @@ fn of_two_claims_on_one_envelope_in_local_d1_one_wins() {
         .is_empty());
 }
 
-/// Turns D1 off for the consumer (dev-only `DEV_FAULT_D1_SWITCH`) or back on.
-fn d1_switch(stack: &Stack, off: bool) {
-    if off {
-        stack.d1("CREATE TABLE IF NOT EXISTS dev_fault_d1_down (x)");
-    } else {
-        stack.d1("DROP TABLE IF EXISTS dev_fault_d1_down");
+/// Turns D1 off for the consumer (dev-only `DEV_FAULT_D1_SWITCH`).
+fn d1_off(stack: &Stack) {
+    stack.d1(&format!(
+        "CREATE TABLE IF NOT EXISTS {} (x)",
+        faults::SWITCH_TABLE
+    ));
+}
+
+/// Ends every injected D1 fault: D1 back on and its failure rate suspended, in one statement.
+fn d1_calm(stack: &Stack) {
+    stack.d1(&format!(
+        "DROP TABLE IF EXISTS {}; CREATE TABLE IF NOT EXISTS {} (x)",
+        faults::SWITCH_TABLE,
+        faults::CALM_TABLE
+    ));
+}
+
+/// The longest a message can still wait for its next delivery once D1 faults end, `elapsed`
+/// after it was first sent, by the consumer's policy: a retry in place waits at most its
+/// backoff; a message deferred `d` times waits at most the longest `deferred::delay_seconds(d)`,
+/// and its `d`-th deferral comes no sooner than its retries in place plus the shortest delays
+/// of its earlier deferrals.
+fn longest_wait_once_calm(elapsed: Duration) -> Duration {
+    let backoff = shared::retry::Backoff::default();
+    let delays = |d: u32| {
+        (0..deferred::DEFER_MAX_SECONDS)
+            .map(move |s| deferred::delay_seconds(d, i64::from(s) * 1000))
+    };
+    let mut longest = backoff.delay_seconds(RETRIES_BEFORE_DEFERRAL);
+    let mut earliest: u32 = (1..=RETRIES_BEFORE_DEFERRAL)
+        .map(|attempt| backoff.delay_seconds(attempt))
+        .sum();
+    let mut deferrals = 1;
+    while u64::from(earliest) <= elapsed.as_secs() {
+        longest = longest.max(delays(deferrals).max().unwrap_or(0));
+        earliest += delays(deferrals).min().unwrap_or(0);
+        deferrals += 1;
     }
+    Duration::from_secs(longest.into())
 }
 
 #[test]
@@ -762,6 +796,7 @@ fn a_flaky_then_absent_d1_stores_everything_exactly_once() {
     });
     let mut points = 0;
     let mut errors = 0;
+    let started = Instant::now();
     for seed in 0..12u8 {
         let list: Vec<(String, i64)> = (0..=seed % 3)
             .map(|i| (format!("Bad Request: error {seed}/{i}"), i64::from(seed)))
@@ -772,14 +807,21 @@ fn a_flaky_then_absent_d1_stores_everything_exactly_once() {
         points += refs.len() + 5;
         errors += refs.len();
         if seed == 5 {
-            d1_switch(&stack, true);
+            d1_off(&stack);
         }
     }
-    // D1 is off for 20 s, with a 30 % failure rate around it.
+    // D1 is off for 20 s, with a 30 % failure rate around it; then every fault ends, so the
+    // recovery is bounded by the policy (with the rate on, each failed delivery of a deferred
+    // message doubles its next delay: a run once needed more than 90 s).
     std::thread::sleep(Duration::from_secs(20));
-    d1_switch(&stack, false);
+    d1_calm(&stack);
+    let wait = longest_wait_once_calm(started.elapsed()) + Duration::from_secs(30);
+    println!(
+        "e2e: faults ended after {:?}; waiting at most {wait:?}",
+        started.elapsed()
+    );
     let sql = "SELECT count(*) FROM analytics_points_local";
-    stack.wait_count("every point", sql, points as i64);
+    stack.wait_count_within("every point", sql, points as i64, wait);
     std::thread::sleep(Duration::from_secs(5));
     assert_eq!(stack.d1_count(sql), points as i64);
     assert_eq!(

@@ -4,7 +4,8 @@
 //! - `DEV_FAULT_D1_SWITCH=1`: before each D1 call the consumer looks for a table named
 //!   [`SWITCH_TABLE`]; while it exists, every call fails as if D1 were unreachable. A test
 //!   turns D1 "off" with `CREATE TABLE dev_fault_d1_down (x)` and back on with `DROP TABLE`,
-//!   while the stack runs.
+//!   while the stack runs. While a table named [`CALM_TABLE`] exists, the failure rate below
+//!   is suspended, so a test can end its chaos and wait for a recovery it can bound.
 //! - `DEV_FAULT_D1_FAIL_RATE=0.05`: each D1 call fails with that probability; half of those
 //!   failures happen before the call runs, half after it committed (a lost answer), the two
 //!   ways a real D1 call fails.
@@ -12,15 +13,43 @@
 /// The table whose existence turns D1 off when `DEV_FAULT_D1_SWITCH` is set.
 pub const SWITCH_TABLE: &str = "dev_fault_d1_down";
 
-/// The query that looks for [`SWITCH_TABLE`] (returns one row while D1 is "off").
-pub const SWITCH_PROBE_SQL: &str =
-    "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'dev_fault_d1_down'";
+/// The table whose existence suspends `DEV_FAULT_D1_FAIL_RATE` when `DEV_FAULT_D1_SWITCH` is
+/// set.
+pub const CALM_TABLE: &str = "dev_fault_d1_calm";
+
+/// The query that looks for [`SWITCH_TABLE`] and [`CALM_TABLE`] (returns the names of those
+/// that exist).
+pub const SWITCH_PROBE_SQL: &str = "SELECT name FROM sqlite_master WHERE type = 'table' \
+     AND name IN ('dev_fault_d1_down', 'dev_fault_d1_calm')";
+
+/// Which switch tables exist.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Switches {
+    /// [`SWITCH_TABLE`] exists: D1 is "off".
+    pub down: bool,
+    /// [`CALM_TABLE`] exists: the failure rate is suspended.
+    pub calm: bool,
+}
+
+impl Switches {
+    /// From the table names [`SWITCH_PROBE_SQL`] returned.
+    pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Switches {
+        names
+            .into_iter()
+            .fold(Switches::default(), |switches, name| Switches {
+                down: switches.down || name == SWITCH_TABLE,
+                calm: switches.calm || name == CALM_TABLE,
+            })
+    }
+}
 
 /// What an injected fault does to one D1 call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum D1Fault {
     /// No fault: run it.
     None,
+    /// Fail without running it: D1 is switched off ([`SWITCH_TABLE`]).
+    SwitchedOff,
     /// Fail without running it.
     FailBefore,
     /// Run it (it commits), then report a failure.
@@ -53,6 +82,18 @@ impl D1Faults {
     /// Whether any switch is set.
     pub fn any(&self) -> bool {
         self.switch || self.fail_rate > 0.0
+    }
+
+    /// The fault for one call given the switch tables (read only when `switch` is set):
+    /// [`D1Fault::SwitchedOff`] while D1 is off, no drawn fault while calm, else [`Self::draw`].
+    pub fn for_call(&self, switches: Switches, chance: f64, kind: f64) -> D1Fault {
+        if self.switch && switches.down {
+            D1Fault::SwitchedOff
+        } else if self.switch && switches.calm {
+            D1Fault::None
+        } else {
+            self.draw(chance, kind)
+        }
     }
 
     /// The fault for one call, from two uniform random numbers in `0..1`.
@@ -97,5 +138,37 @@ mod tests {
             .count();
         assert_eq!(failures, 50);
         assert_eq!(D1Faults::default().draw(0.0, 0.0), D1Fault::None);
+    }
+
+    #[test]
+    fn the_switch_tables_turn_d1_off_or_calm_the_rate() {
+        let probe = |names: &[&str]| Switches::from_names(names.iter().copied());
+        assert_eq!(probe(&[]), Switches::default());
+        assert_eq!(
+            probe(&[CALM_TABLE, SWITCH_TABLE]),
+            Switches {
+                down: true,
+                calm: true
+            }
+        );
+        assert_eq!(probe(&["other"]), Switches::default());
+        let both = D1Faults::from_vars(Some("1"), Some("1"));
+        assert_eq!(
+            both.for_call(probe(&[SWITCH_TABLE]), 0.9, 0.9),
+            D1Fault::SwitchedOff
+        );
+        assert_eq!(both.for_call(probe(&[CALM_TABLE]), 0.0, 0.0), D1Fault::None);
+        assert_eq!(
+            both.for_call(probe(&[CALM_TABLE, SWITCH_TABLE]), 0.0, 0.0),
+            D1Fault::SwitchedOff,
+            "off wins over calm"
+        );
+        assert_eq!(both.for_call(probe(&[]), 0.0, 0.0), D1Fault::FailBefore);
+        let rate_only = D1Faults::from_vars(None, Some("1"));
+        assert_eq!(
+            rate_only.for_call(probe(&[SWITCH_TABLE, CALM_TABLE]), 0.0, 0.9),
+            D1Fault::FailAfterCommit,
+            "the tables mean nothing without DEV_FAULT_D1_SWITCH"
+        );
     }
 }
