@@ -12,7 +12,7 @@ use tempfile::TempDir;
 use crate::process::{
     log_tail, spawn_wrangler_dev, stop_process_group, wait_until_serving, wrangler,
 };
-use crate::{free_port, http_agent, repo_root};
+use crate::{free_port, http_agent, poll_until, repo_root};
 
 /// The webhook secret the test stack uses.
 pub const TEST_SECRET: &str = "test-secret";
@@ -359,17 +359,12 @@ impl Stack {
     /// Waits at most `timeout` until the count `sql` returns reaches `n`; returns the count.
     /// On a timeout the panic names the last count seen.
     pub fn wait_count_within(&self, what: &str, sql: &str, n: i64, timeout: Duration) -> i64 {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let count = self.d1_count(sql);
-            if count >= n {
-                return count;
-            }
-            if Instant::now() > deadline {
-                panic!("timed out after {timeout:?} waiting for {what}: {count} of {n}");
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
+        let mut count = 0;
+        poll_until(timeout, || {
+            count = self.d1_count(sql);
+            (count >= n).then_some(count)
+        })
+        .unwrap_or_else(|| panic!("timed out after {timeout:?} waiting for {what}: {count} of {n}"))
     }
 
     /// The single number a `SELECT count(*) AS n …` returns.
