@@ -64,7 +64,8 @@ build: build-producer build-consumer build-minimal-bot build-dashboard
 
 # Rebuilt only when a source changed, so `wrangler dev`/`deploy` (whose [build] command calls
 # these targets) start in seconds when nothing changed.
-SHARED_SRC := $(shell find shared/src shared/fixtures -type f) shared/Cargo.toml Cargo.toml Cargo.lock
+SHARED_SRC := $(shell find shared/core/src shared/core/fixtures shared/telegram/src shared/ingest/src -type f) \
+  shared/core/Cargo.toml shared/telegram/Cargo.toml shared/ingest/Cargo.toml Cargo.toml Cargo.lock
 LIBRARY_SRC := $(shell find bot-analytics/src -name '*.rs') bot-analytics/Cargo.toml $(SHARED_SRC)
 producer-worker/build/index.js: $(shell find producer-worker/src -name '*.rs') producer-worker/Cargo.toml $(LIBRARY_SRC) | tools npm
 	cd producer-worker && $(CARGO_BIN)/worker-build --release
@@ -127,12 +128,12 @@ dev: .dev.vars build migrate
 lint: tools
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
-	cargo clippy -p shared -p bot-analytics -p producer-worker -p consumer-worker -p minimal-bot \
+	cargo clippy -p analytics-core -p telegram-policy -p ingest-policy -p bot-analytics -p producer-worker -p consumer-worker -p minimal-bot \
 	  -p dashboard-core -p dashboard-worker --target wasm32-unknown-unknown -- -D warnings
-	RUSTDOCFLAGS="-D warnings" cargo doc -p shared -p bot-analytics -p dashboard-core --no-deps -q
+	RUSTDOCFLAGS="-D warnings" cargo doc -p analytics-core -p telegram-policy -p ingest-policy -p bot-analytics -p dashboard-core --no-deps -q
 
 unit:
-	cargo test -p shared -p bot-analytics -p producer-worker -p consumer-worker -p report -p dashboard-core
+	cargo test -p analytics-core -p telegram-policy -p ingest-policy -p bot-analytics -p producer-worker -p consumer-worker -p report -p dashboard-core
 	cargo test -p bench --lib --test economy_cli
 
 dry-run: build
@@ -188,7 +189,7 @@ soak-chaos: bootstrap build
 soak-small: build
 	cargo run -q -p bench --bin soak -- --updates 600 --concurrency 20 --chaos
 
-# Coverage-guided fuzzing of shared (cargo-fuzz + libFuzzer, on stable without a sanitizer; see
+# Coverage-guided fuzzing of the shared/ crates (cargo-fuzz + libFuzzer, on stable without a sanitizer; see
 # shared/fuzz/run.sh). A crash fails the run and is saved as a regression input.
 FUZZ_SECONDS ?= 300
 fuzz:
@@ -202,12 +203,12 @@ test: bootstrap lint unit dry-run bench-smoke soak-small fuzz-smoke e2e
 # The full benchmark (not part of make test): rewrites the results in docs/benchmarks.md.
 BENCH_ARGS ?=
 bench: bootstrap build
-	cargo bench -q -p shared --bench core -- --quick
+	cargo bench -q -p analytics-core --bench core -- --quick
 	cargo run --release -q -p bench --bin bench -- --write-doc $(BENCH_ARGS)
 	cargo run --release -q -p bench --bin dashboard -- --write-doc
 
 docs:
-	cargo run -q -p shared --example gen_docs
+	cargo run -q -p analytics-core --example gen_docs
 
 # The traffic simulator: a day at 1k … 10M events, the window choice and the free plan's ceiling,
 # written into docs/economy.md (trace mode: see docs/economy.md).

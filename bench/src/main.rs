@@ -29,12 +29,12 @@ use std::process::{Child, Command};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use analytics_core::{encode, samples, NewEvent, Tracker};
 use bench::{agent, arg, arg_str, flag, percentile, post_one, post_updates, replace_block};
 use e2e_tests::process::{spawn_wrangler_dev, stop_process_group, wait_until_serving};
 use e2e_tests::stack::{local_config, TEST_ID_KEY, TEST_SECRET, TEST_TOKEN};
 use e2e_tests::{fixture, free_port, repo_root, wait_for, FakeBotApi, Stack, StackOptions};
 use serde_json::json;
-use shared::{encode, samples, NewEvent, Tracker};
 
 struct Settings {
     smoke: bool,
@@ -626,7 +626,7 @@ fn consumer_throughput(events: usize) -> (f64, usize) {
         ..StackOptions::default()
     });
     // As full as the bot makes them.
-    let per_envelope = shared::delivery::MAX_EVENTS_PER_MESSAGE;
+    let per_envelope = analytics_core::delivery::MAX_EVENTS_PER_MESSAGE;
     let envelopes: Vec<Vec<u8>> = (0..events.div_ceil(per_envelope))
         .map(|i| envelope_of(per_envelope, i as u32))
         .collect();

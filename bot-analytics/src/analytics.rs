@@ -4,7 +4,7 @@
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 
-use shared::privacy::Pseudonyms;
+use analytics_core::privacy::Pseudonyms;
 use worker::{console_error, Context, Env, Queue};
 
 use crate::outbox;

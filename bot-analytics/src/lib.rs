@@ -57,7 +57,7 @@
 //! | --- | --- |
 //! | `ANALYTICS_QUEUE` | the queue producer binding events go to (required; [`Analytics::with_queue`] names another) |
 //! | `ANALYTICS` | `on` (default), `off` (every tracker is a no-op), `await` (send before answering; benchmarks only) |
-//! | `ANALYTICS_COALESCE_MS` | coalescing window in ms (default `shared::delivery::DEFAULT_WINDOW_MS`; 0 = one message per request) |
+//! | `ANALYTICS_COALESCE_MS` | coalescing window in ms (default 20,000, the core's `DEFAULT_WINDOW_MS`; 0 = one message per request) |
 //! | `BOT_NAME`, `RELEASE` | who sends the events (default `telegram-bot` and the crate version) |
 //! | `ANALYTICS_ID_KEY` | secret: the key of the user and chat id pseudonyms (HMAC-SHA-256, 52 bits); without it ids are left out and a warning is logged once per isolate |
 //! | `ANALYTICS_RAW_IDS` | `1` keeps raw Telegram ids instead of pseudonyms: an explicit opt-in |
@@ -80,16 +80,15 @@ mod settings;
 pub mod telegram;
 mod tracker;
 mod warm;
+mod webhook;
 
 pub use analytics::Analytics;
+pub use analytics_core::privacy::IdPolicy;
+pub use analytics_core::{DropCounts, NewEvent, PropValue, Source};
 pub use outbox::state as outbox_state;
 pub use settings::{Faults, Mode, Settings, DEFAULT_QUEUE_BINDING};
-pub use shared::{DropCounts, PropValue};
 pub use tracker::Tracker;
 pub use warm::warm_up;
-
-/// The pure core this crate is built on (wire format, outbox policy, automatic events, …).
-pub use shared;
 
 /// The README's Rust examples, compiled as doctests so the README stays true.
 #[doc = include_str!("../../README.md")]

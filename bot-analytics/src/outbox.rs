@@ -1,11 +1,13 @@
-//! The isolate's outbox: carries out what `shared::delivery::Outbox` decides. Mechanism only —
+//! The isolate's outbox: carries out what `analytics_core::delivery::Outbox` decides. Mechanism only —
 //! a thread-local outbox, the flusher's wait, the queue send with its timeout, and logs.
 
 use std::cell::RefCell;
 
+use analytics_core::delivery::{
+    Handover, Message, NextStep, Outbox, Role, SendOutcome, SEND_TIMEOUT_MS,
+};
+use analytics_core::{DropCounts, Event};
 use futures_util::future::join;
-use shared::delivery::{Handover, Message, NextStep, Outbox, Role, SendOutcome, SEND_TIMEOUT_MS};
-use shared::{DropCounts, Event};
 use worker::{console_error, console_log, Queue};
 
 use crate::queue;
@@ -57,7 +59,7 @@ pub async fn deliver(
 /// What waits in this isolate's outbox: events waiting for a flush, drop counts not yet
 /// reported, sends not yet finished. For development and tests (the soak waits until all three
 /// are zero); `None` before the first hand-over.
-pub fn state() -> Option<(usize, shared::DropCounts, usize)> {
+pub fn state() -> Option<(usize, analytics_core::DropCounts, usize)> {
     OUTBOX.with(|cell| {
         cell.borrow()
             .as_ref()

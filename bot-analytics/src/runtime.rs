@@ -44,8 +44,8 @@ pub fn seed() -> [u8; 16] {
     SEED_STATE.with(|state| {
         let mut s = state.get().unwrap_or_else(crypto_seed);
         let mut out = [0u8; 16];
-        out[..8].copy_from_slice(&shared::ids::splitmix(&mut s).to_le_bytes());
-        out[8..].copy_from_slice(&shared::ids::splitmix(&mut s).to_le_bytes());
+        out[..8].copy_from_slice(&analytics_core::ids::splitmix(&mut s).to_le_bytes());
+        out[8..].copy_from_slice(&analytics_core::ids::splitmix(&mut s).to_le_bytes());
         state.set(Some(s));
         out
     })

@@ -5,9 +5,9 @@
 use std::cell::OnceCell;
 use std::rc::Rc;
 
-use shared::delivery;
-use shared::privacy::IdPolicy;
-use shared::Source;
+use analytics_core::delivery;
+use analytics_core::privacy::IdPolicy;
+use analytics_core::Source;
 use worker::{console_warn, Env};
 
 /// The queue binding events go to, unless [`crate::Analytics::with_queue`] names another.

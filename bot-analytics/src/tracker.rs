@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::rc::Rc;
 
-use shared::{DropCounts, Event, NewEvent, PropValue};
+use analytics_core::{DropCounts, Event, NewEvent, PropValue};
 
 use crate::runtime::{self, now_ms};
 
@@ -17,7 +17,7 @@ type Clock = fn() -> f64;
 /// With `ANALYTICS=off` every tracker is a no-op that records nothing.
 #[derive(Clone)]
 pub struct Tracker {
-    inner: Option<Rc<shared::Tracker<Clock>>>,
+    inner: Option<Rc<analytics_core::Tracker<Clock>>>,
 }
 
 impl std::fmt::Debug for Tracker {
@@ -31,9 +31,9 @@ impl std::fmt::Debug for Tracker {
 
 impl Tracker {
     /// A tracker that records into a fresh buffer, for events from `source`.
-    pub(crate) fn new(source: shared::Source) -> Tracker {
+    pub(crate) fn new(source: analytics_core::Source) -> Tracker {
         Tracker {
-            inner: Some(Rc::new(shared::Tracker::new(
+            inner: Some(Rc::new(analytics_core::Tracker::new(
                 source,
                 now_ms as Clock,
                 runtime::seed(),
@@ -132,7 +132,7 @@ impl Tracker {
     }
 
     /// Makes later events belong to the unit of work `request_key` (see
-    /// `shared::ids::update_request_key`).
+    /// `analytics_core::ids::update_request_key`).
     pub fn set_request_key(&self, request_key: u64) {
         if let Some(t) = &self.inner {
             t.set_request_key(request_key);

@@ -1,10 +1,10 @@
-//! Runs the statements `shared::ingest` builds: binds values the way D1 accepts them, runs
+//! Runs the statements `ingest_policy` builds: binds values the way D1 accepts them, runs
 //! them as one `batch()` (one transaction), and hands back every statement's rows. The dev-only
-//! D1 fault switches (`shared::ingest::faults`) are applied here.
+//! D1 fault switches (`ingest_policy::faults`) are applied here.
 
+use ingest_policy::faults::{D1Fault, D1Faults, Switches, SWITCH_PROBE_SQL};
+use ingest_policy::{SqlValue, Statement, StatementRole};
 use serde_json::Value;
-use shared::ingest::faults::{D1Fault, D1Faults, Switches, SWITCH_PROBE_SQL};
-use shared::ingest::{SqlValue, Statement, StatementRole};
 use wasm_bindgen::JsValue;
 use worker::{D1Database, D1PreparedStatement};
 

@@ -1,6 +1,6 @@
 //! # consumer-worker — queue batches into Analytics Engine and a grouped D1 error log
 //!
-//! Every decision lives in `shared::ingest` (what is stored, rejected, retried, deferred,
+//! Every decision lives in `ingest_policy` (what is stored, rejected, retried, deferred,
 //! claimed, which SQL runs); this Worker carries them out: the first D1 transaction, the
 //! Analytics Engine points of claimed envelopes, the second transaction that marks them, the
 //! deferred messages it sends to its own queue when D1 or Analytics Engine cannot take a batch,
@@ -10,16 +10,15 @@
 use std::cell::Cell;
 use std::thread::LocalKey;
 
-use js_sys::{Object, Reflect, Uint8Array};
-use shared::datapoint::{DataPoint, MAX_POINTS_PER_INVOCATION};
-use shared::ingest::deferred::Outgoing;
-use shared::ingest::faults::D1Faults;
-use shared::ingest::retention::{Retention, RetentionConfig};
-use shared::ingest::store::Summary;
-use shared::ingest::{
-    self, BatchContext, BatchPlan, CommitResult, Fallback, IncomingMessage, MessageAction,
-    Unavailable,
+use analytics_core::datapoint::{DataPoint, MAX_POINTS_PER_INVOCATION};
+use ingest_policy::deferred::Outgoing;
+use ingest_policy::faults::D1Faults;
+use ingest_policy::retention::{Retention, RetentionConfig};
+use ingest_policy::store::Summary;
+use ingest_policy::{
+    BatchContext, BatchPlan, CommitResult, Fallback, IncomingMessage, MessageAction, Unavailable,
 };
+use js_sys::{Object, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::JsFuture;
@@ -152,7 +151,7 @@ async fn consume(batch: &MessageBatchSys, env: &Env) {
         now_ms: js_sys::Date::now() as i64,
         point_budget: MAX_POINTS_PER_INVOCATION,
     };
-    let plan = ingest::plan_batch(&messages, &ctx);
+    let plan = ingest_policy::plan_batch(&messages, &ctx);
     let defer_queue = env.queue(DEFER_QUEUE_BINDING).ok();
     if defer_queue.is_none() && first_time(&SAID_NO_DEFER_QUEUE) {
         console_error!(
@@ -180,7 +179,7 @@ async fn consume(batch: &MessageBatchSys, env: &Env) {
     let mut log = Outcome::default();
     let actions = match (&analytics, &db) {
         (None, _) => {
-            let fallback = ingest::cannot_store(
+            let fallback = ingest_policy::cannot_store(
                 &plan,
                 &messages,
                 &ctx,
@@ -190,7 +189,7 @@ async fn consume(batch: &MessageBatchSys, env: &Env) {
             carry_out(&fallback, &plan, defer_queue.as_ref(), None, &mut log).await
         }
         (Some(dataset), db) => {
-            let statements = ingest::commit_statements(&plan, &ctx);
+            let statements = ingest_policy::commit_statements(&plan, &ctx);
             let committed = match db {
                 Some(db) => db
                     .batch(&statements)
@@ -205,7 +204,8 @@ async fn consume(batch: &MessageBatchSys, env: &Env) {
             };
             match committed {
                 Ok((result, db)) => {
-                    let after = ingest::after_commit(&plan, &messages, &result, &ctx, mirror);
+                    let after =
+                        ingest_policy::after_commit(&plan, &messages, &result, &ctx, mirror);
                     log.summary = after.summary;
                     if crash_fault(env, "after_commit") {
                         return crash(batch, "after_commit");
@@ -228,7 +228,7 @@ async fn consume(batch: &MessageBatchSys, env: &Env) {
                                 false
                             }
                         };
-                    let fallback = ingest::settle(&plan, &after, &ctx, finished);
+                    let fallback = ingest_policy::settle(&plan, &after, &ctx, finished);
                     carry_out(&fallback, &plan, defer_queue.as_ref(), None, &mut log).await
                 }
                 Err(error) => {
@@ -236,7 +236,7 @@ async fn consume(batch: &MessageBatchSys, env: &Env) {
                         "consumer: D1 transaction of {} messages failed, retrying them in place or deferring them: {error}",
                         messages.len()
                     );
-                    let fallback = ingest::cannot_store(
+                    let fallback = ingest_policy::cannot_store(
                         &plan,
                         &messages,
                         &ctx,
@@ -384,7 +384,7 @@ fn write_points(dataset: &AnalyticsEngineDataset, points: &[&DataPoint]) {
     }
 }
 
-/// The retention cron: chunked deletes, a bounded amount per run (`shared::ingest::retention`).
+/// The retention cron: chunked deletes, a bounded amount per run (`ingest_policy::retention`).
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let config = RetentionConfig::from_vars(

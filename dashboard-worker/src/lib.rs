@@ -14,7 +14,7 @@ use dashboard_core::rows::Row;
 use dashboard_core::sqlapi::{self, QueryError};
 use dashboard_core::{model, ICON_SVG, STYLESHEET};
 use futures_util::future::{join, join_all};
-use shared::ingest::SqlValue;
+use ingest_policy::SqlValue;
 use wasm_bindgen::JsValue;
 use worker::{
     console_error, event, Context, D1Database, Env, Fetch, Headers, Method, Request, RequestInit,

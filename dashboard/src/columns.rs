@@ -1,5 +1,5 @@
 //! The Analytics Engine columns the dashboard reads. Their meanings come from the column map
-//! (`shared::datapoint::{BLOBS, DOUBLES}`, documented in `docs/analytics-engine.md`); the tests
+//! (`analytics_core::datapoint::{BLOBS, DOUBLES}`, documented in `docs/analytics-engine.md`); the tests
 //! below fail when a column this module names starts holding something else, so a column change
 //! is one edit here (every query in [`crate::queries`] uses these names).
 //!
@@ -48,8 +48,8 @@ pub const KINDS: [&str; 6] = [
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::datapoint::{BLOBS, DOUBLES};
-    use shared::EventKind;
+    use analytics_core::datapoint::{BLOBS, DOUBLES};
+    use analytics_core::EventKind;
 
     fn blob_holds(column: &str) -> &'static str {
         let n: usize = column.trim_start_matches("blob").parse().unwrap();

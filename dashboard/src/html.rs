@@ -30,7 +30,7 @@ pub fn escape(text: &str) -> String {
 const CELL_BYTES: usize = 200;
 
 fn cell(text: &str) -> String {
-    escape(&shared::text::ellipsize(text, CELL_BYTES))
+    escape(&analytics_core::text::ellipsize(text, CELL_BYTES))
 }
 
 /// `12,345`.
@@ -399,7 +399,10 @@ pub fn errors(page: &ErrorsPage, footer: &Footer) -> String {
         body.push_str(&failed(e));
     }
     let title = match &page.release {
-        Some(r) => format!("Groups seen in release {}", shared::text::ellipsize(r, 80)),
+        Some(r) => format!(
+            "Groups seen in release {}",
+            analytics_core::text::ellipsize(r, 80)
+        ),
         None => "Groups".to_string(),
     };
     body.push_str(&section(&title, "groups", &page.groups, |groups| {
@@ -449,7 +452,7 @@ pub fn group(page: &GroupPage, footer: &Footer) -> String {
         body.push_str(&card("last seen", &display(g.last_seen), "card-last"));
         body.push_str(&card(
             "latest release",
-            &shared::text::ellipsize(&g.release, 40),
+            &analytics_core::text::ellipsize(&g.release, 40),
             "card-release",
         ));
         body.push_str("</div>");
@@ -655,7 +658,7 @@ pub fn status_page(status: u16, title: &str, message: &str) -> String {
     let body = format!(
         "<h1>{status} {}</h1><p>{}</p>",
         escape(title),
-        escape(&shared::text::ellipsize(message, 300))
+        escape(&analytics_core::text::ellipsize(message, 300))
     );
     layout(title, Nav::None, &body, None)
 }
@@ -668,7 +671,7 @@ pub fn refusal_page(status: u16, title: &str, message: &str) -> String {
          <body><h1>{status} {}</h1><p>{}</p></body></html>\n",
         escape(title),
         escape(title),
-        escape(&shared::text::ellipsize(message, 300))
+        escape(&analytics_core::text::ellipsize(message, 300))
     )
 }
 

@@ -3,7 +3,7 @@
 //! API calls (sent concurrently); the tests below check every page with every parameter, and the
 //! Worker runs exactly what the plan lists.
 
-use shared::ingest::SqlValue;
+use ingest_policy::SqlValue;
 
 use crate::queries::{self, Dialect};
 use crate::route::Page;

@@ -114,7 +114,7 @@ fn errors_page(sort: Option<&str>, release: Option<&str>) -> Result<Page, String
         Some(text) if text.len() > MAX_RELEASE_BYTES => {
             return Err(format!(
                 "release longer than {MAX_RELEASE_BYTES} bytes: {:?}",
-                shared::text::ellipsize(text, 60)
+                analytics_core::text::ellipsize(text, 60)
             ))
         }
         Some(text) => Some(text.to_string()),

@@ -117,7 +117,7 @@ fn error_message(body: &str) -> String {
             .and_then(Value::as_str)
             .map(str::to_string)
     });
-    shared::text::ellipsize(from_json.as_deref().unwrap_or(body).trim(), 300)
+    analytics_core::text::ellipsize(from_json.as_deref().unwrap_or(body).trim(), 300)
 }
 
 #[cfg(test)]

@@ -8,9 +8,9 @@ use dashboard_core::route::Page;
 use dashboard_core::rows::Row;
 use dashboard_core::sqlapi::QueryError;
 use dashboard_core::{html, model};
+use ingest_policy::SqlValue;
 use rusqlite::{types::ValueRef, Connection};
 use serde_json::{Map, Value};
-use shared::ingest::SqlValue;
 
 /// 2025-11-24 16:30 UTC.
 const NOW: i64 = 1_764_000_000_000 + 30 * 60_000;

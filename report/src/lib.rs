@@ -102,7 +102,7 @@ pub enum Report {
 
 /// Parses `24h`, `30m`, `7d` into milliseconds.
 pub fn parse_duration(text: &str) -> Result<i64, ReportError> {
-    let (number, unit) = shared::text::split_last_char(text)
+    let (number, unit) = analytics_core::text::split_last_char(text)
         .ok_or_else(|| ReportError::Usage("--since needs a value like 24h".into()))?;
     let n: i64 = number
         .parse()
@@ -220,7 +220,10 @@ pub fn stored_user_id(
     if options.raw_ids {
         return Ok(raw);
     }
-    Ok(shared::privacy::pseudonym(&id_key(options, env_key)?, raw))
+    Ok(analytics_core::privacy::pseudonym(
+        &id_key(options, env_key)?,
+        raw,
+    ))
 }
 
 /// The SQL of a report with its placeholders filled (all values are validated numbers or hex).
@@ -479,7 +482,7 @@ mod tests {
         let key = "dev-key".to_string();
         assert_eq!(
             stored_user_id(&o, 5_123_456_789, Some(key.clone())).unwrap(),
-            shared::privacy::pseudonym(b"dev-key", 5_123_456_789)
+            analytics_core::privacy::pseudonym(b"dev-key", 5_123_456_789)
         );
         let dir = std::env::temp_dir().join(format!("report-key-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -496,7 +499,7 @@ mod tests {
                 parse_args(&args(&["--key-file", file.to_str().unwrap(), "user", "1"])).unwrap();
             assert_eq!(
                 stored_user_id(&with_file, 1, None).unwrap(),
-                shared::privacy::pseudonym(b"dev-key", 1)
+                analytics_core::privacy::pseudonym(b"dev-key", 1)
             );
         }
         let remote = parse_args(&args(&["--remote", "user", "1"])).unwrap();

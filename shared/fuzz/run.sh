@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Coverage-guided fuzzing of the `shared` crate with cargo-fuzz + libFuzzer, on STABLE Rust.
+# Coverage-guided fuzzing of the `shared/` crates with cargo-fuzz + libFuzzer, on STABLE Rust.
 #
 #   ./run.sh <seconds-per-target> [target ...]     (default: every target in fuzz_targets/)
 #

@@ -23,7 +23,7 @@ pub const TEST_ID_KEY: &str = "test-pseudonym-key";
 
 /// The id a raw Telegram user or chat id is stored under by the test stack's bot.
 pub fn pseudonym(raw: i64) -> i64 {
-    shared::privacy::pseudonym(TEST_ID_KEY.as_bytes(), raw)
+    analytics_core::privacy::pseudonym(TEST_ID_KEY.as_bytes(), raw)
 }
 
 /// How to start the stack.

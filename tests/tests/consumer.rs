@@ -4,11 +4,11 @@
 
 use std::time::{Duration, Instant};
 
+use analytics_core::{encode, samples, NewEvent, Tracker};
 use e2e_tests::{now_ms, wait_for, Stack, StackOptions};
+use ingest_policy::store::RETRIES_BEFORE_DEFERRAL;
+use ingest_policy::{deferred, faults};
 use serde_json::json;
-use shared::ingest::store::RETRIES_BEFORE_DEFERRAL;
-use shared::ingest::{deferred, faults};
-use shared::{encode, samples, NewEvent, Tracker};
 
 fn consumer_stack() -> Stack {
     Stack::start(StackOptions {
@@ -494,7 +494,7 @@ fn update_events(tracker: &Tracker<fn() -> f64>, part: &str) {
 #[test]
 fn a_redelivered_update_is_stored_once() {
     let stack = consumer_stack();
-    let key = shared::ids::update_request_key("telegram-bot:123", 42);
+    let key = analytics_core::ids::update_request_key("telegram-bot:123", 42);
     // The first handling sends its events in two messages, the redelivery in one.
     let first = samples::attempt_tracker(key, 1);
     update_events(&first, "one");
@@ -559,7 +559,7 @@ fn two_drop_only_envelopes_both_count() {
 fn an_event_dated_1970_does_not_move_first_seen() {
     let stack = consumer_stack();
     let mut envelope = samples::error_envelope();
-    envelope.events[0].timestamp = shared::event::timestamp_from_ms(0.0);
+    envelope.events[0].timestamp = analytics_core::event::timestamp_from_ms(0.0);
     let sent_at = envelope.sent_at.timestamp_millis();
     enqueue(&stack, &encode(&envelope).unwrap());
     stack.wait_count("the error", "SELECT count(*) FROM error_events", 1);
@@ -680,12 +680,12 @@ fn retention_deletes_a_large_backlog_in_bounded_runs() {
 
 /// A statement with its parameters written into it, for `wrangler d1 execute` (which binds
 /// none).
-fn inline(statement: &shared::ingest::Statement) -> String {
+fn inline(statement: &ingest_policy::Statement) -> String {
     let mut sql = statement.sql.clone();
     for (i, value) in statement.params.iter().enumerate().rev() {
         let literal = match value {
-            shared::ingest::SqlValue::Text(t) => format!("'{}'", t.replace('\'', "''")),
-            shared::ingest::SqlValue::Integer(n) => n.to_string(),
+            ingest_policy::SqlValue::Text(t) => format!("'{}'", t.replace('\'', "''")),
+            ingest_policy::SqlValue::Integer(n) => n.to_string(),
             other => panic!("not needed here: {other:?}"),
         };
         sql = sql.replace(&format!("?{}", i + 1), &literal);
@@ -695,7 +695,7 @@ fn inline(statement: &shared::ingest::Statement) -> String {
 
 /// The consumer's claim statement for `bytes`, as the consumer would run it for `writer`.
 fn claim_statement(bytes: &[u8], writer: &str, now_ms: i64) -> String {
-    use shared::ingest::{
+    use ingest_policy::{
         commit_statements, plan_batch, BatchContext, IncomingMessage, StatementRole,
     };
     let messages = [IncomingMessage {
@@ -731,7 +731,7 @@ fn of_two_claims_on_one_envelope_in_local_d1_one_wins() {
             .is_empty(),
         "the second claimant gets nothing while the first holds the claim"
     );
-    let expired = now + shared::ingest::store::CLAIM_TIMEOUT_MS + 1;
+    let expired = now + ingest_policy::store::CLAIM_TIMEOUT_MS + 1;
     assert_eq!(
         stack.d1(&claim_statement(&bytes, "second", expired)),
         vec![json!({"key": first[0]["key"], "writer": "second"})],
@@ -766,7 +766,7 @@ fn d1_calm(stack: &Stack) {
 /// and its `d`-th deferral comes no sooner than its retries in place plus the shortest delays
 /// of its earlier deferrals.
 fn longest_wait_once_calm(elapsed: Duration) -> Duration {
-    let backoff = shared::retry::Backoff::default();
+    let backoff = ingest_policy::retry::Backoff::default();
     let delays = |d: u32| {
         (0..deferred::DEFER_MAX_SECONDS)
             .map(move |s| deferred::delay_seconds(d, i64::from(s) * 1000))
@@ -884,7 +884,10 @@ fn d1_rows_written_are_what_the_reliability_doc_says() {
         ..StackOptions::default()
     });
     // One update (one request) of five events, one of them an error.
-    let tracker = samples::attempt_tracker(shared::ids::update_request_key("telegram-bot:1", 7), 3);
+    let tracker = samples::attempt_tracker(
+        analytics_core::ids::update_request_key("telegram-bot:1", 7),
+        3,
+    );
     for i in 0..4 {
         tracker.track("e", [("i", i64::from(i))]);
     }
@@ -899,7 +902,7 @@ fn d1_rows_written_are_what_the_reliability_doc_says() {
     let mut events = Vec::new();
     for r in 0..5 {
         let t = samples::attempt_tracker(
-            shared::ids::update_request_key("telegram-bot:1", 100 + r),
+            analytics_core::ids::update_request_key("telegram-bot:1", 100 + r),
             4,
         );
         for i in 0..5 {

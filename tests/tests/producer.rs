@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use e2e_tests::stack::TEST_SECRET;
 use e2e_tests::{fixture, wait_for, FakeBotApi, Stack, StackOptions};
 use serde_json::{json, Value};
-use shared::telegram::KNOWN_UPDATE_KINDS;
+use telegram_policy::update::KNOWN_UPDATE_KINDS;
 
 fn stack_with_api(api: &FakeBotApi, extra: &[(&str, &str)]) -> Stack {
     Stack::start(StackOptions {

@@ -5,11 +5,11 @@
 //! difference divided by N is the count per update. Counts instructions, not time, so the
 //! machine's noise does not move it.
 
-use shared::auto::{self, BotProfile};
-use shared::delivery::{Outbox, Role};
-use shared::ids::update_request_key;
-use shared::telegram::Update;
-use shared::{samples, DropCounts, Tracker};
+use analytics_core::delivery::{Outbox, Role};
+use analytics_core::ids::update_request_key;
+use analytics_core::{samples, DropCounts, Tracker};
+use telegram_policy::auto::{self, BotProfile};
+use telegram_policy::update::Update;
 
 fn clock() -> f64 {
     1_764_000_000_000.0
@@ -45,7 +45,7 @@ fn main() {
         };
         for message in outbox.take(lease, clock()) {
             bytes += message.bytes.len();
-            outbox.sent(message.ticket, shared::delivery::SendOutcome::Sent);
+            outbox.sent(message.ticket, analytics_core::delivery::SendOutcome::Sent);
         }
     }
     assert_eq!(outbox.carried(), DropCounts::default());

@@ -45,7 +45,7 @@ fn parse_args() -> Result<Args, String> {
                     .ok()
                     .filter(|x: &f64| x.is_finite() && *x >= 0.0)
                     .ok_or_else(|| format!("--window-ms {v:?} is not a number ≥ 0"))?;
-                args.window_ms = Some(ms.min(shared::delivery::MAX_WINDOW_MS));
+                args.window_ms = Some(ms.min(analytics_core::delivery::MAX_WINDOW_MS));
             }
             other => return Err(format!("unknown argument {other:?}")),
         }

@@ -25,7 +25,7 @@ use bench::{arg, arg_str, flag, percentile, post_updates, with_update_id};
 use e2e_tests::stack::TEST_SECRET;
 use e2e_tests::{fixture, wait_for, FakeBotApi, Stack, StackOptions};
 use serde_json::Value;
-use shared::telegram::KNOWN_UPDATE_KINDS;
+use telegram_policy::update::KNOWN_UPDATE_KINDS;
 
 /// Sum of the `N` in log lines that contain `marker` followed by `N`, and how many there are.
 fn log_sum(log: &str, marker: &str) -> (u64, u64) {

@@ -1,7 +1,7 @@
 //! `make economy`: what a day of traffic costs on Cloudflare, computed by running the real
 //! policy code on a virtual clock — the bot's outbox (coalescing, full messages, splitting)
-//! from `shared::delivery`, the consumer's batching (`max_batch_size`, `max_batch_timeout`) and
-//! its D1 statements from `shared::ingest` — for one bot isolate (see `docs/economy.md`).
+//! from `analytics_core::delivery`, the consumer's batching (`max_batch_size`, `max_batch_timeout`) and
+//! its D1 statements from `ingest_policy` — for one bot isolate (see `docs/economy.md`).
 
 pub mod d1_cost;
 pub mod sqlite;
@@ -10,10 +10,10 @@ pub mod traffic;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
-use shared::delivery::{Message, Outbox, Role, SendOutcome};
-use shared::ingest::store::CommitResult;
-use shared::ingest::{self, BatchContext, IncomingMessage};
-use shared::{samples, DropCounts, NewEvent, Tracker};
+use analytics_core::delivery::{Message, Outbox, Role, SendOutcome};
+use analytics_core::{samples, DropCounts, NewEvent, Tracker};
+use ingest_policy::store::CommitResult;
+use ingest_policy::{BatchContext, IncomingMessage};
 
 use sqlite::D1;
 use traffic::Update;
@@ -34,7 +34,7 @@ impl Config {
     /// batching.
     pub fn shipped() -> Config {
         Config {
-            window_ms: shared::delivery::DEFAULT_WINDOW_MS,
+            window_ms: analytics_core::delivery::DEFAULT_WINDOW_MS,
             max_batch_size: 10,
             max_batch_timeout_ms: 5_000.0,
         }
@@ -120,16 +120,16 @@ impl Consumer {
         let ctx = BatchContext {
             queue: "telegram-analytics",
             now_ms: at_ms as i64,
-            point_budget: shared::datapoint::MAX_POINTS_PER_INVOCATION,
+            point_budget: analytics_core::datapoint::MAX_POINTS_PER_INVOCATION,
         };
-        let plan = ingest::plan_batch(&batch, &ctx);
-        let statements = ingest::commit_statements(&plan, &ctx);
+        let plan = ingest_policy::plan_batch(&batch, &ctx);
+        let statements = ingest_policy::commit_statements(&plan, &ctx);
         let answer = self
             .d1
             .batch(&statements)
             .expect("the consumer's statements run");
         let result = CommitResult::read(&statements, &answer).expect("D1's answer reads");
-        let after = ingest::after_commit(&plan, &batch, &result, &ctx, None);
+        let after = ingest_policy::after_commit(&plan, &batch, &result, &ctx, None);
         self.usage.ae_points += after.points.len() as u64;
         self.d1.batch(&after.finish).expect("the marks run");
         self.usage.d1_rows_written = self.d1.rows_written;
@@ -138,13 +138,16 @@ impl Consumer {
 
 /// Builds the events of one update (sizes like the bot's own: the sample events in turn, and
 /// the sample error event for errors).
-fn events_of(update: &Update, seed: u64) -> (Vec<shared::Event>, DropCounts) {
+fn events_of(update: &Update, seed: u64) -> (Vec<analytics_core::Event>, DropCounts) {
     let at = update.at_ms;
     let mut id_seed = [0u8; 16];
     id_seed[..8].copy_from_slice(&seed.to_le_bytes());
     let tracker = Tracker::new(samples::source(), move || at, id_seed);
     // A Telegram update: its request key can be redelivered, so the consumer claims it.
-    tracker.set_request_key(shared::ids::update_request_key("economy-bot", seed as i64));
+    tracker.set_request_key(analytics_core::ids::update_request_key(
+        "economy-bot",
+        seed as i64,
+    ));
     let typical = samples::typical_events();
     for i in 0..update.events - update.error_events {
         let e = &typical[i as usize % typical.len()];
@@ -222,14 +225,14 @@ pub fn simulate(updates: &[Update], config: Config) -> Usage {
     // In a steady state every day's rows are deleted again by retention (requests after a week,
     // envelopes and error events after 30 days; groups keep their counts): bill those deletes
     // to the day too.
-    let deletes: Vec<shared::ingest::Statement> = [
+    let deletes: Vec<ingest_policy::Statement> = [
         "request_attempts",
         "processed_envelopes",
         "error_events",
         "rejected_messages",
     ]
     .iter()
-    .map(|table| shared::ingest::Statement::write(format!("DELETE FROM {table}"), Vec::new()))
+    .map(|table| ingest_policy::Statement::write(format!("DELETE FROM {table}"), Vec::new()))
     .collect();
     consumer.d1.batch(&deletes).expect("retention deletes run");
     consumer.usage.d1_rows_written = consumer.d1.rows_written;

@@ -5,10 +5,10 @@
 //! (`changes`) and, with its triggers, in all (`total_changes`); the indexes and triggers come
 //! from the same migrations ([`Schema`]).
 
+use ingest_policy::{SqlValue, Statement};
 use rusqlite::types::{Value as Sql, ValueRef};
 use rusqlite::Connection;
 use serde_json::{Map, Value};
-use shared::ingest::{SqlValue, Statement};
 
 use super::d1_cost::{repository_migrations, Schema};
 
@@ -167,7 +167,7 @@ impl D1 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shared::ingest::StatementRole;
+    use ingest_policy::StatementRole;
 
     fn write(sql: &str, params: Vec<SqlValue>) -> Statement {
         Statement {

@@ -9,6 +9,7 @@ use worker::{console_log, AbortController, Env, Fetch, Headers, Method, Request,
 
 use crate::runtime;
 use crate::telegram::settings::TelegramSettings;
+use crate::telegram::ApiCall;
 use crate::Tracker;
 
 /// How long one Bot API call may take, in ms, unless `TELEGRAM_API_TIMEOUT_MS` says otherwise.
@@ -144,10 +145,19 @@ impl BotApi {
                 ApiError::Timeout(_) => ("timeout", error.to_string()),
                 ApiError::NoToken(_) => ("skipped", error.to_string()),
             };
-            let message = shared::scrub::scrub(&message.replace(token.as_str(), "<token>"));
+            let message = analytics_core::scrub::scrub(&message.replace(token.as_str(), "<token>"));
             tracker.track_error_message(kind, &message, &location);
         }
         result
+    }
+
+    /// Makes `calls` one after the other (a reply's follow-ups), each tracked as [`BotApi::call`]
+    /// tracks it; returns how many were made.
+    pub(crate) async fn call_all(&self, calls: &[ApiCall], tracker: &Tracker) -> usize {
+        for call in calls {
+            let _ = self.call(&call.method, &call.params, tracker).await;
+        }
+        calls.len()
     }
 
     async fn send(&self, token: &str, method: &str, params: &Value) -> Result<Value, ApiError> {

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::panic::Location;
 
-use shared::auto::HandlerFailure;
+use telegram_policy::auto::HandlerFailure;
 
 /// An error returned by a bot handler, with its type and the place it was raised.
 ///
@@ -47,7 +47,7 @@ impl BotError {
     }
 
     /// The error as the automatic tracking records it.
-    pub fn failure(&self) -> HandlerFailure {
+    pub(crate) fn failure(&self) -> HandlerFailure {
         HandlerFailure {
             kind: self.kind.clone(),
             message: self.message.clone(),
@@ -78,8 +78,8 @@ impl<E: std::error::Error> From<E> for BotError {
     #[track_caller]
     fn from(error: E) -> BotError {
         BotError {
-            kind: shared::tracker::short_type_name::<E>().to_string(),
-            message: shared::tracker::error_chain_message(&error),
+            kind: analytics_core::tracker::short_type_name::<E>().to_string(),
+            message: analytics_core::tracker::error_chain_message(&error),
             location: Location::caller(),
         }
     }

@@ -35,35 +35,28 @@ mod error;
 mod settings;
 mod update;
 
-use std::cell::RefCell;
 use std::future::Future;
 
-use futures_util::future::join;
+use analytics_core::ids::update_request_key;
 use futures_util::StreamExt;
-use shared::auto::{self, BotProfile, RejectionCounts};
-use shared::ids::update_request_key;
-use shared::webhook::{self, Rejection, MAX_BODY_BYTES, SECRET_HEADER};
+use telegram_policy::auto::{self, BotProfile, HandlerFailure};
+use telegram_policy::webhook::{self as checks, Rejection, MAX_BODY_BYTES, SECRET_HEADER};
 use worker::{console_error, Context, Env, Method, Request, Response};
 
 pub use api::{ApiError, BotApi, DEFAULT_TIMEOUT_MS};
 pub use error::BotError;
 pub use settings::{ReplyDelivery, TelegramSettings};
-pub use shared::reply::{ApiCall, Reply};
-pub use shared::telegram::Command;
+pub use telegram_policy::reply::{ApiCall, Reply};
+pub use telegram_policy::update::Command;
 pub use update::Update;
 
 use crate::analytics::Analytics;
-use crate::runtime::now_ms;
 use crate::settings::Mode;
+use crate::webhook::{self, AfterResponse};
 use crate::Tracker;
 
 /// What a handler returns: the reply, or an error (tracked; Telegram gets an empty 200).
 pub type HandlerResult = Result<Reply, BotError>;
-
-thread_local! {
-    /// Webhook requests refused since the last accepted update, by reason.
-    static REJECTED: RefCell<RejectionCounts> = RefCell::new(RejectionCounts::default());
-}
 
 /// A Telegram bot served from a webhook. See the module documentation.
 #[derive(Debug, Clone, Copy, Default)]
@@ -86,6 +79,10 @@ impl Bot {
 
     /// Serves one webhook request with `handler`. Refused requests get a 4xx with a short
     /// reason (and are counted); accepted ones a 200 with the handler's reply in the body.
+    ///
+    /// Only what is Telegram's is here (the secret header, update parsing, reply routing);
+    /// the work around the handler that any messenger needs is in the crate's `webhook`
+    /// module.
     pub async fn serve<H, F>(
         &self,
         mut req: Request,
@@ -105,130 +102,86 @@ impl Bot {
         };
         let (parsed, body) = match accepted {
             Ok(accepted) => accepted,
-            Err(rejection) => {
-                if analytics.mode() != Mode::Off {
-                    REJECTED.with(|r| r.borrow_mut().count(rejection.code()));
-                }
-                return Response::error(rejection.reason(), rejection.status());
-            }
+            Err(r) => return webhook::refuse(&analytics, r.code(), &r.reason(), r.status()),
         };
-
-        let tracker = analytics.tracker();
-        if tracker.is_enabled() {
-            let bot = match telegram.api.bot_id() {
-                Some(id) => format!("{}:{id}", analytics.settings().source.worker),
-                None => analytics.settings().source.worker.clone(),
-            };
-            tracker.set_request_key(update_request_key(&bot, parsed.update_id));
-            tracker.set_context(parsed.user_id(), parsed.chat().map(|c| c.id));
-        }
+        let tracker = tracker_for(&analytics, &telegram, &parsed);
         let update = Update::new(parsed, body, &telegram.username);
-        let started = now_ms();
-        let result = handler(update.clone(), env, tracker.clone()).await;
-        let handler_ms = now_ms() - started;
-
-        let (reply, failure) = match result {
-            Ok(reply) => (reply, None),
-            Err(error) => {
-                let scrubbed = shared::scrub::scrub(&format!("{error:?}"));
-                console_error!("bot handler failed (answered 200, tracked): {scrubbed}");
-                (Reply::none(), Some(error.failure()))
-            }
+        let handled = handler(update.clone(), env, tracker.clone());
+        let (result, handler_ms) = webhook::timed(handled).await;
+        let (reply, failure) = reply_or_failure(result);
+        let fetched = telegram.fetched(&reply, analytics.mode(), &tracker).await;
+        let response = respond(&reply, telegram.reply)?;
+        let commands = self.commands;
+        let settings = telegram.clone();
+        let follow_ups = (!reply.follow_ups.is_empty()).then(|| {
+            let (telegram, tracker) = (telegram.clone(), tracker.clone());
+            async move { telegram.api.call_all(&reply.follow_ups, &tracker).await }
+        });
+        let automatic = move || {
+            let profile = BotProfile {
+                username: &settings.username,
+                commands,
+            };
+            auto::request_events(update.parsed(), &profile, handler_ms, failure.as_ref())
         };
-        // TELEGRAM_REPLY=fetch: the answer as a Bot API call before the response (in `await`
-        // mode after the analytics, as the seed's "before" did).
-        let fetched = (telegram.reply == ReplyDelivery::Fetch)
-            .then(|| reply.respond.clone())
-            .flatten();
-        if let (Some(call), false) = (&fetched, analytics.mode() == Mode::Await) {
-            let _ = telegram
-                .api
-                .call(&call.method, &call.params, &tracker)
-                .await;
-        }
-        let in_body = telegram.reply == ReplyDelivery::Body;
-        let response = match reply.respond.as_ref().filter(|_| in_body) {
-            Some(call) => {
-                let mut response = Response::ok(call.to_webhook_body())?;
-                response
-                    .headers_mut()
-                    .set("Content-Type", "application/json")?;
-                response
-            }
-            None => Response::ok("")?,
-        };
-
-        let profile_commands = self.commands;
-        let telegram_for_fetch = telegram.clone();
         let mode = analytics.mode();
-        // With analytics off and nothing to follow up, there is nothing to do after the response.
-        let work_after = mode != Mode::Off || !reply.follow_ups.is_empty();
-        let response_at = now_ms();
-        let after = async move {
-            // Nothing of this runs in the response's turn: the runtime sends the response first.
-            crate::runtime::yield_now().await;
-            if tracker.is_enabled() {
-                let profile = BotProfile {
-                    username: &telegram.username,
-                    commands: profile_commands,
-                };
-                let parsed = update.parsed();
-                for event in auto::request_events(parsed, &profile, handler_ms, failure.as_ref()) {
-                    tracker.record(event);
-                }
-            }
-            let rejected = REJECTED.with(|r| r.borrow_mut().take());
-            // The events are handed over first (taken now, sent by the futures below): a
-            // follow-up that hangs cannot cost them.
-            let handed = analytics.handover(&tracker, response_at);
-            let handed_rejections = (!rejected.is_empty()).then(|| {
-                let rejections = analytics.tracker();
-                for event in auto::rejection_events(&rejected) {
-                    rejections.record(event);
-                }
-                analytics.handover(&rejections, response_at)
-            });
-            let first = async move {
-                match handed_rejections {
-                    Some(rejections) => {
-                        join(handed, rejections).await;
-                    }
-                    None => handed.await,
-                }
-            };
-            let follow_ups = async {
-                if reply.follow_ups.is_empty() {
-                    return;
-                }
-                let start = now_ms();
-                for call in &reply.follow_ups {
-                    let _ = telegram
-                        .api
-                        .call(&call.method, &call.params, &tracker)
-                        .await;
-                }
-                if let Some(event) = auto::follow_up_event(reply.follow_ups.len(), now_ms() - start)
-                {
-                    tracker.record(event);
-                }
-                analytics.handover(&tracker, response_at).await;
-            };
-            join(first, follow_ups).await;
+        let after = AfterResponse {
+            analytics,
+            tracker,
+            automatic,
+            follow_ups,
         };
+        after.schedule(&ctx).await;
         if mode == Mode::Await {
-            // Only to measure what sending after the response saves.
-            after.await;
-            if let Some(call) = fetched {
-                // Its timing is recorded after the hand-over and not sent: benchmarks only.
-                let _ = telegram_for_fetch
-                    .api
-                    .call(&call.method, &call.params, &Tracker::noop())
-                    .await;
-            }
-        } else if work_after {
-            ctx.wait_until(after);
+            telegram.fetch_late(fetched).await;
         }
         Ok(response)
+    }
+}
+
+/// The request's tracker, keyed by the bot and the update (a redelivered update gets the same
+/// event ids) and set to its user and chat.
+fn tracker_for(
+    analytics: &Analytics,
+    telegram: &TelegramSettings,
+    parsed: &telegram_policy::update::Update,
+) -> Tracker {
+    let tracker = analytics.tracker();
+    if tracker.is_enabled() {
+        let key = update_request_key(&telegram.bot_key(analytics), parsed.update_id);
+        tracker.set_request_key(key);
+        tracker.set_context(parsed.user_id(), parsed.chat().map(|c| c.id));
+    }
+    tracker
+}
+
+/// The handler's reply, or no reply and the failure to track (its message logged, scrubbed).
+fn reply_or_failure(result: HandlerResult) -> (Reply, Option<HandlerFailure>) {
+    match result {
+        Ok(reply) => (reply, None),
+        Err(error) => {
+            let scrubbed = analytics_core::scrub::scrub(&format!("{error:?}"));
+            console_error!("bot handler failed (answered 200, tracked): {scrubbed}");
+            (Reply::none(), Some(error.failure()))
+        }
+    }
+}
+
+/// The webhook's response: the reply's method in the body (`TELEGRAM_REPLY=body`), or empty.
+fn respond(reply: &Reply, delivery: ReplyDelivery) -> worker::Result<Response> {
+    match reply
+        .respond
+        .as_ref()
+        .filter(|_| delivery == ReplyDelivery::Body)
+    {
+        Some(call) => {
+            let mut response = Response::ok(call.to_webhook_body())?;
+            response
+                .headers_mut()
+                .set("Content-Type", "application/json")?;
+            Ok(response)
+        }
+        None => Response::ok(""),
     }
 }
 
@@ -236,10 +189,10 @@ impl Bot {
 async fn accept(
     req: &mut Request,
     secret: &str,
-) -> Result<(shared::telegram::Update, Vec<u8>), Rejection> {
+) -> Result<(telegram_policy::update::Update, Vec<u8>), Rejection> {
     let headers = req.headers();
     let header = |name: &str| headers.get(name).ok().flatten();
-    webhook::check_headers(
+    checks::check_headers(
         header(SECRET_HEADER).as_deref(),
         secret,
         header("Content-Type").as_deref(),
@@ -247,7 +200,7 @@ async fn accept(
     )?;
     let declared = header("Content-Length").is_some();
     let body = read_body(req, declared).await?;
-    let update = webhook::parse_update(&body)?;
+    let update = checks::parse_update(&body)?;
     Ok((update, body))
 }
 

@@ -5,8 +5,11 @@ use std::rc::Rc;
 
 use worker::Env;
 
-use crate::settings::text;
+use crate::analytics::Analytics;
+use crate::settings::{text, Mode};
 use crate::telegram::api::{BotApi, DEFAULT_TIMEOUT_MS};
+use crate::telegram::{ApiCall, Reply};
+use crate::Tracker;
 
 /// What the webhook layer reads from the environment.
 #[derive(Debug, Clone)]
@@ -37,6 +40,46 @@ thread_local! {
 }
 
 impl TelegramSettings {
+    /// Who sends the events, as the request keys see it: the worker's name and the bot's id
+    /// (from its token), so two bots on one worker name do not share keys.
+    pub(crate) fn bot_key(&self, analytics: &Analytics) -> String {
+        let worker = &analytics.settings().source.worker;
+        match self.api.bot_id() {
+            Some(id) => format!("{worker}:{id}"),
+            None => worker.clone(),
+        }
+    }
+
+    /// With `TELEGRAM_REPLY=fetch`, the reply's method, made as a Bot API call before the
+    /// response (in `await` mode the caller makes it after the analytics, as the seed's "before"
+    /// did, and gets it back here); `None` otherwise.
+    pub(crate) async fn fetched(
+        &self,
+        reply: &Reply,
+        mode: Mode,
+        tracker: &Tracker,
+    ) -> Option<ApiCall> {
+        let call = reply
+            .respond
+            .clone()
+            .filter(|_| self.reply == ReplyDelivery::Fetch)?;
+        if mode != Mode::Await {
+            let _ = self.api.call(&call.method, &call.params, tracker).await;
+        }
+        Some(call)
+    }
+
+    /// In `await` mode, the reply's call that [`TelegramSettings::fetched`] held back, made after
+    /// the analytics; its timing is not sent (benchmarks only).
+    pub(crate) async fn fetch_late(&self, fetched: Option<ApiCall>) {
+        if let Some(call) = fetched {
+            let _ = self
+                .api
+                .call(&call.method, &call.params, &Tracker::noop())
+                .await;
+        }
+    }
+
     /// The isolate's settings.
     pub fn get(env: &Env) -> Rc<TelegramSettings> {
         TELEGRAM.with(|s| {

@@ -3,19 +3,23 @@
 use std::rc::Rc;
 
 use serde::de::DeserializeOwned;
-use shared::telegram::Command;
+use telegram_policy::update::Command;
 
 /// One Telegram update, as the handler sees it: the fields most bots need, and the whole body
 /// for the rest ([`Update::json`] into any type, e.g. a full Bot API model).
 #[derive(Debug, Clone)]
 pub struct Update {
-    parsed: Rc<shared::telegram::Update>,
+    parsed: Rc<telegram_policy::update::Update>,
     body: Rc<[u8]>,
     username: Rc<str>,
 }
 
 impl Update {
-    pub(crate) fn new(parsed: shared::telegram::Update, body: Vec<u8>, username: &str) -> Update {
+    pub(crate) fn new(
+        parsed: telegram_policy::update::Update,
+        body: Vec<u8>,
+        username: &str,
+    ) -> Update {
         Update {
             parsed: Rc::new(parsed),
             body: body.into(),
@@ -77,7 +81,7 @@ impl Update {
     }
 
     /// The parsed shape the automatic tracking uses.
-    pub fn parsed(&self) -> &shared::telegram::Update {
+    pub(crate) fn parsed(&self) -> &telegram_policy::update::Update {
         &self.parsed
     }
 

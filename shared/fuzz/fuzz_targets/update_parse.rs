@@ -1,9 +1,9 @@
-//! `shared::telegram::Update::parse` must never panic; for updates that parse, neither may
+//! `telegram_policy::update::Update::parse` must never panic; for updates that parse, neither may
 //! `Command::parse` on their text (the message's, or a callback query's message's).
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shared::telegram::{Command, Update};
+use telegram_policy::update::{Command, Update};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(update) = Update::parse(data) else {

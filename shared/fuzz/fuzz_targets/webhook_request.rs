@@ -1,12 +1,12 @@
 //! The whole webhook request path after the headers, as the Telegram layer runs it: parsing the
-//! body (`shared::webhook::parse_update`) and the 400 text built from the parser's error, then,
+//! body (`telegram_policy::webhook::parse_update`) and the 400 text built from the parser's error, then,
 //! for an update, the automatic events and their encoding. Nothing may panic (a panic in a
 //! Worker resets its instance), and a refusal's reason stays short.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use shared::auto::{self, BotProfile};
-use shared::webhook::{parse_update, Rejection, MAX_REASON_DETAIL_BYTES};
+use telegram_policy::auto::{self, BotProfile};
+use telegram_policy::webhook::{parse_update, Rejection, MAX_REASON_DETAIL_BYTES};
 
 fuzz_target!(|data: &[u8]| {
     match parse_update(data) {
@@ -16,13 +16,13 @@ fuzz_target!(|data: &[u8]| {
                 commands: &["start", "help"],
             };
             let command = auto::command_of(&update, &bot);
-            let tracker = shared::Tracker::new(shared::samples::source(), || 0.0, [7; 16]);
+            let tracker = analytics_core::Tracker::new(analytics_core::samples::source(), || 0.0, [7; 16]);
             for event in auto::update_events(&update, command.as_ref()) {
                 tracker.record(event);
             }
             let (events, _) = tracker.take_events();
             for event in &events {
-                let _ = shared::wire::encode_event(event);
+                let _ = analytics_core::wire::encode_event(event);
             }
         }
         Err(rejection) => {

@@ -19,13 +19,13 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{json, Value};
 
-use crate::datapoint::{DataPoint, MAX_POINTS_PER_INVOCATION};
 use crate::local_ae;
 use crate::retry::Backoff;
+use analytics_core::datapoint::{DataPoint, MAX_POINTS_PER_INVOCATION};
 
-use super::deferred::{self, Outgoing, PointsState, Record};
-use super::plan::{Accepted, BatchPlan, Content, Item};
-use super::{
+use crate::deferred::{self, Outgoing, PointsState, Record};
+use crate::plan::{Accepted, BatchPlan, Content, Item};
+use crate::{
     chunked_insert, json_chunks, BatchContext, IncomingMessage, IngestError, MessageAction,
     SqlValue, Statement, StatementRole,
 };

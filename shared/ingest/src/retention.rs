@@ -23,7 +23,7 @@
 
 use serde_json::Value;
 
-use super::{SqlValue, Statement, StatementRole};
+use crate::{SqlValue, Statement, StatementRole};
 
 /// Rows one retention statement deletes at most.
 pub const CHUNK_ROWS: u32 = 1_000;

@@ -4,8 +4,8 @@
 
 use subtle::ConstantTimeEq;
 
-use crate::telegram::{Update, UpdateError};
-use crate::text;
+use crate::update::{Update, UpdateError};
+use analytics_core::text;
 
 /// Header Telegram sends the `secret_token` of `setWebhook` in.
 pub const SECRET_HEADER: &str = "X-Telegram-Bot-Api-Secret-Token";

@@ -1,18 +1,18 @@
 //! The consumer's SQL against a real SQLite with the project's migrations: what D1 does with
-//! the statements `shared::ingest` builds, run the way the consumer Worker runs them (one
+//! the statements `ingest_policy` builds, run the way the consumer Worker runs them (one
 //! transaction per `batch()`), including failures before and after a commit.
 
 use rusqlite::types::{Value as Sql, ValueRef};
 use std::collections::HashMap;
 
+use analytics_core::ids::update_request_key;
+use analytics_core::{encode, samples, Tracker};
+use ingest_policy::deferred;
+use ingest_policy::retention::{Retention, RetentionConfig};
+use ingest_policy::store::CLAIM_TIMEOUT_MS;
+use ingest_policy::*;
 use rusqlite::Connection;
 use serde_json::{json, Map, Value};
-use shared::ids::update_request_key;
-use shared::ingest::deferred;
-use shared::ingest::retention::{Retention, RetentionConfig};
-use shared::ingest::store::CLAIM_TIMEOUT_MS;
-use shared::ingest::*;
-use shared::{encode, samples, Tracker};
 
 const NOW: i64 = 1_764_000_001_000;
 const DATASET: &str = "telegram_bot_events";
@@ -22,7 +22,7 @@ struct Db(Connection);
 impl Db {
     fn migrated() -> Db {
         let conn = Connection::open_in_memory().unwrap();
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations");
         let mut files: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
             .map(|e| e.unwrap().path())
@@ -128,7 +128,7 @@ fn run_d1(db: &Db, statements: &[Statement], d1: D1) -> Option<Vec<Vec<Value>>> 
     }
 }
 
-fn event_id(point: &shared::datapoint::DataPoint) -> String {
+fn event_id(point: &analytics_core::datapoint::DataPoint) -> String {
     point.blobs[6].clone()
 }
 
@@ -422,7 +422,7 @@ fn an_event_dated_1970_does_not_move_first_seen() {
     let first_seen = db.count("SELECT first_seen FROM error_groups");
     assert_eq!(
         first_seen,
-        envelope.sent_at.timestamp_millis() - shared::skew::MAX_EVENT_LEAD_MS
+        envelope.sent_at.timestamp_millis() - analytics_core::skew::MAX_EVENT_LEAD_MS
     );
 }
 
@@ -701,7 +701,7 @@ struct Rng(u64);
 
 impl Rng {
     fn next(&mut self) -> f64 {
-        (shared::ids::splitmix(&mut self.0) >> 11) as f64 / (1u64 << 53) as f64
+        (analytics_core::ids::splitmix(&mut self.0) >> 11) as f64 / (1u64 << 53) as f64
     }
 
     fn d1(&mut self, rate: f64) -> D1 {
@@ -973,8 +973,8 @@ fn a_flaky_d1_with_redelivered_updates_stores_one_attempt_and_counts_every_extra
             .iter()
             .filter(|id| {
                 let id = uuid::Uuid::parse_str(id).unwrap();
-                let key = format!("{:016x}", shared::ids::request_key_of(&id));
-                winners.get(&key) == Some(&(shared::ids::attempt_of(&id) as i64))
+                let key = format!("{:016x}", analytics_core::ids::request_key_of(&id));
+                winners.get(&key) == Some(&(analytics_core::ids::attempt_of(&id) as i64))
             })
             .cloned()
             .collect();

@@ -1,11 +1,11 @@
 //! Property tests of the core: round trips, hostile bytes, Analytics Engine limits, flush.
 
+use analytics_core::datapoint::{to_data_point, PointInput};
+use analytics_core::tracker::MAX_BUFFERED_EVENTS;
+use analytics_core::wire::{decode, encode, MAX_MESSAGE_BYTES};
+use analytics_core::{samples, ErrorDetails, Event, EventKind, NewEvent, PropValue, Tracker};
 use chrono::DateTime;
 use proptest::prelude::*;
-use shared::datapoint::{to_data_point, PointInput};
-use shared::tracker::MAX_BUFFERED_EVENTS;
-use shared::wire::{decode, encode, MAX_MESSAGE_BYTES};
-use shared::{samples, ErrorDetails, Event, EventKind, NewEvent, PropValue, Tracker};
 use uuid::Uuid;
 
 fn any_kind() -> impl Strategy<Value = EventKind> {
@@ -76,11 +76,11 @@ proptest! {
         let bytes = encode(&envelope).unwrap();
         // The hand-written event encoder writes what rmp-serde writes.
         for event in &envelope.events {
-            prop_assert_eq!(shared::wire::encode_event(event).unwrap(), rmp_serde::to_vec(event).unwrap());
+            prop_assert_eq!(analytics_core::wire::encode_event(event).unwrap(), rmp_serde::to_vec(event).unwrap());
         }
         // The outbox writes envelopes from events encoded once: the same bytes.
-        let writer = shared::wire::EnvelopeWriter::new(&envelope.source);
-        let events: Vec<Vec<u8>> = envelope.events.iter().map(|e| shared::wire::encode_event(e).unwrap()).collect();
+        let writer = analytics_core::wire::EnvelopeWriter::new(&envelope.source);
+        let events: Vec<Vec<u8>> = envelope.events.iter().map(|e| analytics_core::wire::encode_event(e).unwrap()).collect();
         let written = writer.write(envelope.sent_at.timestamp_millis(), events.iter().map(Vec::as_slice), &envelope.dropped);
         prop_assert_eq!(&written, &bytes);
         prop_assert_eq!(decode(&bytes).unwrap(), envelope);
@@ -112,14 +112,14 @@ proptest! {
     ) {
         // Requests arrive, hand their events over, and their sends fail at random (none, the
         // first attempt only, or both). Whatever happens, every event is sent once or counted.
-        use shared::delivery::{NextStep, Outbox, Role, SendOutcome};
+        use analytics_core::delivery::{NextStep, Outbox, Role, SendOutcome};
         let mut outbox = Outbox::new(&samples::source(), window);
         let mut now = 0.0;
         let mut sent = 0u64;
-        let mut counted = shared::DropCounts::default();
+        let mut counted = analytics_core::DropCounts::default();
         let mut total = 0u64;
         let mut leases = Vec::new();
-        let deliver = |outbox: &mut Outbox, messages: Vec<shared::delivery::Message>, failures: u8, sent: &mut u64, counted: &mut shared::DropCounts| {
+        let deliver = |outbox: &mut Outbox, messages: Vec<analytics_core::delivery::Message>, failures: u8, sent: &mut u64, counted: &mut analytics_core::DropCounts| {
             for m in messages {
                 let carried = decode(&m.bytes).unwrap().dropped;
                 let outcome = |attempt: u8| if attempt < failures { SendOutcome::Failed } else { SendOutcome::Sent };
@@ -140,7 +140,7 @@ proptest! {
             now += gap as f64;
             total += n as u64;
             let events: Vec<Event> = (0..n).map(|_| samples::typical_events()[1].clone()).collect();
-            let handover = outbox.add(now, now, events, shared::DropCounts::default());
+            let handover = outbox.add(now, now, events, analytics_core::DropCounts::default());
             deliver(&mut outbox, handover.ready, fail, &mut sent, &mut counted);
             if let Role::Flusher { lease, wait_ms } = handover.role {
                 leases.push((lease, now + wait_ms));
@@ -157,7 +157,7 @@ proptest! {
             let messages = outbox.take(lease, at);
             deliver(&mut outbox, messages, 0, &mut sent, &mut counted);
         }
-        let last = outbox.add(now + 1e6, now + 1e6, Vec::new(), shared::DropCounts::default());
+        let last = outbox.add(now + 1e6, now + 1e6, Vec::new(), analytics_core::DropCounts::default());
         deliver(&mut outbox, last.ready, 0, &mut sent, &mut counted);
         if let Role::Flusher { lease, .. } = last.role {
             let messages = outbox.take(lease, now + 2e6);
@@ -175,7 +175,7 @@ proptest! {
         timestamp_ms in any::<i64>(),
         skew_ms in any::<i64>(),
     ) {
-        let source = shared::Source { worker, release };
+        let source = analytics_core::Source { worker, release };
         let point = to_data_point(&PointInput { source: &source, event: &event, timestamp_ms, skew_ms });
         prop_assert!(point.check_limits().is_ok(), "{:?}", point.check_limits());
     }
@@ -202,7 +202,7 @@ proptest! {
         }
         let flush = tracker.flush();
         let mut sent = 0u64;
-        let mut carried = shared::DropCounts::default();
+        let mut carried = analytics_core::DropCounts::default();
         for message in &flush {
             prop_assert!(message.bytes.len() <= MAX_MESSAGE_BYTES);
             let envelope = decode(&message.bytes).unwrap();

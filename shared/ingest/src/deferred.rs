@@ -32,7 +32,7 @@ pub const VERSION: u32 = 1;
 /// Largest deferred message: the Queues limit (128,000 bytes with metadata) less 500 bytes for
 /// the metadata (documented as about 100). A record of the largest envelope the bot sends
 /// (127,000 bytes) plus its ~200 bytes of bookkeeping fits.
-pub const MAX_DEFERRED_BYTES: usize = crate::wire::QUEUES_MESSAGE_LIMIT_BYTES - 500;
+pub const MAX_DEFERRED_BYTES: usize = analytics_core::wire::QUEUES_MESSAGE_LIMIT_BYTES - 500;
 
 /// Delay of the first deferral, in seconds.
 pub const DEFER_BASE_SECONDS: u32 = 10;
@@ -348,7 +348,8 @@ mod tests {
         let bytes = encode(&records).unwrap();
         assert!(is_deferred(&bytes));
         assert_eq!(decode(&bytes).unwrap(), records);
-        let envelope = crate::wire::encode(&crate::samples::typical_envelope()).unwrap();
+        let envelope =
+            analytics_core::wire::encode(&analytics_core::samples::typical_envelope()).unwrap();
         assert!(!is_deferred(&envelope));
         assert!(decode(&envelope).is_err());
         // Bytes travel as `bin`, not as arrays of integers (2 bytes each above 0x7f).
@@ -429,7 +430,10 @@ mod tests {
             .collect();
         assert_eq!(all, ["m0", "m1", "m2", "m4", "m5"]);
         // The largest envelope the bot sends still travels alone.
-        let largest = vec![(record(9, Ok(vec![0xab; crate::wire::MAX_MESSAGE_BYTES])), 0)];
+        let largest = vec![(
+            record(9, Ok(vec![0xab; analytics_core::wire::MAX_MESSAGE_BYTES])),
+            0,
+        )];
         assert!(pack(&largest, 250, 0).1.is_empty());
     }
 }

@@ -1,7 +1,7 @@
 //! Idempotency keys: of an envelope (its raw bytes) and of the request an event belongs to.
 
-use crate::event::Event;
-use crate::ids::{attempt_of, is_redeliverable, mix, request_key_of};
+use analytics_core::event::Event;
+use analytics_core::ids::{attempt_of, is_redeliverable, mix, request_key_of};
 
 /// The idempotency key of a queue message's content: 32 hex digits hashing the raw bytes.
 ///
@@ -57,10 +57,10 @@ pub fn request_of(event: &Event, envelope_version: u32) -> Option<RequestAttempt
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::tests::for_request;
-    use crate::ids::update_request_key;
-    use crate::samples;
-    use crate::wire::encode;
+    use analytics_core::ids::update_request_key;
+    use analytics_core::samples;
+    use analytics_core::samples::ids_for_request;
+    use analytics_core::wire::encode;
 
     #[test]
     fn two_different_drop_only_envelopes_get_different_keys() {
@@ -92,8 +92,8 @@ mod tests {
     #[test]
     fn v2_events_carry_request_and_attempt_v1_events_do_not() {
         let key = update_request_key("telegram-bot:1", 42);
-        let mut first = for_request(key, [1; 16]);
-        let mut again = for_request(key, [2; 16]);
+        let mut first = ids_for_request(key, [1; 16]);
+        let mut again = ids_for_request(key, [2; 16]);
         let mut event = samples::typical_events().remove(0);
         event.id = first.next_id();
         let a = request_of(&event, 2).unwrap();

@@ -41,7 +41,7 @@ pub fn splitmix(state: &mut u64) -> u64 {
 }
 
 /// SplitMix64's finaliser: every input bit moves about half the output bits.
-pub(crate) fn mix(mut z: u64) -> u64 {
+pub fn mix(mut z: u64) -> u64 {
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -124,17 +124,10 @@ pub fn attempt_of(id: &Uuid) -> u64 {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
+    use crate::samples::ids_for_request;
     use std::collections::HashSet;
-
-    /// Ids for the unit of work `request_key`, made the way the library makes them: random,
-    /// then moved to the request once the update is known.
-    pub(crate) fn for_request(request_key: u64, seed: [u8; 16]) -> EventIds {
-        let mut ids = EventIds::random(seed);
-        ids.set_request_key(request_key);
-        ids
-    }
 
     #[test]
     fn ids_are_v8_unique_and_share_request_and_attempt() {
@@ -153,14 +146,14 @@ pub(crate) mod tests {
     #[test]
     fn a_redelivered_update_has_the_same_request_key_and_a_new_attempt() {
         let key = update_request_key("telegram-bot:123", 42);
-        let first = for_request(key, [1; 16]).next_id();
-        let again = for_request(key, [2; 16]).next_id();
+        let first = ids_for_request(key, [1; 16]).next_id();
+        let again = ids_for_request(key, [2; 16]).next_id();
         assert_eq!(request_key_of(&first), request_key_of(&again));
         assert_ne!(attempt_of(&first), attempt_of(&again));
         assert_ne!(
             request_key_of(&first),
             request_key_of(
-                &for_request(update_request_key("telegram-bot:123", 43), [1; 16]).next_id()
+                &ids_for_request(update_request_key("telegram-bot:123", 43), [1; 16]).next_id()
             )
         );
         assert_ne!(
@@ -172,7 +165,7 @@ pub(crate) mod tests {
 
     #[test]
     fn update_keys_are_marked_redeliverable_and_random_ones_are_not() {
-        let update = for_request(update_request_key("bot", 1), [1; 16]).next_id();
+        let update = ids_for_request(update_request_key("bot", 1), [1; 16]).next_id();
         assert!(is_redeliverable(request_key_of(&update)));
         for seed in 0..50u8 {
             let random = EventIds::random([seed; 16]).next_id();

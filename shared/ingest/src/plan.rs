@@ -2,14 +2,14 @@
 //! several (a deferred message holds a record per original message), within the invocation's
 //! Analytics Engine point budget.
 
-use crate::datapoint::{to_data_point, DataPoint, PointInput, MAX_POINTS_PER_INVOCATION};
-use crate::event::EventKind;
-use crate::skew::correct_timestamp;
-use crate::wire::{decode, DropCounts, Envelope};
+use analytics_core::datapoint::{to_data_point, DataPoint, PointInput, MAX_POINTS_PER_INVOCATION};
+use analytics_core::event::EventKind;
+use analytics_core::skew::correct_timestamp;
+use analytics_core::wire::{decode, DropCounts, Envelope};
 
-use super::deferred::{self, Origin, PointsState, Record};
-use super::keys::{envelope_key, request_of, RequestAttempt};
-use super::{BatchContext, IncomingMessage};
+use crate::deferred::{self, Origin, PointsState, Record};
+use crate::keys::{envelope_key, request_of, RequestAttempt};
+use crate::{BatchContext, IncomingMessage};
 
 /// One error event, as a row of `error_events`.
 #[derive(Debug, Clone, PartialEq)]
@@ -64,7 +64,7 @@ pub struct Accepted {
 /// A message that cannot be decoded: stored in `rejected_messages` and acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejected {
-    /// Short reason code ([`crate::WireError::code`], `not_bytes`, `too_many_events` or
+    /// Short reason code ([`analytics_core::WireError::code`], `not_bytes`, `too_many_events` or
     /// `malformed_deferred`).
     pub reason: String,
     /// The full reason.
@@ -240,15 +240,18 @@ pub fn accept(envelope: &Envelope, bytes: &[u8], received_at_ms: i64) -> Accepte
                 skew_ms: corrected.saturating_sub(original),
             });
             let error = (event.kind == EventKind::Error).then(|| {
-                let details = event.error.clone().unwrap_or_else(|| crate::ErrorDetails {
-                    kind: event.name.clone(),
-                    message: String::new(),
-                    location: None,
-                    group_key: None,
-                });
+                let details = event
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| analytics_core::ErrorDetails {
+                        kind: event.name.clone(),
+                        message: String::new(),
+                        location: None,
+                        group_key: None,
+                    });
                 ErrorRow {
                     event_id: event.id.to_string(),
-                    fingerprint: crate::fingerprint::of_error(&details),
+                    fingerprint: analytics_core::fingerprint::of_error(&details),
                     occurred_at_ms: corrected,
                     kind: details.kind,
                     message: details.message,
@@ -277,8 +280,8 @@ pub fn accept(envelope: &Envelope, bytes: &[u8], received_at_ms: i64) -> Accepte
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::samples;
-    use crate::wire::encode;
+    use analytics_core::samples;
+    use analytics_core::wire::encode;
 
     pub(crate) const NOW: i64 = 1_764_000_001_000;
 
@@ -379,7 +382,7 @@ pub(crate) mod tests {
         let event = &plan.items[0].accepted().unwrap().events[0];
         let sent_at = envelope.sent_at.timestamp_millis();
         let occurred = event.error.as_ref().unwrap().occurred_at_ms;
-        assert_eq!(occurred, sent_at - crate::skew::MAX_EVENT_LEAD_MS);
+        assert_eq!(occurred, sent_at - analytics_core::skew::MAX_EVENT_LEAD_MS);
     }
 
     #[test]

@@ -455,7 +455,7 @@ mod tests {
 
     #[test]
     fn golden_fixture_of_version_2_still_decodes() {
-        // Written once by `cargo run -p shared --example write_fixtures` when version 2 was
+        // Written once by `cargo run -p analytics-core --example write_fixtures` when version 2 was
         // introduced; the same rule applies.
         let typed = include_bytes!("../fixtures/v2_typed.msgpack");
         let decoded = decode(typed).expect("golden v2 fixture decodes");

@@ -6,7 +6,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
 
-use crate::datapoint::{DataPoint, BLOBS, DOUBLES};
+use analytics_core::datapoint::{DataPoint, BLOBS, DOUBLES};
 
 /// One statement inserting every point of a JSON array bound as `?1`.
 pub fn insert_sql() -> String {
@@ -47,8 +47,8 @@ pub fn rows_json(dataset: &str, written_at: DateTime<Utc>, points: &[&DataPoint]
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::datapoint::{to_data_point, PointInput};
-    use crate::samples;
+    use analytics_core::datapoint::{to_data_point, PointInput};
+    use analytics_core::samples;
 
     #[test]
     fn sql_and_rows_have_the_same_width() {

@@ -3,11 +3,12 @@
 
 use std::path::Path;
 
-use shared::datapoint::{BLOBS, DOUBLES};
+use analytics_core::datapoint::{BLOBS, DOUBLES};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
+        .ancestors()
+        .nth(2)
         .expect("the repository")
 }
 

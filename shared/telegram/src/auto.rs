@@ -12,9 +12,9 @@
 //! | performance | `follow_up` | after follow-up calls | `calls`; duration = all follow-ups |
 //! | custom | `webhook_rejected` | refused requests since the last report, one event per reason | `reason`, `count`; no user, no chat |
 
-use crate::event::{ErrorDetails, EventKind, PropValue};
-use crate::telegram::{Command, Update};
-use crate::tracker::NewEvent;
+use crate::update::{Command, Update};
+use analytics_core::event::{ErrorDetails, EventKind, PropValue};
+use analytics_core::tracker::NewEvent;
 
 /// Longest command name tracked as itself (Telegram allows 32 characters).
 pub const MAX_COMMAND_NAME: usize = 32;
@@ -96,7 +96,7 @@ pub fn command_of(update: &Update, bot: &BotProfile) -> Option<TrackedCommand> {
     } else {
         TrackedCommand {
             name: "unknown".to_string(),
-            attempted: Some(crate::scrub::scrub(crate::text::cut_at(
+            attempted: Some(analytics_core::scrub::scrub(analytics_core::text::cut_at(
                 command.name,
                 MAX_COMMAND_NAME,
             ))),
@@ -212,7 +212,7 @@ pub fn handler_events(
             name: failure.kind.clone(),
             error: Some(ErrorDetails {
                 kind: failure.kind.clone(),
-                message: crate::scrub::scrub(&failure.message),
+                message: analytics_core::scrub::scrub(&failure.message),
                 location: Some(location.clone()),
                 group_key: Some(location),
             }),
@@ -222,58 +222,9 @@ pub fn handler_events(
     events
 }
 
-/// The follow-up work's duration, when there was any.
-pub fn follow_up_event(calls: usize, duration_ms: f64) -> Option<NewEvent> {
-    (calls > 0).then(|| NewEvent {
-        kind: Some(EventKind::Performance),
-        name: "follow_up".into(),
-        duration_ms: Some(duration_ms.max(0.0)),
-        properties: vec![("calls".into(), calls.into())],
-        ..NewEvent::default()
-    })
-}
-
-/// Refused webhook requests, one `webhook_rejected` event per reason with its count. They
-/// belong to no user and no chat: record them with a tracker of their own.
-pub fn rejection_events(counts: &[(&'static str, u32)]) -> Vec<NewEvent> {
-    counts
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(reason, count)| NewEvent {
-            name: "webhook_rejected".into(),
-            properties: vec![
-                ("reason".into(), (*reason).into()),
-                ("count".into(), (*count).into()),
-            ],
-            ..NewEvent::default()
-        })
-        .collect()
-}
-
-/// Refused requests counted in an isolate, reported with a later accepted update so a flood of
-/// bad requests costs no queue messages of its own.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RejectionCounts(Vec<(&'static str, u32)>);
-
-impl RejectionCounts {
-    /// Counts one refusal.
-    pub fn count(&mut self, reason: &'static str) {
-        match self.0.iter_mut().find(|(k, _)| *k == reason) {
-            Some((_, n)) => *n = n.saturating_add(1),
-            None => self.0.push((reason, 1)),
-        }
-    }
-
-    /// Takes the counts so far.
-    pub fn take(&mut self) -> Vec<(&'static str, u32)> {
-        std::mem::take(&mut self.0)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tracker::Tracker;
 
     fn update(json: &str) -> Update {
         Update::parse(json.as_bytes()).unwrap()
@@ -428,26 +379,6 @@ mod tests {
     }
 
     #[test]
-    fn rejected_requests_carry_no_user() {
-        // Reported by a review: rejections took the user and chat of the next accepted update.
-        let mut counts = RejectionCounts::default();
-        counts.count("unauthorized");
-        counts.count("unauthorized");
-        let update_tracker = Tracker::new(crate::samples::source(), || 0.0, [1; 16]);
-        update_tracker.set_context(Some(42), Some(42));
-        // The layer records rejections with a tracker of their own, never the update's.
-        let rejections = Tracker::new(crate::samples::source(), || 0.0, [2; 16]);
-        for event in rejection_events(&counts.take()) {
-            rejections.record(event);
-        }
-        let (events, _) = rejections.take_events();
-        assert_eq!(events.len(), 1);
-        assert_eq!((events[0].user_id, events[0].chat_id), (None, None));
-        assert_eq!(events[0].properties[1], ("count".into(), PropValue::Int(2)));
-        assert!(counts.take().is_empty());
-    }
-
-    #[test]
     fn a_request_yields_its_update_events_then_its_handler_named_after_the_command() {
         let update = text_update("/start");
         let events: Vec<NewEvent> = request_events(&update, &BOT, 3.0, None).collect();
@@ -460,19 +391,5 @@ mod tests {
         assert!(handler
             .properties
             .contains(&("command".into(), "start".into())));
-    }
-
-    #[test]
-    fn rejected_webhooks_become_one_event_per_reason() {
-        let events = rejection_events(&[("unauthorized", 1_000), ("too_large", 0)]);
-        assert_eq!(events.len(), 1);
-        assert_eq!(events[0].name, "webhook_rejected");
-        assert_eq!(
-            events[0].properties,
-            vec![
-                ("reason".to_string(), PropValue::from("unauthorized")),
-                ("count".to_string(), PropValue::Int(1000))
-            ]
-        );
     }
 }

@@ -1,10 +1,10 @@
 //! Native micro-benchmarks of the core: encode, decode, data-point mapping, fingerprinting.
-//! Run with `cargo bench -p shared`; throughput is reported in events per second.
+//! Run with `cargo bench -p analytics-core`; throughput is reported in events per second.
 
+use analytics_core::datapoint::{to_data_point, PointInput};
+use analytics_core::fingerprint::fingerprint;
+use analytics_core::{decode, encode, samples};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use shared::datapoint::{to_data_point, PointInput};
-use shared::fingerprint::fingerprint;
-use shared::{decode, encode, samples};
 use std::hint::black_box;
 
 fn benches(c: &mut Criterion) {

@@ -451,7 +451,7 @@ mod tests {
 
     #[test]
     fn docs_table_matches_the_code() {
-        let doc = include_str!("../../docs/analytics-engine.md");
+        let doc = include_str!("../../../docs/analytics-engine.md");
         let start = doc
             .find(TABLE_START)
             .expect("start marker in docs/analytics-engine.md");

@@ -1,5 +1,5 @@
 //! Prints MessagePack vs JSON bytes for the sample events and envelope (used by `make bench`).
-use shared::{encode, samples, wire::encode_event};
+use analytics_core::{encode, samples, wire::encode_event};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let envelope = samples::typical_envelope();

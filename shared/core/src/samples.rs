@@ -157,3 +157,11 @@ pub fn typed_envelope() -> Envelope {
         },
     }
 }
+
+/// Ids for the unit of work `request_key`, made the way the library makes them: random, then
+/// moved to the request once the update is known.
+pub fn ids_for_request(request_key: u64, seed: [u8; 16]) -> crate::ids::EventIds {
+    let mut ids = crate::ids::EventIds::random(seed);
+    ids.set_request_key(request_key);
+    ids
+}

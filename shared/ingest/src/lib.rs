@@ -16,13 +16,22 @@
 //!    fresh queue message ([`deferred`]), so an outage of a day loses nothing; when only the
 //!    second transaction failed, [`store::settle`] defers what it would have written.
 //!
-//! [`retention`] is the daily cron's chunked clean-up; [`faults`] the dev-only fault switches.
+//! [`retention`] is the daily cron's chunked clean-up; [`faults`] the dev-only fault switches;
+//! [`retry`] the backoff of retried messages; [`local_ae`] the local mirror of Analytics Engine.
+//!
+//! # ingest-policy — the consumer's policy
+//!
+//! This crate depends on the analytics core (`analytics-core`) and on nothing of the Telegram
+//! policy: the consumer stores what any source sends.
+#![warn(missing_docs)]
 
 pub mod deferred;
 pub mod faults;
 pub mod keys;
+pub mod local_ae;
 pub mod plan;
 pub mod retention;
+pub mod retry;
 pub mod store;
 
 pub use plan::{plan_batch, BatchPlan, Item};

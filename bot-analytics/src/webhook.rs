@@ -1,0 +1,136 @@
+//! Serving a messenger's webhook, whatever the messenger: the work around a bot's handler that
+//! every messenger needs. This is where a second messenger plugs in.
+//!
+//! A messenger adapter (today [`crate::telegram`]; a Discord interactions endpoint, a WhatsApp
+//! or Slack bot would sit beside it) keeps only what is its own: checking and parsing the
+//! request, the update's automatic events (from its pure policy crate), and how a reply is
+//! delivered. Everything else is here, in this order:
+//!
+//! 1. [`refuse`] a request the adapter rejected: counted in the isolate and reported as
+//!    `webhook_rejected` events with the next accepted request (a flood of bad requests costs no
+//!    queue message of its own), answered with a 4xx and a short reason.
+//! 2. [`timed`] runs the handler and measures it across its awaits.
+//! 3. [`AfterResponse::schedule`] queues the work after the response (inside `wait_until`, or
+//!    awaited in `await` mode): it yields to the runtime first, records the automatic events,
+//!    hands every event to the isolate's outbox **before** the follow-up calls (a follow-up that
+//!    hangs cannot cost them), runs the follow-ups, records their duration and hands that over.
+
+use std::cell::RefCell;
+use std::future::Future;
+
+use analytics_core::served::{self, RejectionCounts};
+use analytics_core::NewEvent;
+use futures_util::future::join;
+use worker::{Context, Response};
+
+use crate::analytics::Analytics;
+use crate::runtime::{now_ms, yield_now};
+use crate::settings::Mode;
+use crate::Tracker;
+
+thread_local! {
+    /// Webhook requests refused since the last accepted one, by reason.
+    static REJECTED: RefCell<RejectionCounts> = RefCell::new(RejectionCounts::default());
+}
+
+/// Counts a refused request under `code` (unless analytics are off) and answers it with
+/// `status` and the short `reason`.
+pub(crate) fn refuse(
+    analytics: &Analytics,
+    code: &'static str,
+    reason: &str,
+    status: u16,
+) -> worker::Result<Response> {
+    if analytics.mode() != Mode::Off {
+        REJECTED.with(|r| r.borrow_mut().count(code));
+    }
+    Response::error(reason, status)
+}
+
+/// Runs the handler's future and measures it in milliseconds, across its awaits (deployed
+/// Workers advance the clock only across I/O).
+pub(crate) async fn timed<F: Future>(handler: F) -> (F::Output, f64) {
+    let started = now_ms();
+    let output = handler.await;
+    (output, now_ms() - started)
+}
+
+/// The work after an accepted request's response.
+pub(crate) struct AfterResponse<A, F> {
+    /// Whose settings and outbox.
+    pub analytics: Analytics,
+    /// The request's tracker (the handler's events are in it).
+    pub tracker: Tracker,
+    /// The request's automatic events, computed after the response.
+    pub automatic: A,
+    /// The follow-up calls, run after the events were handed over; they resolve to how many
+    /// calls they made. `None`: there are none.
+    pub follow_ups: Option<F>,
+}
+
+impl<A, I, F> AfterResponse<A, F>
+where
+    A: FnOnce() -> I + 'static,
+    I: IntoIterator<Item = NewEvent> + 'static,
+    F: Future<Output = usize> + 'static,
+{
+    /// Schedules the work: inside `ctx.wait_until`, or, in `await` mode (benchmarks only),
+    /// awaited here before the response leaves. Nothing is scheduled with analytics off and no
+    /// follow-ups.
+    pub async fn schedule(self, ctx: &Context) {
+        let mode = self.analytics.mode();
+        let work_after = mode != Mode::Off || self.follow_ups.is_some();
+        let after = self.run(now_ms());
+        if mode == Mode::Await {
+            after.await;
+        } else if work_after {
+            ctx.wait_until(after);
+        }
+    }
+
+    async fn run(self, response_at: f64) {
+        let AfterResponse {
+            analytics,
+            tracker,
+            automatic,
+            follow_ups,
+        } = self;
+        // Nothing of this runs in the response's turn: the runtime sends the response first.
+        yield_now().await;
+        if tracker.is_enabled() {
+            for event in automatic() {
+                tracker.record(event);
+            }
+        }
+        let rejected = REJECTED.with(|r| r.borrow_mut().take());
+        // The events are handed over first (taken now, sent by the futures below): a follow-up
+        // that hangs cannot cost them.
+        let handed = analytics.handover(&tracker, response_at);
+        let handed_rejections = (!rejected.is_empty()).then(|| {
+            let rejections = analytics.tracker();
+            for event in served::rejection_events(&rejected) {
+                rejections.record(event);
+            }
+            analytics.handover(&rejections, response_at)
+        });
+        let first = async move {
+            match handed_rejections {
+                Some(rejections) => {
+                    join(handed, rejections).await;
+                }
+                None => handed.await,
+            }
+        };
+        let follow_ups = async {
+            let Some(follow_ups) = follow_ups else {
+                return;
+            };
+            let (calls, duration_ms) = timed(follow_ups).await;
+            if let Some(event) = served::follow_up_event(calls, duration_ms) {
+                tracker.record(event);
+            }
+            analytics.handover(&tracker, response_at).await;
+        };
+        join(first, follow_ups).await;
+    }
+}
