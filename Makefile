@@ -21,7 +21,7 @@ export ESBUILD_BIN := $(ROOT)/node_modules/@esbuild/linux-x64/bin/esbuild
 export WASM_OPT_BIN := $(ROOT)/node_modules/.bin/wasm-opt
 export WRANGLER_SEND_METRICS := false
 
-.PHONY: deploy economy help bootstrap tools npm build build-producer build-consumer build-minimal-bot build-dashboard \
+.PHONY: api deploy economy help bootstrap tools npm build build-producer build-consumer build-minimal-bot build-dashboard \
         migrate dev test lint unit e2e dry-run docs sizes errors bench bench-smoke soak soak-chaos soak-small fuzz fuzz-smoke \
         clean chromium screenshots
 
@@ -36,6 +36,7 @@ help:
 	@echo "make deploy   create the queues and D1 database when missing, migrate, deploy consumer then bot"
 	@echo "make economy  what a day of traffic costs on the free and paid plans (docs/economy.md)"
 	@echo "make docs     regenerate generated parts of docs/"
+	@echo "make api      rewrite bot-analytics/public-api.txt, the library's public API snapshot"
 	@echo "make sizes    print the size of every .wasm file (raw and gzip)"
 	@echo "make screenshots  refresh the dashboard screenshots in docs/ (real Chromium)"
 
@@ -125,11 +126,17 @@ dev: .dev.vars build migrate
 	  --persist-to $(STATE_DIR) --ip 127.0.0.1 --port $(DEV_PORT)
 
 ## ---- checks ----
+# The library's public API, one item a line (rustdoc's JSON; see the script). `make lint` fails
+# when the code's API differs from the snapshot; `make api` rewrites it, to commit with the change.
+api:
+	scripts/public-api.py bot-analytics --write bot-analytics/public-api.txt
+
 lint: tools
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p analytics-core -p telegram-policy -p ingest-policy -p bot-analytics -p producer-worker -p consumer-worker -p minimal-bot \
 	  -p dashboard-core -p dashboard-worker --target wasm32-unknown-unknown -- -D warnings
+	scripts/public-api.py bot-analytics --check bot-analytics/public-api.txt
 	RUSTDOCFLAGS="-D warnings" cargo doc -p analytics-core -p telegram-policy -p ingest-policy -p bot-analytics -p dashboard-core --no-deps -q
 
 unit:
