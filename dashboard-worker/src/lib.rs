@@ -9,10 +9,10 @@ use dashboard_core::auth::{self, AuthDecision};
 use dashboard_core::headers::{security_headers, Kind};
 use dashboard_core::html::{self, Footer};
 use dashboard_core::plan::{self, AeSource, DataPlan, Query, Results, Store};
-use dashboard_core::route::{self, Page, Route};
+use dashboard_core::route::{self, Route};
 use dashboard_core::rows::Row;
 use dashboard_core::sqlapi::{self, QueryError};
-use dashboard_core::{model, ICON_SVG, STYLESHEET};
+use dashboard_core::{pages, ICON_SVG, STYLESHEET};
 use futures_util::future::{join, join_all};
 use ingest_policy::SqlValue;
 use wasm_bindgen::JsValue;
@@ -134,21 +134,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         d1_queries: plan.count(Store::D1),
         ae_queries: plan.count(Store::AnalyticsEngine),
     };
-    let html = match &page {
-        Page::Overview { range } => {
-            html::overview(&model::overview(*range, now_ms, &results), &footer)
-        }
-        Page::Errors { sort, release } => {
-            html::errors(&model::errors(*sort, release.clone(), &results), &footer)
-        }
-        Page::ErrorGroup { fingerprint, range } => html::group(
-            &model::group(fingerprint, *range, now_ms, &results),
-            &footer,
-        ),
-        Page::Pipeline { range } => {
-            html::pipeline(&model::pipeline(*range, now_ms, &results), &footer)
-        }
-    };
+    let html = pages::render(&page, now_ms, &results, &footer);
     let mut response = html_response(200, html)?;
     response.headers_mut().set(
         "Server-Timing",

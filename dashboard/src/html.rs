@@ -749,20 +749,19 @@ mod tests {
             QueryId::DailyActiveUsers,
             Err(crate::sqlapi::QueryError::Malformed(HOSTILE.into())),
         );
-        let pages = [
-            overview(&model::overview(Range::Day, NOW, &results), &footer()),
-            errors(
-                &model::errors(ErrorSort::Count, Some(HOSTILE.into()), &results),
-                &footer(),
-            ),
-            group(
-                &model::group("0123456789abcdef", Range::Day, NOW, &results),
-                &footer(),
-            ),
-            pipeline(&model::pipeline(Range::Day, NOW, &results), &footer()),
-            status_page(400, "Bad request", HOSTILE),
-            refusal_page(401, "Password required", HOSTILE),
-        ];
+        // Every page of the registry, with every parameter value its examples cover.
+        let mut pages: Vec<String> = crate::pages::every_example()
+            .map(|page| crate::pages::render(&page, NOW, &results, &footer()))
+            .collect();
+        assert!(pages.len() > crate::pages::PageKind::ALL.len());
+        let refusal = refusal_page(401, "Password required", HOSTILE);
+        pages.push(status_page(400, "Bad request", HOSTILE));
+        pages.push(refusal.clone());
+        let hostile_release = errors(
+            &model::errors(ErrorSort::Count, Some(HOSTILE.into()), &results),
+            &footer(),
+        );
+        pages.push(hostile_release.clone());
         for html in &pages {
             assert_clean(html);
             assert!(!html.contains("<src>"));
@@ -775,11 +774,14 @@ mod tests {
                 "nothing loads from elsewhere"
             );
         }
-        assert!(!pages[5].contains("<link"), "a refusal loads nothing");
+        assert!(!refusal.contains("<link"), "a refusal loads nothing");
         // An invalid fingerprint from the database is shown but never linked.
-        assert!(!pages[0].contains("href=\"/errors/&quot;"));
+        let overview = overview(&model::overview(Range::Day, NOW, &results), &footer());
+        assert!(!overview.contains("href=\"/errors/&quot;"));
         // The hostile release is kept in the filter form, escaped and percent-encoded in links.
-        assert!(pages[1].contains("release=%3Cscript%3Ealert%281%29%3C%2Fscript%3E%22%27%26"));
+        assert!(
+            hostile_release.contains("release=%3Cscript%3Ealert%281%29%3C%2Fscript%3E%22%27%26")
+        );
     }
 
     #[test]

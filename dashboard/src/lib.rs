@@ -5,6 +5,7 @@
 //! [`plan::DataPlan`] lists (D1 and the Analytics Engine SQL API) and sends the HTML back.
 //!
 //! - [`route`]: which page a request asks for, with every parameter validated.
+//! - [`pages`]: the registry of pages: kinds, URLs, test examples, and page → model → HTML.
 //! - [`auth`]: the access decision (fails closed; HTTP Basic, constant-time compare).
 //! - [`range`]: the time ranges a user can pick and the hour-aligned windows they cover.
 //! - [`columns`]: the Analytics Engine columns the dashboard reads (from the column map).
@@ -25,6 +26,7 @@ pub mod columns;
 pub mod headers;
 pub mod html;
 pub mod model;
+pub mod pages;
 pub mod plan;
 pub mod queries;
 pub mod range;

@@ -287,31 +287,9 @@ impl Results {
 mod tests {
     use super::*;
     use crate::queries::ErrorSort;
-    use crate::range::Range;
 
     fn every_page() -> Vec<Page> {
-        let mut pages = Vec::new();
-        for range in Range::ALL {
-            pages.push(Page::Overview { range });
-            pages.push(Page::Pipeline { range });
-            pages.push(Page::ErrorGroup {
-                fingerprint: "0123456789abcdef".into(),
-                range,
-            });
-        }
-        for sort in [ErrorSort::LastSeen, ErrorSort::Count] {
-            for release in [
-                None,
-                Some("0.1.0".to_string()),
-                Some("'; DROP TABLE error_groups; --".into()),
-            ] {
-                pages.push(Page::Errors {
-                    sort,
-                    release: release.clone(),
-                });
-            }
-        }
-        pages
+        crate::pages::every_example().collect()
     }
 
     #[test]

@@ -466,3 +466,29 @@ fn the_pipeline_page_reads_envelopes_rejections_and_lag() {
     let (events, _, _) = p.lag_per_hour.unwrap();
     assert_eq!((events[22], events[23]), (9.0, 10.0));
 }
+
+/// Every page of the registry, with every parameter value its examples cover: each query of its
+/// plan runs in SQLite (its D1 queries and the local-mirror renderings of its Analytics Engine
+/// queries), and the page renders from the results without a query error.
+#[test]
+fn every_registered_page_runs_its_plan_and_renders() {
+    let db = typical();
+    let mut kinds = std::collections::HashSet::new();
+    for page in dashboard_core::pages::every_example() {
+        kinds.insert(page.kind());
+        let results = results_of(&db, &page);
+        assert!(
+            results.errors().is_empty(),
+            "{page:?}: {:?}",
+            results.errors()
+        );
+        let footer = html::Footer {
+            source: "test".into(),
+            d1_queries: 0,
+            ae_queries: 0,
+        };
+        let html = dashboard_core::pages::render(&page, NOW, &results, &footer);
+        assert!(html.contains("<main>"), "{page:?}");
+    }
+    assert_eq!(kinds.len(), dashboard_core::pages::PageKind::ALL.len());
+}

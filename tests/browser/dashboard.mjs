@@ -2,8 +2,9 @@
 // tool downloads) with playwright-core, for tests/tests/dashboard_browser.rs.
 //
 // Environment: DASHBOARD_URL (base URL), DASHBOARD_PASSWORD, CHROMIUM (the browser binary),
-// SCREENSHOT_DIR (where the PNGs go). Prints one JSON report on stdout; the Rust test asserts
-// on it. Exits non-zero only when the browser could not be driven at all.
+// SCREENSHOT_DIR (where the PNGs go), DASHBOARD_PAGES (JSON: [{name, url}], every page of the
+// dashboard-core registry; each is visited too, after the walk through the links). Prints one
+// JSON report on stdout; the Rust test asserts on it. Exits non-zero only when the browser could not be driven at all.
 import { chromium } from "playwright-core";
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
@@ -74,14 +75,14 @@ try {
     }
   });
 
-  async function visit(name, action) {
+  async function visit(name, action, screenshot = true) {
     bytes = [];
     const response = await action();
     await page.waitForLoadState("load");
     await page.waitForTimeout(200);
     const html = await page.content();
     const file = join(shots, `dashboard-${name}.png`);
-    await page.screenshot({ path: file, fullPage: true });
+    if (screenshot) await page.screenshot({ path: file, fullPage: true });
     const documentUrl = page.url();
     const htmlBytes = bytes.filter((b) => b.url === documentUrl).reduce((s, b) => s + b.bytes, 0);
     const entry = {
@@ -98,7 +99,7 @@ try {
       htmlBytes,
       totalBytes: bytes.reduce((s, b) => s + b.bytes, 0),
       resources: bytes.map((b) => b.url.replace(base, "")),
-      screenshot: file,
+      screenshot: screenshot ? file : null,
       hasScriptTag: html.includes("<script"),
     };
     report.pages.push(entry);
@@ -125,6 +126,13 @@ try {
   await visit("pipeline", () =>
     Promise.all([page.waitForNavigation(), page.getByRole("link", { name: "Pipeline", exact: true }).click()]).then(([r]) => r),
   );
+  // Every page of the registry, by its URL (no screenshots: the walk above took them).
+  report.registry = [];
+  for (const { name, url } of JSON.parse(process.env.DASHBOARD_PAGES || "[]")) {
+    const entry = await visit(name, () => page.goto(base + url), false);
+    report.registry.push(entry);
+    report.pages.pop();
+  }
   await context.close();
 } finally {
   await browser.close();

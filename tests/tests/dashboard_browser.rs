@@ -31,6 +31,16 @@ fn chromium() -> PathBuf {
     path
 }
 
+/// Every page of the dashboard-core registry, as the driver's `DASHBOARD_PAGES`: one entry per
+/// example (each range, sort and release filter), named after its kind.
+fn registry_pages() -> String {
+    let pages: Vec<Value> = dashboard_core::pages::every_example()
+        .enumerate()
+        .map(|(i, page)| serde_json::json!({"name": format!("{}-{i}", page.kind().name()), "url": page.url()}))
+        .collect();
+    Value::Array(pages).to_string()
+}
+
 /// Runs the playwright-core driver against `base`; returns its JSON report.
 fn drive_browser(base: &str, screenshots: &PathBuf) -> Value {
     use std::os::unix::process::CommandExt;
@@ -41,6 +51,7 @@ fn drive_browser(base: &str, screenshots: &PathBuf) -> Value {
         .env("DASHBOARD_PASSWORD", TEST_PASSWORD)
         .env("CHROMIUM", chromium())
         .env("SCREENSHOT_DIR", screenshots)
+        .env("DASHBOARD_PAGES", registry_pages())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -92,6 +103,36 @@ fn the_dashboard_works_in_chromium() {
         assert!(!statuses.is_empty(), "{who}: no response");
         assert!(statuses.iter().all(|s| s == 401), "{who}: {statuses:?}");
         assert_eq!(report["refused"][who]["showsData"], false, "{who}");
+    }
+    // Every page of the registry: served, no script, nothing loaded from elsewhere, no failed
+    // query, and every kind visited.
+    let registry = report["registry"].as_array().expect("registry pages");
+    for kind in dashboard_core::pages::PageKind::ALL {
+        assert!(
+            registry
+                .iter()
+                .any(|p| p["name"].as_str().unwrap().starts_with(kind.name())),
+            "{kind:?} not visited"
+        );
+    }
+    for p in registry {
+        assert_eq!(p["status"], 200, "{}", p["name"]);
+        assert_eq!(p["scripts"], 0, "{}", p["name"]);
+        assert_eq!(p["hasScriptTag"], false, "{}", p["name"]);
+        assert!(
+            p["h1"].as_str().is_some_and(|h| !h.is_empty()),
+            "{}",
+            p["name"]
+        );
+        assert!(
+            !p["text"].as_str().unwrap().contains("Could not load"),
+            "{}: {}",
+            p["name"],
+            p["text"]
+        );
+        for resource in p["resources"].as_array().unwrap() {
+            assert!(resource.as_str().unwrap().starts_with('/'), "{}", p["name"]);
+        }
     }
     let pages = report["pages"].as_array().expect("pages");
     let page = |name: &str| {

@@ -5,8 +5,6 @@
 
 use dashboard_core::plan::{plan, Store};
 use dashboard_core::queries::Dialect;
-use dashboard_core::range::Range;
-use dashboard_core::route::Page;
 use dashboard_core::rows::{num, text, Row};
 use dashboard_core::sqlapi::parse_response;
 use e2e_tests::fake_ae_sql::{translate, AeSqlEngine};
@@ -16,27 +14,28 @@ use serde_json::{json, Value};
 /// 2025-11-24 16:30 UTC.
 const NOW: i64 = 1_764_000_000_000 + 30 * 60_000;
 
-fn overview_and_pipeline_sql(dialect: Dialect) -> Vec<String> {
+/// The Analytics Engine queries of every page of the registry, with every parameter value its
+/// examples cover.
+fn every_page_ae_sql(dialect: Dialect) -> Vec<String> {
     let mut out = Vec::new();
-    for range in Range::ALL {
-        for page in [Page::Overview { range }, Page::Pipeline { range }] {
-            out.extend(
-                plan(&page, NOW, dialect)
-                    .in_store(Store::AnalyticsEngine)
-                    .map(|q| q.sql.clone()),
-            );
-        }
+    for page in dashboard_core::pages::every_example() {
+        out.extend(
+            plan(&page, NOW, dialect)
+                .in_store(Store::AnalyticsEngine)
+                .map(|q| q.sql.clone()),
+        );
     }
+    out.dedup();
     out
 }
 
 #[test]
 fn every_dashboard_query_is_accepted() {
-    for sql in overview_and_pipeline_sql(Dialect::AnalyticsEngine) {
+    for sql in every_page_ae_sql(Dialect::AnalyticsEngine) {
         translate(&sql).unwrap_or_else(|e| panic!("{e}\n{sql}"));
     }
     // The local-mirror renderings are SQLite, not Analytics Engine SQL: refused.
-    for sql in overview_and_pipeline_sql(Dialect::Sqlite) {
+    for sql in every_page_ae_sql(Dialect::Sqlite) {
         assert!(translate(&sql).is_err(), "accepted SQLite-only SQL:\n{sql}");
     }
 }
@@ -249,8 +248,8 @@ fn both_renderings_agree_over_the_same_points() {
         engine.insert(ts, *interval, values);
     }
     let mirror = sqlite_mirror(&points);
-    let ae = overview_and_pipeline_sql(Dialect::AnalyticsEngine);
-    let local = overview_and_pipeline_sql(Dialect::Sqlite);
+    let ae = every_page_ae_sql(Dialect::AnalyticsEngine);
+    let local = every_page_ae_sql(Dialect::Sqlite);
     assert_eq!(ae.len(), local.len());
     let mut compared = 0;
     for (ae_sql, local_sql) in ae.iter().zip(&local) {
