@@ -13,14 +13,15 @@
   SQLite file, copied before every query; unwritten blobs read as '' and doubles as 0, as in
   Analytics Engine), or the points tests post to `POST /_fake/points`.
 - `GET /_fake/calls` lists the API requests received (`sql`, `status`);
-  `POST /_fake/calls/clear` forgets them.
+  `POST /_fake/calls/clear` forgets them. `POST /_fake/clickhouse` runs SQL on the same engine
+  without the dialect check (tests use it to show what ClickHouse alone accepts).
 
 Usage:
   server.py --version                 prints the engine line
   server.py serve --account A --token T --dataset D [--d1 FILE]
       binds 127.0.0.1 on a free port, prints one JSON line {"port": ..., "engine": ...}, serves
       until its standard input closes (so it never outlives the process that started it)
-  server.py check                     reads a JSON array of SQL texts on stdin and prints, for
+  server.py check [--dataset D]       reads a JSON array of SQL texts on stdin and prints, for
       each, the documented features it uses or why it is refused (no engine needed)
 
 Only the Python standard library and chdb (pinned in the Makefile) are used.
@@ -81,6 +82,7 @@ class Reference:
         for prefix, n in cols["numbered"].items():
             self.columns.update(f"{prefix}{i}" for i in range(1, n + 1))
         self.pages["dataset columns"] = cols["page"]
+        self.runs_as = {k.lower(): v for k, v in ref["runs_as"].items()}
         # Phrases first (longest match), e.g. NOT IN before NOT.
         self.phrases = sorted(
             (tuple(k.split()) for k in self.keywords), key=len, reverse=True
@@ -100,7 +102,7 @@ TOKEN = re.compile(
 )
 
 
-def tokenize(sql):
+def tokenize(sql, spans=None):
     tokens = []
     pos = 0
     while pos < len(sql):
@@ -117,7 +119,23 @@ def tokenize(sql):
         if kind in ("ws", "comment"):
             continue
         tokens.append((kind, m.group()))
+        if spans is not None:
+            spans.append(m.span())
     return tokens
+
+
+def runnable(sql, ref):
+    """`sql` with the documented names ClickHouse spells differently renamed (see [runs_as] in
+    the reference); nothing else changes."""
+    spans = []
+    tokens = tokenize(sql, spans)
+    out, last = [], 0
+    for i, ((kind, text), (start, end)) in enumerate(zip(tokens, spans)):
+        calls = i + 1 < len(tokens) and tokens[i + 1][1] == "("
+        if kind == "ident" and calls and text.lower() in ref.runs_as:
+            out.append(sql[last:start] + ref.runs_as[text.lower()])
+            last = end
+    return "".join(out) + sql[last:]
 
 
 def check(sql, ref, dataset):
@@ -334,11 +352,8 @@ class Engine:
                 return 422, cloudflare_error(1000, f"copying the local mirror: {e}"), JSON
             ends_with_format = re.search(r"\bFORMAT\s+(\w+)\s*$", sql, re.IGNORECASE)
             fmt = ends_with_format.group(1) if ends_with_format else "JSON"
-            # Analytics Engine's length() is ClickHouse's lengthUTF8 (SQL reference, string
-            # functions): the only name the fake runs under another.
-            run = re.sub(r"\blength\s*\(", "lengthUTF8(", sql, flags=re.IGNORECASE)
             try:
-                result = self.session.query(run, fmt).bytes().decode()
+                result = self.session.query(sql, fmt).bytes().decode()
             except Exception as e:  # chdb raises its own error types for ClickHouse errors
                 return 422, cloudflare_error(1000, clickhouse_message(str(e))), JSON
         if fmt != "JSON":
@@ -403,6 +418,10 @@ def make_handler(engine, ref, account, token, calls, calls_lock):
                 except Exception as e:
                     return self.reply(400, cloudflare_error(1000, str(e)))
                 return self.reply(200, "{}")
+            if self.path == "/_fake/clickhouse":
+                # Test-only: the same engine without the dialect check, to show what ClickHouse
+                # alone would accept.
+                return self.reply(*engine.query(body))
             if self.path == "/_fake/calls/clear":
                 with calls_lock:
                     calls.clear()
@@ -416,7 +435,7 @@ def make_handler(engine, ref, account, token, calls, calls_lock):
             else:
                 try:
                     check(body, ref, engine.dataset)
-                    status, answer, ctype = engine.query(body)
+                    status, answer, ctype = engine.query(runnable(body, ref))
                 except Refused as e:
                     status, answer, ctype = 422, cloudflare_error(1000, f"refused: {e}"), JSON
             if status != 200:
@@ -452,12 +471,14 @@ def main():
         print("AE SQL fake: " + engine_line())
     elif args[:1] == ["serve"]:
         serve(args[1:])
-    elif args == ["check"]:
+    elif args[:1] == ["check"]:
+        opts = dict(zip(args[1::2], args[2::2]))
+        dataset = opts.get("--dataset", "telegram_bot_events")
         ref = Reference()
         out = []
         for sql in json.load(sys.stdin):
             try:
-                out.append({"features": check(sql, ref, "telegram_bot_events"), "error": None})
+                out.append({"features": check(sql, ref, dataset), "error": None})
             except Refused as e:
                 out.append({"features": None, "error": str(e)})
         print(json.dumps({"checked": ref.checked, "pages": ref.pages, "results": out}))
