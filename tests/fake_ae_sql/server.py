@@ -68,6 +68,8 @@ class Reference:
         for sym in self.symbols:
             self.pages[sym] = base + ref["operators"]["page"]
         self.units = {u.upper() for u in ref["literals"]["interval_units"]}
+        for kind in ("string literals", "numeric literals"):
+            self.pages[kind] = base + ref["literals"]["page"]
         self.functions = {}  # lower-case name -> documented spelling
         for page, group in ref["functions"].items():
             for name in group["names"]:
@@ -170,6 +172,7 @@ def check(sql, ref, dataset):
         nxt = tokens[i + 1] if i + 1 < len(tokens) else (None, None)
         prev_word = words[i - 1] if i > 0 else None
         if kind in ("str", "num"):
+            used.add("string literals" if kind == "str" else "numeric literals")
             i += 1
             continue
         if kind == "sym":

@@ -269,6 +269,9 @@ fn answers_in_the_documented_format_and_weights_by_sample_interval() {
         .unwrap();
     assert!(all.get("rows_before_limit_at_least").is_none(), "{all}");
     assert_eq!(all["data"][0]["n"], "4");
+    // SHOW TABLES lists the dataset.
+    let tables = engine.query("SHOW TABLES").unwrap();
+    assert_eq!(tables["data"], json!([{"name": "telegram_bot_events"}]));
 }
 
 /// A point: timestamp, sample interval, column values.
