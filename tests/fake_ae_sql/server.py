@@ -62,6 +62,7 @@ class Reference:
                 self.keywords[kw.upper()] = kw
                 self.pages[kw] = base + ref[section]["page"]
         self.formats = set(ref["statements"]["formats"])
+        del self.pages["FORMAT"]  # recorded as FORMAT <format>
         for fmt in self.formats:
             self.pages["FORMAT " + fmt] = base + ref["statements"]["page"]
         self.symbols = set(ref["operators"]["symbols"])
@@ -127,16 +128,21 @@ def tokenize(sql, spans=None):
 
 
 def runnable(sql, ref):
-    """`sql` with the documented names ClickHouse spells differently renamed (see [runs_as] in
-    the reference); nothing else changes."""
+    """`sql` as ClickHouse runs what Analytics Engine documents: the names ClickHouse spells
+    differently renamed (see [runs_as] in the reference), and `LIMIT ALL` (documented: no
+    restriction; ClickHouse has no such clause) left out. Nothing else changes."""
     spans = []
     tokens = tokenize(sql, spans)
+    words = [t[1].upper() if t[0] == "ident" else None for t in tokens]
     out, last = [], 0
     for i, ((kind, text), (start, end)) in enumerate(zip(tokens, spans)):
         calls = i + 1 < len(tokens) and tokens[i + 1][1] == "("
         if kind == "ident" and calls and text.lower() in ref.runs_as:
             out.append(sql[last:start] + ref.runs_as[text.lower()])
             last = end
+        elif words[i] == "LIMIT" and i + 1 < len(tokens) and words[i + 1] == "ALL":
+            out.append(sql[last:start])
+            last = spans[i + 1][1]
     return "".join(out) + sql[last:]
 
 
@@ -162,6 +168,13 @@ def check(sql, ref, dataset):
             raise Refused("only SHOW TABLES is served by this fake")
     elif words[0] != "SELECT":
         raise Refused("only SELECT and SHOW TABLES statements are documented")
+    def is_call(j):
+        # An identifier before "(" calls a function, unless it is a keyword (IN (...), AND (...),
+        # FROM (SELECT ...)); format(...) is both a documented function and the FORMAT keyword.
+        if j + 1 >= len(tokens) or tokens[j + 1][1] != "(" or tokens[j][0] != "ident":
+            return False
+        return words[j] == "FORMAT" or words[j] not in ref.keywords and words[j] != "DISTINCT"
+
     depth = 0
     # Open parentheses: the function they call (lower case) or None.
     stack = []
@@ -179,7 +192,7 @@ def check(sql, ref, dataset):
             if text == "(":
                 depth += 1
                 callee = None
-                if i > 0 and tokens[i - 1][0] == "ident" and words[i - 1] not in ref.keywords:
+                if i > 0 and tokens[i - 1][0] == "ident" and is_call(i - 1):
                     callee = tokens[i - 1][1].lower()
                 stack.append(callee)
             elif text == ")":
@@ -198,7 +211,7 @@ def check(sql, ref, dataset):
             i += 1
             continue
         # An identifier: a keyword phrase, a function, a column, the dataset or an alias.
-        if nxt[1] == "(" and word not in ref.keywords and word != "DISTINCT":
+        if is_call(i):
             name = text.lower()
             if name not in ref.functions:
                 raise Refused(f"{text}(...) is not in Analytics Engine's SQL reference")
