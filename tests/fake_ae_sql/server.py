@@ -168,6 +168,7 @@ def check(sql, ref, dataset):
             raise Refused("only SHOW TABLES is served by this fake")
     elif words[0] != "SELECT":
         raise Refused("only SELECT and SHOW TABLES statements are documented")
+
     def is_call(j):
         # An identifier before "(" calls a function, unless it is a keyword (IN (...), AND (...),
         # FROM (SELECT ...)); format(...) is both a documented function and the FORMAT keyword.
@@ -175,14 +176,12 @@ def check(sql, ref, dataset):
             return False
         return words[j] == "FORMAT" or words[j] not in ref.keywords and words[j] != "DISTINCT"
 
-    depth = 0
     # Open parentheses: the function they call (lower case) or None.
     stack = []
     i = 0
     while i < len(tokens):
         kind, text = tokens[i]
         word = words[i]
-        nxt = tokens[i + 1] if i + 1 < len(tokens) else (None, None)
         prev_word = words[i - 1] if i > 0 else None
         if kind in ("str", "num"):
             used.add("string literals" if kind == "str" else "numeric literals")
@@ -190,7 +189,6 @@ def check(sql, ref, dataset):
             continue
         if kind == "sym":
             if text == "(":
-                depth += 1
                 callee = None
                 if i > 0 and tokens[i - 1][0] == "ident" and is_call(i - 1):
                     callee = tokens[i - 1][1].lower()
@@ -199,14 +197,9 @@ def check(sql, ref, dataset):
                 if not stack:
                     raise Refused("unbalanced parentheses")
                 stack.pop()
-                depth -= 1
-            elif text == ",":
-                pass
             elif text in ref.symbols:
                 used.add(text)
-            elif text == "*":
-                pass
-            else:
+            elif text != ",":
                 raise Refused(f"operator {text} is not documented")
             i += 1
             continue
@@ -224,7 +217,8 @@ def check(sql, ref, dataset):
         )
         if phrase is not None:
             feature = ref.keywords[" ".join(phrase)]
-            if feature == "SELECT" and i > 0 and not (tokens[i - 1][1] == "(" and words[i - 2] == "FROM"):
+            in_from = i >= 2 and tokens[i - 1][1] == "(" and words[i - 2] == "FROM"
+            if feature == "SELECT" and i > 0 and not in_from:
                 # Only `FROM (SELECT ...)` is documented.
                 raise Refused("a SELECT is documented only as the query or in FROM (...)")
             if feature == "FORMAT":
@@ -248,10 +242,6 @@ def check(sql, ref, dataset):
                 used.add("INTERVAL")
                 i += 3
                 continue
-            if feature in ("SHOW TABLES",):
-                used.add(feature)
-                i += 2
-                continue
             used.add(feature)
             i += len(phrase)
             continue
@@ -261,7 +251,7 @@ def check(sql, ref, dataset):
                 used.add(ref.functions[callee] + "(DISTINCT ...)")
                 i += 1
                 continue
-            raise Refused("DISTINCT is documented only in count(DISTINCT ...), sum(...) and avg(...)")
+            raise Refused("DISTINCT is documented only in count(...), sum(...) and avg(...)")
         if word in ref.units and stack and stack[-1] == "extract" and tokens[i - 1][1] == "(":
             # extract(<unit> FROM <datetime>)
             i += 1
@@ -274,7 +264,7 @@ def check(sql, ref, dataset):
         raise Refused(
             f"{text} is not a column of the dataset, an alias or part of Analytics Engine's SQL"
         )
-    if depth != 0:
+    if stack:
         raise Refused("unbalanced parentheses")
     return sorted(used)
 
