@@ -158,6 +158,8 @@ export AE_SQL_PYTHON := $(PYTHON)
 CHDB_VERSION := 4.4.0
 CHDB_CORE_VERSION := 26.9.0
 chdb:
+	@command -v $(PYTHON) > /dev/null 2>&1 || { echo "installing Debian's python3 for chDB"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-pip; }
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
 	  echo "the fake Analytics Engine SQL API needs Python 3.11+ as $(PYTHON)"; exit 1; }
 	@$(PYTHON) -c 'import sys, chdb; sys.exit(chdb.__version__ != "$(CHDB_VERSION)")' 2> /dev/null || { \
