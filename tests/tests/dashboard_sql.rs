@@ -286,7 +286,6 @@ fn every_documented_feature_runs_on_the_fake() {
 #[test]
 fn answers_in_the_documented_format_and_weights_by_sample_interval() {
     let engine = AeSqlEngine::new(None);
-    println!("engine: {}", engine.engine());
     for (ts, interval, kind, ms) in [
         ("2025-11-24 16:01:00", 1, "update", 0.0),
         ("2025-11-24 16:02:00", 10, "update", 0.0),
