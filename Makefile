@@ -23,7 +23,7 @@ export WRANGLER_SEND_METRICS := false
 
 .PHONY: api deploy economy help bootstrap tools npm build build-producer build-consumer build-minimal-bot build-dashboard \
         migrate dev test lint unit e2e dry-run docs sizes errors bench bench-smoke soak soak-chaos soak-small fuzz fuzz-smoke \
-        clean chromium screenshots
+        clean chromium chdb screenshots
 
 help:
 	@echo "make dev      build the Workers and run them locally (bot + consumer, and the dashboard)"
@@ -155,8 +155,28 @@ dry-run: build
 deploy: bootstrap build
 	scripts/deploy.sh
 
-e2e: build chromium
+e2e: build chromium chdb
 	cargo test -p e2e-tests --tests -- --test-threads=1 --nocapture
+
+# The fake Analytics Engine SQL API of the e2e tests (tests/fake_ae_sql/server.py) runs every
+# query on ClickHouse through chDB, from PyPI: installed at these versions when missing (a
+# 182 MB wheel and pandas, pyarrow, numpy; about 830 MB installed). Needs Python 3.11+.
+PYTHON ?= python3
+export AE_SQL_PYTHON := $(PYTHON)
+CHDB_VERSION := 4.4.0
+CHDB_CORE_VERSION := 26.9.0
+chdb:
+	@command -v $(PYTHON) > /dev/null 2>&1 || { echo "installing Debian's python3 for chDB"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-pip; }
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { \
+	  echo "the fake Analytics Engine SQL API needs Python 3.11+ as $(PYTHON)"; exit 1; }
+	@$(PYTHON) -c 'import sys, chdb; sys.exit(chdb.__version__ != "$(CHDB_VERSION)")' 2> /dev/null || { \
+	  echo "installing chDB $(CHDB_VERSION) (ClickHouse) for the fake Analytics Engine SQL API"; \
+	  $(PYTHON) -m pip --version > /dev/null 2>&1 || { apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-pip; }; \
+	  pip_install="$(PYTHON) -m pip install --quiet --disable-pip-version-check chdb==$(CHDB_VERSION) chdb-core==$(CHDB_CORE_VERSION)"; \
+	  $$pip_install || $$pip_install --break-system-packages; }
+	@$(PYTHON) tests/fake_ae_sql/server.py --version
 
 # The dashboard's browser test drives Debian's chromium (never a browser a tool downloads).
 chromium:

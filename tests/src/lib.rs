@@ -2,7 +2,8 @@
 //! SQLite-backed D1) with its own temporary state, and a fake Telegram Bot API on 127.0.0.1.
 //! Every process it starts is stopped when the [`Stack`] is dropped, also when a test fails.
 //! The dashboard runs beside a stack ([`dashboard`]) against a fake Analytics Engine SQL API
-//! ([`fake_ae_sql`]) that evaluates the SQL it receives.
+//! ([`fake_ae_sql`]) that runs the SQL it receives on ClickHouse (chDB), held to Analytics
+//! Engine's documented dialect.
 
 pub mod dashboard;
 pub mod fake_ae_sql;
