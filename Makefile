@@ -186,7 +186,7 @@ chromium:
 
 # Screenshots of the dashboard for docs/ (the browser test, writing its PNGs there).
 SCREENSHOTS := overview errors group pipeline
-screenshots: build chromium
+screenshots: build chromium chdb
 	SCREENSHOT_DIR=$(ROOT)/target/dashboard-screenshots \
 	  cargo test -p e2e-tests --test dashboard_browser -- --nocapture
 	for page in $(SCREENSHOTS); do \
