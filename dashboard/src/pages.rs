@@ -4,7 +4,7 @@
 //! [`render`].
 //!
 //! Adding a page: a variant of [`Page`] (its route in [`crate::route::route`]), a kind in the
-//! [`page_kinds!`] list below. The compiler then asks for everything else, because every
+//! `page_kinds!` list below. The compiler then asks for everything else, because every
 //! dispatch is an exhaustive `match`: its kind ([`Page::kind`]), URL ([`Page::url`]), examples
 //! ([`PageKind::examples`]), plan ([`crate::plan::plan`]) and renderer ([`render`]). The plan
 //! tests, the SQL tests (native SQLite and the Analytics Engine fake), the escaping test and the
