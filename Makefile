@@ -9,7 +9,12 @@ WORKER_BUILD_VERSION := 0.8.7
 WASM_BINDGEN_VERSION := $(shell sed -n '/^name = "wasm-bindgen"$$/{n;s/version = "\(.*\)"/\1/p;}' Cargo.lock)
 CARGO_BIN := $(or $(CARGO_HOME),$(HOME)/.cargo)/bin
 ROOT := $(CURDIR)
-STATE_DIR := $(ROOT)/.wrangler/state
+STATE_DIR ?= $(ROOT)/.wrangler/state
+# The configs make dev writes (tools/dev-stack), beside the state.
+DEV_DIR = $(dir $(STATE_DIR))dev
+# make dev BOT=path/to/wrangler.toml runs that bot instead of the demo bot.
+BOT ?= wrangler.producer.toml
+DEV_VARS ?= .dev.vars
 DEV_PORT ?= 8787
 DASHBOARD_PORT ?= 8788
 DASHBOARD_INSPECTOR_PORT ?= 9329
@@ -21,12 +26,13 @@ export ESBUILD_BIN := $(ROOT)/node_modules/@esbuild/linux-x64/bin/esbuild
 export WASM_OPT_BIN := $(ROOT)/node_modules/.bin/wasm-opt
 export WRANGLER_SEND_METRICS := false
 
-.PHONY: api deploy economy help bootstrap tools npm build build-producer build-consumer build-minimal-bot build-dashboard \
+.PHONY: api new-bot build-bot deploy economy help bootstrap tools npm build build-producer build-consumer build-minimal-bot build-dashboard \
         migrate dev test lint unit e2e dry-run docs sizes errors bench bench-smoke soak soak-chaos soak-small fuzz fuzz-smoke \
         clean chromium chdb screenshots
 
 help:
-	@echo "make dev      build the Workers and run them locally (bot + consumer, and the dashboard)"
+	@echo "make dev      build the Workers and run them locally (bot + consumer, and the dashboard);"
+	@echo "              make dev BOT=path/to/wrangler.toml runs your own bot instead of the demo bot"
 	@echo "make test     formatting, clippy, unit tests, dry-run deploys, end-to-end tests"
 	@echo "make bench    benchmarks: bot variants side by side, sizes, consumer throughput"
 	@echo "make soak     10,000 updates at concurrency 50, then checks nothing was lost or doubled"
@@ -36,6 +42,8 @@ help:
 	@echo "make deploy   create the queues and D1 database when missing, migrate, deploy consumer then bot"
 	@echo "make economy  what a day of traffic costs on the free and paid plans (docs/economy.md)"
 	@echo "make docs     regenerate generated parts of docs/"
+	@echo "make new-bot  a new bot crate outside the repository: make new-bot NAME=quiz DIR=../quiz"
+	@echo "make build-bot  build any bot crate with the pinned tools: make build-bot DIR=../quiz"
 	@echo "make api      rewrite bot-analytics/public-api.txt, the library's public API snapshot"
 	@echo "make sizes    print the size of every .wasm file (raw and gzip)"
 	@echo "make screenshots  refresh the dashboard screenshots in docs/ (real Chromium)"
@@ -84,6 +92,17 @@ build-consumer: consumer-worker/build/index.js
 build-minimal-bot: examples/minimal-bot/build/index.js
 build-dashboard: dashboard-worker/build/index.js
 
+# Your own bot, outside this repository: `make new-bot NAME=quiz DIR=../quiz` writes a complete
+# crate from templates/bot/; `make build-bot DIR=../quiz` builds any bot crate with the pinned
+# tools (what its wrangler.toml's [build] runs), without downloads from outside the registries.
+new-bot:
+	@scripts/new-bot.sh "$(NAME)" "$(DIR)"
+
+build-bot: | tools npm
+	@[ -n "$(DIR)" ] && [ -f "$(DIR)/Cargo.toml" ] || { \
+	  echo "build-bot: DIR must be a bot crate's directory (with its Cargo.toml), e.g. make build-bot DIR=../quiz"; exit 2; }
+	cd "$(DIR)" && $(CARGO_BIN)/worker-build --release
+
 sizes: build
 	@for f in producer-worker consumer-worker dashboard-worker examples/minimal-bot; do \
 	  w=$${f##*/}; w=$${w%-worker}; wasm=$$f/build/index_bg.wasm; \
@@ -91,38 +110,44 @@ sizes: build
 	done
 
 ## ---- local dev ----
-.dev.vars:
-	cp .dev.vars.example .dev.vars
-	@echo "created .dev.vars from .dev.vars.example"
+$(DEV_VARS):
+	cp .dev.vars.example $(DEV_VARS)
+	@echo "created $(DEV_VARS) from .dev.vars.example"
 
 migrate: npm
 	$(WRANGLER) d1 migrations apply DB --local --persist-to $(STATE_DIR) -c wrangler.consumer.toml
 
-# The bot and the consumer run in one wrangler dev on DEV_PORT (only the first config of a
+# The bot (the demo bot, or BOT=path/to/wrangler.toml) and the consumer run in one wrangler dev
+# on DEV_PORT (local queues are per wrangler dev process; only the first config of a
 # multi-config wrangler dev gets the HTTP port, and the webhook must stay there); the dashboard
 # runs in a second wrangler dev on DASHBOARD_PORT with the same --persist-to, so it reads the
-# same local D1 (error log, pipeline tables and the Analytics Engine mirror). Its output goes
-# to .wrangler/dashboard-dev.log; it stops with make dev.
-dev: .dev.vars build migrate
-	@grep -q '^DASHBOARD_PASSWORD=' .dev.vars || { \
-	  echo 'DASHBOARD_PASSWORD=dev-dashboard-password' >> .dev.vars; \
-	  echo "added the dev DASHBOARD_PASSWORD to .dev.vars"; }
-	@secret=$$(sed -n 's/^TELEGRAM_WEBHOOK_SECRET=//p' .dev.vars); \
+# same local D1. tools/dev-stack builds the bot where its config lives and writes the configs
+# with absolute paths into DEV_DIR, with a 1 s coalescing window and batch timeout (events show
+# up within about two seconds; production keeps 20 s). The dashboard's output goes to
+# .wrangler/dashboard-dev.log; it stops with make dev.
+dev: $(DEV_VARS) build-consumer build-dashboard migrate
+	@grep -q '^DASHBOARD_PASSWORD=' $(DEV_VARS) || { \
+	  echo 'DASHBOARD_PASSWORD=dev-dashboard-password' >> $(DEV_VARS); \
+	  echo "added the dev DASHBOARD_PASSWORD to $(DEV_VARS)"; }
+	@cargo run -q -p dev-stack -- --bot $(BOT) --consumer wrangler.consumer.toml \
+	  --dashboard wrangler.dashboard.toml --vars $(DEV_VARS) --out $(DEV_DIR)
+	@secret=$$(sed -n 's/^TELEGRAM_WEBHOOK_SECRET=//p' $(DEV_DIR)/.dev.vars); \
 	echo; \
+	echo "Bot: $(BOT)"; \
 	echo "Webhook URL: http://127.0.0.1:$(DEV_PORT)/telegram"; \
 	echo "Post a sample update (in another terminal):"; \
-	echo "  curl -sS -X POST http://127.0.0.1:$(DEV_PORT)/telegram -H 'Content-Type: application/json' -H \"X-Telegram-Bot-Api-Secret-Token: $$secret\" --data @tests/fixtures/updates/message_start.json"; \
-	echo "Then see the events:"; \
-	echo "  npx wrangler d1 execute DB --local --persist-to .wrangler/state -c wrangler.consumer.toml --command \"SELECT blob3, blob4, count(*) FROM analytics_points_local GROUP BY 1, 2\""; \
+	echo "  curl -sS -X POST http://127.0.0.1:$(DEV_PORT)/telegram -H 'Content-Type: application/json' -H \"X-Telegram-Bot-Api-Secret-Token: $$secret\" --data @$(ROOT)/tests/fixtures/updates/message_start.json"; \
+	echo "Then see the events (about two seconds later):"; \
+	echo "  npx wrangler d1 execute DB --local --persist-to $(STATE_DIR) -c wrangler.consumer.toml --command \"SELECT blob1, blob3, blob4, count(*) FROM analytics_points_local GROUP BY 1, 2, 3\""; \
 	echo "Dashboard: http://127.0.0.1:$(DASHBOARD_PORT)/"; \
-	echo "  (any user name; the password is DASHBOARD_PASSWORD in .dev.vars; log: .wrangler/dashboard-dev.log)"; \
+	echo "  (any user name; the password is DASHBOARD_PASSWORD in $(DEV_VARS); log: $(dir $(STATE_DIR))dashboard-dev.log)"; \
 	echo
-	@$(WRANGLER) dev -c wrangler.dashboard.toml --persist-to $(STATE_DIR) --ip 127.0.0.1 \
+	@$(WRANGLER) dev -c $(DEV_DIR)/dashboard.toml --persist-to $(STATE_DIR) --ip 127.0.0.1 \
 	  --port $(DASHBOARD_PORT) --inspector-port $(DASHBOARD_INSPECTOR_PORT) \
-	  --show-interactive-dev-session=false < /dev/null > .wrangler/dashboard-dev.log 2>&1 & \
+	  --show-interactive-dev-session=false < /dev/null > $(dir $(STATE_DIR))dashboard-dev.log 2>&1 & \
 	dashboard=$$!; \
 	trap 'kill -TERM '$$dashboard' 2>/dev/null; wait '$$dashboard' 2>/dev/null' EXIT; \
-	$(WRANGLER) dev -c wrangler.producer.toml -c wrangler.consumer.toml \
+	$(WRANGLER) dev -c $(DEV_DIR)/bot.toml -c $(DEV_DIR)/consumer.toml \
 	  --persist-to $(STATE_DIR) --ip 127.0.0.1 --port $(DEV_PORT)
 
 ## ---- checks ----
@@ -140,7 +165,7 @@ lint: tools
 	RUSTDOCFLAGS="-D warnings" cargo doc -p analytics-core -p telegram-policy -p ingest-policy -p bot-analytics -p dashboard-core --no-deps -q
 
 unit:
-	cargo test -p analytics-core -p telegram-policy -p ingest-policy -p bot-analytics -p producer-worker -p consumer-worker -p report -p dashboard-core
+	cargo test -p analytics-core -p telegram-policy -p ingest-policy -p bot-analytics -p producer-worker -p consumer-worker -p report -p dashboard-core -p dev-stack
 	cargo test -p bench --lib --test economy_cli
 
 dry-run: build

@@ -53,6 +53,15 @@ impl Tracker {
 
     /// Tracks a custom event with typed properties: `tracker.track("order_paid",
     /// [("amount_cents", PropValue::from(1999)), ("currency", "EUR".into())])`.
+    ///
+    /// Which properties become Analytics Engine columns you can query and aggregate
+    /// (`docs/analytics-engine.md` has the whole column map):
+    /// - the **first numeric** property (integer or float): its key in `blob18`, its value in
+    ///   `double8` — so put the number you want to sum or average first;
+    /// - the properties named `chat_type`, `command`, `method`, `outcome` and `source`: their
+    ///   own columns (`blob12`–`blob16`);
+    /// - every other property: in one JSON object in `blob17` (bounded; whole entries only),
+    ///   readable in SQL but not a column of its own.
     pub fn track<K, V>(&self, name: &str, properties: impl IntoIterator<Item = (K, V)>)
     where
         K: Into<String>,

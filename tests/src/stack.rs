@@ -68,44 +68,13 @@ pub struct Stack {
 /// Loads a wrangler config of the repository for use from another directory: absolute paths,
 /// no build step (the Makefile built the Workers), and a 1 s batch timeout so tests wait less.
 pub fn local_config(name: &str) -> toml::Table {
-    let root = repo_root();
-    let text = fs::read_to_string(root.join(name)).expect("read wrangler config");
-    let mut config: toml::Table = text.parse().expect("wrangler config is TOML");
-    let main = config["main"].as_str().expect("main").to_string();
-    let config_dir = root
-        .join(name)
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or(root.clone());
-    let built = config_dir.join(&main);
+    let config = dev_stack::local_config(&repo_root().join(name)).unwrap_or_else(|e| panic!("{e}"));
+    let built = PathBuf::from(config["main"].as_str().expect("main"));
     assert!(
         built.exists(),
         "{} is missing: run `make build` (make test does) before the end-to-end tests",
         built.display()
     );
-    config.insert("main".into(), built.display().to_string().into());
-    config.remove("build");
-    if let Some(toml::Value::Array(dbs)) = config.get_mut("d1_databases") {
-        for db in dbs {
-            if let Some(t) = db.as_table_mut() {
-                t.insert(
-                    "migrations_dir".into(),
-                    root.join("migrations").display().to_string().into(),
-                );
-            }
-        }
-    }
-    if let Some(consumers) = config
-        .get_mut("queues")
-        .and_then(|q| q.get_mut("consumers"))
-        .and_then(|c| c.as_array_mut())
-    {
-        for consumer in consumers {
-            if let Some(t) = consumer.as_table_mut() {
-                t.insert("max_batch_timeout".into(), 1.into());
-            }
-        }
-    }
     config
 }
 

@@ -44,6 +44,10 @@ impl Update {
 
     /// The command the message's text starts with, when it is meant for this bot
     /// (`BOT_USERNAME`): `/start@MyBot campaign` → name `start`, payload `campaign`.
+    ///
+    /// `None` both for text that is not a command and for a command addressed to another bot
+    /// (`/start@OtherBot` in a group): a fallback branch must not answer it as plain text. Tell
+    /// them apart with [`Update::is_command`].
     pub fn command(&self) -> Option<Command<'_>> {
         self.text()
             .and_then(Command::parse)
@@ -68,7 +72,15 @@ impl Update {
             .or_else(|| p.message.as_ref().and_then(|m| m.message_id))
     }
 
-    /// A pressed button's callback data.
+    /// Whether the message's text is a bot command at all (`/name…`), for this bot or another.
+    pub fn is_command(&self) -> bool {
+        self.text().and_then(Command::parse).is_some()
+    }
+
+    /// A pressed button's callback data. The automatic `callback` event is named after it up to
+    /// the first `:` (`menu:about` → `menu`), so put the action before a `:` and any argument
+    /// after it; data that is not up to 64 bytes of `A-Z a-z 0-9 _ - : .` is tracked as
+    /// `other` (a modified client can send any text there).
     pub fn callback_data(&self) -> Option<&str> {
         self.parsed.payload.data.as_deref()
     }
@@ -88,5 +100,32 @@ impl Update {
     /// The whole update deserialized into `T`.
     pub fn json<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
         serde_json::from_slice(&self.body)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text_update(text: &str) -> Update {
+        let body = serde_json::json!({"update_id": 1, "message": {"message_id": 1,
+            "from": {"id": 7}, "chat": {"id": 7, "type": "group"}, "text": text}})
+        .to_string()
+        .into_bytes();
+        let parsed = telegram_policy::update::Update::parse(&body).unwrap();
+        Update::new(parsed, body, "MyBot")
+    }
+
+    #[test]
+    fn another_bots_command_is_no_command_for_this_bot_but_still_a_command() {
+        let mine = text_update("/start@MyBot campaign");
+        assert_eq!(
+            mine.command().map(|c| (c.name, c.payload)),
+            Some(("start", "campaign"))
+        );
+        let theirs = text_update("/start@OtherBot");
+        assert!(theirs.command().is_none() && theirs.is_command());
+        let plain = text_update("hello");
+        assert!(plain.command().is_none() && !plain.is_command());
     }
 }
