@@ -325,11 +325,11 @@ pub fn overview(page: &Overview, footer: &Footer) -> String {
 fn groups_table(groups: &[GroupRow]) -> String {
     let mut t = String::from(
         "<table class=\"groups\"><thead><tr><th>kind</th><th>message</th><th class=\"num\">count</th>\
-         <th class=\"num\">users</th><th>first seen</th><th>last seen</th><th>release</th></tr></thead><tbody>",
+         <th class=\"num\">users</th><th>first seen</th><th>last seen</th><th>release</th><th>bot</th></tr></thead><tbody>",
     );
     for g in groups {
         t.push_str(&format!(
-            "<tr><td>{}</td><td>{}<div class=\"muted\">{}</div></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}<div class=\"muted\">{}</div></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             cell(&g.kind),
             group_link(&g.fingerprint, &g.message),
             cell(&g.location),
@@ -337,7 +337,8 @@ fn groups_table(groups: &[GroupRow]) -> String {
             count(g.users),
             display(g.first_seen),
             display(g.last_seen),
-            cell(&g.release)
+            cell(&g.release),
+            cell(&g.bot)
         ));
     }
     t.push_str("</tbody></table>");
@@ -454,6 +455,11 @@ pub fn group(page: &GroupPage, footer: &Footer) -> String {
             "latest release",
             &analytics_core::text::ellipsize(&g.release, 40),
             "card-release",
+        ));
+        body.push_str(&card(
+            "bot",
+            &analytics_core::text::ellipsize(&g.bot, 40),
+            "card-bot",
         ));
         body.push_str("</div>");
         let hourly = page.range == Range::Day;
@@ -729,7 +735,7 @@ mod tests {
             )),
         );
         results.insert(QueryId::CommandsAndCallbacks, Ok(rows(json!([{"kind": "command", "name": HOSTILE, "uses": 1, "timed": 1, "p50_ms": 1, "p95_ms": 2}]))));
-        let group_rows = json!([{"fingerprint": "\"><script>", "kind": HOSTILE, "location": HOSTILE, "last_message": HOSTILE, "count": 1, "users": 1, "first_seen": NOW, "last_seen": NOW, "release": HOSTILE}]);
+        let group_rows = json!([{"fingerprint": "\"><script>", "kind": HOSTILE, "location": HOSTILE, "last_message": HOSTILE, "count": 1, "users": 1, "first_seen": NOW, "last_seen": NOW, "release": HOSTILE, "bot": HOSTILE}]);
         results.insert(QueryId::RecentGroups, Ok(rows(group_rows.clone())));
         results.insert(QueryId::ErrorGroups, Ok(rows(group_rows.clone())));
         results.insert(QueryId::Group, Ok(rows(group_rows)));

@@ -65,6 +65,9 @@ pub struct GroupRow {
     pub last_seen: i64,
     /// Release of the latest event.
     pub release: String,
+    /// The bot the group belongs to (its Worker's name; empty for groups stored before
+    /// migration 0005 whose events are gone).
+    pub bot: String,
 }
 
 fn group_row(row: &Row) -> GroupRow {
@@ -78,6 +81,7 @@ fn group_row(row: &Row) -> GroupRow {
         first_seen: millis(row, "first_seen"),
         last_seen: millis(row, "last_seen"),
         release: text(row, "release"),
+        bot: text(row, "bot"),
     }
 }
 

@@ -241,7 +241,7 @@ pub fn delivery_lag_per_hour(dialect: Dialect, window: &Window) -> String {
 // ---- D1 (always bound parameters) ----
 
 /// Error groups seen since `?1` (ms), most recent first (the overview's short list).
-pub const RECENT_GROUPS: &str = "SELECT fingerprint, kind, last_message, count, last_seen \
+pub const RECENT_GROUPS: &str = "SELECT fingerprint, kind, last_message, count, last_seen, bot \
      FROM error_groups WHERE last_seen >= ?1 ORDER BY last_seen DESC, fingerprint LIMIT 5";
 
 /// How the error groups are sorted.
@@ -284,7 +284,7 @@ pub fn error_groups(sort: ErrorSort) -> String {
     };
     format!(
         "SELECT g.fingerprint, g.kind, g.location, g.last_message, g.count, g.first_seen, \
-         g.last_seen, g.release, \
+         g.last_seen, g.release, g.bot, \
          (SELECT COUNT(DISTINCT e.user_id) FROM error_events e WHERE e.fingerprint = g.fingerprint) AS users \
          FROM error_groups g \
          WHERE ?1 IS NULL OR g.fingerprint IN (SELECT fingerprint FROM error_events WHERE release = ?1) \
@@ -298,7 +298,7 @@ pub const RELEASES: &str = "SELECT release, COUNT(*) AS events, MAX(occurred_at)
 
 /// One error group (`?1` = fingerprint) with the users it affected.
 pub const GROUP: &str = "SELECT fingerprint, kind, location, first_seen, last_seen, count, \
-     last_message, sample_event_id, release, \
+     last_message, sample_event_id, release, bot, \
      (SELECT COUNT(DISTINCT user_id) FROM error_events WHERE fingerprint = ?1) AS users \
      FROM error_groups WHERE fingerprint = ?1";
 

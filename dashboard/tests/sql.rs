@@ -17,8 +17,15 @@ const NOW: i64 = 1_764_000_000_000 + 30 * 60_000;
 
 fn migrated() -> Connection {
     let db = Connection::open_in_memory().unwrap();
-    for file in ["0001_error_log.sql", "0002_analytics_points_local.sql"] {
-        let path = format!("{}/../migrations/{file}", env!("CARGO_MANIFEST_DIR"));
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .collect();
+    files.sort();
+    for path in files {
         db.execute_batch(&std::fs::read_to_string(path).unwrap())
             .unwrap();
     }
@@ -254,9 +261,9 @@ fn typical() -> Connection {
         .unwrap();
     }
     db.execute_batch(
-        "INSERT INTO processed_envelopes VALUES ('k1', 'm1', 'bot', 3, 0, 1, 0, 1764000000000, 1);
-         INSERT INTO processed_envelopes VALUES ('k2', 'm2', 'bot', 5, 2, 0, 0, 1764000001000, 1);
-         INSERT INTO processed_envelopes VALUES ('k3', 'm3', 'bot', 5, 0, 0, 0, 1700000000000, 1);
+        "INSERT INTO processed_envelopes (key, queue_message_id, bot, event_count, dropped_send_failed, dropped_oversize, dropped_buffer_full, received_at, points_written) VALUES ('k1', 'm1', 'bot', 3, 0, 1, 0, 1764000000000, 1);
+         INSERT INTO processed_envelopes (key, queue_message_id, bot, event_count, dropped_send_failed, dropped_oversize, dropped_buffer_full, received_at, points_written) VALUES ('k2', 'm2', 'bot', 5, 2, 0, 0, 1764000001000, 1);
+         INSERT INTO processed_envelopes (key, queue_message_id, bot, event_count, dropped_send_failed, dropped_oversize, dropped_buffer_full, received_at, points_written) VALUES ('k3', 'm3', 'bot', 5, 0, 0, 0, 1700000000000, 1);
          INSERT INTO rejected_messages (queue, message_id, reason, detail, payload, received_at)
              VALUES ('telegram-analytics-dlq', 'q1', 'version', '<script>x</script>', x'00ff', 1764000002000);",
     )
@@ -357,6 +364,8 @@ fn error_pages_sort_filter_and_bind() {
     assert_eq!(by_count[0].fingerprint, "00000000000000bb");
     assert_eq!((by_count[0].count, by_count[0].users), (3, 1));
     assert_eq!((by_count[1].count, by_count[1].users), (2, 2));
+    // Each group names its bot (migration 0005: the trigger copies it from the event).
+    assert!(by_count.iter().all(|g| g.bot == "bot"), "{by_count:?}");
     let only = page(ErrorSort::LastSeen, Some("0.2.0")).groups.unwrap();
     assert_eq!(only.len(), 1);
     assert_eq!(only[0].fingerprint, "00000000000000aa");

@@ -1,5 +1,6 @@
 -- The most recent events of one error group.
-SELECT event_id,
+SELECT bot,
+       event_id,
        datetime(occurred_at / 1000, 'unixepoch') AS occurred,
        user_id,
        chat_id,

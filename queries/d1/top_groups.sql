@@ -1,6 +1,8 @@
 -- Top error groups seen since :since_ms (ms since the epoch), most frequent first.
--- Counts are over the events in the window; total is the group's all-time count.
-SELECT g.fingerprint,
+-- Counts are over the events in the window; total is the group's all-time count. :bot is one
+-- bot's name, or '' for every bot (`make errors ARGS="--bot NAME top"`).
+SELECT g.bot,
+       g.fingerprint,
        g.kind,
        g.location,
        COUNT(*) AS events,
@@ -9,7 +11,7 @@ SELECT g.fingerprint,
        g.last_message
 FROM error_events e
 JOIN error_groups g ON g.fingerprint = e.fingerprint
-WHERE e.occurred_at >= :since_ms
+WHERE e.occurred_at >= :since_ms AND (:bot = '' OR e.bot = :bot)
 GROUP BY g.fingerprint
 ORDER BY events DESC, last_seen DESC
 LIMIT :limit

@@ -48,6 +48,14 @@ pub enum ReportError {
     /// The key file could not be read.
     #[error("cannot read the key file {0}: {1}")]
     KeyFile(String, String),
+    /// Nothing is stored for the user under any key given.
+    #[error("nothing stored for user {user} under the key(s) tried ({tried}). Each bot may have its own ANALYTICS_ID_KEY: give every bot's key with --key-file (repeatable, e.g. --key-file path/to/bot/.dev.vars), or --raw-ids if the bot keeps raw ids")]
+    NoMatch {
+        /// The raw user id asked for.
+        user: i64,
+        /// Where the keys came from, with the pseudonym each gives.
+        tried: String,
+    },
 }
 
 /// Usage text.
@@ -59,10 +67,13 @@ commands:
   releases            errors by release
   user USER_ID        errors of one Telegram user (give the raw id: it is hashed with the key)
   forget USER_ID      erase one Telegram user from every D1 table (counts stay consistent)
+--bot NAME keeps one bot's errors (its BOT_NAME); every row names its bot.
 --since takes a number with m, h or d (minutes, hours, days); default 7d.
 User ids are stored as keyed pseudonyms: `user` and `forget` need the key, read from the
-ANALYTICS_ID_KEY environment variable or --key-file FILE (locally it defaults to .dev.vars),
-never from the command line; --raw-ids when the bot keeps raw ids (ANALYTICS_RAW_IDS=1).";
+ANALYTICS_ID_KEY environment variable and from each --key-file FILE (repeatable: one per bot
+with a key of its own; locally it defaults to .dev.vars), never from the command line; they
+try every key and say so when none finds the user; --raw-ids when the bot keeps raw ids
+(ANALYTICS_RAW_IDS=1).";
 
 /// Parsed options.
 #[derive(Debug, Clone, PartialEq)]
@@ -79,8 +90,10 @@ pub struct Options {
     pub limit: u32,
     /// The report.
     pub command: Report,
-    /// Where the pseudonym key is (`--key-file`; locally `.dev.vars` by default).
-    pub key_file: Option<PathBuf>,
+    /// Where the pseudonym keys are (`--key-file`, repeatable; locally `.dev.vars` by default).
+    pub key_files: Vec<PathBuf>,
+    /// Only this bot's errors (`--bot`).
+    pub bot: Option<String>,
     /// The bot keeps raw ids (`--raw-ids`): user ids are used as given.
     pub raw_ids: bool,
 }
@@ -127,7 +140,8 @@ pub fn parse_args(args: &[String]) -> Result<Options, ReportError> {
         since_ms: 7 * 86_400_000,
         limit: 20,
         command: Report::Top,
-        key_file: None,
+        key_files: Vec::new(),
+        bot: None,
         raw_ids: false,
     };
     let mut positional = Vec::new();
@@ -143,7 +157,8 @@ pub fn parse_args(args: &[String]) -> Result<Options, ReportError> {
             "--config" => options.config = value("--config")?.into(),
             "--persist-to" => options.persist_to = value("--persist-to")?.into(),
             "--since" => options.since_ms = parse_duration(&value("--since")?)?,
-            "--key-file" => options.key_file = Some(value("--key-file")?.into()),
+            "--key-file" => options.key_files.push(value("--key-file")?.into()),
+            "--bot" => options.bot = Some(parse_bot(&value("--bot")?)?),
             "--raw-ids" => options.raw_ids = true,
             "--limit" => {
                 options.limit = value("--limit")?
@@ -181,19 +196,28 @@ fn parse_user_id(text: &str) -> Result<i64, ReportError> {
         .map_err(|_| ReportError::Usage(format!("a user id is a number, not {text:?}")))
 }
 
-/// The pseudonym key: `ANALYTICS_ID_KEY` from the environment, else the key file (a file
-/// holding the key, or `.dev.vars`-style lines with `ANALYTICS_ID_KEY=…`); locally the key file
-/// defaults to `.dev.vars`.
-pub fn id_key(options: &Options, env_key: Option<String>) -> Result<Vec<u8>, ReportError> {
-    if let Some(key) = env_key.filter(|k| !k.trim().is_empty()) {
-        return Ok(key.trim().as_bytes().to_vec());
+/// A bot's name as `--bot` takes it: what `BOT_NAME` may be in a filter (it reaches SQL as a
+/// quoted literal, so only these characters).
+fn parse_bot(text: &str) -> Result<String, ReportError> {
+    let valid = !text.is_empty()
+        && text.len() <= 128
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if valid {
+        Ok(text.to_string())
+    } else {
+        Err(ReportError::Usage(format!(
+            "--bot takes a bot's name (up to 128 of A-Z a-z 0-9 _ - .), not {:?}",
+            analytics_core::text::ellipsize(text, 40)
+        )))
     }
-    let path = match (&options.key_file, options.remote) {
-        (Some(path), _) => path.clone(),
-        (None, false) => PathBuf::from(".dev.vars"),
-        (None, true) => return Err(ReportError::NoIdKey),
-    };
-    let text = std::fs::read_to_string(&path)
+}
+
+/// The key in a key file: a file holding the key, or `.dev.vars`-style lines with
+/// `ANALYTICS_ID_KEY=…`.
+fn key_in_file(path: &std::path::Path) -> Result<Vec<u8>, ReportError> {
+    let text = std::fs::read_to_string(path)
         .map_err(|e| ReportError::KeyFile(path.display().to_string(), e.to_string()))?;
     let from_line = text
         .lines()
@@ -205,25 +229,55 @@ pub fn id_key(options: &Options, env_key: Option<String>) -> Result<Vec<u8>, Rep
         None => String::new(),
     };
     if key.is_empty() {
-        return Err(ReportError::NoIdKey);
+        return Err(ReportError::KeyFile(
+            path.display().to_string(),
+            "it holds no ANALYTICS_ID_KEY".into(),
+        ));
     }
     Ok(key.into_bytes())
 }
 
-/// The id a user's rows are stored under: the pseudonym of `raw` under the key, or `raw` itself
-/// with `--raw-ids`.
-pub fn stored_user_id(
+/// The pseudonym keys to try, each with where it came from: `ANALYTICS_ID_KEY` from the
+/// environment, then every `--key-file`; locally, with neither, `.dev.vars`.
+pub fn id_keys(
+    options: &Options,
+    env_key: Option<String>,
+) -> Result<Vec<(String, Vec<u8>)>, ReportError> {
+    let mut keys = Vec::new();
+    if let Some(key) = env_key.filter(|k| !k.trim().is_empty()) {
+        keys.push((
+            "ANALYTICS_ID_KEY".to_string(),
+            key.trim().as_bytes().to_vec(),
+        ));
+    }
+    let default_file = [PathBuf::from(".dev.vars")];
+    let files = match (&options.key_files[..], options.remote, keys.is_empty()) {
+        ([], false, true) => &default_file[..],
+        (files, _, _) => files,
+    };
+    for path in files {
+        keys.push((path.display().to_string(), key_in_file(path)?));
+    }
+    if keys.is_empty() {
+        return Err(ReportError::NoIdKey);
+    }
+    Ok(keys)
+}
+
+/// The ids a user's rows may be stored under, each with the key it comes from: the pseudonym of
+/// `raw` under every key, or `raw` itself with `--raw-ids`.
+pub fn stored_user_ids(
     options: &Options,
     raw: i64,
     env_key: Option<String>,
-) -> Result<i64, ReportError> {
+) -> Result<Vec<(String, i64)>, ReportError> {
     if options.raw_ids {
-        return Ok(raw);
+        return Ok(vec![("--raw-ids".into(), raw)]);
     }
-    Ok(analytics_core::privacy::pseudonym(
-        &id_key(options, env_key)?,
-        raw,
-    ))
+    Ok(id_keys(options, env_key)?
+        .into_iter()
+        .map(|(from, key)| (from, analytics_core::privacy::pseudonym(&key, raw)))
+        .collect())
 }
 
 /// The SQL of a report with its placeholders filled (all values are validated numbers or hex).
@@ -248,6 +302,9 @@ pub fn sql_for(options: &Options, now_ms: i64, stored_user: Option<i64>) -> Stri
     if let Some(id) = stored_user {
         sql = sql.replace(":user_id", &id.to_string());
     }
+    // A validated name (see parse_bot), as a quoted literal; '' keeps every bot.
+    let bot = options.bot.as_deref().unwrap_or("");
+    sql = sql.replace(":bot", &format!("'{bot}'"));
     sql.lines()
         .filter(|l| !l.trim_start().starts_with("--"))
         .collect::<Vec<_>>()
@@ -278,10 +335,43 @@ pub fn query(
     now_ms: i64,
     env_key: Option<String>,
 ) -> Result<Vec<Value>, ReportError> {
-    let stored_user = match options.command {
-        Report::User(raw) | Report::Forget(raw) => Some(stored_user_id(options, raw, env_key)?),
-        _ => None,
+    let raw = match options.command {
+        Report::User(raw) | Report::Forget(raw) => raw,
+        _ => return run_sql(options, &sql_for(options, now_ms, None)),
     };
+    // Every key the user gave: a bot with a key of its own stores its users under other
+    // pseudonyms. Rows found under any key are the answer; none under all is said clearly.
+    let mut rows = Vec::new();
+    let mut tried = Vec::new();
+    let mut found = false;
+    for (from, id) in stored_user_ids(options, raw, env_key)? {
+        let count = format!(
+            "SELECT (SELECT count(*) FROM error_events WHERE user_id = {id} OR chat_id = {id}) + \
+             (SELECT count(*) FROM analytics_points_local WHERE index1 = '{id}' OR double4 = {id} \
+             OR double5 = {id}) AS n"
+        );
+        let stored = run_sql(options, &count)?
+            .first()
+            .and_then(|r| r["n"].as_i64())
+            .unwrap_or(0);
+        tried.push(format!("{from} → {id}: {stored} rows"));
+        if stored == 0 {
+            continue;
+        }
+        found = true;
+        rows.extend(run_sql(options, &sql_for(options, now_ms, Some(id)))?);
+    }
+    if !found {
+        return Err(ReportError::NoMatch {
+            user: raw,
+            tried: tried.join("; "),
+        });
+    }
+    Ok(rows)
+}
+
+/// Runs one SQL text with wrangler; returns the rows of its last statement.
+fn run_sql(options: &Options, sql: &str) -> Result<Vec<Value>, ReportError> {
     if !options.remote && !options.persist_to.join("v3/d1").exists() {
         return Err(ReportError::NoLocalDatabase(
             options.persist_to.display().to_string(),
@@ -298,9 +388,7 @@ pub fn query(
             .arg("--persist-to")
             .arg(&options.persist_to);
     }
-    command
-        .arg("--command")
-        .arg(sql_for(options, now_ms, stored_user));
+    command.arg("--command").arg(sql);
     command.env("WRANGLER_SEND_METRICS", "false");
     let output = command
         .output()
@@ -481,8 +569,11 @@ mod tests {
         assert_eq!(o.command, Report::Forget(5_123_456_789));
         let key = "dev-key".to_string();
         assert_eq!(
-            stored_user_id(&o, 5_123_456_789, Some(key.clone())).unwrap(),
-            analytics_core::privacy::pseudonym(b"dev-key", 5_123_456_789)
+            stored_user_ids(&o, 5_123_456_789, Some(key.clone())).unwrap(),
+            vec![(
+                "ANALYTICS_ID_KEY".to_string(),
+                analytics_core::privacy::pseudonym(b"dev-key", 5_123_456_789)
+            )]
         );
         let dir = std::env::temp_dir().join(format!("report-key-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -498,18 +589,64 @@ mod tests {
             let with_file =
                 parse_args(&args(&["--key-file", file.to_str().unwrap(), "user", "1"])).unwrap();
             assert_eq!(
-                stored_user_id(&with_file, 1, None).unwrap(),
+                stored_user_ids(&with_file, 1, None).unwrap()[0].1,
                 analytics_core::privacy::pseudonym(b"dev-key", 1)
             );
         }
+        // Several bots, several keys: every key is tried, the environment's first.
+        let other = dir.join("other.vars");
+        std::fs::write(&other, "ANALYTICS_ID_KEY=other-bot-key\n").unwrap();
+        let both = parse_args(&args(&[
+            "--key-file",
+            vars.to_str().unwrap(),
+            "--key-file",
+            other.to_str().unwrap(),
+            "user",
+            "1",
+        ]))
+        .unwrap();
+        let ids: Vec<i64> = stored_user_ids(&both, 1, Some("env-key".into()))
+            .unwrap()
+            .into_iter()
+            .map(|(_, id)| id)
+            .collect();
+        assert_eq!(
+            ids,
+            [b"env-key".as_slice(), b"dev-key", b"other-bot-key"]
+                .map(|k| analytics_core::privacy::pseudonym(k, 1))
+        );
+        let empty = dir.join("empty.vars");
+        std::fs::write(&empty, "TELEGRAM_WEBHOOK_SECRET=x\n").unwrap();
+        let no_key =
+            parse_args(&args(&["--key-file", empty.to_str().unwrap(), "user", "1"])).unwrap();
+        assert!(matches!(
+            stored_user_ids(&no_key, 1, None),
+            Err(ReportError::KeyFile(..))
+        ));
         let remote = parse_args(&args(&["--remote", "user", "1"])).unwrap();
         assert!(matches!(
-            stored_user_id(&remote, 1, None),
+            stored_user_ids(&remote, 1, None),
             Err(ReportError::NoIdKey)
         ));
         let raw = parse_args(&args(&["--raw-ids", "--remote", "user", "1"])).unwrap();
-        assert_eq!(stored_user_id(&raw, 1, None).unwrap(), 1);
+        assert_eq!(stored_user_ids(&raw, 1, None).unwrap()[0].1, 1);
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_bot_filter_is_a_validated_literal() {
+        let o = parse_args(&args(&["--bot", "quiz-bot", "top"])).unwrap();
+        assert_eq!(o.bot.as_deref(), Some("quiz-bot"));
+        let sql = sql_for(&o, 1_764_000_000_000, None);
+        assert!(sql.contains("'quiz-bot'") && !sql.contains(":bot"), "{sql}");
+        let all = sql_for(&parse_args(&args(&["top"])).unwrap(), 0, None);
+        assert!(all.contains("('' = '' OR e.bot = '')"), "{all}");
+        for bad in ["x' OR 1=1 --", "", "a b", "bot;", "ü"] {
+            assert!(
+                parse_args(&args(&["--bot", bad, "top"])).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

@@ -198,7 +198,7 @@ pub const BLOBS: &[BlobColumn] = &[
             p.event
                 .error
                 .as_ref()
-                .map(crate::fingerprint::of_error)
+                .map(|e| crate::fingerprint::of_error(&p.source.worker, e))
                 .unwrap_or_default()
         },
     },

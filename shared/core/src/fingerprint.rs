@@ -19,20 +19,30 @@ pub fn fingerprint(kind: &str, message: &str, location: Option<&str>) -> Fingerp
     format!("{:016x}", hash.finish())
 }
 
-/// The fingerprint of an error event's details: by kind and the sender's grouping key when it
-/// chose one (handler errors group by their type and code location), otherwise by kind,
-/// normalised message and location ([`fingerprint`]).
-pub fn of_error(details: &crate::ErrorDetails) -> Fingerprint {
+/// The fingerprint of an error event's details, within the bot that sent it (`bot`, the
+/// sending Worker's name): two bots' errors never share a group, even at the same type and
+/// line. Within a bot: by kind and the sender's grouping key when it chose one (handler errors
+/// group by their type and code location), otherwise by kind, normalised message and location
+/// (as [`fingerprint`] hashes them).
+pub fn of_error(bot: &str, details: &crate::ErrorDetails) -> Fingerprint {
+    let mut hash = Fnv1a::new();
+    hash.write(b"bot\0");
+    hash.write(bot.as_bytes());
+    hash.write(&[0]);
+    hash.write(details.kind.as_bytes());
     match &details.group_key {
         Some(key) => {
-            let mut hash = Fnv1a::new();
-            hash.write(details.kind.as_bytes());
             hash.write(b"\0group\0");
             hash.write(key.as_bytes());
-            format!("{:016x}", hash.finish())
         }
-        None => fingerprint(&details.kind, &details.message, details.location.as_deref()),
+        None => {
+            hash.write(&[0]);
+            hash.write(normalize_message(&details.message).as_bytes());
+            hash.write(&[0]);
+            hash.write(details.location.as_deref().unwrap_or("").as_bytes());
+        }
     }
+    format!("{:016x}", hash.finish())
 }
 
 /// 64-bit FNV-1a: small, stable across builds and platforms (part of the stored data's meaning).
@@ -189,12 +199,15 @@ mod tests {
     #[test]
     fn a_group_key_groups_by_kind_and_key_whatever_the_message() {
         let at = |message: &str, key: Option<&str>| {
-            of_error(&crate::ErrorDetails {
-                kind: "D1Error".into(),
-                message: message.into(),
-                location: Some("handler:src/bot.rs:42".into()),
-                group_key: key.map(str::to_string),
-            })
+            of_error(
+                "bot",
+                &crate::ErrorDetails {
+                    kind: "D1Error".into(),
+                    message: message.into(),
+                    location: Some("handler:src/bot.rs:42".into()),
+                    group_key: key.map(str::to_string),
+                },
+            )
         };
         let key = Some("handler:src/bot.rs:42");
         assert_eq!(
@@ -210,6 +223,32 @@ mod tests {
             at("database is locked", None)
         );
         assert_eq!(at("x", key).len(), 16);
+    }
+
+    #[test]
+    fn two_bots_errors_at_the_same_type_and_line_are_two_groups() {
+        let details = crate::ErrorDetails {
+            kind: "ParseIntError".into(),
+            message: "invalid digit found in string".into(),
+            location: Some("handler:src/lib.rs:164".into()),
+            group_key: Some("handler:src/lib.rs:164".into()),
+        };
+        assert_ne!(
+            of_error("quiz-bot", &details),
+            of_error("shop-bot", &details)
+        );
+        assert_eq!(
+            of_error("quiz-bot", &details),
+            of_error("quiz-bot", &details)
+        );
+        let ungrouped = crate::ErrorDetails {
+            group_key: None,
+            ..details
+        };
+        assert_ne!(
+            of_error("quiz-bot", &ungrouped),
+            of_error("shop-bot", &ungrouped)
+        );
     }
 
     fn same(a: &str, b: &str) -> bool {

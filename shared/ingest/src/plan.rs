@@ -251,7 +251,10 @@ pub fn accept(envelope: &Envelope, bytes: &[u8], received_at_ms: i64) -> Accepte
                     });
                 ErrorRow {
                     event_id: event.id.to_string(),
-                    fingerprint: analytics_core::fingerprint::of_error(&details),
+                    fingerprint: analytics_core::fingerprint::of_error(
+                        &envelope.source.worker,
+                        &details,
+                    ),
                     occurred_at_ms: corrected,
                     kind: details.kind,
                     message: details.message,
