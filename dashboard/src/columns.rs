@@ -9,6 +9,8 @@
 /// The dataset (the SQL API's table; the local mirror has a view of the same name).
 pub const DATASET: &str = "telegram_bot_events";
 
+/// The bot: the sending Worker's name (`BOT_NAME`).
+pub const BOT: &str = "blob1";
 /// Event kind: update, command, callback, performance, error, custom.
 pub const KIND: &str = "blob3";
 /// Event name: update kind, command, metric, error kind, …
@@ -63,6 +65,7 @@ mod tests {
 
     #[test]
     fn the_columns_mean_what_the_column_map_says() {
+        assert!(blob_holds(BOT).starts_with("bot"));
         assert!(blob_holds(KIND).starts_with("event kind"));
         assert!(blob_holds(NAME).starts_with("event name"));
         assert!(blob_holds(USER).contains("user"));

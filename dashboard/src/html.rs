@@ -5,9 +5,10 @@
 
 use crate::chart::{bar_chart, line_chart, Series, PALETTE};
 use crate::model::{ErrorsPage, GroupPage, GroupRow, Overview, PipelinePage, Section};
+use crate::pages::bot_param;
 use crate::queries::ErrorSort;
 use crate::range::Range;
-use crate::route::{encode, is_fingerprint, ICON_PATH, STYLESHEET_PATH};
+use crate::route::{encode, is_fingerprint, ICON_PATH, MAX_BOT_BYTES, STYLESHEET_PATH};
 use crate::timefmt::{axis_label, display};
 
 /// Escapes text for HTML text and double-quoted attribute values.
@@ -92,14 +93,21 @@ enum Nav {
     None,
 }
 
-fn layout(title: &str, nav: Nav, body: &str, footer: Option<&Footer>) -> String {
+fn layout(title: &str, nav: Nav, bot: Option<&str>, body: &str, footer: Option<&Footer>) -> String {
+    // The navigation keeps the bot filter: every page of one bot stays that bot's.
+    let filter = bot
+        .map(|b| format!("?bot={}", encode(b)))
+        .unwrap_or_default();
     let link = |href: &str, label: &str, this: Nav| {
         let current = if nav == this {
             " aria-current=\"page\""
         } else {
             ""
         };
-        format!("<a href=\"{href}\"{current}>{label}</a>")
+        format!(
+            "<a href=\"{}\"{current}>{label}</a>",
+            escape(&format!("{href}{filter}"))
+        )
     };
     let foot = match footer {
         Some(f) => format!(
@@ -125,7 +133,7 @@ fn layout(title: &str, nav: Nav, body: &str, footer: Option<&Footer>) -> String 
     )
 }
 
-fn range_picker(path: &str, current: Range) -> String {
+fn range_picker(path: &str, current: Range, bot: Option<&str>) -> String {
     let mut out = String::from("<nav class=\"ranges\" aria-label=\"Range\">");
     for r in Range::ALL {
         let here = if r == current {
@@ -133,14 +141,58 @@ fn range_picker(path: &str, current: Range) -> String {
         } else {
             ""
         };
+        let href = format!("{path}?range={}{}", r.as_param(), bot_param(bot));
         out.push_str(&format!(
-            "<a href=\"{path}?range={}\"{here}>{}</a>",
-            r.as_param(),
+            "<a href=\"{}\"{here}>{}</a>",
+            escape(&href),
             r.as_param()
         ));
     }
     out.push_str("</nav>");
     out
+}
+
+/// The bot filter of a page: a form (GET `action`, keeping `hidden` parameters) with the bot's
+/// name, and a link back to every bot when one is picked.
+fn bot_filter(action: &str, hidden: &[(&str, &str)], bot: Option<&str>) -> String {
+    let mut out = format!(
+        "<form class=\"filter\" method=\"get\" action=\"{}\">",
+        escape(action)
+    );
+    for (name, value) in hidden {
+        out.push_str(&format!(
+            "<input type=\"hidden\" name=\"{}\" value=\"{}\">",
+            escape(name),
+            escape(value)
+        ));
+    }
+    out.push_str(&format!(
+        "<label>Bot <input name=\"bot\" value=\"{}\" placeholder=\"every bot\" maxlength=\"{MAX_BOT_BYTES}\" pattern=\"[A-Za-z0-9_.\\-]+\"></label> <button type=\"submit\">Show</button>",
+        escape(bot.unwrap_or(""))
+    ));
+    if bot.is_some() {
+        let all: Vec<String> = hidden
+            .iter()
+            .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+            .collect();
+        let href = if all.is_empty() {
+            action.to_string()
+        } else {
+            format!("{action}?{}", all.join("&"))
+        };
+        out.push_str(&format!(" <a href=\"{}\">every bot</a>", escape(&href)));
+    }
+    out.push_str("</form>");
+    out
+}
+
+/// A bot's name as a table cell, linking to `path` filtered to that bot.
+fn bot_cell(path: &str, bot: &str) -> String {
+    if bot.is_empty() {
+        return "<span class=\"muted\">—</span>".into();
+    }
+    let href = format!("{path}?bot={}", encode(bot));
+    format!("<a href=\"{}\">{}</a>", escape(&href), cell(bot))
 }
 
 fn failed(error: &str) -> String {
@@ -194,12 +246,24 @@ fn section<T>(title: &str, id: &str, data: &Section<T>, body: impl FnOnce(&T) ->
     )
 }
 
+/// ` · bot <name>` after a page's range when a bot is picked.
+fn bot_title(bot: Option<&str>) -> String {
+    bot.map(|b| format!(" · bot {}", escape(b)))
+        .unwrap_or_default()
+}
+
 /// The overview page.
 pub fn overview(page: &Overview, footer: &Footer) -> String {
     let mut body = format!(
-        "<div class=\"title\"><h1>Overview <span class=\"muted\">{}</span></h1>{}</div>",
+        "<div class=\"title\"><h1>Overview <span class=\"muted\">{}{}</span></h1>{}</div>{}",
         escape(page.range.label()),
-        range_picker("/", page.range)
+        bot_title(page.bot.as_deref()),
+        range_picker("/", page.range, page.bot.as_deref()),
+        bot_filter(
+            "/",
+            &[("range", page.range.as_param())],
+            page.bot.as_deref()
+        )
     );
     let today = page
         .daily_users
@@ -267,7 +331,7 @@ pub fn overview(page: &Overview, footer: &Footer) -> String {
             return "<p class=\"muted\">No commands or button presses in this range.</p>".into();
         }
         let mut t = String::from(
-            "<table><thead><tr><th>kind</th><th>name</th><th class=\"num\">uses</th>\
+            "<table><thead><tr><th>bot</th><th>kind</th><th>name</th><th class=\"num\">uses</th>\
              <th class=\"num\">handler p50</th><th class=\"num\">handler p95</th></tr></thead><tbody>",
         );
         for n in names {
@@ -277,7 +341,8 @@ pub fn overview(page: &Overview, footer: &Footer) -> String {
                 n.name.clone()
             };
             t.push_str(&format!(
-                "<tr><td>{}</td><td class=\"name\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td class=\"name\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                bot_cell("/", &n.bot),
                 escape(&n.kind),
                 cell(&shown),
                 count(n.uses),
@@ -305,11 +370,12 @@ pub fn overview(page: &Overview, footer: &Footer) -> String {
             return "<p class=\"muted\">None. <a href=\"/errors\">All error groups</a></p>".into();
         }
         let mut t = String::from(
-            "<table><thead><tr><th>kind</th><th>message</th><th class=\"num\">events</th><th>last seen</th></tr></thead><tbody>",
+            "<table><thead><tr><th>bot</th><th>kind</th><th>message</th><th class=\"num\">events</th><th>last seen</th></tr></thead><tbody>",
         );
         for g in groups {
             t.push_str(&format!(
-                "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td></tr>",
+                bot_cell("/", &g.bot),
                 cell(&g.kind),
                 group_link(&g.fingerprint, &g.message),
                 count(g.count),
@@ -319,7 +385,13 @@ pub fn overview(page: &Overview, footer: &Footer) -> String {
         t.push_str("</tbody></table><p><a href=\"/errors\">All error groups</a></p>");
         t
     }));
-    layout("Overview", Nav::Overview, &body, Some(footer))
+    layout(
+        "Overview",
+        Nav::Overview,
+        page.bot.as_deref(),
+        &body,
+        Some(footer),
+    )
 }
 
 fn groups_table(groups: &[GroupRow]) -> String {
@@ -338,7 +410,7 @@ fn groups_table(groups: &[GroupRow]) -> String {
             display(g.first_seen),
             display(g.last_seen),
             cell(&g.release),
-            cell(&g.bot)
+            bot_cell("/errors", &g.bot)
         ));
     }
     t.push_str("</tbody></table>");
@@ -347,11 +419,13 @@ fn groups_table(groups: &[GroupRow]) -> String {
 
 /// The errors page.
 pub fn errors(page: &ErrorsPage, footer: &Footer) -> String {
+    let bot = page.bot.as_deref();
     let release_param = page
         .release
         .as_deref()
         .map(|r| format!("&release={}", encode(r)))
-        .unwrap_or_default();
+        .unwrap_or_default()
+        + &bot_param(bot);
     let sort_link = |sort: ErrorSort, label: &str| {
         let here = if sort == page.sort {
             " aria-current=\"true\""
@@ -363,9 +437,25 @@ pub fn errors(page: &ErrorsPage, footer: &Footer) -> String {
             escape(&format!("/errors?sort={}{release_param}", sort.as_param()))
         )
     };
-    let mut body = String::from("<div class=\"title\"><h1>Errors</h1></div>");
+    let mut body = format!(
+        "<div class=\"title\"><h1>Errors<span class=\"muted\">{}</span></h1></div>",
+        bot_title(bot)
+    );
+    let mut hidden = vec![("sort", page.sort.as_param())];
+    if let Some(release) = &page.release {
+        hidden.push(("release", release));
+    }
+    body.push_str(&bot_filter("/errors", &hidden, bot));
+    let bot_input = bot
+        .map(|b| {
+            format!(
+                "<input type=\"hidden\" name=\"bot\" value=\"{}\">",
+                escape(b)
+            )
+        })
+        .unwrap_or_default();
     body.push_str(&format!(
-        "<form class=\"filter\" method=\"get\" action=\"/errors\"><input type=\"hidden\" name=\"sort\" value=\"{}\">\
+        "<form class=\"filter\" method=\"get\" action=\"/errors\"><input type=\"hidden\" name=\"sort\" value=\"{}\">{bot_input}\
          <label>Release <select name=\"release\"><option value=\"\">all releases</option>",
         page.sort.as_param()
     ));
@@ -416,7 +506,7 @@ pub fn errors(page: &ErrorsPage, footer: &Footer) -> String {
             )
         }
     }));
-    layout("Errors", Nav::Errors, &body, Some(footer))
+    layout("Errors", Nav::Errors, bot, &body, Some(footer))
 }
 
 /// One error group's page.
@@ -443,7 +533,7 @@ pub fn group(page: &GroupPage, footer: &Footer) -> String {
              <p class=\"location\">{}</p>",
             cell(&g.kind),
             cell(&g.message),
-            range_picker(&path, page.range),
+            range_picker(&path, page.range, page.bot.as_deref()),
             cell(&g.location)
         ));
         body.push_str("<div class=\"cards\">");
@@ -502,15 +592,27 @@ pub fn group(page: &GroupPage, footer: &Footer) -> String {
             t
         }));
     }
-    layout("Error group", Nav::Errors, &body, Some(footer))
+    layout(
+        "Error group",
+        Nav::Errors,
+        page.bot.as_deref(),
+        &body,
+        Some(footer),
+    )
 }
 
 /// The pipeline health page.
 pub fn pipeline(page: &PipelinePage, footer: &Footer) -> String {
     let mut body = format!(
-        "<div class=\"title\"><h1>Pipeline health <span class=\"muted\">{}</span></h1>{}</div>",
+        "<div class=\"title\"><h1>Pipeline health <span class=\"muted\">{}{}</span></h1>{}</div>{}",
         escape(page.range.label()),
-        range_picker("/pipeline", page.range)
+        bot_title(page.bot.as_deref()),
+        range_picker("/pipeline", page.range, page.bot.as_deref()),
+        bot_filter(
+            "/pipeline",
+            &[("range", page.range.as_param())],
+            page.bot.as_deref()
+        )
     );
     body.push_str(&section(
         "Queue messages stored",
@@ -655,7 +757,13 @@ pub fn pipeline(page: &PipelinePage, footer: &Footer) -> String {
         t.push_str("</tbody></table>");
         t
     }));
-    layout("Pipeline health", Nav::Pipeline, &body, Some(footer))
+    layout(
+        "Pipeline health",
+        Nav::Pipeline,
+        page.bot.as_deref(),
+        &body,
+        Some(footer),
+    )
 }
 
 /// A page without data for a signed-in user: a bad request, a missing page (`message` is
@@ -666,7 +774,7 @@ pub fn status_page(status: u16, title: &str, message: &str) -> String {
         escape(title),
         escape(&analytics_core::text::ellipsize(message, 300))
     );
-    layout(title, Nav::None, &body, None)
+    layout(title, Nav::None, None, &body, None)
 }
 
 /// The page of a refused request (401, 503): bare HTML that loads nothing (the stylesheet
@@ -764,7 +872,7 @@ mod tests {
         pages.push(status_page(400, "Bad request", HOSTILE));
         pages.push(refusal.clone());
         let hostile_release = errors(
-            &model::errors(ErrorSort::Count, Some(HOSTILE.into()), &results),
+            &model::errors(ErrorSort::Count, Some(HOSTILE.into()), None, &results),
             &footer(),
         );
         pages.push(hostile_release.clone());
@@ -782,7 +890,7 @@ mod tests {
         }
         assert!(!refusal.contains("<link"), "a refusal loads nothing");
         // An invalid fingerprint from the database is shown but never linked.
-        let overview = overview(&model::overview(Range::Day, NOW, &results), &footer());
+        let overview = overview(&model::overview(Range::Day, None, NOW, &results), &footer());
         assert!(!overview.contains("href=\"/errors/&quot;"));
         // The hostile release is kept in the filter form, escaped and percent-encoded in links.
         assert!(
@@ -795,7 +903,7 @@ mod tests {
         let mut results = Results::default();
         results.insert(QueryId::Group, Ok(vec![]));
         let html = group(
-            &model::group("0123456789abcdef", Range::Week, NOW, &results),
+            &model::group("0123456789abcdef", Range::Week, None, NOW, &results),
             &footer(),
         );
         assert!(html.contains("No such error group"));

@@ -30,6 +30,8 @@ pub struct KindSeries {
 /// A command or callback with its uses and handler durations.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NameRow {
+    /// The bot it belongs to (two bots' `/start` are two rows).
+    pub bot: String,
     /// `command` or `callback`.
     pub kind: String,
     /// The command or callback name.
@@ -90,6 +92,8 @@ fn group_row(row: &Row) -> GroupRow {
 pub struct Overview {
     /// The range shown.
     pub range: Range,
+    /// The bot filter (`None`: every bot).
+    pub bot: Option<String>,
     /// Start of each hourly bucket, ms.
     pub hours: Vec<i64>,
     /// Events per hour by kind (kinds with events only, in the pipeline's kind order).
@@ -129,7 +133,7 @@ impl Overview {
 }
 
 /// Builds the overview from its results.
-pub fn overview(range: Range, now_ms: i64, results: &Results) -> Overview {
+pub fn overview(range: Range, bot: Option<String>, now_ms: i64, results: &Results) -> Overview {
     let window = range.window(now_ms);
     let hours = window.hours();
     let series = section(results, QueryId::EventsPerHour, |rows| {
@@ -168,6 +172,7 @@ pub fn overview(range: Range, now_ms: i64, results: &Results) -> Overview {
                 let timed = count(row, "timed");
                 let percentile = |c: &str| if timed > 0 { num(row, c) } else { None };
                 NameRow {
+                    bot: text(row, "bot"),
                     kind: text(row, "kind"),
                     name: text(row, "name"),
                     uses: count(row, "uses"),
@@ -202,6 +207,7 @@ pub fn overview(range: Range, now_ms: i64, results: &Results) -> Overview {
     });
     Overview {
         range,
+        bot,
         hours,
         series,
         names,
@@ -217,6 +223,8 @@ pub struct ErrorsPage {
     pub sort: ErrorSort,
     /// Release filter.
     pub release: Option<String>,
+    /// The bot filter (`None`: every bot).
+    pub bot: Option<String>,
     /// The groups.
     pub groups: Section<Vec<GroupRow>>,
     /// Releases with errors: (release, events).
@@ -224,10 +232,16 @@ pub struct ErrorsPage {
 }
 
 /// Builds the errors page from its results.
-pub fn errors(sort: ErrorSort, release: Option<String>, results: &Results) -> ErrorsPage {
+pub fn errors(
+    sort: ErrorSort,
+    release: Option<String>,
+    bot: Option<String>,
+    results: &Results,
+) -> ErrorsPage {
     ErrorsPage {
         sort,
         release,
+        bot,
         groups: section(results, QueryId::ErrorGroups, |rows| {
             rows.iter().map(group_row).collect()
         }),
@@ -269,6 +283,8 @@ pub struct GroupPage {
     pub fingerprint: String,
     /// The chart's range.
     pub range: Range,
+    /// The bot filter the user came with (kept in links).
+    pub bot: Option<String>,
     /// The group (`None`: no such group).
     pub group: Section<Option<GroupRow>>,
     /// Its most recent events.
@@ -280,12 +296,19 @@ pub struct GroupPage {
 }
 
 /// Builds a group's page from its results.
-pub fn group(fingerprint: &str, range: Range, now_ms: i64, results: &Results) -> GroupPage {
+pub fn group(
+    fingerprint: &str,
+    range: Range,
+    bot: Option<String>,
+    now_ms: i64,
+    results: &Results,
+) -> GroupPage {
     let window = range.window(now_ms);
     let hours = window.hours();
     GroupPage {
         fingerprint: fingerprint.to_string(),
         range,
+        bot,
         group: section(results, QueryId::Group, |rows| rows.first().map(group_row)),
         events: section(results, QueryId::GroupEvents, |rows| {
             rows.iter()
@@ -393,6 +416,8 @@ pub struct LagStats {
 pub struct PipelinePage {
     /// The range shown.
     pub range: Range,
+    /// The bot filter (`None`: every bot; rejected messages are shown for all).
+    pub bot: Option<String>,
     /// Stored messages and drops.
     pub envelopes: Section<EnvelopeStats>,
     /// Rejected and dead-lettered messages by queue and reason.
@@ -408,7 +433,7 @@ pub struct PipelinePage {
 }
 
 /// Builds the pipeline page from its results.
-pub fn pipeline(range: Range, now_ms: i64, results: &Results) -> PipelinePage {
+pub fn pipeline(range: Range, bot: Option<String>, now_ms: i64, results: &Results) -> PipelinePage {
     let window = range.window(now_ms);
     let hours = window.hours();
     let envelopes = section(results, QueryId::Envelopes, |rows| {
@@ -494,6 +519,7 @@ pub fn pipeline(range: Range, now_ms: i64, results: &Results) -> PipelinePage {
     });
     PipelinePage {
         range,
+        bot,
         envelopes,
         rejected,
         recent_rejected,
@@ -540,7 +566,7 @@ mod tests {
                 message: "x".into(),
             }),
         );
-        let o = overview(Range::Day, NOW, &results);
+        let o = overview(Range::Day, None, NOW, &results);
         assert_eq!(o.hours.len(), 24);
         let series = o.series.as_ref().unwrap();
         assert_eq!(
@@ -586,7 +612,7 @@ mod tests {
             QueryId::DeliveryLagPerHour,
             Ok(rows(json!([{"hour": "2025-11-24 16:00:00", "events": "4", "p50_ms": 900.0, "p95_ms": "1500"}]))),
         );
-        let p = pipeline(Range::Day, NOW, &results);
+        let p = pipeline(Range::Day, None, NOW, &results);
         let e = p.envelopes.unwrap();
         assert_eq!((e.messages, e.events), (4, 8));
         assert_eq!((e.p50, e.p95, e.max), (Some(1.0), Some(5.0), Some(5.0)));
@@ -613,7 +639,7 @@ mod tests {
             )),
         );
         results.insert(QueryId::Group, Ok(vec![]));
-        let g = group("0123456789abcdef", Range::Week, NOW, &results);
+        let g = group("0123456789abcdef", Range::Week, None, NOW, &results);
         let per_hour = g.per_hour.unwrap();
         assert_eq!(per_hour.len(), 168);
         assert_eq!(per_hour[167], 2.0);

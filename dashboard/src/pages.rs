@@ -48,33 +48,43 @@ page_kinds! {
 /// A release name that tries everything: SQL, markup and URL syntax.
 pub const HOSTILE_RELEASE: &str = "'; DROP TABLE error_groups; --<script>&\"";
 
+/// The bot filters every kind of page is tested with: every bot, and one.
+pub const EXAMPLE_BOTS: [Option<&str>; 2] = [None, Some("minimal-bot")];
+
 impl PageKind {
     /// Pages of this kind with every parameter value the tests must cover: each range, each
-    /// sort, no release, a plain one and a hostile one.
+    /// sort, no release, a plain one and a hostile one, and each of [`EXAMPLE_BOTS`].
     pub fn examples(self) -> Vec<Page> {
         let fingerprint = || "0123456789abcdef".to_string();
-        match self {
-            PageKind::Overview => Range::ALL.map(|range| Page::Overview { range }).to_vec(),
-            PageKind::Pipeline => Range::ALL.map(|range| Page::Pipeline { range }).to_vec(),
-            PageKind::ErrorGroup => Range::ALL
-                .map(|range| Page::ErrorGroup {
+        let mut pages = Vec::new();
+        for bot in EXAMPLE_BOTS.map(|b| b.map(str::to_string)) {
+            match self {
+                PageKind::Overview => pages.extend(Range::ALL.map(|range| Page::Overview {
+                    range,
+                    bot: bot.clone(),
+                })),
+                PageKind::Pipeline => pages.extend(Range::ALL.map(|range| Page::Pipeline {
+                    range,
+                    bot: bot.clone(),
+                })),
+                PageKind::ErrorGroup => pages.extend(Range::ALL.map(|range| Page::ErrorGroup {
                     fingerprint: fingerprint(),
                     range,
-                })
-                .to_vec(),
-            PageKind::Errors => {
-                let releases = [None, Some("0.1.0"), Some(HOSTILE_RELEASE)];
-                [ErrorSort::LastSeen, ErrorSort::Count]
-                    .into_iter()
-                    .flat_map(|sort| {
-                        releases.map(|release| Page::Errors {
+                    bot: bot.clone(),
+                })),
+                PageKind::Errors => {
+                    let releases = [None, Some("0.1.0"), Some(HOSTILE_RELEASE)];
+                    for sort in [ErrorSort::LastSeen, ErrorSort::Count] {
+                        pages.extend(releases.map(|release| Page::Errors {
                             sort,
                             release: release.map(str::to_string),
-                        })
-                    })
-                    .collect()
+                            bot: bot.clone(),
+                        }));
+                    }
+                }
             }
         }
+        pages
     }
 
     /// Its name, for test reports and screenshots.
@@ -88,6 +98,12 @@ impl PageKind {
     }
 }
 
+/// `&bot=<name>` for a bot filter, nothing for every bot.
+pub fn bot_param(bot: Option<&str>) -> String {
+    bot.map(|b| format!("&bot={}", encode(b)))
+        .unwrap_or_default()
+}
+
 impl Page {
     /// Its kind.
     pub fn kind(&self) -> PageKind {
@@ -99,20 +115,33 @@ impl Page {
         }
     }
 
+    /// Its bot filter.
+    pub fn bot(&self) -> Option<&str> {
+        match self {
+            Page::Overview { bot, .. }
+            | Page::Errors { bot, .. }
+            | Page::ErrorGroup { bot, .. }
+            | Page::Pipeline { bot, .. } => bot.as_deref(),
+        }
+    }
+
     /// Its URL (path and query), which routes back to this very page.
     pub fn url(&self) -> String {
+        let bot = bot_param(self.bot());
         match self {
-            Page::Overview { range } => format!("/?range={}", range.as_param()),
-            Page::Pipeline { range } => format!("/pipeline?range={}", range.as_param()),
-            Page::ErrorGroup { fingerprint, range } => {
-                format!("/errors/{fingerprint}?range={}", range.as_param())
+            Page::Overview { range, .. } => format!("/?range={}{bot}", range.as_param()),
+            Page::Pipeline { range, .. } => format!("/pipeline?range={}{bot}", range.as_param()),
+            Page::ErrorGroup {
+                fingerprint, range, ..
+            } => {
+                format!("/errors/{fingerprint}?range={}{bot}", range.as_param())
             }
-            Page::Errors { sort, release } => {
+            Page::Errors { sort, release, .. } => {
                 let release = release
                     .as_deref()
                     .map(|r| format!("&release={}", encode(r)))
                     .unwrap_or_default();
-                format!("/errors?sort={}{release}", sort.as_param())
+                format!("/errors?sort={}{release}{bot}", sort.as_param())
             }
         }
     }
@@ -120,18 +149,22 @@ impl Page {
 
 /// The page's HTML from the results of its plan, as of `now_ms`.
 pub fn render(page: &Page, now_ms: i64, results: &Results, footer: &Footer) -> String {
+    let bot = page.bot().map(str::to_string);
     match page {
-        Page::Overview { range } => {
-            html::overview(&model::overview(*range, now_ms, results), footer)
+        Page::Overview { range, .. } => {
+            html::overview(&model::overview(*range, bot, now_ms, results), footer)
         }
-        Page::Errors { sort, release } => {
-            html::errors(&model::errors(*sort, release.clone(), results), footer)
+        Page::Errors { sort, release, .. } => {
+            html::errors(&model::errors(*sort, release.clone(), bot, results), footer)
         }
-        Page::ErrorGroup { fingerprint, range } => {
-            html::group(&model::group(fingerprint, *range, now_ms, results), footer)
-        }
-        Page::Pipeline { range } => {
-            html::pipeline(&model::pipeline(*range, now_ms, results), footer)
+        Page::ErrorGroup {
+            fingerprint, range, ..
+        } => html::group(
+            &model::group(fingerprint, *range, bot, now_ms, results),
+            footer,
+        ),
+        Page::Pipeline { range, .. } => {
+            html::pipeline(&model::pipeline(*range, bot, now_ms, results), footer)
         }
     }
 }

@@ -110,28 +110,32 @@ impl DataPlan {
 /// The data plan of `page` at `now_ms`, its Analytics Engine queries in `dialect`.
 pub fn plan(page: &Page, now_ms: i64, dialect: Dialect) -> DataPlan {
     let mut plan = DataPlan::default();
+    // The bot filter: a literal in Analytics Engine SQL (validated), a bound parameter in D1.
+    let bot_param =
+        |bot: &Option<String>| bot.clone().map(SqlValue::Text).unwrap_or(SqlValue::Null);
     match page {
-        Page::Overview { range } => {
+        Page::Overview { range, bot } => {
             let window = range.window(now_ms);
+            let b = bot.as_deref();
             plan.ae(
                 QueryId::EventsPerHour,
-                queries::events_per_hour(dialect, &window),
+                queries::events_per_hour(dialect, &window, b),
             );
             plan.ae(
                 QueryId::CommandsAndCallbacks,
-                queries::commands_and_callbacks(dialect, &window),
+                queries::commands_and_callbacks(dialect, &window, b),
             );
             plan.ae(
                 QueryId::DailyActiveUsers,
-                queries::daily_active_users(dialect, &window),
+                queries::daily_active_users(dialect, &window, b),
             );
             plan.d1(
                 QueryId::RecentGroups,
                 queries::RECENT_GROUPS,
-                vec![SqlValue::Integer(window.start_ms)],
+                vec![SqlValue::Integer(window.start_ms), bot_param(bot)],
             );
         }
-        Page::Errors { sort, release } => {
+        Page::Errors { sort, release, bot } => {
             let filter = release
                 .clone()
                 .map(SqlValue::Text)
@@ -139,11 +143,13 @@ pub fn plan(page: &Page, now_ms: i64, dialect: Dialect) -> DataPlan {
             plan.d1(
                 QueryId::ErrorGroups,
                 &queries::error_groups(*sort),
-                vec![filter],
+                vec![filter, bot_param(bot)],
             );
-            plan.d1(QueryId::Releases, queries::RELEASES, Vec::new());
+            plan.d1(QueryId::Releases, queries::RELEASES, vec![bot_param(bot)]);
         }
-        Page::ErrorGroup { fingerprint, range } => {
+        Page::ErrorGroup {
+            fingerprint, range, ..
+        } => {
             let window = range.window(now_ms);
             let fp = SqlValue::Text(fingerprint.clone());
             plan.d1(QueryId::Group, queries::GROUP, vec![fp.clone()]);
@@ -158,10 +164,14 @@ pub fn plan(page: &Page, now_ms: i64, dialect: Dialect) -> DataPlan {
                 vec![fp, SqlValue::Integer(window.start_ms)],
             );
         }
-        Page::Pipeline { range } => {
+        Page::Pipeline { range, bot } => {
             let window = range.window(now_ms);
             let since = SqlValue::Integer(window.start_ms);
-            plan.d1(QueryId::Envelopes, queries::ENVELOPES, vec![since.clone()]);
+            plan.d1(
+                QueryId::Envelopes,
+                queries::ENVELOPES,
+                vec![since.clone(), bot_param(bot)],
+            );
             plan.d1(
                 QueryId::RejectedSummary,
                 queries::REJECTED_SUMMARY,
@@ -174,11 +184,11 @@ pub fn plan(page: &Page, now_ms: i64, dialect: Dialect) -> DataPlan {
             );
             plan.ae(
                 QueryId::DeliveryLag,
-                queries::delivery_lag(dialect, &window),
+                queries::delivery_lag(dialect, &window, bot.as_deref()),
             );
             plan.ae(
                 QueryId::DeliveryLagPerHour,
-                queries::delivery_lag_per_hour(dialect, &window),
+                queries::delivery_lag_per_hour(dialect, &window, bot.as_deref()),
             );
         }
     }
@@ -321,11 +331,12 @@ mod tests {
         let page = Page::Errors {
             sort: ErrorSort::Count,
             release: Some(hostile.into()),
+            bot: None,
         };
         let errors = plan(&page, 0, Dialect::AnalyticsEngine);
         assert_eq!(
             errors.queries[0].params,
-            vec![SqlValue::Text(hostile.into())]
+            vec![SqlValue::Text(hostile.into()), SqlValue::Null]
         );
         for page in every_page() {
             for dialect in [Dialect::AnalyticsEngine, Dialect::Sqlite] {

@@ -16,7 +16,7 @@
 //! **D1 queries** are static text with numbered parameters (`?1`, `?2`), always bound.
 
 use crate::columns::{
-    COMMAND, DATASET, DURATION_MS, EVENT_TIME_MS, KIND, KIND_CALLBACK, KIND_COMMAND,
+    BOT, COMMAND, DATASET, DURATION_MS, EVENT_TIME_MS, KIND, KIND_CALLBACK, KIND_COMMAND,
     KIND_PERFORMANCE, NAME, NAME_HANDLER, USER,
 };
 use crate::range::Window;
@@ -39,6 +39,22 @@ fn since(dialect: Dialect, start_ms: i64) -> String {
     match dialect {
         Dialect::AnalyticsEngine => format!("timestamp >= toDateTime('{at}')"),
         Dialect::Sqlite => format!("timestamp >= '{at}'"),
+    }
+}
+
+/// `AND blob1 = '<bot>'` for one bot's points, nothing for every bot's. The name was validated by
+/// the route (`route::parse_bot`); anything but a name's characters is dropped here as well, so
+/// no text can leave the literal.
+fn bot_filter(bot: Option<&str>) -> String {
+    match bot {
+        Some(bot) => {
+            let name: String = bot
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+                .collect();
+            format!(" AND {BOT} = '{name}'")
+        }
+        None => String::new(),
     }
 }
 
@@ -69,10 +85,11 @@ fn lag_ms(dialect: Dialect) -> String {
 
 /// Which rows the delivery lag queries read: those written in the window that carry an event
 /// time.
-fn lag_filter(dialect: Dialect, window: &Window) -> String {
+fn lag_filter(dialect: Dialect, window: &Window, bot: Option<&str>) -> String {
     format!(
-        "{} AND {EVENT_TIME_MS} > 0",
-        since(dialect, window.start_ms)
+        "{} AND {EVENT_TIME_MS} > 0{}",
+        since(dialect, window.start_ms),
+        bot_filter(bot)
     )
 }
 
@@ -113,36 +130,39 @@ fn sqlite_weighted(
 }
 
 /// Events per hour by kind, weighted. Columns: `hour`, `kind`, `events`.
-pub fn events_per_hour(dialect: Dialect, window: &Window) -> String {
+pub fn events_per_hour(dialect: Dialect, window: &Window, bot: Option<&str>) -> String {
     format!(
         "SELECT {hour} AS hour, {KIND} AS kind, SUM(_sample_interval) AS events\n\
          FROM {DATASET}\n\
-         WHERE {since}\n\
+         WHERE {since}{bot}\n\
          GROUP BY hour, kind\n\
          ORDER BY hour, kind",
         hour = start_of_hour(dialect),
         since = since(dialect, window.start_ms),
+        bot = bot_filter(bot),
     )
 }
 
 /// Which rows the commands table reads: command and callback events, and the handler timings
 /// that name a command.
-fn names_filter(dialect: Dialect, window: &Window) -> String {
+fn names_filter(dialect: Dialect, window: &Window, bot: Option<&str>) -> String {
     format!(
-        "{since} AND ({KIND} IN ('{KIND_COMMAND}', '{KIND_CALLBACK}') OR ({KIND} = '{KIND_PERFORMANCE}' AND {NAME} = '{NAME_HANDLER}' AND {COMMAND} != ''))",
-        since = since(dialect, window.start_ms)
+        "{since}{bot} AND ({KIND} IN ('{KIND_COMMAND}', '{KIND_CALLBACK}') OR ({KIND} = '{KIND_PERFORMANCE}' AND {NAME} = '{NAME_HANDLER}' AND {COMMAND} != ''))",
+        since = since(dialect, window.start_ms),
+        bot = bot_filter(bot),
     )
 }
 
 /// Top commands and callbacks with their uses and the p50/p95 handler duration (from the
 /// handler timings, which name the command; `timed` is how many there were, so callbacks,
-/// whose timings carry no callback name, show none). Columns: `kind`, `name`, `uses`, `timed`,
-/// `p50_ms`, `p95_ms`.
-pub fn commands_and_callbacks(dialect: Dialect, window: &Window) -> String {
-    let filter = names_filter(dialect, window);
+/// whose timings carry no callback name, show none), per bot: two bots' `/start` are two rows.
+/// Columns: `bot`, `kind`, `name`, `uses`, `timed`, `p50_ms`, `p95_ms`.
+pub fn commands_and_callbacks(dialect: Dialect, window: &Window, bot: Option<&str>) -> String {
+    let filter = names_filter(dialect, window, bot);
     match dialect {
         Dialect::AnalyticsEngine => format!(
-            "SELECT if({KIND} = '{KIND_CALLBACK}', '{KIND_CALLBACK}', '{KIND_COMMAND}') AS kind,\n\
+            "SELECT {BOT} AS bot,\n\
+             \x20      if({KIND} = '{KIND_CALLBACK}', '{KIND_CALLBACK}', '{KIND_COMMAND}') AS kind,\n\
              \x20      if({KIND} = '{KIND_PERFORMANCE}', {COMMAND}, {NAME}) AS name,\n\
              \x20      SUM(_sample_interval * ({KIND} != '{KIND_PERFORMANCE}')) AS uses,\n\
              \x20      SUM(_sample_interval * ({KIND} = '{KIND_PERFORMANCE}')) AS timed,\n\
@@ -150,46 +170,47 @@ pub fn commands_and_callbacks(dialect: Dialect, window: &Window) -> String {
              \x20      quantileExactWeighted(0.95)({DURATION_MS}, _sample_interval * ({KIND} = '{KIND_PERFORMANCE}')) AS p95_ms\n\
              FROM {DATASET}\n\
              WHERE {filter}\n\
-             GROUP BY kind, name\n\
-             ORDER BY uses DESC, name\n\
+             GROUP BY bot, kind, name\n\
+             ORDER BY uses DESC, name, bot\n\
              LIMIT {TOP_NAMES}"
         ),
         Dialect::Sqlite => sqlite_weighted(
             &format!(
-                "SELECT CASE WHEN {KIND} = '{KIND_CALLBACK}' THEN '{KIND_CALLBACK}' ELSE '{KIND_COMMAND}' END AS kind, \
+                "SELECT {BOT} AS bot, CASE WHEN {KIND} = '{KIND_CALLBACK}' THEN '{KIND_CALLBACK}' ELSE '{KIND_COMMAND}' END AS kind, \
                  CASE WHEN {KIND} = '{KIND_PERFORMANCE}' THEN {COMMAND} ELSE {NAME} END AS name, \
                  _sample_interval * ({KIND} != '{KIND_PERFORMANCE}') AS u, \
                  _sample_interval * ({KIND} = '{KIND_PERFORMANCE}') AS w, \
                  {DURATION_MS} AS v \
                  FROM {DATASET} WHERE {filter}"
             ),
-            &["kind", "name"],
+            &["bot", "kind", "name"],
             &[("SUM(u)", "uses"), ("SUM(w)", "timed")],
             &[(0.5, "p50_ms"), (0.95, "p95_ms")],
-            &format!("\nORDER BY uses DESC, name\nLIMIT {TOP_NAMES}"),
+            &format!("\nORDER BY uses DESC, name, bot\nLIMIT {TOP_NAMES}"),
         ),
     }
 }
 
 /// Distinct users per UTC day, from the first whole day the window touches. Columns: `day`,
 /// `users`.
-pub fn daily_active_users(dialect: Dialect, window: &Window) -> String {
+pub fn daily_active_users(dialect: Dialect, window: &Window, bot: Option<&str>) -> String {
     format!(
         "SELECT {day} AS day, count(DISTINCT {USER}) AS users\n\
          FROM {DATASET}\n\
-         WHERE {since} AND {USER} != ''\n\
+         WHERE {since} AND {USER} != ''{bot}\n\
          GROUP BY day\n\
          ORDER BY day",
         day = start_of_day(dialect),
         since = since(dialect, window.first_day_ms()),
+        bot = bot_filter(bot),
     )
 }
 
 /// Delivery lag over the window: weighted events and lag percentiles. Columns: `events`,
 /// `p50_ms`, `p95_ms`, `p99_ms`, `max_ms`.
-pub fn delivery_lag(dialect: Dialect, window: &Window) -> String {
+pub fn delivery_lag(dialect: Dialect, window: &Window, bot: Option<&str>) -> String {
     let lag = lag_ms(dialect);
-    let filter = lag_filter(dialect, window);
+    let filter = lag_filter(dialect, window, bot);
     match dialect {
         Dialect::AnalyticsEngine => format!(
             "SELECT SUM(_sample_interval) AS events,\n\
@@ -212,10 +233,10 @@ pub fn delivery_lag(dialect: Dialect, window: &Window) -> String {
 
 /// Events stored per hour with their delivery lag percentiles. Columns: `hour`, `events`,
 /// `p50_ms`, `p95_ms`.
-pub fn delivery_lag_per_hour(dialect: Dialect, window: &Window) -> String {
+pub fn delivery_lag_per_hour(dialect: Dialect, window: &Window, bot: Option<&str>) -> String {
     let lag = lag_ms(dialect);
     let hour = start_of_hour(dialect);
-    let filter = lag_filter(dialect, window);
+    let filter = lag_filter(dialect, window, bot);
     match dialect {
         Dialect::AnalyticsEngine => format!(
             "SELECT {hour} AS hour, SUM(_sample_interval) AS events,\n\
@@ -240,9 +261,11 @@ pub fn delivery_lag_per_hour(dialect: Dialect, window: &Window) -> String {
 
 // ---- D1 (always bound parameters) ----
 
-/// Error groups seen since `?1` (ms), most recent first (the overview's short list).
+/// Error groups seen since `?1` (ms), of bot `?2` (NULL: every bot), most recent first (the
+/// overview's short list).
 pub const RECENT_GROUPS: &str = "SELECT fingerprint, kind, last_message, count, last_seen, bot \
-     FROM error_groups WHERE last_seen >= ?1 ORDER BY last_seen DESC, fingerprint LIMIT 5";
+     FROM error_groups WHERE last_seen >= ?1 AND (?2 IS NULL OR bot = ?2) \
+     ORDER BY last_seen DESC, fingerprint LIMIT 5";
 
 /// How the error groups are sorted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,7 +299,7 @@ impl ErrorSort {
 pub const MAX_GROUPS: usize = 100;
 
 /// Error groups with the users they affected (over the events still kept), optionally only
-/// those seen in release `?1` (NULL: all). The order comes from a fixed set.
+/// those seen in release `?1` and of bot `?2` (NULL: all). The order comes from a fixed set.
 pub fn error_groups(sort: ErrorSort) -> String {
     let order = match sort {
         ErrorSort::LastSeen => "g.last_seen DESC, g.fingerprint",
@@ -287,14 +310,17 @@ pub fn error_groups(sort: ErrorSort) -> String {
          g.last_seen, g.release, g.bot, \
          (SELECT COUNT(DISTINCT e.user_id) FROM error_events e WHERE e.fingerprint = g.fingerprint) AS users \
          FROM error_groups g \
-         WHERE ?1 IS NULL OR g.fingerprint IN (SELECT fingerprint FROM error_events WHERE release = ?1) \
+         WHERE (?1 IS NULL OR g.fingerprint IN (SELECT fingerprint FROM error_events WHERE release = ?1)) \
+         AND (?2 IS NULL OR g.bot = ?2) \
          ORDER BY {order} LIMIT {MAX_GROUPS}"
     )
 }
 
-/// Releases with errors (for the release filter), most recent first.
+/// Releases with errors (for the release filter) of bot `?1` (NULL: every bot), most recent
+/// first.
 pub const RELEASES: &str = "SELECT release, COUNT(*) AS events, MAX(occurred_at) AS last_seen \
-     FROM error_events GROUP BY release ORDER BY last_seen DESC, release LIMIT 50";
+     FROM error_events WHERE ?1 IS NULL OR bot = ?1 \
+     GROUP BY release ORDER BY last_seen DESC, release LIMIT 50";
 
 /// One error group (`?1` = fingerprint) with the users it affected.
 pub const GROUP: &str = "SELECT fingerprint, kind, location, first_seen, last_seen, count, \
@@ -315,12 +341,14 @@ pub const GROUP_EVENTS: &str = "SELECT event_id, occurred_at, received_at, messa
 pub const GROUP_PER_HOUR: &str = "SELECT occurred_at / 3600000 AS hour, COUNT(*) AS events \
      FROM error_events WHERE fingerprint = ?1 AND occurred_at >= ?2 GROUP BY hour ORDER BY hour";
 
-/// Stored queue messages since `?1` (ms) by their number of events, with the producers' drop
-/// counts. Columns: `event_count`, `messages`, `send_failed`, `oversize`, `buffer_full`.
+/// Stored queue messages since `?1` (ms) of bot `?2` (NULL: every bot) by their number of
+/// events, with the producers' drop counts. Columns: `event_count`, `messages`, `send_failed`,
+/// `oversize`, `buffer_full`.
 pub const ENVELOPES: &str = "SELECT event_count, COUNT(*) AS messages, \
      SUM(dropped_send_failed) AS send_failed, SUM(dropped_oversize) AS oversize, \
      SUM(dropped_buffer_full) AS buffer_full \
-     FROM processed_envelopes WHERE received_at >= ?1 GROUP BY event_count ORDER BY event_count";
+     FROM processed_envelopes WHERE received_at >= ?1 AND (?2 IS NULL OR bot = ?2) \
+     GROUP BY event_count ORDER BY event_count";
 
 /// Rejected messages since `?1` (ms) by queue and reason.
 pub const REJECTED_SUMMARY: &str = "SELECT queue, reason, COUNT(*) AS messages, \
@@ -341,13 +369,28 @@ mod tests {
     const NOW: i64 = 1_764_000_000_000;
 
     fn all_ae(dialect: Dialect, window: &Window) -> Vec<String> {
-        vec![
-            events_per_hour(dialect, window),
-            commands_and_callbacks(dialect, window),
-            daily_active_users(dialect, window),
-            delivery_lag(dialect, window),
-            delivery_lag_per_hour(dialect, window),
-        ]
+        [None, Some("quiz-bot")]
+            .into_iter()
+            .flat_map(|bot| {
+                [
+                    events_per_hour(dialect, window, bot),
+                    commands_and_callbacks(dialect, window, bot),
+                    daily_active_users(dialect, window, bot),
+                    delivery_lag(dialect, window, bot),
+                    delivery_lag_per_hour(dialect, window, bot),
+                ]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_bot_filter_cannot_leave_its_literal() {
+        let window = Range::Day.window(NOW);
+        let sql = events_per_hour(Dialect::AnalyticsEngine, &window, Some("quiz-bot"));
+        assert!(sql.contains("AND blob1 = 'quiz-bot'"), "{sql}");
+        let hostile = events_per_hour(Dialect::AnalyticsEngine, &window, Some("x' OR 1=1 --"));
+        assert!(hostile.contains("AND blob1 = 'xOR11--'"), "{hostile}");
+        assert!(!events_per_hour(Dialect::Sqlite, &window, None).contains("blob1"));
     }
 
     #[test]
@@ -394,7 +437,7 @@ mod tests {
     #[test]
     fn the_only_interpolated_values_are_our_own_times() {
         let window = Range::Week.window(NOW);
-        let sql = events_per_hour(Dialect::AnalyticsEngine, &window);
+        let sql = events_per_hour(Dialect::AnalyticsEngine, &window, None);
         assert!(sql.contains("toDateTime('2025-11-17 17:00:00')"), "{sql}");
         // Every quoted literal is a known constant or a formatted time.
         for dialect in [Dialect::AnalyticsEngine, Dialect::Sqlite] {

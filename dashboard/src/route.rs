@@ -11,6 +11,8 @@ pub const STYLESHEET_PATH: &str = "/assets/dashboard.css";
 pub const ICON_PATH: &str = "/assets/icon.svg";
 /// Longest release name accepted (the column map's bound for the release column).
 pub const MAX_RELEASE_BYTES: usize = 128;
+/// Longest bot name accepted (the column map's bound for the bot column).
+pub const MAX_BOT_BYTES: usize = 128;
 /// Longest query string accepted.
 pub const MAX_QUERY_BYTES: usize = 2048;
 
@@ -21,6 +23,8 @@ pub enum Page {
     Overview {
         /// The range picked (default: the last 24 hours).
         range: Range,
+        /// Only this bot's data (`bot`), or every bot's.
+        bot: Option<String>,
     },
     /// `/errors`: error groups.
     Errors {
@@ -28,6 +32,8 @@ pub enum Page {
         sort: ErrorSort,
         /// Only groups seen in this release.
         release: Option<String>,
+        /// Only this bot's groups (`bot`), or every bot's.
+        bot: Option<String>,
     },
     /// `/errors/<fingerprint>`: one group.
     ErrorGroup {
@@ -35,11 +41,15 @@ pub enum Page {
         fingerprint: String,
         /// The range of its occurrence chart (default: the last 7 days).
         range: Range,
+        /// The bot filter the user came with (kept in the page's links; a group has one bot).
+        bot: Option<String>,
     },
     /// `/pipeline`: pipeline health over a range.
     Pipeline {
         /// The range picked (default: the last 24 hours).
         range: Range,
+        /// Only this bot's envelopes and lag (`bot`), or every bot's.
+        bot: Option<String>,
     },
 }
 
@@ -81,10 +91,14 @@ pub fn route(method: &str, path: &str, query: &str) -> Route {
         None | Some("") => Ok(default),
         Some(text) => Range::parse(text).ok_or_else(|| format!("unknown range {text:?}")),
     };
+    let bot = match parse_bot(get("bot")) {
+        Ok(bot) => bot,
+        Err(message) => return Route::BadRequest(message),
+    };
     let page = match path {
-        "/" => range(Range::Day).map(|range| Page::Overview { range }),
-        "/pipeline" => range(Range::Day).map(|range| Page::Pipeline { range }),
-        "/errors" => errors_page(get("sort"), get("release")),
+        "/" => range(Range::Day).map(|range| Page::Overview { range, bot }),
+        "/pipeline" => range(Range::Day).map(|range| Page::Pipeline { range, bot }),
+        "/errors" => errors_page(get("sort"), get("release"), bot),
         STYLESHEET_PATH => return Route::Stylesheet,
         ICON_PATH | "/favicon.ico" => return Route::Icon,
         "/health" => return Route::Health,
@@ -93,6 +107,7 @@ pub fn route(method: &str, path: &str, query: &str) -> Route {
                 range(Range::Week).map(|range| Page::ErrorGroup {
                     fingerprint: fingerprint.to_string(),
                     range,
+                    bot,
                 })
             }
             _ => return Route::NotFound,
@@ -104,7 +119,32 @@ pub fn route(method: &str, path: &str, query: &str) -> Route {
     }
 }
 
-fn errors_page(sort: Option<&str>, release: Option<&str>) -> Result<Page, String> {
+/// The `bot` filter: a bot's name as `BOT_NAME` gives it, up to [`MAX_BOT_BYTES`] of
+/// `A-Z a-z 0-9 _ - .` (it reaches Analytics Engine SQL as a quoted literal, so nothing else);
+/// empty or absent: every bot.
+pub fn parse_bot(value: Option<&str>) -> Result<Option<String>, String> {
+    match value {
+        None | Some("") => Ok(None),
+        Some(text)
+            if text.len() <= MAX_BOT_BYTES
+                && text
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) =>
+        {
+            Ok(Some(text.to_string()))
+        }
+        Some(text) => Err(format!(
+            "a bot's name is up to {MAX_BOT_BYTES} characters of A-Z a-z 0-9 _ - ., not {:?}",
+            analytics_core::text::ellipsize(text, 60)
+        )),
+    }
+}
+
+fn errors_page(
+    sort: Option<&str>,
+    release: Option<&str>,
+    bot: Option<String>,
+) -> Result<Page, String> {
     let sort = match sort {
         None | Some("") => ErrorSort::LastSeen,
         Some(text) => ErrorSort::parse(text).ok_or_else(|| format!("unknown sort {text:?}"))?,
@@ -119,7 +159,7 @@ fn errors_page(sort: Option<&str>, release: Option<&str>) -> Result<Page, String
         }
         Some(text) => Some(text.to_string()),
     };
-    Ok(Page::Errors { sort, release })
+    Ok(Page::Errors { sort, release, bot })
 }
 
 /// Whether `text` looks like an error fingerprint (16 lowercase hex digits).
@@ -195,37 +235,54 @@ mod tests {
     fn pages_and_defaults() {
         assert_eq!(
             get("/", ""),
-            Route::Page(Page::Overview { range: Range::Day })
+            Route::Page(Page::Overview {
+                range: Range::Day,
+                bot: None
+            })
         );
         assert_eq!(
             get("/", "range=7d"),
-            Route::Page(Page::Overview { range: Range::Week })
+            Route::Page(Page::Overview {
+                range: Range::Week,
+                bot: None
+            })
         );
         assert_eq!(
             get("/pipeline", "range=30d&x=1"),
             Route::Page(Page::Pipeline {
-                range: Range::Month
+                range: Range::Month,
+                bot: None
             })
         );
         assert_eq!(
             get("/errors", "sort=count&release=0.1.0"),
             Route::Page(Page::Errors {
                 sort: ErrorSort::Count,
-                release: Some("0.1.0".into())
+                release: Some("0.1.0".into()),
+                bot: None
             })
         );
         assert_eq!(
             get("/errors", "release="),
             Route::Page(Page::Errors {
                 sort: ErrorSort::LastSeen,
-                release: None
+                release: None,
+                bot: None
             })
         );
         assert_eq!(
             get("/errors/0123456789abcdef", ""),
             Route::Page(Page::ErrorGroup {
                 fingerprint: "0123456789abcdef".into(),
-                range: Range::Week
+                range: Range::Week,
+                bot: None
+            })
+        );
+        assert_eq!(
+            get("/pipeline", "bot=quiz-bot"),
+            Route::Page(Page::Pipeline {
+                range: Range::Day,
+                bot: Some("quiz-bot".into())
             })
         );
         assert_eq!(get(STYLESHEET_PATH, ""), Route::Stylesheet);
@@ -233,7 +290,10 @@ mod tests {
         assert_eq!(get("/health", ""), Route::Health);
         assert_eq!(
             route("HEAD", "/", ""),
-            Route::Page(Page::Overview { range: Range::Day })
+            Route::Page(Page::Overview {
+                range: Range::Day,
+                bot: None
+            })
         );
         assert_eq!(route("POST", "/", ""), Route::MethodNotAllowed);
     }
@@ -266,12 +326,20 @@ mod tests {
             get("/", &"a=b&".repeat(600)),
             Route::BadRequest(_)
         ));
+        // A bot name reaches Analytics Engine SQL as a literal: only a name's characters.
+        for bad in ["x%27+OR+1%3D1", "a+b", "%3Cscript%3E", &"b".repeat(129)] {
+            assert!(
+                matches!(get("/errors", &format!("bot={bad}")), Route::BadRequest(_)),
+                "{bad}"
+            );
+        }
         // A hostile release is just a value to look for.
         assert_eq!(
             get("/errors", "release=%27%3B+DROP+TABLE+error_groups%3B+--"),
             Route::Page(Page::Errors {
                 sort: ErrorSort::LastSeen,
-                release: Some("'; DROP TABLE error_groups; --".into())
+                release: Some("'; DROP TABLE error_groups; --".into()),
+                bot: None
             })
         );
     }

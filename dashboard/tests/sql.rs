@@ -274,7 +274,13 @@ fn typical() -> Connection {
 #[test]
 fn the_overview_reads_the_local_mirror() {
     let db = typical();
-    let results = results_of(&db, &Page::Overview { range: Range::Day });
+    let results = results_of(
+        &db,
+        &Page::Overview {
+            range: Range::Day,
+            bot: None,
+        },
+    );
     for id in [
         QueryId::EventsPerHour,
         QueryId::CommandsAndCallbacks,
@@ -283,7 +289,7 @@ fn the_overview_reads_the_local_mirror() {
     ] {
         assert!(results.get(id).is_ok(), "{id:?}: {:?}", results.get(id));
     }
-    let o = model::overview(Range::Day, NOW, &results);
+    let o = model::overview(Range::Day, None, NOW, &results);
     // Weighted: the 15:59 rows stand for three events each.
     assert_eq!(o.total("update"), 6);
     assert_eq!(o.total("command"), 5);
@@ -333,8 +339,15 @@ fn wider_ranges_include_older_points() {
     let db = typical();
     let o = model::overview(
         Range::Week,
+        None,
         NOW,
-        &results_of(&db, &Page::Overview { range: Range::Week }),
+        &results_of(
+            &db,
+            &Page::Overview {
+                range: Range::Week,
+                bot: None,
+            },
+        ),
     );
     assert!(o.names.unwrap().iter().any(|n| n.name == "old"));
 }
@@ -348,9 +361,10 @@ fn error_pages_sort_filter_and_bind() {
             &Page::Errors {
                 sort,
                 release: release.map(str::to_string),
+                bot: None,
             },
         );
-        model::errors(sort, release.map(str::to_string), &results)
+        model::errors(sort, release.map(str::to_string), None, &results)
     };
     let by_last = page(ErrorSort::LastSeen, None).groups.unwrap();
     assert_eq!(
@@ -401,8 +415,9 @@ fn a_group_page_has_its_events_and_hours() {
     let page = Page::ErrorGroup {
         fingerprint: fp.into(),
         range: Range::Day,
+        bot: None,
     };
-    let g = model::group(fp, Range::Day, NOW, &results_of(&db, &page));
+    let g = model::group(fp, Range::Day, None, NOW, &results_of(&db, &page));
     let group = g.group.unwrap().unwrap();
     assert_eq!(
         (group.count, group.users, group.release.as_str()),
@@ -423,11 +438,13 @@ fn a_group_page_has_its_events_and_hours() {
     let missing = Page::ErrorGroup {
         fingerprint: "0123456789abcdef".into(),
         range: Range::Day,
+        bot: None,
     };
     assert_eq!(
         model::group(
             "0123456789abcdef",
             Range::Day,
+            None,
             NOW,
             &results_of(&db, &missing)
         )
@@ -441,8 +458,15 @@ fn the_pipeline_page_reads_envelopes_rejections_and_lag() {
     let db = typical();
     let p = model::pipeline(
         Range::Day,
+        None,
         NOW,
-        &results_of(&db, &Page::Pipeline { range: Range::Day }),
+        &results_of(
+            &db,
+            &Page::Pipeline {
+                range: Range::Day,
+                bot: None,
+            },
+        ),
     );
     let e = p.envelopes.unwrap();
     assert_eq!(
@@ -500,4 +524,59 @@ fn every_registered_page_runs_its_plan_and_renders() {
         assert!(html.contains("<main>"), "{page:?}");
     }
     assert_eq!(kinds.len(), dashboard_core::pages::PageKind::ALL.len());
+}
+
+/// Two bots on one consumer: the overview's commands are per bot, and a bot filter keeps one
+/// bot's points, groups and envelopes.
+#[test]
+fn a_bot_filter_keeps_one_bots_rows_and_rows_name_their_bot() {
+    let db = typical();
+    db.execute_batch(
+        "INSERT INTO analytics_points_local (dataset, timestamp, _sample_interval, index1, \
+         blob1, blob2, blob3, blob4, blob5, blob13, double1, double2, double3) VALUES \
+         ('telegram_bot_events', '2025-11-24 16:10:00', 1, '9', 'other-bot', '0.1.0', 'command', \
+          'start', '9', 'start', 1, 0, 1764000000000);
+         INSERT INTO processed_envelopes (key, queue_message_id, bot, event_count, \
+          dropped_send_failed, dropped_oversize, dropped_buffer_full, received_at, points_written) \
+          VALUES ('k9', 'm9', 'other-bot', 7, 0, 0, 0, 1764000000500, 1);",
+    )
+    .unwrap();
+    let overview = |bot: Option<&str>| {
+        let page = Page::Overview {
+            range: Range::Day,
+            bot: bot.map(str::to_string),
+        };
+        model::overview(
+            Range::Day,
+            page.bot().map(str::to_string),
+            NOW,
+            &results_of(&db, &page),
+        )
+    };
+    let all = overview(None).names.unwrap();
+    let starts: Vec<&str> = all
+        .iter()
+        .filter(|n| n.name == "start")
+        .map(|n| n.bot.as_str())
+        .collect();
+    assert_eq!(starts.len(), 2, "two bots' /start are two rows: {all:?}");
+    assert!(starts.contains(&"bot") && starts.contains(&"other-bot"));
+    let other = overview(Some("other-bot"));
+    assert_eq!(other.total("command"), 1);
+    assert!(other.names.unwrap().iter().all(|n| n.bot == "other-bot"));
+    assert!(other.recent_groups.unwrap().is_empty(), "its groups only");
+    let mine = overview(Some("bot")).recent_groups.unwrap();
+    assert!(!mine.is_empty() && mine.iter().all(|g| g.bot == "bot"));
+
+    let pipeline = |bot: Option<&str>| {
+        let page = Page::Pipeline {
+            range: Range::Day,
+            bot: bot.map(str::to_string),
+        };
+        model::pipeline(Range::Day, None, NOW, &results_of(&db, &page))
+            .envelopes
+            .unwrap()
+            .messages
+    };
+    assert_eq!((pipeline(None), pipeline(Some("other-bot"))), (3, 1));
 }

@@ -43,10 +43,12 @@ if ! command -v c++ >/dev/null; then
     echo "a C++ compiler is needed (apt-get install g++)" >&2
     exit 2
 fi
-dir_args=()
+# The fuzz project is this directory (its parent, shared/, holds three crates and no manifest
+# of its own, so cargo-fuzz is told where it is).
+dir_args=(--fuzz-dir "$PWD")
 if [ "$SANITIZER" != none ]; then
     export RUSTC_BOOTSTRAP=1 # cargo-fuzz passes -Zsanitizer=…; stable rustc accepts it so.
-    dir_args=(--target-dir "target/sanitizer-$SANITIZER") # keep the fast build too
+    dir_args+=(--target-dir "target/sanitizer-$SANITIZER") # keep the fast build too
 fi
 
 # ---- build once ----

@@ -351,8 +351,10 @@ fn points(now: i64, days: i64) -> Vec<Point> {
         } else {
             kinds[next(6) as usize]
         };
+        // Two bots, one of them the registry's example bot filter, so filtered pages have rows.
+        let example_bot = dashboard_core::pages::EXAMPLE_BOTS[1].unwrap_or("bot_b");
         let (bot, command, interval) = (
-            ["bot_a", "bot_b"][out.len() % 2],
+            ["bot_a", example_bot][out.len() % 2],
             commands[next(4) as usize],
             1 + next(4) as i64,
         );
@@ -557,8 +559,8 @@ fn a_query_ignoring_the_sample_interval_fails_its_comparison() {
     let engine = engine_with(&points);
     let mirror = sqlite_mirror(&points);
     let window = Range::Week.window(NOW);
-    let right = dashboard_core::queries::events_per_hour(Dialect::AnalyticsEngine, &window);
-    let local = dashboard_core::queries::events_per_hour(Dialect::Sqlite, &window);
+    let right = dashboard_core::queries::events_per_hour(Dialect::AnalyticsEngine, &window, None);
+    let local = dashboard_core::queries::events_per_hour(Dialect::Sqlite, &window, None);
     compare(&engine, &mirror, &right, &local).expect("the weighted query agrees");
     let counting = right.replace("SUM(_sample_interval)", "count()");
     assert_ne!(counting, right);
