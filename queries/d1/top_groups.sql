@@ -1,8 +1,8 @@
 -- Top error groups seen since :since_ms (ms since the epoch), most frequent first.
 -- Counts are over the events in the window; total is the group's all-time count. :bot is one
 -- bot's name, or '' for every bot (`make errors ARGS="--bot NAME top"`).
-SELECT g.bot,
-       g.fingerprint,
+SELECT g.fingerprint,
+       g.bot,
        g.kind,
        g.location,
        COUNT(*) AS events,

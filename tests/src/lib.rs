@@ -12,7 +12,7 @@ pub mod process;
 pub mod stack;
 
 pub use fake_bot_api::{ApiCall, FakeBotApi};
-pub use stack::{Stack, StackOptions};
+pub use stack::{SecondBot, Stack, StackOptions};
 
 use std::time::{Duration, Instant};
 

@@ -47,7 +47,35 @@ pub struct StackOptions {
     pub dlq_max_retries: Option<u32>,
     /// Start the consumer without its Analytics Engine binding (a misconfigured deploy).
     pub consumer_without_analytics: bool,
+    /// A second bot on the same consumer (several bots, one consumer): reachable under
+    /// `/second/…` through a small router Worker that gets the HTTP port (in a multi-config
+    /// `wrangler dev` only the first config has one; the others are reached through bindings).
+    pub second_bot: Option<SecondBot>,
 }
+
+/// A second bot beside the first, sending to the same consumer.
+#[derive(Debug, Clone)]
+pub struct SecondBot {
+    /// Its wrangler config, relative to the repository root.
+    pub config: String,
+    /// Its Worker name and `BOT_NAME` (replacing the config's, so the same build can run twice).
+    pub name: String,
+    /// Its own `.dev.vars` lines on top of the stack's (its own `ANALYTICS_ID_KEY`, say).
+    pub vars: Vec<(String, String)>,
+}
+
+/// The router in front of two bots: `/second/…` to the second, everything else to the first.
+const ROUTER_JS: &str = r#"export default {
+  fetch(request, env) {
+    const url = new URL(request.url);
+    if (url.pathname.startsWith("/second/")) {
+      url.pathname = url.pathname.slice("/second".length);
+      return env.SECOND.fetch(new Request(url, request));
+    }
+    return env.FIRST.fetch(request);
+  },
+};
+"#;
 
 /// The flags that point a `wrangler d1` command at the stack's local database.
 const LOCAL_DB: [&str; 5] = [
@@ -80,6 +108,55 @@ pub fn local_config(name: &str) -> toml::Table {
 
 fn test_config(name: &str) -> String {
     toml::to_string(&local_config(name)).expect("serialize config")
+}
+
+/// Writes the second bot's config and `.dev.vars` (in `second/`, so it reads its own) and the
+/// router in front of both bots.
+fn write_second_bot(dir: &Path, second: &SecondBot, dev_vars: &str, options: &StackOptions) {
+    let first = local_config(
+        options
+            .bot_config
+            .as_deref()
+            .unwrap_or("wrangler.producer.toml"),
+    );
+    let mut config = local_config(&second.config);
+    config.insert("name".into(), second.name.clone().into());
+    if let Some(vars) = config.get_mut("vars").and_then(|v| v.as_table_mut()) {
+        vars.insert("BOT_NAME".into(), second.name.clone().into());
+    }
+    let second_dir = dir.join("second");
+    fs::create_dir_all(&second_dir).unwrap();
+    fs::write(
+        second_dir.join("wrangler.toml"),
+        toml::to_string(&config).expect("serialize config"),
+    )
+    .unwrap();
+    // The stack's lines, less those the second bot sets itself, then its own.
+    let own = |line: &str| {
+        second
+            .vars
+            .iter()
+            .any(|(k, _)| line.starts_with(&format!("{k}=")))
+    };
+    let mut lines: String = dev_vars
+        .lines()
+        .filter(|l| !own(l))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    for (k, v) in &second.vars {
+        lines.push_str(&format!("{k}={v}\n"));
+    }
+    fs::write(second_dir.join(".dev.vars"), lines).unwrap();
+    fs::write(dir.join("router.js"), ROUTER_JS).unwrap();
+    let router = format!(
+        "name = \"e2e-router\"\nmain = \"{}\"\ncompatibility_date = \"2026-04-01\"\n\n\
+         [[services]]\nbinding = \"FIRST\"\nservice = \"{}\"\n\n\
+         [[services]]\nbinding = \"SECOND\"\nservice = \"{}\"\n",
+        dir.join("router.js").display(),
+        first["name"].as_str().expect("the first bot's name"),
+        second.name
+    );
+    fs::write(dir.join("router.toml"), router).unwrap();
 }
 
 impl Stack {
@@ -122,7 +199,10 @@ impl Stack {
         }
         vars.extend(options.extra_vars.iter().cloned());
         let dev_vars: String = vars.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-        fs::write(dir.path().join(".dev.vars"), dev_vars).unwrap();
+        fs::write(dir.path().join(".dev.vars"), &dev_vars).unwrap();
+        if let Some(second) = &options.second_bot {
+            write_second_bot(dir.path(), second, &dev_vars, &options);
+        }
 
         let mut consumer = local_config("wrangler.consumer.toml");
         if let Some(list) = consumer
@@ -167,6 +247,18 @@ impl Stack {
             )
         };
         let mut args = vec!["-c", configs[0], "-c", configs[1]];
+        if options.second_bot.is_some() {
+            args = vec![
+                "-c",
+                "router.toml",
+                "-c",
+                "wrangler.producer.toml",
+                "-c",
+                "second/wrangler.toml",
+                "-c",
+                "wrangler.consumer.toml",
+            ];
+        }
         if options.consumer_scheduled {
             args.push("--test-scheduled");
         }
