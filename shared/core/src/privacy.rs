@@ -61,11 +61,21 @@ impl IdPolicy {
 pub const PSEUDONYM_CACHE_ENTRIES: usize = 4_096;
 
 /// An [`IdPolicy`] with a memory: a bot sees the same users again and again, and each
-/// pseudonym costs an HMAC-SHA-256. Bounded: when full it starts over.
-#[derive(Debug, Clone)]
+/// pseudonym costs an HMAC-SHA-256. Bounded: when full it starts over. Its `Debug` shows the
+/// policy and how many pseudonyms it remembers, never an id or a pseudonym.
+#[derive(Clone)]
 pub struct Pseudonyms {
     policy: IdPolicy,
     cache: std::collections::HashMap<i64, i64>,
+}
+
+impl std::fmt::Debug for Pseudonyms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pseudonyms")
+            .field("policy", &self.policy)
+            .field("remembered", &self.cache.len())
+            .finish()
+    }
 }
 
 impl Pseudonyms {
@@ -199,5 +209,18 @@ mod tests {
         assert!(events
             .iter()
             .all(|e| e.user_id.is_none() && e.chat_id.is_none()));
+    }
+
+    #[test]
+    fn debug_never_prints_raw_ids_pseudonyms_or_the_key() {
+        let mut memory = Pseudonyms::new(IdPolicy::Pseudonymous(b"s3cret-key".to_vec()));
+        let mut events = crate::samples::typical_events();
+        memory.apply_to(&mut events);
+        let printed = format!("{memory:?} {memory:#?}");
+        let pseudonym = pseudonym(b"s3cret-key", 5_123_456_789).to_string();
+        assert!(!printed.contains("5123456789"), "{printed}");
+        assert!(!printed.contains(&pseudonym), "{printed}");
+        assert!(!printed.contains("s3cret"), "{printed}");
+        assert!(printed.contains("Pseudonymous(<key>)"), "{printed}");
     }
 }
