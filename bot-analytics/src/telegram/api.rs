@@ -103,6 +103,15 @@ impl BotApi {
         }
     }
 
+    /// `text` with the bot's own token (`TELEGRAM_BOT_TOKEN`) replaced by `<token>`, whatever
+    /// its shape: applied to handler errors before they are tracked or logged.
+    pub(crate) fn redact(&self, text: &str) -> String {
+        match self.token.as_deref().filter(|t| !t.is_empty()) {
+            Some(token) => text.replace(token, "<token>"),
+            None => text.to_string(),
+        }
+    }
+
     /// The token's bot id (the digits before `:`), which names the bot.
     pub fn bot_id(&self) -> Option<&str> {
         self.token.as_deref().and_then(|t| t.split(':').next())
@@ -156,7 +165,7 @@ impl BotApi {
                 ApiError::Timeout(_) => ("timeout", error.to_string()),
                 ApiError::NoToken(_) => ("skipped", error.to_string()),
             };
-            let message = analytics_core::scrub::scrub(&message.replace(token.as_str(), "<token>"));
+            let message = analytics_core::scrub::scrub(&self.redact(&message));
             tracker.track_error_message(kind, &message, &location);
         }
         result

@@ -2,6 +2,13 @@
 //! from the Bot API, for example): strings that look like e-mail addresses, phone numbers or
 //! tokens are replaced by `<email>`, `<phone>` and `<token>`. Errs on the side of scrubbing:
 //! any run of 7 or more digits (with the usual separators) counts as a phone number.
+//!
+//! Tokens are found anywhere in a word: a word is cut at every character a token does not hold
+//! (`/`, `?`, `&`, `=`, `%`, quotes, …), so a bot token inside a Bot API URL
+//! (`…/bot123456:AAH…/sendMessage`) or an API key in a query string (`?key=…`) is replaced. The
+//! value of a parameter whose name says it is secret (`key`, `token`, `secret`, `password`,
+//! `auth`, `session`, `signature`, `sig`, `pwd`: `api_key=abc123`) is replaced whatever its
+//! length.
 
 /// Fewest digits a phone-number-like run has.
 const MIN_PHONE_DIGITS: usize = 7;
@@ -15,10 +22,8 @@ pub fn scrub(text: &str) -> String {
         .map(|word| {
             if looks_like_email(word) {
                 "<email>".to_string()
-            } else if looks_like_token(word) {
-                "<token>".to_string()
             } else {
-                word.to_string()
+                scrub_tokens(word)
             }
         })
         .collect();
@@ -48,17 +53,74 @@ fn looks_like_email(word: &str) -> bool {
     }
 }
 
-fn looks_like_token(word: &str) -> bool {
-    let word = trim_punctuation(word).trim_end_matches('.');
-    if word.len() < MIN_TOKEN_LEN {
-        return false;
+/// A character a token may hold (bot tokens have `:`, API keys `_` and `-`).
+fn is_token_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':' | '.')
+}
+
+/// Whether a parameter called `name` holds a secret.
+fn is_secret_name(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    let name = name.rsplit(['.', ':']).next().unwrap_or_default();
+    [
+        "key",
+        "token",
+        "secret",
+        "passw",
+        "pwd",
+        "auth",
+        "session",
+        "signature",
+    ]
+    .iter()
+    .any(|secret| name.contains(secret))
+        || name == "sig"
+}
+
+/// Where a parameter's value ends.
+fn ends_value(c: char) -> bool {
+    matches!(c, '&' | '#' | ';' | ',' | ')' | '"' | '\'' | '<' | '>')
+}
+
+/// `word` with every token-like run and every secret parameter's value replaced.
+fn scrub_tokens(word: &str) -> String {
+    let mut out = String::with_capacity(word.len());
+    let mut rest = word;
+    while let Some(first) = rest.chars().next() {
+        if !is_token_char(first) {
+            out.push(first);
+            rest = &rest[first.len_utf8()..];
+            continue;
+        }
+        let end = rest.find(|c: char| !is_token_char(c)).unwrap_or(rest.len());
+        let (run, after) = rest.split_at(end);
+        rest = after;
+        if is_secret_name(run) && rest.starts_with('=') {
+            out.push_str(run);
+            out.push('=');
+            let value_end = rest[1..].find(ends_value).map_or(rest.len(), |i| i + 1);
+            if value_end > 1 {
+                out.push_str("<token>");
+            }
+            rest = &rest[value_end..];
+            continue;
+        }
+        let core = run.trim_end_matches(['.', ':']);
+        if looks_like_token(core) {
+            out.push_str("<token>");
+            out.push_str(&run[core.len()..]);
+        } else {
+            out.push_str(run);
+        }
     }
-    let token_chars = word
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':' | '.' | '='));
-    let digits = word.chars().any(|c| c.is_ascii_digit());
-    let letters = word.chars().any(|c| c.is_ascii_alphabetic());
-    token_chars && digits && letters
+    out
+}
+
+/// A run of token characters long enough, with digits and letters.
+fn looks_like_token(run: &str) -> bool {
+    run.len() >= MIN_TOKEN_LEN
+        && run.chars().any(|c| c.is_ascii_digit())
+        && run.chars().any(|c| c.is_ascii_alphabetic())
 }
 
 /// Replaces runs of digits and phone separators holding at least [`MIN_PHONE_DIGITS`] digits.
@@ -118,6 +180,36 @@ mod tests {
     }
 
     #[test]
+    fn tokens_inside_urls_and_query_strings_are_scrubbed() {
+        let token = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
+        assert_eq!(
+            scrub(&format!(
+                "POST https://api.telegram.org/bot{token}/sendMessage failed"
+            )),
+            "POST https://api.telegram.org/<token>/sendMessage failed"
+        );
+        assert_eq!(
+            scrub("GET https://maps.example/geo?key=AIzaSyD4x9Qv7Lm2Kp8Rt5Wn3Yb6Hc1Jf0Ge&city=Paris: 403"),
+            "GET https://maps.example/geo?key=<token>&city=Paris: 403"
+        );
+        // A secret-named query parameter loses its value whatever its length.
+        assert_eq!(
+            scrub("https://x.example/cb?api_key=abc123&token=s3cr3t&page=2"),
+            "https://x.example/cb?api_key=<token>&token=<token>&page=2"
+        );
+        assert_eq!(
+            scrub(&format!(
+                "url-encoded: bot123456789%3AAAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
+            )),
+            "url-encoded: bot123456789%<token>"
+        );
+        assert_eq!(
+            scrub("Authorization=Bearer_eyJhbGciOiJIUzI1NiJ9x0 (\"sk_live_51HxYz2abcDEF3ghiJKL\")"),
+            "Authorization=<token> (\"<token>\")"
+        );
+    }
+
+    #[test]
     fn ordinary_error_text_is_kept() {
         for text in [
             "Too Many Requests: retry after 35",
@@ -125,6 +217,8 @@ mod tests {
             "Forbidden: bot was blocked by the user",
             "HTTP 502 with a body that is not a Bot API response",
             "no answer within 10000 ms",
+            "GET https://api.example.com/v1/cities?name=Paris&page=2: 404 Not Found",
+            "handler:src/bot.rs:42",
         ] {
             assert_eq!(scrub(text), text);
         }

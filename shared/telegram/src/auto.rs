@@ -320,6 +320,21 @@ mod tests {
     }
 
     #[test]
+    fn a_token_inside_a_url_in_a_handler_error_is_not_stored() {
+        let failure = HandlerFailure {
+            kind: "FetchError".into(),
+            message: "GET https://api.telegram.org/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/getChat?chat_id=1: 502".into(),
+            location: "src/bot.rs:9".into(),
+        };
+        let events = handler_events(&text_update("hi"), None, 1.0, Some(&failure));
+        let message = &events[1].error.as_ref().unwrap().message;
+        assert_eq!(
+            message,
+            "GET https://api.telegram.org/<token>/getChat?chat_id=1: 502"
+        );
+    }
+
+    #[test]
     fn unknown_and_foreign_commands() {
         let events = events_of(&text_update("/frobnicate"), &BOT);
         assert_eq!(events[1].name, "unknown");
