@@ -107,6 +107,9 @@ dev: .dev.vars build migrate
 	@grep -q '^DASHBOARD_PASSWORD=' .dev.vars || { \
 	  echo 'DASHBOARD_PASSWORD=dev-dashboard-password' >> .dev.vars; \
 	  echo "added the dev DASHBOARD_PASSWORD to .dev.vars"; }
+	@grep -q '^LOCAL_DEV=' .dev.vars || { \
+	  echo 'LOCAL_DEV=1' >> .dev.vars; \
+	  echo "added LOCAL_DEV=1 to .dev.vars (lets the published dev pseudonym key through locally)"; }
 	@secret=$$(sed -n 's/^TELEGRAM_WEBHOOK_SECRET=//p' .dev.vars); \
 	echo; \
 	echo "Webhook URL: http://127.0.0.1:$(DEV_PORT)/telegram"; \

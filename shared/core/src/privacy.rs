@@ -35,14 +35,70 @@ impl std::fmt::Debug for IdPolicy {
     }
 }
 
+/// Fewest characters a pseudonym key must have (`ANALYTICS_ID_KEY`). Anyone holding the key
+/// can hash every plausible id and reverse the pseudonyms, and a short or guessable key can be
+/// found the same way: 32 random characters put that out of reach (`openssl rand -hex 32`
+/// gives 64).
+pub const MIN_KEY_CHARS: usize = 32;
+
+/// The pseudonym key published in `.dev.vars.example`: fine on a laptop, reversible by anyone
+/// anywhere else, so refused unless local dev says otherwise (`LOCAL_DEV=1`, set only in
+/// `.dev.vars`).
+pub const PUBLISHED_DEV_KEY: &str = "dev-only-pseudonym-key-not-secret";
+
+/// Why a pseudonym key was refused (ids are then left out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRefusal {
+    /// Shorter than [`MIN_KEY_CHARS`] (its length in characters).
+    TooShort(usize),
+    /// The published dev key, outside local dev.
+    PublishedDevKey,
+}
+
+impl std::fmt::Display for KeyRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyRefusal::TooShort(n) => write!(
+                f,
+                "ANALYTICS_ID_KEY has {n} characters, fewer than {MIN_KEY_CHARS}: refused, user and chat ids are left out of every event; set a long random key (openssl rand -hex 32)"
+            ),
+            KeyRefusal::PublishedDevKey => write!(
+                f,
+                "ANALYTICS_ID_KEY is the published dev key of .dev.vars.example, refused outside local dev (LOCAL_DEV=1): user and chat ids are left out of every event; set a long random key (openssl rand -hex 32)"
+            ),
+        }
+    }
+}
+
 impl IdPolicy {
-    /// The policy from the settings: a non-empty key wins; otherwise raw ids only when
-    /// `raw_ids` says `1`/`true`; otherwise ids are left out.
+    /// The policy from the settings outside local dev: see [`IdPolicy::decide`].
     pub fn from_settings(key: Option<&str>, raw_ids: Option<&str>) -> IdPolicy {
+        IdPolicy::decide(key, raw_ids, false).0
+    }
+
+    /// The policy from the settings, and why the key was refused if it was: a non-empty key
+    /// wins when it has at least [`MIN_KEY_CHARS`] characters and is not
+    /// [`PUBLISHED_DEV_KEY`] (which only `local_dev` accepts); a refused key leaves ids out
+    /// (never raw). Without a key, raw ids only when `raw_ids` says `1`/`true`; otherwise ids
+    /// are left out.
+    pub fn decide(
+        key: Option<&str>,
+        raw_ids: Option<&str>,
+        local_dev: bool,
+    ) -> (IdPolicy, Option<KeyRefusal>) {
         match key.map(str::trim).filter(|k| !k.is_empty()) {
-            Some(key) => IdPolicy::Pseudonymous(key.as_bytes().to_vec()),
-            None if matches!(raw_ids.map(str::trim), Some("1") | Some("true")) => IdPolicy::Raw,
-            None => IdPolicy::Omitted,
+            Some(key) if key.chars().count() < MIN_KEY_CHARS => (
+                IdPolicy::Omitted,
+                Some(KeyRefusal::TooShort(key.chars().count())),
+            ),
+            Some(PUBLISHED_DEV_KEY) if !local_dev => {
+                (IdPolicy::Omitted, Some(KeyRefusal::PublishedDevKey))
+            }
+            Some(key) => (IdPolicy::Pseudonymous(key.as_bytes().to_vec()), None),
+            None if matches!(raw_ids.map(str::trim), Some("1") | Some("true")) => {
+                (IdPolicy::Raw, None)
+            }
+            None => (IdPolicy::Omitted, None),
         }
     }
 
@@ -168,7 +224,7 @@ mod tests {
         );
         assert_eq!(IdPolicy::from_settings(None, Some("1")), IdPolicy::Raw);
         assert!(matches!(
-            IdPolicy::from_settings(Some("k"), Some("1")),
+            IdPolicy::from_settings(Some(&"k".repeat(MIN_KEY_CHARS)), Some("1")),
             IdPolicy::Pseudonymous(_)
         ));
         assert_eq!(IdPolicy::Omitted.apply(Some(42)), None);
@@ -177,6 +233,42 @@ mod tests {
         assert_eq!(
             format!("{:?}", IdPolicy::Pseudonymous(b"s3cret".to_vec())),
             "Pseudonymous(<key>)"
+        );
+    }
+
+    #[test]
+    fn weak_keys_and_the_published_dev_key_are_refused() {
+        // Too short to resist enumerating ids: ids are left out instead.
+        assert_eq!(IdPolicy::from_settings(Some("k"), None), IdPolicy::Omitted);
+        assert_eq!(
+            IdPolicy::from_settings(Some("short-but-not-empty-key"), Some("1")),
+            IdPolicy::Omitted,
+            "a refused key never falls back to raw ids"
+        );
+        // The dev key of .dev.vars.example is public: refused outside local dev.
+        assert_eq!(
+            IdPolicy::from_settings(Some("dev-only-pseudonym-key-not-secret"), None),
+            IdPolicy::Omitted
+        );
+        let long = "k".repeat(32);
+        assert!(matches!(
+            IdPolicy::from_settings(Some(&long), None),
+            IdPolicy::Pseudonymous(_)
+        ));
+        // In local dev the dev key works; the refusals say why, once, in words.
+        assert!(matches!(
+            IdPolicy::decide(Some(PUBLISHED_DEV_KEY), None, true),
+            (IdPolicy::Pseudonymous(_), None)
+        ));
+        let (_, refusal) = IdPolicy::decide(Some(PUBLISHED_DEV_KEY), None, false);
+        assert_eq!(refusal, Some(KeyRefusal::PublishedDevKey));
+        assert!(refusal.unwrap().to_string().contains("LOCAL_DEV=1"));
+        let (_, refusal) = IdPolicy::decide(Some("k"), None, true);
+        assert_eq!(refusal, Some(KeyRefusal::TooShort(1)));
+        assert!(refusal.unwrap().to_string().contains("fewer than 32"));
+        assert_eq!(
+            IdPolicy::decide(None, None, true),
+            (IdPolicy::Omitted, None)
         );
     }
 
