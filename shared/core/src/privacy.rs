@@ -113,6 +113,11 @@ impl IdPolicy {
     }
 }
 
+/// Integer properties that hold a Telegram user id (`referrer`: who shared a `/start` referral
+/// link): [`Pseudonyms::apply_to`] treats them like the event's own user, so a referrer gets the
+/// same pseudonym as that user's own events (left out without a key, raw only with raw ids).
+pub const ID_PROPERTIES: &[&str] = &["referrer"];
+
 /// Most pseudonyms [`Pseudonyms`] remembers before it starts over.
 pub const PSEUDONYM_CACHE_ENTRIES: usize = 4_096;
 
@@ -164,7 +169,8 @@ impl Pseudonyms {
         Some(p)
     }
 
-    /// Applies the policy to every event's user and chat.
+    /// Applies the policy to every event's user and chat, and to its integer
+    /// [`ID_PROPERTIES`] (a property whose id is left out is removed).
     pub fn apply_to(&mut self, events: &mut [crate::Event]) {
         if self.policy == IdPolicy::Raw {
             return;
@@ -172,6 +178,22 @@ impl Pseudonyms {
         for event in events {
             event.user_id = self.map(event.user_id);
             event.chat_id = self.map(event.chat_id);
+            let is_id = |(key, value): &(String, crate::PropValue)| {
+                matches!(value, crate::PropValue::Int(_)) && ID_PROPERTIES.contains(&key.as_str())
+            };
+            if event.properties.iter().any(is_id) {
+                let properties = std::mem::take(&mut event.properties);
+                for (key, value) in properties {
+                    match value {
+                        crate::PropValue::Int(id) if ID_PROPERTIES.contains(&key.as_str()) => {
+                            if let Some(p) = self.map(Some(id)) {
+                                event.properties.push((key, crate::PropValue::Int(p)));
+                            }
+                        }
+                        other => event.properties.push((key, other)),
+                    }
+                }
+            }
         }
     }
 }
@@ -287,6 +309,32 @@ mod tests {
         let mut omitted = Pseudonyms::new(IdPolicy::Omitted);
         omitted.apply_to(&mut events);
         assert!(events.iter().all(|e| e.user_id.is_none()));
+    }
+
+    #[test]
+    fn a_referrer_id_becomes_that_users_own_pseudonym() {
+        let mut events = crate::samples::typical_events();
+        events[1]
+            .properties
+            .push(("referrer".into(), crate::PropValue::Int(5_123_456_789)));
+        let mut memory = Pseudonyms::new(IdPolicy::Pseudonymous(b"k".to_vec()));
+        memory.apply_to(&mut events);
+        let own = events[0].user_id.unwrap();
+        assert_eq!(own, pseudonym(b"k", 5_123_456_789));
+        assert!(
+            events[1]
+                .properties
+                .contains(&("referrer".into(), crate::PropValue::Int(own))),
+            "{:?}",
+            events[1].properties
+        );
+        // Without a key the referrer is left out, like every other id.
+        let mut events = crate::samples::typical_events();
+        events[1]
+            .properties
+            .push(("referrer".into(), crate::PropValue::Int(5_123_456_789)));
+        Pseudonyms::new(IdPolicy::Omitted).apply_to(&mut events);
+        assert!(!events[1].properties.iter().any(|(k, _)| k == "referrer"));
     }
 
     #[test]

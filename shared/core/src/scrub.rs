@@ -162,6 +162,58 @@ fn scrub_phones(text: &str) -> String {
     out
 }
 
+/// Fewest digits in a run that could be a Telegram id (user ids are 5 to 16 digits; the
+/// earliest accounts have few) or a phone number: [`mask_numbers`] replaces such runs.
+pub const MIN_ID_DIGITS: usize = 5;
+
+/// What [`mask_numbers`] puts in place of a masked run.
+pub const MASKED_NUMBER: &str = "<n>";
+
+/// `text` with every run of digits that could be an id or a phone number replaced by
+/// [`MASKED_NUMBER`]: a run is digits joined by single `-` (`44-7700-900123`), masked when it
+/// holds at least [`MIN_ID_DIGITS`] digits. For values a bot defines but a user can shape
+/// (deep-link parameters, callback data, command names): `campaign_2026` stays,
+/// `ref_5123456789` becomes `ref_<n>`.
+pub fn mask_numbers(text: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let mut out: Option<String> = None;
+    let mut copied = 0;
+    let mut i = 0;
+    while i < bytes.len() {
+        if !bytes[i].is_ascii_digit() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut digits = 0;
+        let mut end = i;
+        while end < bytes.len() {
+            if bytes[end].is_ascii_digit() {
+                digits += 1;
+                end += 1;
+            } else if bytes[end] == b'-' && bytes.get(end + 1).is_some_and(u8::is_ascii_digit) {
+                end += 1;
+            } else {
+                break;
+            }
+        }
+        if digits >= MIN_ID_DIGITS {
+            let out = out.get_or_insert_with(|| String::with_capacity(text.len()));
+            out.push_str(&text[copied..start]);
+            out.push_str(MASKED_NUMBER);
+            copied = end;
+        }
+        i = end;
+    }
+    match out {
+        Some(mut out) => {
+            out.push_str(&text[copied..]);
+            std::borrow::Cow::Owned(out)
+        }
+        None => std::borrow::Cow::Borrowed(text),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,6 +274,29 @@ mod tests {
         ] {
             assert_eq!(scrub(text), text);
         }
+    }
+
+    #[test]
+    fn numbers_that_could_be_ids_or_phones_are_masked() {
+        for (text, masked) in [
+            ("ref_5123456789", "ref_<n>"),
+            ("447700900123", "<n>"),
+            ("promo_44-7700-900123", "promo_<n>"),
+            ("ban:5123456789:now", "ban:<n>:now"),
+            ("campaign_2026", "campaign_2026"),
+            ("menu:about", "menu:about"),
+            ("v1-2-3", "v1-2-3"),
+            ("a12345b", "a<n>b"),
+            ("x-12345-", "x-<n>-"),
+            ("€12345", "€<n>"),
+            ("", ""),
+        ] {
+            assert_eq!(mask_numbers(text), masked, "{text}");
+        }
+        assert!(matches!(
+            mask_numbers("campaign_2026"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]
