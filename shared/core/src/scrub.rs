@@ -250,9 +250,7 @@ mod tests {
             "https://x.example/cb?api_key=<token>&token=<token>&page=2"
         );
         assert_eq!(
-            scrub(&format!(
-                "url-encoded: bot123456789%3AAAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
-            )),
+            scrub("url-encoded: bot123456789%3AAAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"),
             "url-encoded: bot123456789%<token>"
         );
         assert_eq!(
