@@ -129,6 +129,9 @@ dev: $(DEV_VARS) build-consumer build-dashboard migrate
 	@grep -q '^DASHBOARD_PASSWORD=' $(DEV_VARS) || { \
 	  echo 'DASHBOARD_PASSWORD=dev-dashboard-password' >> $(DEV_VARS); \
 	  echo "added the dev DASHBOARD_PASSWORD to $(DEV_VARS)"; }
+	@grep -q '^LOCAL_DEV=' $(DEV_VARS) || { \
+	  echo 'LOCAL_DEV=1' >> $(DEV_VARS); \
+	  echo "added LOCAL_DEV=1 to $(DEV_VARS) (lets the published dev pseudonym key through locally)"; }
 	@cargo run -q -p dev-stack -- --bot $(BOT) --consumer wrangler.consumer.toml \
 	  --dashboard wrangler.dashboard.toml --vars $(DEV_VARS) --out $(DEV_DIR)
 	@secret=$$(sed -n 's/^TELEGRAM_WEBHOOK_SECRET=//p' $(DEV_DIR)/.dev.vars); \

@@ -8,7 +8,7 @@ use std::rc::Rc;
 use analytics_core::delivery;
 use analytics_core::privacy::IdPolicy;
 use analytics_core::Source;
-use worker::{console_warn, Env};
+use worker::{console_error, console_warn, Env};
 
 /// The queue binding events go to, unless [`crate::Analytics::with_queue`] names another.
 pub const DEFAULT_QUEUE_BINDING: &str = "ANALYTICS_QUEUE";
@@ -72,8 +72,10 @@ pub struct Settings {
     /// `ANALYTICS_COALESCE_MS` (default [`delivery::DEFAULT_WINDOW_MS`]; 0 = one message per
     /// request). `await` mode sends at once.
     pub window_ms: f64,
-    /// What user and chat ids become: `ANALYTICS_ID_KEY` (pseudonyms), `ANALYTICS_RAW_IDS=1`
-    /// (raw, an explicit opt-in), or neither (left out; a warning is logged once).
+    /// What user and chat ids become: `ANALYTICS_ID_KEY` (pseudonyms; a key shorter than 32
+    /// characters, or the published dev key outside local dev, is refused and ids are left out,
+    /// with an error logged once), `ANALYTICS_RAW_IDS=1` (raw, an explicit opt-in), or neither
+    /// (left out; a warning is logged once).
     pub ids: IdPolicy,
     /// Dev-only fault switches.
     pub faults: Faults,
@@ -93,11 +95,16 @@ impl Settings {
         let number = |name: &str| text(env, name).and_then(|v| v.trim().parse::<f64>().ok());
         let mode = Mode::parse(text(env, "ANALYTICS").as_deref());
         let window = delivery::window_from_setting(text(env, "ANALYTICS_COALESCE_MS").as_deref());
-        let ids = IdPolicy::from_settings(
+        // `LOCAL_DEV=1` is set only in `.dev.vars` (local dev): it lets the published dev key
+        // of `.dev.vars.example` through. Read once per isolate, so a refusal is logged once.
+        let (ids, refused) = IdPolicy::decide(
             text(env, "ANALYTICS_ID_KEY").as_deref(),
             text(env, "ANALYTICS_RAW_IDS").as_deref(),
+            text(env, "LOCAL_DEV").as_deref() == Some("1"),
         );
-        if ids == IdPolicy::Omitted && mode != Mode::Off {
+        if let Some(refusal) = refused.filter(|_| mode != Mode::Off) {
+            console_error!("analytics: {refusal}");
+        } else if ids == IdPolicy::Omitted && mode != Mode::Off {
             console_warn!(
                 "analytics: no ANALYTICS_ID_KEY secret (and no ANALYTICS_RAW_IDS=1): user and chat ids are left out of every event"
             );

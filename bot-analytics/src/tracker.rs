@@ -88,17 +88,22 @@ impl Tracker {
     }
 
     /// Tracks an error: its kind is the error's type name, its message the error and its
-    /// sources joined with `": "`; `location` says where (e.g. `checkout:charge`).
+    /// sources joined with `": "` (scrubbed, see [`Tracker::track_error_message`]); `location`
+    /// says where (e.g. `checkout:charge`).
     pub fn track_error<E: std::error::Error + ?Sized>(&self, error: &E, location: &str) {
         if let Some(t) = &self.inner {
-            t.track_error(error, location);
+            let kind = analytics_core::tracker::short_type_name::<E>();
+            let message = analytics_core::tracker::error_chain_message(error);
+            t.track_error_message(kind, &analytics_core::scrub::scrub(&message), location);
         }
     }
 
-    /// Tracks an error described by a kind and a message.
+    /// Tracks an error described by a kind and a message. The message is scrubbed
+    /// (`analytics_core::scrub`: e-mail addresses, phone numbers, tokens); anything else in it
+    /// is stored as it is.
     pub fn track_error_message(&self, kind: &str, message: &str, location: &str) {
         if let Some(t) = &self.inner {
-            t.track_error_message(kind, message, location);
+            t.track_error_message(kind, &analytics_core::scrub::scrub(message), location);
         }
     }
 

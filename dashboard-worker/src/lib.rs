@@ -227,7 +227,10 @@ async fn d1_batch(db: &D1Database, queries: &[&Query]) -> Vec<QueryResult> {
     }
 }
 
+/// One query on the SQL API, given at most [`sqlapi::SQL_API_TIMEOUT_MS`]: then the request is
+/// aborted and the page shows the timeout in the query's section.
 async fn sql_api(url: &str, token: &str, sql: &str) -> QueryResult {
+    use futures_util::future::{select, Either};
     let transport = |e: worker::Error| QueryError::Transport(e.to_string());
     let headers = Headers::new();
     headers
@@ -241,8 +244,29 @@ async fn sql_api(url: &str, token: &str, sql: &str) -> QueryResult {
         .with_headers(headers)
         .with_body(Some(JsValue::from_str(sql)));
     let request = Request::new_with_init(url, &init).map_err(transport)?;
-    let mut response = Fetch::Request(request).send().await.map_err(transport)?;
-    let status = response.status_code();
-    let body = response.text().await.map_err(transport)?;
-    sqlapi::parse_response(status, &body)
+    let controller = worker::AbortController::default();
+    let signal = controller.signal();
+    let exchange = std::pin::pin!(async {
+        let mut response = Fetch::Request(request)
+            .send_with_signal(&signal)
+            .await
+            .map_err(transport)?;
+        let status = response.status_code();
+        let body = response.text().await.map_err(transport)?;
+        Ok::<_, QueryError>((status, body))
+    });
+    let limit = sqlapi::SQL_API_TIMEOUT_MS;
+    let timer = std::pin::pin!(worker::Delay::from(std::time::Duration::from_millis(
+        u64::from(limit)
+    )));
+    match select(exchange, timer).await {
+        Either::Left((exchanged, _)) => {
+            let (status, body) = exchanged?;
+            sqlapi::parse_response(status, &body)
+        }
+        Either::Right(_) => {
+            controller.abort();
+            Err(QueryError::Timeout(limit))
+        }
+    }
 }

@@ -12,6 +12,10 @@ use crate::rows::Row;
 /// The production API base.
 pub const DEFAULT_API_BASE: &str = "https://api.cloudflare.com/client/v4";
 
+/// How long one SQL API query may take before the page shows it as timed out, in ms. A
+/// dashboard page waits for all its queries; a hung API must not hang the page.
+pub const SQL_API_TIMEOUT_MS: u32 = 10_000;
+
 /// Why the Analytics Engine data could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum QueryError {
@@ -32,6 +36,9 @@ pub enum QueryError {
     /// The request did not get through (network, runtime).
     #[error("SQL API request failed: {0}")]
     Transport(String),
+    /// No answer within the timeout (ms), see [`SQL_API_TIMEOUT_MS`].
+    #[error("the SQL API gave no answer within {} s", .0 / 1000)]
+    Timeout(u32),
     /// A D1 query failed.
     #[error("D1 query failed: {0}")]
     D1(String),
@@ -43,34 +50,48 @@ pub enum ConfigError {
     /// The account id is not 32 hexadecimal characters.
     #[error("CF_ACCOUNT_ID must be 32 hexadecimal characters")]
     AccountId,
-    /// The base URL is neither https nor a loopback http address.
-    #[error("CF_API_BASE must be an https URL (or http on 127.0.0.1/localhost, for tests)")]
+    /// The base URL is neither https nor a loopback http address, or carries a user name,
+    /// password, query or fragment.
+    #[error("CF_API_BASE must be an https URL (or http on 127.0.0.1/localhost, for tests), without user, password, query or fragment")]
     Base,
     /// The API token holds characters a header cannot carry.
     #[error("CF_API_TOKEN holds characters other than printable ASCII")]
     Token,
 }
 
-/// The SQL API URL for `account_id` under `base` (checked: the id is 32 hex characters, the
-/// base is https, or plain http only on the loopback for local fakes).
+/// The SQL API URL for `account_id` under `base` (checked: the id is 32 hex characters; the
+/// base parses as a URL with no user name, password, query or fragment, and is https, or plain
+/// http only when its host is the loopback — `127.0.0.1`, `[::1]` or `localhost` — for local
+/// fakes). The host is compared after parsing, so `http://127.0.0.1:@evil.example` (whose host
+/// is `evil.example`) is refused.
 pub fn sql_api_url(base: &str, account_id: &str) -> Result<String, ConfigError> {
     if account_id.len() != 32 || !account_id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ConfigError::AccountId);
     }
-    let base = base.trim_end_matches('/');
-    let loopback = [
-        "http://127.0.0.1:",
-        "http://127.0.0.1/",
-        "http://localhost:",
-    ]
-    .iter()
-    .any(|p| base.starts_with(p) || format!("{base}/").starts_with(p));
     let clean = base
         .bytes()
-        .all(|b| b.is_ascii_graphic() && !b"?#\"'<>\\".contains(&b));
-    if !clean || !(base.starts_with("https://") || loopback) {
+        .all(|b| b.is_ascii_graphic() && !b"?#\"'<>\\@".contains(&b));
+    let url = url::Url::parse(base).map_err(|_| ConfigError::Base)?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip == std::net::Ipv4Addr::LOCALHOST,
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(domain)) => domain == "localhost",
+        None => false,
+    };
+    let allowed = match url.scheme() {
+        "https" => url.host().is_some(),
+        "http" => loopback,
+        _ => false,
+    };
+    let plain = url.username().is_empty()
+        && url.password().is_none()
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && !url.cannot_be_a_base();
+    if !clean || !allowed || !plain {
         return Err(ConfigError::Base);
     }
+    let base = url.as_str().trim_end_matches('/');
     Ok(format!("{base}/accounts/{account_id}/analytics_engine/sql"))
 }
 
@@ -153,6 +174,45 @@ mod tests {
         ] {
             assert_eq!(sql_api_url(bad, ACCOUNT), Err(ConfigError::Base), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_base_is_parsed_and_its_host_compared() {
+        // Each of these sends the bearer token to evil.example (userinfo, or a look-alike host).
+        for bad in [
+            "http://127.0.0.1:@evil.example",
+            "http://127.0.0.1:@evil.example/client/v4",
+            "http://127.0.0.1@evil.example/",
+            "http://localhost:80@evil.example",
+            "http://localhost:x@evil.example:8080/",
+            "http://127.0.0.1.evil.example/",
+            "http://localhost.evil.example:8080",
+            "https://user:pw@api.cloudflare.com/client/v4",
+            "http://127.0.0.1:4321/client/v4#x",
+            "https://api.cloudflare.com/client/v4?x=1",
+        ] {
+            assert_eq!(sql_api_url(bad, ACCOUNT), Err(ConfigError::Base), "{bad}");
+        }
+        for good in [
+            "http://127.0.0.1:4321",
+            "http://localhost:4321/client/v4",
+            "http://[::1]:4321/client/v4",
+            "https://api.cloudflare.com/client/v4/",
+        ] {
+            let url = sql_api_url(good, ACCOUNT).unwrap();
+            assert!(
+                url.ends_with(&format!("/accounts/{ACCOUNT}/analytics_engine/sql")),
+                "{good}: {url}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_timeout_is_its_own_error() {
+        assert_eq!(
+            QueryError::Timeout(SQL_API_TIMEOUT_MS).to_string(),
+            "the SQL API gave no answer within 10 s"
+        );
     }
 
     #[test]

@@ -19,7 +19,7 @@ pub const TEST_SECRET: &str = "test-secret";
 /// The bot token the test stack uses (the fake Bot API sees it).
 pub const TEST_TOKEN: &str = "123456:TEST-TOKEN";
 /// The pseudonym key the test stack's bot uses (`ANALYTICS_ID_KEY`).
-pub const TEST_ID_KEY: &str = "test-pseudonym-key";
+pub const TEST_ID_KEY: &str = "test-pseudonym-key-0123456789abcdef";
 
 /// The id a raw Telegram user or chat id is stored under by the test stack's bot.
 pub fn pseudonym(raw: i64) -> i64 {

@@ -180,3 +180,105 @@ fn ids_are_pseudonyms_free_text_is_never_stored_and_forget_erases_one_user() {
     forget(USERS[2]);
     assert_eq!(stack.d1_count("SELECT count(*) FROM error_groups"), 0);
 }
+
+/// Issue 21, item 4: the usual referral link (`/start ref_<id>`), a phone number as a deep-link
+/// payload, and a button whose data carries a user id. No raw id or number is stored; the
+/// referrer is stored as the referrer's own pseudonym, so "who brought whom" still works.
+#[test]
+fn a_referral_link_stores_the_referrers_pseudonym_and_no_raw_number() {
+    let stack = Stack::start(StackOptions::default());
+    let (referrer, newcomer) = (USERS[0], USERS[1]);
+    let post = |body: String| {
+        let (status, reply) = stack.post_update(&body, Some(TEST_SECRET));
+        assert_eq!(status, 200, "{reply}");
+    };
+    post(message(1, referrer, referrer, "/help"));
+    post(message(
+        2,
+        newcomer,
+        newcomer,
+        &format!("/start ref_{referrer}"),
+    ));
+    post(message(3, newcomer, newcomer, "/start 447700900123"));
+    post(
+        json!({"update_id": 4, "callback_query": {"id": "cb4", "from": {"id": newcomer},
+            "message": {"message_id": 9, "chat": {"id": newcomer, "type": "private"}},
+            "data": format!("ban:{referrer}")}})
+        .to_string(),
+    );
+    stack.wait_count(
+        "every update's handler timing",
+        "SELECT count(*) FROM analytics_points_local WHERE blob3 = 'performance' AND blob4 = 'handler'",
+        4,
+    );
+    let points = all_columns(&stack, "analytics_points_local");
+    for row in &points {
+        for raw in [
+            referrer.to_string(),
+            newcomer.to_string(),
+            "447700900123".into(),
+        ] {
+            assert!(!row.contains(&raw), "raw {raw} stored: {row}");
+        }
+    }
+    let starts = stack.d1(
+        "SELECT blob16 AS source, blob17 AS other, blob18 AS key, double8 AS value, index1 \
+         FROM analytics_points_local WHERE blob3 = 'command' AND blob4 = 'start' ORDER BY double3",
+    );
+    assert_eq!(starts.len(), 2, "{starts:?}");
+    assert_eq!(starts[0]["source"], json!("ref_<n>"), "{starts:?}");
+    assert_eq!(starts[0]["key"], json!("referrer"), "{starts:?}");
+    assert_eq!(
+        starts[0]["value"].as_f64(),
+        Some(pseudonym(referrer) as f64),
+        "{starts:?}"
+    );
+    assert_eq!(starts[1]["source"], json!("<n>"), "{starts:?}");
+    // The referrer's pseudonym is the one his own events carry.
+    let own: Vec<Value> = stack
+        .d1("SELECT DISTINCT index1 FROM analytics_points_local WHERE blob4 = 'help'")
+        .iter()
+        .map(|r| r["index1"].clone())
+        .collect();
+    assert_eq!(own, vec![json!(pseudonym(referrer).to_string())]);
+    let buttons = stack.d1(
+        "SELECT blob4 AS name, blob17 AS other FROM analytics_points_local WHERE blob3 = 'callback'",
+    );
+    assert_eq!(buttons.len(), 1, "{buttons:?}");
+    assert_eq!(buttons[0]["name"], json!("ban"));
+    assert!(
+        buttons[0]["other"].as_str().unwrap().contains("ban:<n>"),
+        "{buttons:?}"
+    );
+}
+
+/// Issue 21, item 10: the published dev key outside local dev (no `LOCAL_DEV=1`) is refused:
+/// ids are left out, and the bot says why in its log.
+#[test]
+fn the_published_dev_key_is_refused_outside_local_dev() {
+    let stack = Stack::start(StackOptions {
+        extra_vars: vec![(
+            "ANALYTICS_ID_KEY".into(),
+            analytics_core::privacy::PUBLISHED_DEV_KEY.into(),
+        )],
+        ..StackOptions::default()
+    });
+    let (status, reply) =
+        stack.post_update(&message(1, USERS[0], USERS[0], "/help"), Some(TEST_SECRET));
+    assert_eq!(status, 200, "{reply}");
+    stack.wait_count(
+        "the handler timing",
+        "SELECT count(*) FROM analytics_points_local WHERE blob4 = 'handler'",
+        1,
+    );
+    for row in stack.d1("SELECT index1, blob5, blob6 FROM analytics_points_local") {
+        assert_eq!(row["index1"], json!("-"), "{row}");
+        assert_eq!(row["blob5"], json!(""), "{row}");
+    }
+    let log = stack.log();
+    assert!(
+        log.contains("ANALYTICS_ID_KEY is the published dev key"),
+        "{}",
+        stack.log_tail()
+    );
+}

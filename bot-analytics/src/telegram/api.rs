@@ -15,12 +15,23 @@ use crate::Tracker;
 /// How long one Bot API call may take, in ms, unless `TELEGRAM_API_TIMEOUT_MS` says otherwise.
 pub const DEFAULT_TIMEOUT_MS: f64 = 10_000.0;
 
-/// Where and as whom to call the Bot API.
-#[derive(Debug, Clone)]
+/// Where and as whom to call the Bot API. Its `Debug` never shows the token (only the bot id
+/// before its `:`).
+#[derive(Clone)]
 pub struct BotApi {
     base: String,
     token: Option<String>,
     timeout_ms: f64,
+}
+
+impl std::fmt::Debug for BotApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BotApi")
+            .field("base", &self.base)
+            .field("token", &self.bot_id().map(|id| format!("{id}:<redacted>")))
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
 }
 
 /// How a Bot API call failed.
@@ -92,6 +103,15 @@ impl BotApi {
         }
     }
 
+    /// `text` with the bot's own token (`TELEGRAM_BOT_TOKEN`) replaced by `<token>`, whatever
+    /// its shape: applied to handler errors before they are tracked or logged.
+    pub(crate) fn redact(&self, text: &str) -> String {
+        match self.token.as_deref().filter(|t| !t.is_empty()) {
+            Some(token) => text.replace(token, "<token>"),
+            None => text.to_string(),
+        }
+    }
+
     /// The token's bot id (the digits before `:`), which names the bot.
     pub fn bot_id(&self) -> Option<&str> {
         self.token.as_deref().and_then(|t| t.split(':').next())
@@ -145,7 +165,7 @@ impl BotApi {
                 ApiError::Timeout(_) => ("timeout", error.to_string()),
                 ApiError::NoToken(_) => ("skipped", error.to_string()),
             };
-            let message = analytics_core::scrub::scrub(&message.replace(token.as_str(), "<token>"));
+            let message = analytics_core::scrub::scrub(&self.redact(&message));
             tracker.track_error_message(kind, &message, &location);
         }
         result
@@ -206,5 +226,29 @@ impl BotApi {
                 retry_after: None,
             }),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw";
+
+    #[test]
+    fn debug_never_prints_the_token() {
+        let api = BotApi::new(
+            "https://api.telegram.org".into(),
+            Some(TOKEN.into()),
+            10_000.0,
+        );
+        let printed = format!("{api:?} {api:#?}");
+        assert!(
+            !printed.contains("AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"),
+            "{printed}"
+        );
+        assert!(printed.contains("https://api.telegram.org"), "{printed}");
+        let none = BotApi::new("https://api.telegram.org".into(), None, 10_000.0);
+        assert!(format!("{none:?}").contains("token: None"), "{none:?}");
     }
 }

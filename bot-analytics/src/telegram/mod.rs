@@ -108,7 +108,15 @@ impl Bot {
         let update = Update::new(parsed, body, &telegram.username);
         let handled = handler(update.clone(), env, tracker.clone());
         let (result, handler_ms) = webhook::timed(handled).await;
-        let (reply, failure) = reply_or_failure(result);
+        let (reply, failure) = reply_or_failure(result, &telegram.api);
+        if let Some(failure) = &failure {
+            console_error!(
+                "bot handler failed (answered 200, tracked): {}: {} (at {})",
+                failure.kind,
+                failure.message,
+                failure.location
+            );
+        }
         let fetched = telegram.fetched(&reply, analytics.mode(), &tracker).await;
         let response = respond(&reply, telegram.reply)?;
         let commands = self.commands;
@@ -155,16 +163,23 @@ fn tracker_for(
     tracker
 }
 
-/// The handler's reply, or no reply and the failure to track (its message logged, scrubbed).
-fn reply_or_failure(result: HandlerResult) -> (Reply, Option<HandlerFailure>) {
+/// The handler's reply, or no reply and the failure to track (see [`handler_failure`]).
+fn reply_or_failure(result: HandlerResult, api: &BotApi) -> (Reply, Option<HandlerFailure>) {
     match result {
         Ok(reply) => (reply, None),
-        Err(error) => {
-            let scrubbed = analytics_core::scrub::scrub(&format!("{error:?}"));
-            console_error!("bot handler failed (answered 200, tracked): {scrubbed}");
-            (Reply::none(), Some(error.failure()))
-        }
+        Err(error) => (Reply::none(), Some(handler_failure(&error, api))),
     }
+}
+
+/// A handler's error as it is tracked and logged: the bot's own token replaced wherever it
+/// is (even in a shape the scrub cannot recognise), then scrubbed (`analytics_core::scrub`).
+/// Anything else the handler put in its error (a user's text, say) stays: see
+/// docs/privacy.md.
+fn handler_failure(error: &BotError, api: &BotApi) -> HandlerFailure {
+    let mut failure = error.failure();
+    failure.kind = api.redact(&failure.kind);
+    failure.message = analytics_core::scrub::scrub(&api.redact(&failure.message));
+    failure
 }
 
 /// The webhook's response: the reply's method in the body (`TELEGRAM_REPLY=body`), or empty.
@@ -230,4 +245,26 @@ async fn read_body(req: &mut Request, declared_length: bool) -> Result<Vec<u8>, 
         body.extend_from_slice(&chunk);
     }
     Ok(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_handler_error_never_stores_or_logs_the_bots_own_token() {
+        // A short token the scrub cannot recognise as one (the end-to-end tests use such a one).
+        let api = BotApi::new(
+            "https://api.telegram.org".into(),
+            Some("123456:TEST-TOKEN".into()),
+            1e4,
+        );
+        let error = BotError::new("ConfigError", "token 123456:TEST-TOKEN rejected");
+        let failure = handler_failure(&error, &api);
+        assert_eq!(failure.message, "token <token> rejected");
+        let update = telegram_policy::update::Update::parse(br#"{"update_id":1,"message":{"message_id":1,"chat":{"id":1,"type":"private"},"text":"hi"}}"#).unwrap();
+        let events = auto::handler_events(&update, None, 1.0, Some(&failure));
+        let stored = &events[1].error.as_ref().unwrap().message;
+        assert!(!stored.contains("TEST-TOKEN"), "stored: {stored}");
+    }
 }

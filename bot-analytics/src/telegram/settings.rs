@@ -11,8 +11,9 @@ use crate::telegram::api::{BotApi, DEFAULT_TIMEOUT_MS};
 use crate::telegram::{ApiCall, Reply};
 use crate::Tracker;
 
-/// What the webhook layer reads from the environment.
-#[derive(Debug, Clone)]
+/// What the webhook layer reads from the environment. Its `Debug` shows neither the webhook
+/// secret nor the bot token.
+#[derive(Clone)]
 pub struct TelegramSettings {
     /// `TELEGRAM_WEBHOOK_SECRET`: requests without it get 401 (unset: every request does).
     pub secret: String,
@@ -22,6 +23,22 @@ pub struct TelegramSettings {
     pub api: BotApi,
     /// `TELEGRAM_REPLY`: `body` (default) or `fetch`.
     pub reply: ReplyDelivery,
+}
+
+impl std::fmt::Debug for TelegramSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let secret = if self.secret.is_empty() {
+            "<unset>"
+        } else {
+            "<redacted>"
+        };
+        f.debug_struct("TelegramSettings")
+            .field("secret", &secret)
+            .field("username", &self.username)
+            .field("api", &self.api)
+            .field("reply", &self.reply)
+            .finish()
+    }
 }
 
 /// How the handler's answer reaches Telegram.
@@ -104,5 +121,31 @@ impl TelegramSettings {
             })
             .clone()
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_prints_the_webhook_secret_or_the_token() {
+        let settings = TelegramSettings {
+            secret: "webhook-secret-Zq9xY2".into(),
+            username: "MyBot".into(),
+            api: BotApi::new(
+                "https://api.telegram.org".into(),
+                Some("123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw".into()),
+                10_000.0,
+            ),
+            reply: ReplyDelivery::Body,
+        };
+        let printed = format!("{settings:?} {settings:#?}");
+        assert!(!printed.contains("webhook-secret-Zq9xY2"), "{printed}");
+        assert!(
+            !printed.contains("AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"),
+            "{printed}"
+        );
+        assert!(printed.contains("MyBot"), "{printed}");
     }
 }

@@ -224,7 +224,7 @@ pub const BLOBS: &[BlobColumn] = &[
     },
     BlobColumn {
         holds:
-            "property `source` (a valid /start deep-link parameter, or `other`: acquisition source)",
+            "property `source` (a valid /start deep-link parameter with id-like numbers as `<n>`, or `other`: acquisition source)",
         max_bytes: 256,
         value: |p| prop(p, "source"),
     },

@@ -35,14 +35,70 @@ impl std::fmt::Debug for IdPolicy {
     }
 }
 
+/// Fewest characters a pseudonym key must have (`ANALYTICS_ID_KEY`). Anyone holding the key
+/// can hash every plausible id and reverse the pseudonyms, and a short or guessable key can be
+/// found the same way: 32 random characters put that out of reach (`openssl rand -hex 32`
+/// gives 64).
+pub const MIN_KEY_CHARS: usize = 32;
+
+/// The pseudonym key published in `.dev.vars.example`: fine on a laptop, reversible by anyone
+/// anywhere else, so refused unless local dev says otherwise (`LOCAL_DEV=1`, set only in
+/// `.dev.vars`).
+pub const PUBLISHED_DEV_KEY: &str = "dev-only-pseudonym-key-not-secret";
+
+/// Why a pseudonym key was refused (ids are then left out).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyRefusal {
+    /// Shorter than [`MIN_KEY_CHARS`] (its length in characters).
+    TooShort(usize),
+    /// The published dev key, outside local dev.
+    PublishedDevKey,
+}
+
+impl std::fmt::Display for KeyRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyRefusal::TooShort(n) => write!(
+                f,
+                "ANALYTICS_ID_KEY has {n} characters, fewer than {MIN_KEY_CHARS}: refused, user and chat ids are left out of every event; set a long random key (openssl rand -hex 32)"
+            ),
+            KeyRefusal::PublishedDevKey => write!(
+                f,
+                "ANALYTICS_ID_KEY is the published dev key of .dev.vars.example, refused outside local dev (LOCAL_DEV=1): user and chat ids are left out of every event; set a long random key (openssl rand -hex 32)"
+            ),
+        }
+    }
+}
+
 impl IdPolicy {
-    /// The policy from the settings: a non-empty key wins; otherwise raw ids only when
-    /// `raw_ids` says `1`/`true`; otherwise ids are left out.
+    /// The policy from the settings outside local dev: see [`IdPolicy::decide`].
     pub fn from_settings(key: Option<&str>, raw_ids: Option<&str>) -> IdPolicy {
+        IdPolicy::decide(key, raw_ids, false).0
+    }
+
+    /// The policy from the settings, and why the key was refused if it was: a non-empty key
+    /// wins when it has at least [`MIN_KEY_CHARS`] characters and is not
+    /// [`PUBLISHED_DEV_KEY`] (which only `local_dev` accepts); a refused key leaves ids out
+    /// (never raw). Without a key, raw ids only when `raw_ids` says `1`/`true`; otherwise ids
+    /// are left out.
+    pub fn decide(
+        key: Option<&str>,
+        raw_ids: Option<&str>,
+        local_dev: bool,
+    ) -> (IdPolicy, Option<KeyRefusal>) {
         match key.map(str::trim).filter(|k| !k.is_empty()) {
-            Some(key) => IdPolicy::Pseudonymous(key.as_bytes().to_vec()),
-            None if matches!(raw_ids.map(str::trim), Some("1") | Some("true")) => IdPolicy::Raw,
-            None => IdPolicy::Omitted,
+            Some(key) if key.chars().count() < MIN_KEY_CHARS => (
+                IdPolicy::Omitted,
+                Some(KeyRefusal::TooShort(key.chars().count())),
+            ),
+            Some(PUBLISHED_DEV_KEY) if !local_dev => {
+                (IdPolicy::Omitted, Some(KeyRefusal::PublishedDevKey))
+            }
+            Some(key) => (IdPolicy::Pseudonymous(key.as_bytes().to_vec()), None),
+            None if matches!(raw_ids.map(str::trim), Some("1") | Some("true")) => {
+                (IdPolicy::Raw, None)
+            }
+            None => (IdPolicy::Omitted, None),
         }
     }
 
@@ -57,15 +113,30 @@ impl IdPolicy {
     }
 }
 
+/// Integer properties that hold a Telegram user id (`referrer`: who shared a `/start` referral
+/// link): [`Pseudonyms::apply_to`] treats them like the event's own user, so a referrer gets the
+/// same pseudonym as that user's own events (left out without a key, raw only with raw ids).
+pub const ID_PROPERTIES: &[&str] = &["referrer"];
+
 /// Most pseudonyms [`Pseudonyms`] remembers before it starts over.
 pub const PSEUDONYM_CACHE_ENTRIES: usize = 4_096;
 
 /// An [`IdPolicy`] with a memory: a bot sees the same users again and again, and each
-/// pseudonym costs an HMAC-SHA-256. Bounded: when full it starts over.
-#[derive(Debug, Clone)]
+/// pseudonym costs an HMAC-SHA-256. Bounded: when full it starts over. Its `Debug` shows the
+/// policy and how many pseudonyms it remembers, never an id or a pseudonym.
+#[derive(Clone)]
 pub struct Pseudonyms {
     policy: IdPolicy,
     cache: std::collections::HashMap<i64, i64>,
+}
+
+impl std::fmt::Debug for Pseudonyms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pseudonyms")
+            .field("policy", &self.policy)
+            .field("remembered", &self.cache.len())
+            .finish()
+    }
 }
 
 impl Pseudonyms {
@@ -98,7 +169,8 @@ impl Pseudonyms {
         Some(p)
     }
 
-    /// Applies the policy to every event's user and chat.
+    /// Applies the policy to every event's user and chat, and to its integer
+    /// [`ID_PROPERTIES`] (a property whose id is left out is removed).
     pub fn apply_to(&mut self, events: &mut [crate::Event]) {
         if self.policy == IdPolicy::Raw {
             return;
@@ -106,6 +178,22 @@ impl Pseudonyms {
         for event in events {
             event.user_id = self.map(event.user_id);
             event.chat_id = self.map(event.chat_id);
+            let is_id = |(key, value): &(String, crate::PropValue)| {
+                matches!(value, crate::PropValue::Int(_)) && ID_PROPERTIES.contains(&key.as_str())
+            };
+            if event.properties.iter().any(is_id) {
+                let properties = std::mem::take(&mut event.properties);
+                for (key, value) in properties {
+                    match value {
+                        crate::PropValue::Int(id) if ID_PROPERTIES.contains(&key.as_str()) => {
+                            if let Some(p) = self.map(Some(id)) {
+                                event.properties.push((key, crate::PropValue::Int(p)));
+                            }
+                        }
+                        other => event.properties.push((key, other)),
+                    }
+                }
+            }
         }
     }
 }
@@ -158,7 +246,7 @@ mod tests {
         );
         assert_eq!(IdPolicy::from_settings(None, Some("1")), IdPolicy::Raw);
         assert!(matches!(
-            IdPolicy::from_settings(Some("k"), Some("1")),
+            IdPolicy::from_settings(Some(&"k".repeat(MIN_KEY_CHARS)), Some("1")),
             IdPolicy::Pseudonymous(_)
         ));
         assert_eq!(IdPolicy::Omitted.apply(Some(42)), None);
@@ -167,6 +255,42 @@ mod tests {
         assert_eq!(
             format!("{:?}", IdPolicy::Pseudonymous(b"s3cret".to_vec())),
             "Pseudonymous(<key>)"
+        );
+    }
+
+    #[test]
+    fn weak_keys_and_the_published_dev_key_are_refused() {
+        // Too short to resist enumerating ids: ids are left out instead.
+        assert_eq!(IdPolicy::from_settings(Some("k"), None), IdPolicy::Omitted);
+        assert_eq!(
+            IdPolicy::from_settings(Some("short-but-not-empty-key"), Some("1")),
+            IdPolicy::Omitted,
+            "a refused key never falls back to raw ids"
+        );
+        // The dev key of .dev.vars.example is public: refused outside local dev.
+        assert_eq!(
+            IdPolicy::from_settings(Some("dev-only-pseudonym-key-not-secret"), None),
+            IdPolicy::Omitted
+        );
+        let long = "k".repeat(32);
+        assert!(matches!(
+            IdPolicy::from_settings(Some(&long), None),
+            IdPolicy::Pseudonymous(_)
+        ));
+        // In local dev the dev key works; the refusals say why, once, in words.
+        assert!(matches!(
+            IdPolicy::decide(Some(PUBLISHED_DEV_KEY), None, true),
+            (IdPolicy::Pseudonymous(_), None)
+        ));
+        let (_, refusal) = IdPolicy::decide(Some(PUBLISHED_DEV_KEY), None, false);
+        assert_eq!(refusal, Some(KeyRefusal::PublishedDevKey));
+        assert!(refusal.unwrap().to_string().contains("LOCAL_DEV=1"));
+        let (_, refusal) = IdPolicy::decide(Some("k"), None, true);
+        assert_eq!(refusal, Some(KeyRefusal::TooShort(1)));
+        assert!(refusal.unwrap().to_string().contains("fewer than 32"));
+        assert_eq!(
+            IdPolicy::decide(None, None, true),
+            (IdPolicy::Omitted, None)
         );
     }
 
@@ -188,6 +312,32 @@ mod tests {
     }
 
     #[test]
+    fn a_referrer_id_becomes_that_users_own_pseudonym() {
+        let mut events = crate::samples::typical_events();
+        events[1]
+            .properties
+            .push(("referrer".into(), crate::PropValue::Int(5_123_456_789)));
+        let mut memory = Pseudonyms::new(IdPolicy::Pseudonymous(b"k".to_vec()));
+        memory.apply_to(&mut events);
+        let own = events[0].user_id.unwrap();
+        assert_eq!(own, pseudonym(b"k", 5_123_456_789));
+        assert!(
+            events[1]
+                .properties
+                .contains(&("referrer".into(), crate::PropValue::Int(own))),
+            "{:?}",
+            events[1].properties
+        );
+        // Without a key the referrer is left out, like every other id.
+        let mut events = crate::samples::typical_events();
+        events[1]
+            .properties
+            .push(("referrer".into(), crate::PropValue::Int(5_123_456_789)));
+        Pseudonyms::new(IdPolicy::Omitted).apply_to(&mut events);
+        assert!(!events[1].properties.iter().any(|(k, _)| k == "referrer"));
+    }
+
+    #[test]
     fn events_lose_their_raw_ids() {
         let mut events = crate::samples::typical_events();
         Pseudonyms::new(IdPolicy::Pseudonymous(b"k".to_vec())).apply_to(&mut events);
@@ -199,5 +349,18 @@ mod tests {
         assert!(events
             .iter()
             .all(|e| e.user_id.is_none() && e.chat_id.is_none()));
+    }
+
+    #[test]
+    fn debug_never_prints_raw_ids_pseudonyms_or_the_key() {
+        let mut memory = Pseudonyms::new(IdPolicy::Pseudonymous(b"s3cret-key".to_vec()));
+        let mut events = crate::samples::typical_events();
+        memory.apply_to(&mut events);
+        let printed = format!("{memory:?} {memory:#?}");
+        let pseudonym = pseudonym(b"s3cret-key", 5_123_456_789).to_string();
+        assert!(!printed.contains("5123456789"), "{printed}");
+        assert!(!printed.contains(&pseudonym), "{printed}");
+        assert!(!printed.contains("s3cret"), "{printed}");
+        assert!(printed.contains("Pseudonymous(<key>)"), "{printed}");
     }
 }

@@ -15,14 +15,25 @@ pub const MAX_CORRECTION_MS: i64 = 60 * 60 * 1000;
 /// how far it was moved.
 pub const MAX_EVENT_LEAD_MS: i64 = 60 * 60 * 1000;
 
+/// The longest an envelope can have waited between its send and the consumer first receiving
+/// it, in milliseconds (14 days: the longest message retention Cloudflare Queues allow; the
+/// free plan keeps messages 24 hours). An earlier `sent_at` cannot be a real queue delay (a
+/// sender clock in 1970, or a forged envelope) and is clamped to this bound, so its events
+/// cannot move an error group's `first_seen` further into the past than that.
+pub const MAX_QUEUE_STAY_MS: i64 = 14 * 24 * 60 * 60 * 1000;
+
 /// Corrects an event timestamp from the sender's clock to the receiver's.
 ///
 /// `received_at − sent_at` mixes clock skew with queue delay (batching, retries: up to hours),
 /// and the two cannot be told apart when it is positive, so only a negative difference — the
 /// sender's clock is ahead of the receiver's — is corrected, by at most
-/// [`MAX_CORRECTION_MS`]. Whatever the input, the result is never later than `received_at_ms`
-/// and never more than [`MAX_EVENT_LEAD_MS`] before the (corrected) `sent_at_ms`.
+/// [`MAX_CORRECTION_MS`]. A `sent_at_ms` more than [`MAX_QUEUE_STAY_MS`] before
+/// `received_at_ms` is first raised to that bound. Whatever the input, the result is never later
+/// than `received_at_ms`, never more than [`MAX_EVENT_LEAD_MS`] before the (corrected)
+/// `sent_at_ms`, and so never more than `MAX_QUEUE_STAY_MS + MAX_EVENT_LEAD_MS` before
+/// `received_at_ms`.
 pub fn correct_timestamp(event_ms: i64, sent_at_ms: i64, received_at_ms: i64) -> i64 {
+    let sent_at_ms = sent_at_ms.max(received_at_ms.saturating_sub(MAX_QUEUE_STAY_MS));
     let offset = received_at_ms.saturating_sub(sent_at_ms);
     let correction = if offset < 0 {
         offset.max(-MAX_CORRECTION_MS)
@@ -85,6 +96,19 @@ mod tests {
             correct_timestamp(0, received + 5_000, received),
             received - MAX_EVENT_LEAD_MS
         );
+    }
+
+    #[test]
+    fn a_sender_clock_in_1970_cannot_move_events_before_the_longest_queue_stay() {
+        let received = 1_764_000_001_000;
+        // The envelope says it was sent in 1970 (a broken clock, or forged): its events are
+        // no earlier than the longest a message can wait in a queue, plus the lead.
+        let earliest = received - MAX_QUEUE_STAY_MS - MAX_EVENT_LEAD_MS;
+        assert_eq!(correct_timestamp(0, 0, received), earliest);
+        assert_eq!(correct_timestamp(5, 10, received), earliest);
+        // A real queue stay (a day) is left alone.
+        let sent = received - 24 * 3_600_000;
+        assert_eq!(correct_timestamp(sent - 10, sent, received), sent - 10);
     }
 
     #[test]

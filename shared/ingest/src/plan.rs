@@ -389,6 +389,19 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn an_envelope_sent_in_1970_cannot_move_first_seen_to_1970() {
+        let mut envelope = samples::error_envelope();
+        envelope.sent_at = chrono::DateTime::UNIX_EPOCH;
+        envelope.events[0].timestamp = chrono::DateTime::UNIX_EPOCH;
+        let plan = plan_batch(&[message("e", encode(&envelope).unwrap())], &ctx());
+        let event = &plan.items[0].accepted().unwrap().events[0];
+        let occurred = event.error.as_ref().unwrap().occurred_at_ms;
+        let earliest =
+            NOW - analytics_core::skew::MAX_QUEUE_STAY_MS - analytics_core::skew::MAX_EVENT_LEAD_MS;
+        assert_eq!(occurred, earliest, "not {occurred} (1970)");
+    }
+
+    #[test]
     fn a_deferred_message_yields_its_records_and_garbage_behind_the_marker_is_rejected() {
         let typical = encode(&samples::typical_envelope()).unwrap();
         let record = |id: &str, points| Record {

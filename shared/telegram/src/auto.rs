@@ -5,8 +5,8 @@
 //! | kind | name | when | properties |
 //! | --- | --- | --- | --- |
 //! | update | the update kind (`message`, `callback_query`, …) or `unknown` | every accepted update | `update_id`, `chat_type`, `unknown_kind` |
-//! | command | the command (`start`, …) or `unknown` | a message whose text is a command for this bot | `source` (`/start` deep link), `attempted` (an unknown command's name) |
-//! | callback | the callback data up to the first `:` | a button press | `data` |
+//! | command | the command (`start`, …) or `unknown` | a message whose text is a command for this bot | `source` (`/start` deep link, numbers masked), `referrer` (the id a referral link ends in, pseudonymised by the library), `attempted` (an unknown command's name) |
+//! | callback | the callback data up to the first `:` (numbers masked) | a button press | `data` (numbers of 5+ digits as `<n>`) |
 //! | performance | `handler` | every accepted update | `update_kind`, `command`, `outcome` (`ok`/`error`); duration = the handler's own time, awaited I/O included |
 //! | error | the error's type | the handler returned an error | kind, message, `handler:<file>:<line>` location, grouped by type and location |
 //! | performance | `follow_up` | after follow-up calls | `calls`; duration = all follow-ups |
@@ -29,10 +29,27 @@ pub struct BotProfile<'a> {
     pub commands: &'a [&'a str],
 }
 
-/// A `/start` payload as an acquisition source: kept when it is a valid deep-link parameter
-/// (1–64 characters of `A-Z a-z 0-9 _ -`), `other` when it is anything else a user typed
-/// (free text is never stored), `None` when there is none.
-pub fn deep_link_source(payload: &str) -> Option<&str> {
+/// Largest Telegram user id: ids have up to 52 significant bits.
+pub const MAX_USER_ID: i64 = (1 << 52) - 1;
+
+/// A `/start` payload as tracked: the acquisition source, and the referrer's id when the
+/// payload ends in one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeepLink {
+    /// The payload when it is a valid deep-link parameter (1–64 characters of
+    /// `A-Z a-z 0-9 _ -`), with every digit run that could be an id or a phone number masked
+    /// (`ref_5123456789` → `ref_<n>`, see `analytics_core::scrub::mask_numbers`); `other` when it
+    /// is anything else a user typed (free text is never stored).
+    pub source: String,
+    /// The id a valid payload ends in (`ref_5123456789`, `5123456789`: at least 5 digits, no
+    /// leading zero, a possible user id, not the end of a `-`-joined number): the usual
+    /// referral link. Raw here; tracked as the `referrer` property, which the library turns
+    /// into that user's pseudonym with the other ids (`analytics_core::privacy::ID_PROPERTIES`).
+    pub referrer: Option<i64>,
+}
+
+/// A `/start` payload as tracked (see [`DeepLink`]); `None` when there is none.
+pub fn deep_link(payload: &str) -> Option<DeepLink> {
     if payload.is_empty() {
         return None;
     }
@@ -40,22 +57,43 @@ pub fn deep_link_source(payload: &str) -> Option<&str> {
         && payload
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    Some(if valid { payload } else { "other" })
+    if !valid {
+        return Some(DeepLink {
+            source: "other".into(),
+            referrer: None,
+        });
+    }
+    let prefix = payload.trim_end_matches(|c: char| c.is_ascii_digit());
+    let digits = &payload[prefix.len()..];
+    let joined = prefix
+        .strip_suffix('-')
+        .is_some_and(|p| p.ends_with(|c: char| c.is_ascii_digit()));
+    let referrer = (digits.len() >= analytics_core::scrub::MIN_ID_DIGITS
+        && !digits.starts_with('0')
+        && !joined)
+        .then(|| digits.parse::<i64>().ok())
+        .flatten()
+        .filter(|id| (1..=MAX_USER_ID).contains(id));
+    Some(DeepLink {
+        source: analytics_core::scrub::mask_numbers(payload).into_owned(),
+        referrer,
+    })
 }
 
 /// A token the bot defined (callback data, an update kind): kept when it is at most 64 bytes of
-/// `A-Z a-z 0-9 _ - : .`, `other` otherwise. Anything else could be text a user typed (a
+/// `A-Z a-z 0-9 _ - : .`, `other` otherwise, and its digit runs that could be an id or a phone
+/// number masked (`ban:5123456789` → `ban:<n>`). Anything else could be text a user typed (a
 /// modified client can send any callback data), and free text is never stored.
-pub fn bot_token(value: &str) -> &str {
+pub fn bot_token(value: &str) -> std::borrow::Cow<'_, str> {
     let valid = !value.is_empty()
         && value.len() <= 64
         && value
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b':' | b'.'));
     if valid {
-        value
+        analytics_core::scrub::mask_numbers(value)
     } else {
-        "other"
+        std::borrow::Cow::Borrowed("other")
     }
 }
 
@@ -68,8 +106,10 @@ pub struct TrackedCommand {
     pub name: String,
     /// The name an unknown command was called by.
     pub attempted: Option<String>,
-    /// `/start`'s deep-link parameter (see [`deep_link_source`]).
+    /// `/start`'s deep-link parameter (see [`DeepLink::source`]).
     pub source: Option<String>,
+    /// `/start`'s referrer id, raw (see [`DeepLink::referrer`]).
+    pub referrer: Option<i64>,
 }
 
 /// The command of `update` as tracked (see [`TrackedCommand`]).
@@ -84,23 +124,31 @@ pub fn command_of(update: &Update, bot: &BotProfile) -> Option<TrackedCommand> {
     } else {
         bot.commands.contains(&command.name)
     };
-    let source = (command.name == "start")
-        .then(|| deep_link_source(command.payload).map(str::to_string))
+    let link = (command.name == "start")
+        .then(|| deep_link(command.payload))
         .flatten();
+    let (source, referrer) = match link {
+        Some(link) => (Some(link.source), link.referrer),
+        None => (None, None),
+    };
     Some(if known {
         TrackedCommand {
-            name: command.name.to_string(),
+            // A bot without a command list tracks any name: mask ids and numbers a user typed.
+            name: analytics_core::scrub::mask_numbers(command.name).into_owned(),
             attempted: None,
             source,
+            referrer,
         }
     } else {
+        let attempted = analytics_core::scrub::scrub(analytics_core::text::cut_at(
+            command.name,
+            MAX_COMMAND_NAME,
+        ));
         TrackedCommand {
             name: "unknown".to_string(),
-            attempted: Some(analytics_core::scrub::scrub(analytics_core::text::cut_at(
-                command.name,
-                MAX_COMMAND_NAME,
-            ))),
+            attempted: Some(analytics_core::scrub::mask_numbers(&attempted).into_owned()),
             source: None,
+            referrer: None,
         }
     })
 }
@@ -115,7 +163,10 @@ pub fn update_events(update: &Update, command: Option<&TrackedCommand>) -> Vec<N
         properties.push(("chat_type".into(), chat.kind.as_str().into()));
     }
     if !update.known {
-        properties.push(("unknown_kind".into(), bot_token(&update.kind).into()));
+        properties.push((
+            "unknown_kind".into(),
+            bot_token(&update.kind).as_ref().into(),
+        ));
     }
     events.push(NewEvent {
         kind: Some(EventKind::UpdateReceived),
@@ -132,6 +183,9 @@ pub fn update_events(update: &Update, command: Option<&TrackedCommand>) -> Vec<N
         if let Some(source) = &command.source {
             properties.push(("source".to_string(), source.as_str().into()));
         }
+        if let Some(referrer) = command.referrer {
+            properties.push(("referrer".to_string(), PropValue::Int(referrer)));
+        }
         if let Some(attempted) = &command.attempted {
             properties.push(("attempted".to_string(), attempted.as_str().into()));
         }
@@ -147,7 +201,7 @@ pub fn update_events(update: &Update, command: Option<&TrackedCommand>) -> Vec<N
         events.push(NewEvent {
             kind: Some(EventKind::Callback),
             name: data.split(':').next().unwrap_or_default().to_string(),
-            properties: vec![("data".into(), data.into())],
+            properties: vec![("data".into(), data.as_ref().into())],
             ..NewEvent::default()
         });
     }
@@ -279,9 +333,75 @@ mod tests {
         );
         let all = format!("{events:?}");
         assert!(!all.contains("7700"), "{all}");
-        assert_eq!(deep_link_source(&"a".repeat(65)), Some("other"));
-        assert_eq!(deep_link_source("ok-_9"), Some("ok-_9"));
-        assert_eq!(deep_link_source(""), None);
+        let source = |p: &str| deep_link(p).map(|l| l.source);
+        assert_eq!(source(&"a".repeat(65)).as_deref(), Some("other"));
+        assert_eq!(source("ok-_9").as_deref(), Some("ok-_9"));
+        assert_eq!(source(""), None);
+    }
+
+    #[test]
+    fn ids_and_phone_numbers_in_deep_links_and_buttons_never_reach_a_column() {
+        // The usual referral link: the referrer's raw id becomes an id property (pseudonymised
+        // with the other ids before the events leave the bot), the source keeps its shape.
+        let referral = events_of(&text_update("/start ref_5123456789"), &BOT);
+        assert_eq!(
+            referral[1].properties,
+            vec![
+                ("source".into(), "ref_<n>".into()),
+                ("referrer".into(), PropValue::Int(5_123_456_789)),
+            ]
+        );
+        // A phone number as the payload, or inside it: never stored.
+        for (payload, source) in [
+            ("447700900123", "<n>"),
+            ("promo_44-7700-900123", "promo_<n>"),
+            ("call_447700900123_now", "call_<n>_now"),
+            ("ref_0123456789", "ref_<n>"),
+            ("campaign_2026", "campaign_2026"),
+        ] {
+            let events = events_of(&text_update(&format!("/start {payload}")), &BOT);
+            assert_eq!(
+                events[1].properties[0],
+                ("source".into(), source.into()),
+                "{payload}"
+            );
+        }
+        // Callback data carrying a user id: the prefix names the button, the id is masked.
+        let ban = events_of(
+            &update(
+                r#"{"update_id":3,"callback_query":{"id":"9","from":{"id":1},"data":"ban:5123456789"}}"#,
+            ),
+            &BOT,
+        );
+        assert_eq!(ban[1].name, "ban");
+        assert_eq!(ban[1].properties, vec![("data".into(), "ban:<n>".into())]);
+        // A command named after a number, for a bot that tracks every command by name.
+        let any = BotProfile {
+            username: "MyBot",
+            commands: &[],
+        };
+        let named = events_of(&text_update("/x5123456789"), &any);
+        for e in referral[1..].iter().chain(&ban).chain(&named) {
+            let stored: Vec<_> = e
+                .properties
+                .iter()
+                .filter(|(k, _)| k != "referrer")
+                .collect();
+            let printed = format!("{:?}", (&e.name, stored));
+            for raw in ["5123456789", "7700", "900123"] {
+                assert!(!printed.contains(raw), "{printed}");
+            }
+        }
+        // Only an id-shaped end of a valid payload is a referrer.
+        let referrer = |p: &str| deep_link(p).and_then(|l| l.referrer);
+        assert_eq!(referrer("ref_5123456789"), Some(5_123_456_789));
+        assert_eq!(referrer("5123456789"), Some(5_123_456_789));
+        assert_eq!(referrer("ref_0123456789"), None);
+        assert_eq!(referrer("tel_44-7700900123"), None);
+        assert_eq!(referrer("campaign_2026"), None);
+        assert_eq!(referrer("ref_99999999999999999999"), None);
+        assert_eq!(referrer("ref 5123456789"), None);
+        assert_eq!(named[1].name, "x<n>");
     }
 
     #[test]
@@ -317,6 +437,21 @@ mod tests {
         for e in forged.iter().chain(&typed).chain(&odd) {
             assert!(!format!("{e:?}").contains("7700"), "{e:?}");
         }
+    }
+
+    #[test]
+    fn a_token_inside_a_url_in_a_handler_error_is_not_stored() {
+        let failure = HandlerFailure {
+            kind: "FetchError".into(),
+            message: "GET https://api.telegram.org/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/getChat?chat_id=1: 502".into(),
+            location: "src/bot.rs:9".into(),
+        };
+        let events = handler_events(&text_update("hi"), None, 1.0, Some(&failure));
+        let message = &events[1].error.as_ref().unwrap().message;
+        assert_eq!(
+            message,
+            "GET https://api.telegram.org/<token>/getChat?chat_id=1: 502"
+        );
     }
 
     #[test]
