@@ -316,10 +316,11 @@ pub const GROUP_PER_HOUR: &str = "SELECT occurred_at / 3600000 AS hour, COUNT(*)
      FROM error_events WHERE fingerprint = ?1 AND occurred_at >= ?2 GROUP BY hour ORDER BY hour";
 
 /// Stored queue messages since `?1` (ms) by their number of events, with the producers' drop
-/// counts. Columns: `event_count`, `messages`, `send_failed`, `oversize`, `buffer_full`.
+/// counts. Columns: `event_count`, `messages`, `send_failed`, `oversize`, `buffer_full`,
+/// `cancelled`.
 pub const ENVELOPES: &str = "SELECT event_count, COUNT(*) AS messages, \
      SUM(dropped_send_failed) AS send_failed, SUM(dropped_oversize) AS oversize, \
-     SUM(dropped_buffer_full) AS buffer_full \
+     SUM(dropped_buffer_full) AS buffer_full, SUM(dropped_cancelled) AS cancelled \
      FROM processed_envelopes WHERE received_at >= ?1 GROUP BY event_count ORDER BY event_count";
 
 /// Rejected messages since `?1` (ms) by queue and reason.
