@@ -13,12 +13,14 @@
 //! 3. [`AfterResponse::schedule`] queues the work after the response (inside `wait_until`, or
 //!    awaited in `await` mode): it yields to the runtime first, records the automatic events,
 //!    hands every event to the isolate's outbox **before** the follow-up calls (a follow-up that
-//!    hangs cannot cost them), runs the follow-ups, records their duration and hands that over.
+//!    hangs cannot cost them), runs the follow-ups under one deadline inside the `wait_until`
+//!    limit ([`served::follow_up_deadline`]), records their duration and the calls the deadline
+//!    left out, and hands that over.
 
 use std::cell::RefCell;
 use std::future::Future;
 
-use analytics_core::served::{self, RejectionCounts};
+use analytics_core::served::{self, FollowUps, RejectionCounts};
 use analytics_core::NewEvent;
 use futures_util::future::join;
 use worker::{Context, Response};
@@ -56,23 +58,25 @@ pub(crate) async fn timed<F: Future>(handler: F) -> (F::Output, f64) {
 }
 
 /// The work after an accepted request's response.
-pub(crate) struct AfterResponse<A, F> {
+pub(crate) struct AfterResponse<A, G> {
     /// Whose settings and outbox.
     pub analytics: Analytics,
     /// The request's tracker (the handler's events are in it).
     pub tracker: Tracker,
     /// The request's automatic events, computed after the response.
     pub automatic: A,
-    /// The follow-up calls, run after the events were handed over; they resolve to how many
-    /// calls they made. `None`: there are none.
-    pub follow_ups: Option<F>,
+    /// The follow-up calls, run after the events were handed over: given the deadline (ms since
+    /// the epoch) by which they must all be done, they resolve to how many calls they made and
+    /// how many the deadline left out. `None`: there are none.
+    pub follow_ups: Option<G>,
 }
 
-impl<A, I, F> AfterResponse<A, F>
+impl<A, I, G, F> AfterResponse<A, G>
 where
     A: FnOnce() -> I + 'static,
     I: IntoIterator<Item = NewEvent> + 'static,
-    F: Future<Output = usize> + 'static,
+    G: FnOnce(f64) -> F + 'static,
+    F: Future<Output = FollowUps> + 'static,
 {
     /// Schedules the work: inside `ctx.wait_until`, or, in `await` mode (benchmarks only),
     /// awaited here before the response leaves. Nothing is scheduled with analytics off and no
@@ -125,8 +129,9 @@ where
             let Some(follow_ups) = follow_ups else {
                 return;
             };
-            let (calls, duration_ms) = timed(follow_ups).await;
-            if let Some(event) = served::follow_up_event(calls, duration_ms) {
+            let deadline = served::follow_up_deadline(response_at);
+            let (done, duration_ms) = timed(follow_ups(deadline)).await;
+            if let Some(event) = served::follow_up_event(done, duration_ms) {
                 tracker.record(event);
             }
             analytics.handover(&tracker, response_at).await;

@@ -353,3 +353,75 @@ fn a_hung_bot_api_costs_no_events() {
         1,
     );
 }
+
+/// A command update from the usual test user, in a private chat.
+fn command_update(update_id: i64, text: &str) -> String {
+    let length = text.split_whitespace().next().unwrap_or_default().len();
+    json!({
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id, "date": 1_764_000_000, "text": text,
+            "from": {"id": 5_123_456_789_i64, "is_bot": false, "first_name": "Ada"},
+            "chat": {"id": 5_123_456_789_i64, "type": "private", "first_name": "Ada"},
+            "entities": [{"offset": 0, "length": length, "type": "bot_command"}],
+        }
+    })
+    .to_string()
+}
+
+#[test]
+fn hung_follow_ups_share_one_deadline_inside_the_wait_until_limit() {
+    // Every Bot API call hangs for 90 s, and the per-call timeout asked for (60 s) is above its
+    // bound: three follow-ups would take 180 s, far past wait_until's 30 s.
+    let api = FakeBotApi::start_with_delay(Duration::from_secs(90));
+    let stack = stack_with_api(
+        &api,
+        &[
+            ("TELEGRAM_API_TIMEOUT_MS", "60000"),
+            ("DEV_TEST_COMMANDS", "1"),
+        ],
+    );
+    let posted = Instant::now();
+    let (status, body) = stack.post_update(
+        &command_update(700_001, "/dev_follow_ups"),
+        Some(TEST_SECRET),
+    );
+    assert_eq!(status, 200, "{body}");
+    // The follow-ups end by one deadline inside the limit, and their timing arrives, with the
+    // calls that did not run counted.
+    let row = wait_for(
+        "the follow_up timing inside the wait_until limit",
+        Duration::from_secs(45),
+        || {
+            stack
+                .d1("SELECT double8 AS calls, blob17 AS other FROM analytics_points_local WHERE blob4 = 'follow_up'")
+                .pop()
+        },
+    );
+    let arrived = posted.elapsed();
+    let calls = row["calls"].as_f64().unwrap() as u64;
+    let other: Value = serde_json::from_str(row["other"].as_str().unwrap()).unwrap();
+    let not_run = other["not_run"].as_u64().expect("not_run counted");
+    assert_eq!(calls + not_run, 3, "{row}");
+    assert!(not_run >= 1, "{row}");
+    assert!(
+        arrived < Duration::from_secs(40),
+        "arrived after {arrived:?}"
+    );
+    // Each call that ran ended at the deadline or its bounded timeout, tracked as a timeout.
+    stack.wait_count_within(
+        "the timed-out calls' timings",
+        "SELECT count(*) FROM analytics_points_local WHERE blob4 = 'bot_api' AND blob15 = 'timeout'",
+        calls as i64,
+        Duration::from_secs(10),
+    );
+    let sent = api
+        .calls()
+        .iter()
+        .filter(|c| c.method == "sendMessage")
+        .count();
+    assert_eq!(
+        sent as u64, calls,
+        "the calls not run never reached the Bot API"
+    );
+}

@@ -115,7 +115,7 @@ impl Bot {
         let settings = telegram.clone();
         let follow_ups = (!reply.follow_ups.is_empty()).then(|| {
             let (telegram, tracker) = (telegram.clone(), tracker.clone());
-            async move { telegram.api.call_all(&reply.follow_ups, &tracker).await }
+            move |by| async move { telegram.api.call_all(&reply.follow_ups, &tracker, by).await }
         });
         let automatic = move || {
             let profile = BotProfile {
