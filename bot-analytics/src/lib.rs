@@ -74,6 +74,7 @@
 
 mod analytics;
 mod outbox;
+mod panic;
 pub mod queue;
 mod runtime;
 mod settings;

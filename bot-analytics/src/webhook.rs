@@ -49,6 +49,47 @@ pub(crate) fn refuse(
     Response::error(reason, status)
 }
 
+/// Answers a redelivery of an update whose handler panicked in this isolate (see
+/// `crate::panic`): 200 with no reply, so the messenger stops redelivering it, without running
+/// the handler again. Counted like a refusal, as `redelivered_after_panic`, and reported at once
+/// (a `webhook_rejected` event, with the counts of refusals waiting so far).
+pub(crate) async fn skip_redelivery(
+    analytics: &Analytics,
+    ctx: &Context,
+) -> worker::Result<Response> {
+    if analytics.mode() != Mode::Off {
+        REJECTED.with(|r| r.borrow_mut().count("redelivered_after_panic"));
+        let report = hand_over_rejections(analytics, now_ms());
+        let after = async move {
+            yield_now().await;
+            if let Some(report) = report {
+                report.await;
+            }
+        };
+        match analytics.mode() {
+            Mode::Await => after.await,
+            _ => ctx.wait_until(after),
+        }
+    }
+    Response::ok("")
+}
+
+/// Takes the refusals counted so far and hands their `webhook_rejected` events over (recorded
+/// with a tracker of their own: they belong to no user and no chat); `None` when there are none.
+fn hand_over_rejections(
+    analytics: &Analytics,
+    response_at: f64,
+) -> Option<impl Future<Output = ()> + 'static> {
+    let rejected = REJECTED.with(|r| r.borrow_mut().take());
+    (!rejected.is_empty()).then(|| {
+        let rejections = analytics.tracker();
+        for event in served::rejection_events(&rejected) {
+            rejections.record(event);
+        }
+        analytics.handover(&rejections, response_at)
+    })
+}
+
 /// Runs the handler's future and measures it in milliseconds, across its awaits (deployed
 /// Workers advance the clock only across I/O).
 pub(crate) async fn timed<F: Future>(handler: F) -> (F::Output, f64) {
@@ -106,17 +147,10 @@ where
                 tracker.record(event);
             }
         }
-        let rejected = REJECTED.with(|r| r.borrow_mut().take());
         // The events are handed over first (taken now, sent by the futures below): a follow-up
         // that hangs cannot cost them.
         let handed = analytics.handover(&tracker, response_at);
-        let handed_rejections = (!rejected.is_empty()).then(|| {
-            let rejections = analytics.tracker();
-            for event in served::rejection_events(&rejected) {
-                rejections.record(event);
-            }
-            analytics.handover(&rejections, response_at)
-        });
+        let handed_rejections = hand_over_rejections(&analytics, response_at);
         let first = async move {
             match handed_rejections {
                 Some(rejections) => {

@@ -425,3 +425,83 @@ fn hung_follow_ups_share_one_deadline_inside_the_wait_until_limit() {
         "the calls not run never reached the Bot API"
     );
 }
+
+#[test]
+fn a_handler_panic_is_tracked_its_outbox_kept_and_its_redelivery_answered() {
+    // A long window: the first update's events still wait in the isolate's outbox when the
+    // handler of the second one panics.
+    let api = FakeBotApi::start();
+    let stack = stack_with_api(
+        &api,
+        &[
+            ("DEV_TEST_COMMANDS", "1"),
+            ("ANALYTICS_COALESCE_MS", "8000"),
+        ],
+    );
+    let waiting = command_update(710_001, "/start");
+    assert_eq!(stack.post_update(&waiting, Some(TEST_SECRET)).0, 200);
+    std::thread::sleep(Duration::from_millis(500)); // handed over, waiting for the window
+    let panicking = command_update(710_002, "/dev_panic");
+    let (first, _) = stack.post_update(&panicking, Some(TEST_SECRET));
+    assert_ne!(
+        first, 200,
+        "the panicking request errs (the runtime answers it)"
+    );
+    // The next request runs on a fresh Wasm instance and sends what the outbox held.
+    let after = command_update(710_003, "/ping");
+    assert_eq!(stack.post_update(&after, Some(TEST_SECRET)).0, 200);
+    // Telegram delivers the panicking update again: 200, no reply, the handler not run again.
+    let (again, body) = stack.post_update(&panicking, Some(TEST_SECRET));
+    assert_eq!(
+        (again, body.as_str()),
+        (200, ""),
+        "a redelivery of a panicked update"
+    );
+    // The panic is an error event with its message and location.
+    let rows = wait_for("the panic's error event", Duration::from_secs(40), || {
+        let rows =
+            stack.d1("SELECT kind, message, location FROM error_events WHERE kind = 'panic'");
+        (!rows.is_empty()).then_some(rows)
+    });
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(
+        rows[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("dev_panic: a handler panic on purpose"),
+        "{rows:?}"
+    );
+    assert!(
+        rows[0]["location"]
+            .as_str()
+            .unwrap()
+            .starts_with("producer-worker/src/bot.rs:"),
+        "{rows:?}"
+    );
+    // The events that waited in the outbox were not lost: /start's command event is stored.
+    stack.wait_count_within(
+        "the first update's events, kept through the reset",
+        "SELECT count(*) FROM analytics_points_local WHERE blob3 = 'command' AND blob4 = 'start'",
+        1,
+        Duration::from_secs(30),
+    );
+    // The redelivery is counted.
+    stack.wait_count_within(
+        "the redelivery of the panicked update, counted",
+        "SELECT count(*) FROM analytics_points_local WHERE blob4 = 'webhook_rejected' AND blob17 LIKE '%redelivered_after_panic%'",
+        1,
+        Duration::from_secs(30),
+    );
+    let panics = stack
+        .log()
+        .matches("dev_panic: a handler panic on purpose")
+        .count();
+    assert!(panics >= 1, "the panic is logged");
+    let handled_twice = stack.log().matches("panicked at producer-worker").count();
+    assert_eq!(
+        handled_twice,
+        1,
+        "the handler ran once: {}",
+        stack.log_tail()
+    );
+}
