@@ -47,14 +47,15 @@ impl Analytics {
 
     /// Analytics sending to the queue bound as `binding`.
     pub fn with_queue(env: &Env, binding: &str) -> Analytics {
-        crate::panic::install();
         let settings = Settings::get(env);
         let env = (settings.mode != Mode::Off).then(|| env.clone());
-        Analytics {
+        let analytics = Analytics {
             settings,
             env,
             binding: binding.into(),
-        }
+        };
+        crate::panic::install(&analytics);
+        analytics
     }
 
     /// The queue binding, looked up when events are sent; a missing binding is logged once per

@@ -10,6 +10,8 @@
 //! - everything the isolate's outbox held ([`analytics_core::delivery::Held`]): waiting events,
 //!   drop counts, and messages whose send had not finished (sent again: the consumer stores a
 //!   copy once);
+//! - the interrupted follow-up calls of requests already answered: a `follow_up` event marked
+//!   `interrupted` for each, with the timings and errors of their calls so far;
 //! - the request key of the panicking update, so a redelivery of it is recognised
 //!   ([`panicked_before`]) and answered without running the handler again.
 //!
@@ -21,6 +23,8 @@ use std::future::Future;
 use std::pin::pin;
 
 use analytics_core::delivery::Held;
+#[cfg(target_arch = "wasm32")]
+use analytics_core::served;
 use analytics_core::DropCounts;
 
 use crate::analytics::Analytics;
@@ -41,8 +45,23 @@ struct Watched {
     tracker: Tracker,
 }
 
+/// A request whose follow-up calls are running (after its response).
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+struct Running {
+    id: u64,
+    started_ms: f64,
+    analytics: Analytics,
+    tracker: Tracker,
+}
+
 thread_local! {
     static CURRENT: RefCell<Option<Watched>> = const { RefCell::new(None) };
+    /// Requests whose follow-up calls are running.
+    static RUNNING: RefCell<Vec<Running>> = const { RefCell::new(Vec::new()) };
+    static NEXT_RUNNING: Cell<u64> = const { Cell::new(0) };
+    /// The first `Analytics` of this instance: tracks a panic no handler is marked for.
+    #[cfg(target_arch = "wasm32")]
+    static FALLBACK: RefCell<Option<Analytics>> = const { RefCell::new(None) };
     #[cfg(target_arch = "wasm32")]
     static INSTALLED: Cell<bool> = const { Cell::new(false) };
     /// This instance's copy of the panicked keys (read once: the list only grows in a panic
@@ -52,9 +71,12 @@ thread_local! {
 
 /// Installs the panic hook, once per Wasm instance (a fresh instance installs it again). It
 /// runs before workers-rs's own hook, which it keeps.
-pub(crate) fn install() {
+pub(crate) fn install(analytics: &Analytics) {
+    #[cfg(not(target_arch = "wasm32"))]
+    let _ = analytics;
     #[cfg(target_arch = "wasm32")]
     if !INSTALLED.with(|i| i.replace(true)) {
+        FALLBACK.with(|f| *f.borrow_mut() = Some(analytics.clone()));
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
             keep(info);
@@ -84,6 +106,36 @@ pub(crate) async fn watch<F: Future>(
         polled
     })
     .await
+}
+
+/// Marks a request's follow-up calls as running until the returned guard is dropped: a panic
+/// meanwhile records their `follow_up` event as interrupted, and keeps their events.
+pub(crate) fn follow_ups_running(analytics: &Analytics, tracker: &Tracker) -> FollowUpsRunning {
+    let id = NEXT_RUNNING.with(|n| n.replace(n.get() + 1));
+    RUNNING.with(|r| {
+        r.borrow_mut().push(Running {
+            id,
+            started_ms: crate::runtime::now_ms(),
+            analytics: analytics.clone(),
+            tracker: tracker.clone(),
+        })
+    });
+    FollowUpsRunning { id }
+}
+
+/// See [`follow_ups_running`].
+pub(crate) struct FollowUpsRunning {
+    id: u64,
+}
+
+impl Drop for FollowUpsRunning {
+    fn drop(&mut self) {
+        RUNNING.with(|r| {
+            if let Ok(mut r) = r.try_borrow_mut() {
+                r.retain(|running| running.id != self.id);
+            }
+        });
+    }
 }
 
 /// Whether the handler of the update with request `key` panicked in this isolate before.
@@ -128,26 +180,52 @@ fn keep(info: &std::panic::PanicHookInfo<'_>) {
         .unwrap_or_default();
     let mut held = Held::default();
     let mut fresh = 0;
+    // The tracker's events, pseudonymised and encoded, join what is kept. The code that
+    // panicked never runs inside a tracker's borrow, so this take cannot find it borrowed.
+    let mut keep_tracked = |analytics: &Analytics, tracker: &Tracker| {
+        let (mut events, dropped) = tracker.take();
+        analytics.pseudonymize(&mut events);
+        fresh += events.len();
+        held.events.extend(
+            events
+                .iter()
+                .filter_map(|e| analytics_core::wire::encode_event(e).ok()),
+        );
+        held.carried.add(dropped);
+    };
     let watched = CURRENT.with(|c| {
         c.try_borrow().ok().and_then(|w| {
             w.as_ref()
-                .map(|w| (w.key, w.analytics.clone(), w.tracker.clone()))
+                .map(|w| (Some(w.key), w.analytics.clone(), w.tracker.clone()))
         })
     });
-    if let Some((key, analytics, tracker)) = watched {
-        js::remember_panicked(&hex(key));
+    // Not in a marked handler: tracked with no user, no chat and no update.
+    let unmarked = || {
+        let analytics = FALLBACK.with(|f| f.try_borrow().ok()?.clone())?;
+        let tracker = analytics.tracker();
+        Some((None, analytics, tracker))
+    };
+    if let Some((key, analytics, tracker)) = watched.or_else(unmarked) {
+        if let Some(key) = key {
+            js::remember_panicked(&hex(key));
+        }
         let message = analytics_core::scrub::scrub(message);
         tracker.track_error_message("panic", &message, &location);
-        // The handler's own code never runs inside the tracker's borrow, so this take cannot
-        // find it borrowed.
-        let (mut events, dropped) = tracker.take();
-        analytics.pseudonymize(&mut events);
-        fresh = events.len();
-        held.events = events
-            .iter()
-            .filter_map(|e| analytics_core::wire::encode_event(e).ok())
-            .collect();
-        held.carried = dropped;
+        keep_tracked(&analytics, &tracker);
+    }
+    let now = crate::runtime::now_ms();
+    let running: Vec<_> = RUNNING.with(|r| {
+        r.try_borrow()
+            .map(|r| {
+                r.iter()
+                    .map(|f| (f.started_ms, f.analytics.clone(), f.tracker.clone()))
+                    .collect()
+            })
+            .unwrap_or_default()
+    });
+    for (started_ms, analytics, tracker) in running {
+        tracker.record(served::interrupted_follow_up_event(now - started_ms));
+        keep_tracked(&analytics, &tracker);
     }
     if let Some(outbox) = crate::outbox::hold() {
         held.extend(outbox);

@@ -26,6 +26,7 @@ use futures_util::future::join;
 use worker::{Context, Response};
 
 use crate::analytics::Analytics;
+use crate::panic;
 use crate::runtime::{now_ms, yield_now};
 use crate::settings::Mode;
 use crate::Tracker;
@@ -164,7 +165,9 @@ where
                 return;
             };
             let deadline = served::follow_up_deadline(response_at);
+            let running = panic::follow_ups_running(&analytics, &tracker);
             let (done, duration_ms) = timed(follow_ups(deadline)).await;
+            drop(running);
             if let Some(event) = served::follow_up_event(done, duration_ms) {
                 tracker.record(event);
             }

@@ -429,8 +429,9 @@ fn hung_follow_ups_share_one_deadline_inside_the_wait_until_limit() {
 #[test]
 fn a_handler_panic_is_tracked_its_outbox_kept_and_its_redelivery_answered() {
     // A long window: the first update's events still wait in the isolate's outbox when the
-    // handler of the second one panics.
-    let api = FakeBotApi::start();
+    // handler of the third one panics; the second one's follow-up calls (the Bot API answers
+    // in 6 s) are still running.
+    let api = FakeBotApi::start_with_delay(Duration::from_secs(6));
     let stack = stack_with_api(
         &api,
         &[
@@ -440,6 +441,8 @@ fn a_handler_panic_is_tracked_its_outbox_kept_and_its_redelivery_answered() {
     );
     let waiting = command_update(710_001, "/start");
     assert_eq!(stack.post_update(&waiting, Some(TEST_SECRET)).0, 200);
+    let following_up = command_update(710_000, "/dev_follow_ups");
+    assert_eq!(stack.post_update(&following_up, Some(TEST_SECRET)).0, 200);
     std::thread::sleep(Duration::from_millis(500)); // handed over, waiting for the window
     let panicking = command_update(710_002, "/dev_panic");
     let (first, _) = stack.post_update(&panicking, Some(TEST_SECRET));
@@ -482,6 +485,13 @@ fn a_handler_panic_is_tracked_its_outbox_kept_and_its_redelivery_answered() {
     stack.wait_count_within(
         "the first update's events, kept through the reset",
         "SELECT count(*) FROM analytics_points_local WHERE blob3 = 'command' AND blob4 = 'start'",
+        1,
+        Duration::from_secs(30),
+    );
+    // The follow-ups the panic cut off are counted as interrupted.
+    stack.wait_count_within(
+        "the interrupted follow-ups",
+        "SELECT count(*) FROM analytics_points_local WHERE blob4 = 'follow_up' AND blob17 LIKE '%\"interrupted\":\"panic\"%'",
         1,
         Duration::from_secs(30),
     );

@@ -68,6 +68,18 @@ pub fn follow_up_event(follow_ups: FollowUps, duration_ms: f64) -> Option<NewEve
     })
 }
 
+/// The follow-up work of a request that a panic cut off after `duration_ms`: the call under
+/// way and those not yet made are lost, and this event says so (`interrupted`: `panic`).
+pub fn interrupted_follow_up_event(duration_ms: f64) -> NewEvent {
+    NewEvent {
+        kind: Some(EventKind::Performance),
+        name: "follow_up".into(),
+        duration_ms: Some(duration_ms.max(0.0)),
+        properties: vec![("interrupted".into(), "panic".into())],
+        ..NewEvent::default()
+    }
+}
+
 /// Refused webhook requests, one `webhook_rejected` event per reason with its count. They
 /// belong to no user and no chat: record them with a tracker of their own.
 pub fn rejection_events(counts: &[(&'static str, u32)]) -> Vec<NewEvent> {
