@@ -94,15 +94,16 @@ pub(crate) async fn watch<F: Future>(
     handler: F,
 ) -> F::Output {
     let mut handler = pin!(handler);
+    let mut mine = Some(Watched {
+        key,
+        analytics: analytics.clone(),
+        tracker: tracker.clone(),
+    });
     std::future::poll_fn(|cx| {
-        let watched = Watched {
-            key,
-            analytics: analytics.clone(),
-            tracker: tracker.clone(),
-        };
-        let outer = CURRENT.with(|c| c.replace(Some(watched)));
+        // Marked while it is polled, and only then (other requests run between polls).
+        let outer = CURRENT.with(|c| c.replace(mine.take()));
         let polled = handler.as_mut().poll(cx);
-        CURRENT.with(|c| *c.borrow_mut() = outer);
+        mine = CURRENT.with(|c| c.replace(outer));
         polled
     })
     .await
