@@ -155,6 +155,17 @@ mod tests {
     }
 
     #[test]
+    fn follow_ups_a_panic_cut_off_say_so() {
+        let event = interrupted_follow_up_event(-3.0);
+        assert_eq!(event.name, "follow_up");
+        assert_eq!(event.duration_ms, Some(0.0));
+        assert_eq!(
+            event.properties,
+            vec![("interrupted".to_string(), PropValue::from("panic"))]
+        );
+    }
+
+    #[test]
     fn call_timeouts_read_from_a_setting() {
         assert_eq!(call_timeout_from_setting(None, 10_000.0), 10_000.0);
         assert_eq!(call_timeout_from_setting(Some("2500"), 10_000.0), 2_500.0);
