@@ -49,11 +49,13 @@ impl Analytics {
     pub fn with_queue(env: &Env, binding: &str) -> Analytics {
         let settings = Settings::get(env);
         let env = (settings.mode != Mode::Off).then(|| env.clone());
-        Analytics {
+        let analytics = Analytics {
             settings,
             env,
             binding: binding.into(),
-        }
+        };
+        crate::panic::install(&analytics);
+        analytics
     }
 
     /// The queue binding, looked up when events are sent; a missing binding is logged once per
@@ -112,6 +114,25 @@ impl Analytics {
         self.handover(tracker, now_ms()).await;
     }
 
+    /// Replaces raw user and chat ids in `events` by pseudonyms (or removes them, as the
+    /// settings say): raw ids stay in this isolate's memory. Where the pseudonyms are busy
+    /// (only in a panic hook that interrupted them), the ids are removed instead.
+    pub(crate) fn pseudonymize(&self, events: &mut [analytics_core::Event]) {
+        let applied = PSEUDONYMS.with(|p| {
+            let Ok(mut p) = p.try_borrow_mut() else {
+                return false;
+            };
+            p.get_or_insert_with(|| Pseudonyms::new(self.settings.ids.clone()))
+                .apply_to(events);
+            true
+        });
+        if !applied {
+            for event in events.iter_mut() {
+                (event.user_id, event.chat_id) = (None, None);
+            }
+        }
+    }
+
     /// Takes the tracker's events at once, and returns the future that hands them to the
     /// isolate's outbox (and sends, or flushes, what falls to this request), as of a response
     /// ready at `response_at`.
@@ -124,16 +145,12 @@ impl Analytics {
         let settings = self.settings.clone();
         let env = self.env.clone();
         let binding = self.binding.clone();
+        let this = self.clone();
         async move {
             if events.is_empty() && dropped.total() == 0 {
                 return;
             }
-            // Raw ids stay in this isolate's memory: what leaves carries pseudonyms (or none).
-            PSEUDONYMS.with(|p| {
-                p.borrow_mut()
-                    .get_or_insert_with(|| Pseudonyms::new(settings.ids.clone()))
-                    .apply_to(&mut events)
-            });
+            this.pseudonymize(&mut events);
             let Some(queue) = env.as_ref().and_then(|env| Self::queue(env, &binding)) else {
                 return;
             };

@@ -64,7 +64,7 @@
 //! | `TELEGRAM_WEBHOOK_SECRET` | secret: the `secret_token` given to `setWebhook` (Telegram layer; unset = every request is refused) |
 //! | `TELEGRAM_BOT_TOKEN` | secret: the bot token, for follow-up calls and [`telegram::BotApi`] |
 //! | `BOT_USERNAME` | the bot's @name, so `/cmd@OtherBot` in groups is ignored |
-//! | `TELEGRAM_API_BASE`, `TELEGRAM_API_TIMEOUT_MS` | Bot API base URL and per-call timeout |
+//! | `TELEGRAM_API_BASE`, `TELEGRAM_API_TIMEOUT_MS` | Bot API base URL and per-call timeout (at most 20,000 ms) |
 //! | `TELEGRAM_REPLY` | `body` (default: the answer rides in the webhook's response) or `fetch` (a Bot API call before responding; benchmarks only) |
 //!
 //! Property values are typed: text, integers, floats and booleans ([`PropValue`]). Durations
@@ -74,6 +74,7 @@
 
 mod analytics;
 mod outbox;
+mod panic;
 pub mod queue;
 mod runtime;
 mod settings;

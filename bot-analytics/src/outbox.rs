@@ -40,8 +40,17 @@ pub async fn deliver(
     if settings.faults.log_sends {
         console_log!("analytics: handed over {} events", events.len());
     }
-    let Handover { ready, role } =
-        with_outbox(settings, |o| o.add(now_ms(), response_at, events, dropped));
+    let kept = crate::panic::take_kept();
+    if let (Some((_, fresh)), true) = (&kept, settings.faults.log_sends) {
+        console_log!("analytics: handed over {fresh} events (kept through a panic)");
+    }
+    let Handover { ready, role } = with_outbox(settings, |o| {
+        // What a panic kept goes first: its unfinished sends now, its events with this flush.
+        let mut ready = kept.map_or_else(Vec::new, |(held, _)| o.restore(now_ms(), held));
+        let mut handover = o.add(now_ms(), response_at, events, dropped);
+        ready.append(&mut handover.ready);
+        Handover { ready, ..handover }
+    });
     let now = send_all(settings, queue, ready);
     match role {
         Role::Joined => now.await,
@@ -65,6 +74,16 @@ pub fn state() -> Option<(usize, analytics_core::DropCounts, usize)> {
             .as_ref()
             .map(|o| (o.waiting(), o.carried(), o.in_flight()))
     })
+}
+
+/// A copy of what the isolate's outbox holds, for a panic hook (`None` if it is busy or
+/// not there yet).
+#[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+pub(crate) fn hold() -> Option<analytics_core::delivery::Held> {
+    OUTBOX
+        .try_with(|cell| cell.try_borrow().ok()?.as_ref().map(Outbox::hold))
+        .ok()
+        .flatten()
 }
 
 async fn send_all(settings: &Settings, queue: &Queue, messages: Vec<Message>) {

@@ -13,17 +13,20 @@
 //! 3. [`AfterResponse::schedule`] queues the work after the response (inside `wait_until`, or
 //!    awaited in `await` mode): it yields to the runtime first, records the automatic events,
 //!    hands every event to the isolate's outbox **before** the follow-up calls (a follow-up that
-//!    hangs cannot cost them), runs the follow-ups, records their duration and hands that over.
+//!    hangs cannot cost them), runs the follow-ups under one deadline inside the `wait_until`
+//!    limit ([`served::follow_up_deadline`]), records their duration and the calls the deadline
+//!    left out, and hands that over.
 
 use std::cell::RefCell;
 use std::future::Future;
 
-use analytics_core::served::{self, RejectionCounts};
+use analytics_core::served::{self, FollowUps, RejectionCounts};
 use analytics_core::NewEvent;
 use futures_util::future::join;
 use worker::{Context, Response};
 
 use crate::analytics::Analytics;
+use crate::panic;
 use crate::runtime::{now_ms, yield_now};
 use crate::settings::Mode;
 use crate::Tracker;
@@ -47,6 +50,47 @@ pub(crate) fn refuse(
     Response::error(reason, status)
 }
 
+/// Answers a redelivery of an update whose handler panicked in this isolate (see
+/// `crate::panic`): 200 with no reply, so the messenger stops redelivering it, without running
+/// the handler again. Counted like a refusal, as `redelivered_after_panic`, and reported at once
+/// (a `webhook_rejected` event, with the counts of refusals waiting so far).
+pub(crate) async fn skip_redelivery(
+    analytics: &Analytics,
+    ctx: &Context,
+) -> worker::Result<Response> {
+    if analytics.mode() != Mode::Off {
+        REJECTED.with(|r| r.borrow_mut().count("redelivered_after_panic"));
+        let report = hand_over_rejections(analytics, now_ms());
+        let after = async move {
+            yield_now().await;
+            if let Some(report) = report {
+                report.await;
+            }
+        };
+        match analytics.mode() {
+            Mode::Await => after.await,
+            _ => ctx.wait_until(after),
+        }
+    }
+    Response::ok("")
+}
+
+/// Takes the refusals counted so far and hands their `webhook_rejected` events over (recorded
+/// with a tracker of their own: they belong to no user and no chat); `None` when there are none.
+fn hand_over_rejections(
+    analytics: &Analytics,
+    response_at: f64,
+) -> Option<impl Future<Output = ()> + 'static> {
+    let rejected = REJECTED.with(|r| r.borrow_mut().take());
+    (!rejected.is_empty()).then(|| {
+        let rejections = analytics.tracker();
+        for event in served::rejection_events(&rejected) {
+            rejections.record(event);
+        }
+        analytics.handover(&rejections, response_at)
+    })
+}
+
 /// Runs the handler's future and measures it in milliseconds, across its awaits (deployed
 /// Workers advance the clock only across I/O).
 pub(crate) async fn timed<F: Future>(handler: F) -> (F::Output, f64) {
@@ -56,23 +100,25 @@ pub(crate) async fn timed<F: Future>(handler: F) -> (F::Output, f64) {
 }
 
 /// The work after an accepted request's response.
-pub(crate) struct AfterResponse<A, F> {
+pub(crate) struct AfterResponse<A, G> {
     /// Whose settings and outbox.
     pub analytics: Analytics,
     /// The request's tracker (the handler's events are in it).
     pub tracker: Tracker,
     /// The request's automatic events, computed after the response.
     pub automatic: A,
-    /// The follow-up calls, run after the events were handed over; they resolve to how many
-    /// calls they made. `None`: there are none.
-    pub follow_ups: Option<F>,
+    /// The follow-up calls, run after the events were handed over: given the deadline (ms since
+    /// the epoch) by which they must all be done, they resolve to how many calls they made and
+    /// how many the deadline left out. `None`: there are none.
+    pub follow_ups: Option<G>,
 }
 
-impl<A, I, F> AfterResponse<A, F>
+impl<A, I, G, F> AfterResponse<A, G>
 where
     A: FnOnce() -> I + 'static,
     I: IntoIterator<Item = NewEvent> + 'static,
-    F: Future<Output = usize> + 'static,
+    G: FnOnce(f64) -> F + 'static,
+    F: Future<Output = FollowUps> + 'static,
 {
     /// Schedules the work: inside `ctx.wait_until`, or, in `await` mode (benchmarks only),
     /// awaited here before the response leaves. Nothing is scheduled with analytics off and no
@@ -102,17 +148,10 @@ where
                 tracker.record(event);
             }
         }
-        let rejected = REJECTED.with(|r| r.borrow_mut().take());
         // The events are handed over first (taken now, sent by the futures below): a follow-up
         // that hangs cannot cost them.
         let handed = analytics.handover(&tracker, response_at);
-        let handed_rejections = (!rejected.is_empty()).then(|| {
-            let rejections = analytics.tracker();
-            for event in served::rejection_events(&rejected) {
-                rejections.record(event);
-            }
-            analytics.handover(&rejections, response_at)
-        });
+        let handed_rejections = hand_over_rejections(&analytics, response_at);
         let first = async move {
             match handed_rejections {
                 Some(rejections) => {
@@ -125,8 +164,11 @@ where
             let Some(follow_ups) = follow_ups else {
                 return;
             };
-            let (calls, duration_ms) = timed(follow_ups).await;
-            if let Some(event) = served::follow_up_event(calls, duration_ms) {
+            let deadline = served::follow_up_deadline(response_at);
+            let running = panic::follow_ups_running(&analytics, &tracker);
+            let (done, duration_ms) = timed(follow_ups(deadline)).await;
+            drop(running);
+            if let Some(event) = served::follow_up_event(done, duration_ms) {
                 tracker.record(event);
             }
             analytics.handover(&tracker, response_at).await;

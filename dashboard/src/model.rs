@@ -458,6 +458,7 @@ pub fn pipeline(range: Range, bot: Option<String>, now_ms: i64, results: &Result
                 ("send_failed", sum("send_failed")),
                 ("oversize", sum("oversize")),
                 ("buffer_full", sum("buffer_full")),
+                ("cancelled", sum("cancelled")),
             ],
             histogram,
         }
@@ -594,8 +595,8 @@ mod tests {
         results.insert(
             QueryId::Envelopes,
             Ok(rows(json!([
-                {"event_count": 1, "messages": 3, "send_failed": 0, "oversize": 1, "buffer_full": 0},
-                {"event_count": 5, "messages": 1, "send_failed": 2, "oversize": 0, "buffer_full": 4},
+                {"event_count": 1, "messages": 3, "send_failed": 0, "oversize": 1, "buffer_full": 0, "cancelled": 3},
+                {"event_count": 5, "messages": 1, "send_failed": 2, "oversize": 0, "buffer_full": 4, "cancelled": 0},
             ]))),
         );
         results.insert(
@@ -619,7 +620,12 @@ mod tests {
         assert_eq!(e.mean, Some(2.0));
         assert_eq!(
             e.dropped,
-            vec![("send_failed", 2), ("oversize", 1), ("buffer_full", 4)]
+            vec![
+                ("send_failed", 2),
+                ("oversize", 1),
+                ("buffer_full", 4),
+                ("cancelled", 3)
+            ]
         );
         assert!(p.rejected.unwrap()[0].dead_letter);
         assert_eq!(p.lag.unwrap().p50_ms, None, "no events, no percentiles");

@@ -343,10 +343,10 @@ pub const GROUP_PER_HOUR: &str = "SELECT occurred_at / 3600000 AS hour, COUNT(*)
 
 /// Stored queue messages since `?1` (ms) of bot `?2` (NULL: every bot) by their number of
 /// events, with the producers' drop counts. Columns: `event_count`, `messages`, `send_failed`,
-/// `oversize`, `buffer_full`.
+/// `oversize`, `buffer_full`, `cancelled`.
 pub const ENVELOPES: &str = "SELECT event_count, COUNT(*) AS messages, \
      SUM(dropped_send_failed) AS send_failed, SUM(dropped_oversize) AS oversize, \
-     SUM(dropped_buffer_full) AS buffer_full \
+     SUM(dropped_buffer_full) AS buffer_full, SUM(dropped_cancelled) AS cancelled \
      FROM processed_envelopes WHERE received_at >= ?1 AND (?2 IS NULL OR bot = ?2) \
      GROUP BY event_count ORDER BY event_count";
 

@@ -17,12 +17,12 @@ const NOW: i64 = 1_764_000_000_000 + 30 * 60_000;
 
 fn migrated() -> Connection {
     let db = Connection::open_in_memory().unwrap();
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../migrations");
+    // Every migration, in order: the schema the deployed database has.
+    let dir = format!("{}/../migrations", env!("CARGO_MANIFEST_DIR"));
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "sql"))
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "sql"))
         .collect();
     files.sort();
     for path in files {
@@ -261,9 +261,11 @@ fn typical() -> Connection {
         .unwrap();
     }
     db.execute_batch(
-        "INSERT INTO processed_envelopes (key, queue_message_id, bot, event_count, dropped_send_failed, dropped_oversize, dropped_buffer_full, received_at, points_written) VALUES ('k1', 'm1', 'bot', 3, 0, 1, 0, 1764000000000, 1);
-         INSERT INTO processed_envelopes (key, queue_message_id, bot, event_count, dropped_send_failed, dropped_oversize, dropped_buffer_full, received_at, points_written) VALUES ('k2', 'm2', 'bot', 5, 2, 0, 0, 1764000001000, 1);
-         INSERT INTO processed_envelopes (key, queue_message_id, bot, event_count, dropped_send_failed, dropped_oversize, dropped_buffer_full, received_at, points_written) VALUES ('k3', 'm3', 'bot', 5, 0, 0, 0, 1700000000000, 1);
+        "INSERT INTO processed_envelopes (key, queue_message_id, bot, event_count, dropped_send_failed,
+             dropped_oversize, dropped_buffer_full, dropped_cancelled, received_at, points_written)
+             VALUES ('k1', 'm1', 'bot', 3, 0, 1, 0, 3, 1764000000000, 1),
+                    ('k2', 'm2', 'bot', 5, 2, 0, 0, 0, 1764000001000, 1),
+                    ('k3', 'm3', 'bot', 5, 0, 0, 0, 7, 1700000000000, 1);
          INSERT INTO rejected_messages (queue, message_id, reason, detail, payload, received_at)
              VALUES ('telegram-analytics-dlq', 'q1', 'version', '<script>x</script>', x'00ff', 1764000002000);",
     )
@@ -468,7 +470,7 @@ fn the_pipeline_page_reads_envelopes_rejections_and_lag() {
             },
         ),
     );
-    let e = p.envelopes.unwrap();
+    let e = p.envelopes.clone().unwrap();
     assert_eq!(
         (e.messages, e.events),
         (2, 8),
@@ -476,8 +478,23 @@ fn the_pipeline_page_reads_envelopes_rejections_and_lag() {
     );
     assert_eq!(
         e.dropped,
-        vec![("send_failed", 2), ("oversize", 1), ("buffer_full", 0)]
+        vec![
+            ("send_failed", 2),
+            ("oversize", 1),
+            ("buffer_full", 0),
+            ("cancelled", 3)
+        ],
+        "every drop reason the producers report, `cancelled` included"
     );
+    let html = html::pipeline(
+        &p,
+        &html::Footer {
+            source: "local".into(),
+            d1_queries: 4,
+            ae_queries: 0,
+        },
+    );
+    assert!(html.contains("<tr><td>cancelled</td><td class=\"num\">3</td></tr>"));
     let rejected = p.rejected.unwrap();
     assert_eq!(
         (

@@ -31,9 +31,35 @@ pub async fn handle(update: Update, env: Env, tracker: Tracker) -> HandlerResult
     let (Some(chat), Some(command)) = (update.chat_id(), update.command()) else {
         return Ok(Reply::none());
     };
+    if dev_commands_enabled(&env) {
+        match command.name {
+            "dev_panic" => panic!("dev_panic: a handler panic on purpose (DEV_TEST_COMMANDS)"),
+            "dev_follow_ups" => return Ok(dev_follow_ups(chat)),
+            _ => {}
+        }
+    }
     Ok(match command.name {
         "members" => members(chat, &BotApi::from_env(&env), &tracker).await,
         name => command_reply(chat, name),
+    })
+}
+
+/// Whether the dev-only test commands (`/dev_panic`, `/dev_follow_ups`) are on:
+/// `DEV_TEST_COMMANDS=1`, set only by the end-to-end tests; never in `wrangler.producer.toml`, so
+/// in production they are unknown commands like any other.
+fn dev_commands_enabled(env: &Env) -> bool {
+    env.var("DEV_TEST_COMMANDS")
+        .map(|v| v.to_string() == "1")
+        .unwrap_or(false)
+}
+
+/// Dev only: a reply with three follow-up calls, to test their shared deadline.
+fn dev_follow_ups(chat: i64) -> Reply {
+    (1..=3).fold(Reply::text(chat, "three follow-ups"), |reply, n| {
+        reply.then(
+            "sendMessage",
+            json!({"chat_id": chat, "text": format!("follow-up {n}")}),
+        )
     })
 }
 

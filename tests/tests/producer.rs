@@ -353,3 +353,165 @@ fn a_hung_bot_api_costs_no_events() {
         1,
     );
 }
+
+/// A command update from the usual test user, in a private chat.
+fn command_update(update_id: i64, text: &str) -> String {
+    let length = text.split_whitespace().next().unwrap_or_default().len();
+    json!({
+        "update_id": update_id,
+        "message": {
+            "message_id": update_id, "date": 1_764_000_000, "text": text,
+            "from": {"id": 5_123_456_789_i64, "is_bot": false, "first_name": "Ada"},
+            "chat": {"id": 5_123_456_789_i64, "type": "private", "first_name": "Ada"},
+            "entities": [{"offset": 0, "length": length, "type": "bot_command"}],
+        }
+    })
+    .to_string()
+}
+
+#[test]
+fn hung_follow_ups_share_one_deadline_inside_the_wait_until_limit() {
+    // Every Bot API call hangs for 90 s, and the per-call timeout asked for (60 s) is above its
+    // bound: three follow-ups would take 180 s, far past wait_until's 30 s.
+    let api = FakeBotApi::start_with_delay(Duration::from_secs(90));
+    let stack = stack_with_api(
+        &api,
+        &[
+            ("TELEGRAM_API_TIMEOUT_MS", "60000"),
+            ("DEV_TEST_COMMANDS", "1"),
+        ],
+    );
+    let posted = Instant::now();
+    let (status, body) = stack.post_update(
+        &command_update(700_001, "/dev_follow_ups"),
+        Some(TEST_SECRET),
+    );
+    assert_eq!(status, 200, "{body}");
+    // The follow-ups end by one deadline inside the limit, and their timing arrives, with the
+    // calls that did not run counted.
+    let row = wait_for(
+        "the follow_up timing inside the wait_until limit",
+        Duration::from_secs(45),
+        || {
+            stack
+                .d1("SELECT double8 AS calls, blob17 AS other FROM analytics_points_local WHERE blob4 = 'follow_up'")
+                .pop()
+        },
+    );
+    let arrived = posted.elapsed();
+    let calls = row["calls"].as_f64().unwrap() as u64;
+    let other: Value = serde_json::from_str(row["other"].as_str().unwrap()).unwrap();
+    let not_run = other["not_run"].as_u64().expect("not_run counted");
+    assert_eq!(calls + not_run, 3, "{row}");
+    assert!(not_run >= 1, "{row}");
+    assert!(
+        arrived < Duration::from_secs(40),
+        "arrived after {arrived:?}"
+    );
+    // Each call that ran ended at the deadline or its bounded timeout, tracked as a timeout.
+    stack.wait_count_within(
+        "the timed-out calls' timings",
+        "SELECT count(*) FROM analytics_points_local WHERE blob4 = 'bot_api' AND blob15 = 'timeout'",
+        calls as i64,
+        Duration::from_secs(10),
+    );
+    let sent = api
+        .calls()
+        .iter()
+        .filter(|c| c.method == "sendMessage")
+        .count();
+    assert_eq!(
+        sent as u64, calls,
+        "the calls not run never reached the Bot API"
+    );
+}
+
+#[test]
+fn a_handler_panic_is_tracked_its_outbox_kept_and_its_redelivery_answered() {
+    // A long window: the first update's events still wait in the isolate's outbox when the
+    // handler of the third one panics; the second one's follow-up calls (the Bot API answers
+    // in 6 s) are still running.
+    let api = FakeBotApi::start_with_delay(Duration::from_secs(6));
+    let stack = stack_with_api(
+        &api,
+        &[
+            ("DEV_TEST_COMMANDS", "1"),
+            ("ANALYTICS_COALESCE_MS", "8000"),
+        ],
+    );
+    let waiting = command_update(710_001, "/start");
+    assert_eq!(stack.post_update(&waiting, Some(TEST_SECRET)).0, 200);
+    let following_up = command_update(710_000, "/dev_follow_ups");
+    assert_eq!(stack.post_update(&following_up, Some(TEST_SECRET)).0, 200);
+    std::thread::sleep(Duration::from_millis(500)); // handed over, waiting for the window
+    let panicking = command_update(710_002, "/dev_panic");
+    let (first, _) = stack.post_update(&panicking, Some(TEST_SECRET));
+    assert_ne!(
+        first, 200,
+        "the panicking request errs (the runtime answers it)"
+    );
+    // The next request runs on a fresh Wasm instance and sends what the outbox held.
+    let after = command_update(710_003, "/ping");
+    assert_eq!(stack.post_update(&after, Some(TEST_SECRET)).0, 200);
+    // Telegram delivers the panicking update again: 200, no reply, the handler not run again.
+    let (again, body) = stack.post_update(&panicking, Some(TEST_SECRET));
+    assert_eq!(
+        (again, body.as_str()),
+        (200, ""),
+        "a redelivery of a panicked update"
+    );
+    // The panic is an error event with its message and location.
+    let rows = wait_for("the panic's error event", Duration::from_secs(40), || {
+        let rows =
+            stack.d1("SELECT kind, message, location FROM error_events WHERE kind = 'panic'");
+        (!rows.is_empty()).then_some(rows)
+    });
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert!(
+        rows[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("dev_panic: a handler panic on purpose"),
+        "{rows:?}"
+    );
+    assert!(
+        rows[0]["location"]
+            .as_str()
+            .unwrap()
+            .starts_with("producer-worker/src/bot.rs:"),
+        "{rows:?}"
+    );
+    // The events that waited in the outbox were not lost: /start's command event is stored.
+    stack.wait_count_within(
+        "the first update's events, kept through the reset",
+        "SELECT count(*) FROM analytics_points_local WHERE blob3 = 'command' AND blob4 = 'start'",
+        1,
+        Duration::from_secs(30),
+    );
+    // The follow-ups the panic cut off are counted as interrupted.
+    stack.wait_count_within(
+        "the interrupted follow-ups",
+        "SELECT count(*) FROM analytics_points_local WHERE blob4 = 'follow_up' AND blob17 LIKE '%\"interrupted\":\"panic\"%'",
+        1,
+        Duration::from_secs(30),
+    );
+    // The redelivery is counted.
+    stack.wait_count_within(
+        "the redelivery of the panicked update, counted",
+        "SELECT count(*) FROM analytics_points_local WHERE blob4 = 'webhook_rejected' AND blob17 LIKE '%redelivered_after_panic%'",
+        1,
+        Duration::from_secs(30),
+    );
+    let panics = stack
+        .log()
+        .matches("dev_panic: a handler panic on purpose")
+        .count();
+    assert!(panics >= 1, "the panic is logged");
+    let handled_twice = stack.log().matches("panicked at producer-worker").count();
+    assert_eq!(
+        handled_twice,
+        1,
+        "the handler ran once: {}",
+        stack.log_tail()
+    );
+}

@@ -48,7 +48,7 @@ fn sparse_bursty_traffic_shares_messages_and_loses_nothing() {
         "no event stored twice"
     );
     let row = &stack.d1("SELECT count(*) AS messages, SUM(event_count) AS events, \
-         SUM(dropped_send_failed + dropped_oversize + dropped_buffer_full) AS dropped \
+         SUM(dropped_send_failed + dropped_oversize + dropped_buffer_full + dropped_cancelled) AS dropped \
          FROM processed_envelopes")[0];
     let (messages, events) = (
         row["messages"].as_i64().unwrap(),

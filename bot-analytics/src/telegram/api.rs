@@ -3,6 +3,7 @@
 //! that hangs cannot eat the request's `wait_until` budget. Without a token (local dev) calls
 //! are logged and skipped.
 
+use analytics_core::served::{self, FollowUps};
 use serde::Deserialize;
 use serde_json::Value;
 use worker::{console_log, AbortController, Env, Fetch, Headers, Method, Request, RequestInit};
@@ -12,7 +13,8 @@ use crate::telegram::settings::TelegramSettings;
 use crate::telegram::ApiCall;
 use crate::Tracker;
 
-/// How long one Bot API call may take, in ms, unless `TELEGRAM_API_TIMEOUT_MS` says otherwise.
+/// How long one Bot API call may take, in ms, unless `TELEGRAM_API_TIMEOUT_MS` says otherwise
+/// (the setting is bounded by `analytics_core::served::MAX_CALL_TIMEOUT_MS`, 20,000 ms).
 pub const DEFAULT_TIMEOUT_MS: f64 = 10_000.0;
 
 /// Where and as whom to call the Bot API. Its `Debug` never shows the token (only the bot id
@@ -125,12 +127,24 @@ impl BotApi {
         params: &Value,
         tracker: &Tracker,
     ) -> Result<Value, ApiError> {
+        self.call_within(method, params, tracker, self.timeout_ms)
+            .await
+    }
+
+    /// [`BotApi::call`] with a timeout of `timeout_ms`.
+    async fn call_within(
+        &self,
+        method: &str,
+        params: &Value,
+        tracker: &Tracker,
+        timeout_ms: f64,
+    ) -> Result<Value, ApiError> {
         let Some(token) = &self.token else {
             console_log!("bot api: no TELEGRAM_BOT_TOKEN, skipped {method} (local dev)");
             return Err(ApiError::NoToken(method.to_string()));
         };
         let start = runtime::now_ms();
-        let result = self.send(token, method, params).await;
+        let result = self.send(token, method, params, timeout_ms).await;
         let outcome = match &result {
             Ok(_) => "ok".to_string(),
             Err(error) => error.outcome(),
@@ -172,15 +186,39 @@ impl BotApi {
     }
 
     /// Makes `calls` one after the other (a reply's follow-ups), each tracked as [`BotApi::call`]
-    /// tracks it; returns how many were made.
-    pub(crate) async fn call_all(&self, calls: &[ApiCall], tracker: &Tracker) -> usize {
+    /// tracks it, all by `deadline_ms` (ms since the epoch): each call's timeout is cut to what
+    /// is left, and a call with too little left is not made. Returns how many were made and how
+    /// many were not.
+    pub(crate) async fn call_all(
+        &self,
+        calls: &[ApiCall],
+        tracker: &Tracker,
+        deadline_ms: f64,
+    ) -> FollowUps {
+        let mut made = 0;
         for call in calls {
-            let _ = self.call(&call.method, &call.params, tracker).await;
+            let now = runtime::now_ms();
+            let Some(timeout) = served::follow_up_timeout(self.timeout_ms, deadline_ms, now) else {
+                break;
+            };
+            let _ = self
+                .call_within(&call.method, &call.params, tracker, timeout)
+                .await;
+            made += 1;
         }
-        calls.len()
+        FollowUps {
+            made,
+            not_run: calls.len() - made,
+        }
     }
 
-    async fn send(&self, token: &str, method: &str, params: &Value) -> Result<Value, ApiError> {
+    async fn send(
+        &self,
+        token: &str,
+        method: &str,
+        params: &Value,
+        timeout_ms: f64,
+    ) -> Result<Value, ApiError> {
         let url = format!(
             "{}/bot{}/{}",
             self.base.trim_end_matches('/'),
@@ -208,9 +246,9 @@ impl BotApi {
             let body: Value = response.json().await.unwrap_or(Value::Null);
             Ok::<_, ApiError>((status, body))
         };
-        let Some(exchanged) = runtime::timeout(self.timeout_ms, exchange).await else {
+        let Some(exchanged) = runtime::timeout(timeout_ms, exchange).await else {
             controller.abort();
-            return Err(ApiError::Timeout(self.timeout_ms as u64));
+            return Err(ApiError::Timeout(timeout_ms as u64));
         };
         let (status, body) = exchanged?;
         match serde_json::from_value::<ApiResponse>(body).ok() {

@@ -29,6 +29,13 @@
 //! A handler that returns an error gets it tracked (grouped by the error's type and the
 //! location of its `?`), and Telegram gets an empty 200: a non-2xx answer would make Telegram
 //! deliver the same update again and again.
+//!
+//! A handler that panics cannot be answered (release builds abort on a panic, and the runtime
+//! answers the request with an error), but the panic is tracked as an error of kind `panic`
+//! with its message and `file:line`, what the isolate's outbox held is sent by the next
+//! request, and a redelivery of that update to the same isolate gets an empty 200 without the
+//! handler running again (counted as `webhook_rejected`, reason `redelivered_after_panic`).
+//! docs/security.md says what a panic still costs.
 
 mod api;
 mod error;
@@ -51,6 +58,7 @@ pub use telegram_policy::update::Command;
 pub use update::Update;
 
 use crate::analytics::Analytics;
+use crate::panic;
 use crate::settings::Mode;
 use crate::webhook::{self, AfterResponse};
 use crate::Tracker;
@@ -104,26 +112,23 @@ impl Bot {
             Ok(accepted) => accepted,
             Err(r) => return webhook::refuse(&analytics, r.code(), &r.reason(), r.status()),
         };
-        let tracker = tracker_for(&analytics, &telegram, &parsed);
+        let key = update_request_key(&telegram.bot_key(&analytics), parsed.update_id);
+        if panic::panicked_before(key) {
+            return webhook::skip_redelivery(&analytics, &ctx).await;
+        }
+        let tracker = tracker_for(&analytics, key, &parsed);
         let update = Update::new(parsed, body, &telegram.username);
         let handled = handler(update.clone(), env, tracker.clone());
-        let (result, handler_ms) = webhook::timed(handled).await;
+        let watched = panic::watch(key, &analytics, &tracker, handled);
+        let (result, handler_ms) = webhook::timed(watched).await;
         let (reply, failure) = reply_or_failure(result, &telegram.api);
-        if let Some(failure) = &failure {
-            console_error!(
-                "bot handler failed (answered 200, tracked): {}: {} (at {})",
-                failure.kind,
-                failure.message,
-                failure.location
-            );
-        }
         let fetched = telegram.fetched(&reply, analytics.mode(), &tracker).await;
         let response = respond(&reply, telegram.reply)?;
         let commands = self.commands;
         let settings = telegram.clone();
         let follow_ups = (!reply.follow_ups.is_empty()).then(|| {
             let (telegram, tracker) = (telegram.clone(), tracker.clone());
-            async move { telegram.api.call_all(&reply.follow_ups, &tracker).await }
+            move |by| async move { telegram.api.call_all(&reply.follow_ups, &tracker, by).await }
         });
         let automatic = move || {
             let profile = BotProfile {
@@ -147,16 +152,15 @@ impl Bot {
     }
 }
 
-/// The request's tracker, keyed by the bot and the update (a redelivered update gets the same
-/// event ids) and set to its user and chat.
+/// The request's tracker, keyed by the bot and the update (`key`: a redelivered update gets
+/// the same event ids) and set to its user and chat.
 fn tracker_for(
     analytics: &Analytics,
-    telegram: &TelegramSettings,
+    key: u64,
     parsed: &telegram_policy::update::Update,
 ) -> Tracker {
     let tracker = analytics.tracker();
     if tracker.is_enabled() {
-        let key = update_request_key(&telegram.bot_key(analytics), parsed.update_id);
         tracker.set_request_key(key);
         tracker.set_context(parsed.user_id(), parsed.chat().map(|c| c.id));
     }
@@ -167,7 +171,16 @@ fn tracker_for(
 fn reply_or_failure(result: HandlerResult, api: &BotApi) -> (Reply, Option<HandlerFailure>) {
     match result {
         Ok(reply) => (reply, None),
-        Err(error) => (Reply::none(), Some(handler_failure(&error, api))),
+        Err(error) => {
+            let failure = handler_failure(&error, api);
+            console_error!(
+                "bot handler failed (answered 200, tracked): {}: {} (at {})",
+                failure.kind,
+                failure.message,
+                failure.location
+            );
+            (Reply::none(), Some(failure))
+        }
     }
 }
 

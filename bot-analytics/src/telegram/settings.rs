@@ -3,6 +3,7 @@
 use std::cell::OnceCell;
 use std::rc::Rc;
 
+use analytics_core::served;
 use worker::Env;
 
 use crate::analytics::Analytics;
@@ -19,7 +20,8 @@ pub struct TelegramSettings {
     pub secret: String,
     /// `BOT_USERNAME`: the bot's @name, so `/cmd@OtherBot` in groups is ignored.
     pub username: String,
-    /// `TELEGRAM_API_BASE`, `TELEGRAM_BOT_TOKEN`, `TELEGRAM_API_TIMEOUT_MS`.
+    /// `TELEGRAM_API_BASE`, `TELEGRAM_BOT_TOKEN`, `TELEGRAM_API_TIMEOUT_MS` (at most
+    /// 20,000 ms: `analytics_core::served::MAX_CALL_TIMEOUT_MS`).
     pub api: BotApi,
     /// `TELEGRAM_REPLY`: `body` (default) or `fetch`.
     pub reply: ReplyDelivery,
@@ -108,10 +110,10 @@ impl TelegramSettings {
                         text(env, "TELEGRAM_API_BASE")
                             .unwrap_or_else(|| "https://api.telegram.org".into()),
                         text(env, "TELEGRAM_BOT_TOKEN"),
-                        text(env, "TELEGRAM_API_TIMEOUT_MS")
-                            .and_then(|v| v.parse::<f64>().ok())
-                            .filter(|v| v.is_finite() && *v > 0.0)
-                            .unwrap_or(DEFAULT_TIMEOUT_MS),
+                        served::call_timeout_from_setting(
+                            text(env, "TELEGRAM_API_TIMEOUT_MS").as_deref(),
+                            DEFAULT_TIMEOUT_MS,
+                        ),
                     ),
                     reply: match text(env, "TELEGRAM_REPLY").as_deref() {
                         Some("fetch") => ReplyDelivery::Fetch,

@@ -135,6 +135,8 @@ pub enum NextStep {
 #[derive(Debug, Clone)]
 struct InFlight {
     ticket: u64,
+    /// The message, kept until its send finished, so a panic can keep it (see [`Held`]).
+    bytes: Vec<u8>,
     events: u32,
     carried: DropCounts,
     deadline_ms: f64,
@@ -345,6 +347,7 @@ impl Outbox {
         let ticket = self.next_ticket();
         self.in_flight.push(InFlight {
             ticket,
+            bytes: bytes.clone(),
             events: count as u32,
             carried,
             deadline_ms: now_ms + SEND_RESERVE_MS,
@@ -356,6 +359,85 @@ impl Outbox {
             carried,
             ticket,
         }
+    }
+}
+
+/// Everything an outbox holds, as plain bytes and counts: what a Wasm panic would otherwise
+/// wipe. Kept outside Wasm memory by the caller, and given to a fresh outbox with
+/// [`Outbox::restore`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Held {
+    /// Encoded events waiting for a flush (each as [`wire::encode_event`] wrote it).
+    pub events: Vec<Vec<u8>>,
+    /// Drop counts not yet reported.
+    pub carried: DropCounts,
+    /// Messages whose send had not finished: (envelope bytes, events in it, counts it
+    /// carries). Sent again: a copy the queue already has is stored once (the consumer keys
+    /// an envelope by its bytes).
+    pub in_flight: Vec<(Vec<u8>, u32, DropCounts)>,
+}
+
+impl Held {
+    /// Whether nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty() && self.carried.total() == 0 && self.in_flight.is_empty()
+    }
+
+    /// Adds what `other` holds.
+    pub fn extend(&mut self, other: Held) {
+        self.events.extend(other.events);
+        self.carried.add(other.carried);
+        self.in_flight.extend(other.in_flight);
+    }
+}
+
+impl Outbox {
+    /// A copy of everything the outbox holds (waiting events, counts, unfinished sends).
+    pub fn hold(&self) -> Held {
+        Held {
+            events: self.waiting.iter().map(|w| w.bytes.clone()).collect(),
+            carried: self.carried,
+            in_flight: self
+                .in_flight
+                .iter()
+                .map(|f| (f.bytes.clone(), f.events, f.carried))
+                .collect(),
+        }
+    }
+
+    /// Takes back what an earlier outbox held: its waiting events wait here (counted as
+    /// `buffer_full` beyond [`MAX_WAITING_EVENTS`]), its counts are carried, and its unfinished
+    /// sends are returned as messages to send now (accounted like any other send).
+    pub fn restore(&mut self, now_ms: f64, held: Held) -> Vec<Message> {
+        self.carried.add(held.carried);
+        for bytes in held.events {
+            if self.waiting.len() >= MAX_WAITING_EVENTS || bytes.len() > self.budget {
+                self.carried.buffer_full = self.carried.buffer_full.saturating_add(1);
+                continue;
+            }
+            self.waiting_bytes += bytes.len();
+            self.waiting.push(Waiting { bytes });
+        }
+        held.in_flight
+            .into_iter()
+            .map(|(bytes, events, carried)| {
+                let ticket = self.next_ticket();
+                self.in_flight.push(InFlight {
+                    ticket,
+                    bytes: bytes.clone(),
+                    events,
+                    carried,
+                    deadline_ms: now_ms + SEND_RESERVE_MS,
+                    attempts: 0,
+                });
+                Message {
+                    bytes,
+                    events,
+                    carried,
+                    ticket,
+                }
+            })
+            .collect()
     }
 }
 
@@ -394,6 +476,48 @@ mod tests {
             .iter()
             .map(|m| decode(&m.bytes).unwrap().events.len())
             .sum()
+    }
+
+    #[test]
+    fn what_an_outbox_holds_survives_into_a_fresh_one() {
+        // Reported by a review: a handler panic resets the Wasm instance, and the outbox's
+        // waiting events (already answered for) were lost uncounted.
+        let mut before = outbox(20_000.0);
+        let h = before.add(0.0, 0.0, events(30), DropCounts::default());
+        assert_eq!(h.ready.len(), 1, "25 go at once, 5 wait");
+        let dropped = DropCounts {
+            send_failed: 2,
+            ..DropCounts::default()
+        };
+        before.add(1.0, 1.0, events(1), dropped);
+        let held = before.hold();
+        assert_eq!(
+            (held.events.len(), held.carried, held.in_flight.len()),
+            (6, dropped, 1)
+        );
+        assert_eq!(
+            held.in_flight[0].0, h.ready[0].bytes,
+            "the unfinished send, byte for byte"
+        );
+        // The fresh outbox sends the unfinished message again and the waiting events with its
+        // next flush: every event and count arrives.
+        let mut after = outbox(20_000.0);
+        let again = after.restore(100.0, held);
+        assert_eq!(again[0].bytes, h.ready[0].bytes);
+        assert_eq!(
+            after.sent(again[0].ticket, SendOutcome::Sent),
+            NextStep::Done
+        );
+        let Role::Flusher { lease, .. } = after
+            .add(100.0, 100.0, events(1), DropCounts::default())
+            .role
+        else {
+            panic!("the next request flushes what was kept")
+        };
+        let flushed = after.take(lease, 20_100.0);
+        assert_eq!(decoded_events(&flushed), 7);
+        assert_eq!(decode(&flushed[0].bytes).unwrap().dropped.send_failed, 2);
+        assert!(Held::default().is_empty());
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! | callback | the callback data up to the first `:` (numbers masked) | a button press | `data` (numbers of 5+ digits as `<n>`) |
 //! | performance | `handler` | every accepted update | `update_kind`, `command`, `outcome` (`ok`/`error`); duration = the handler's own time, awaited I/O included |
 //! | error | the error's type | the handler returned an error | kind, message, `handler:<file>:<line>` location, grouped by type and location |
-//! | performance | `follow_up` | after follow-up calls | `calls`; duration = all follow-ups |
+//! | performance | `follow_up` | after follow-up calls | `calls` made, `not_run` (only when the follow-up deadline left calls out), or `interrupted: panic` (a panic cut them off); duration = all follow-ups |
 //! | custom | `webhook_rejected` | refused requests since the last report, one event per reason | `reason`, `count`; no user, no chat |
 
 use crate::update::{Command, Update};
