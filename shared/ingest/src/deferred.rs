@@ -46,6 +46,12 @@ pub const PENDING_POINTS_PER_MESSAGE: usize =
 /// at once.
 pub const RESEND_DELAY_SECONDS: u32 = 1;
 
+/// Deferrals after which a record is kept aside instead (in `rejected_messages`, reason
+/// `deferred_too_often`, with its payload): a record D1 never takes (or a binding that never
+/// comes back) is not deferred forever. 48 deferrals take about 41 hours (9 doubling steps
+/// over 85 minutes, then hourly), well past the 32 of a day-long outage.
+pub const MAX_DEFERRALS: u32 = 48;
+
 /// Delay of the first deferral, in seconds.
 pub const DEFER_BASE_SECONDS: u32 = 10;
 

@@ -61,11 +61,17 @@ pub struct Accepted {
     pub events: Vec<EventOut>,
 }
 
+/// The reason of a record kept aside after [`deferred::MAX_DEFERRALS`] deferrals. Its
+/// `rejected_messages` row is dated when it was kept aside (not when first received), so the
+/// dashboard's pipeline page shows it in the current range and its payload is kept
+/// `REJECTED_PAYLOAD_DAYS` from then.
+pub const DEFERRED_TOO_OFTEN: &str = "deferred_too_often";
+
 /// A message that cannot be decoded: stored in `rejected_messages` and acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejected {
-    /// Short reason code ([`analytics_core::WireError::code`], `not_bytes`, `too_many_events` or
-    /// `malformed_deferred`).
+    /// Short reason code ([`analytics_core::WireError::code`], `not_bytes`, `too_many_events`,
+    /// `malformed_deferred` or `deferred_too_often`).
     pub reason: String,
     /// The full reason.
     pub detail: String,
@@ -355,6 +361,24 @@ fn item(message: usize, record: Record) -> Item {
                     detail: format!(
                         "{} events, more than the {MAX_POINTS_PER_INVOCATION} data points one invocation may write",
                         envelope.events.len()
+                    ),
+                })
+            }
+            // Deferred too often: kept aside, so it neither waits forever nor keeps failing
+            // the transactions of the records batched with it.
+            Ok(envelope) if record.deferrals >= deferred::MAX_DEFERRALS => {
+                let points = match record.points {
+                    PointsState::Pending => format!("its {} points not written", envelope.events.len()),
+                    _ => "its points written".to_string(),
+                };
+                Content::Rejected(Rejected {
+                    reason: DEFERRED_TOO_OFTEN.into(),
+                    detail: format!(
+                        "deferred {} times since {} ({points}): D1 or Analytics Engine did not take it",
+                        record.deferrals,
+                        chrono::DateTime::from_timestamp_millis(record.origin.received_at_ms)
+                            .unwrap_or_default()
+                            .format("%Y-%m-%d %H:%M:%S UTC"),
                     ),
                 })
             }

@@ -215,7 +215,11 @@ pub fn commit_statements(plan: &BatchPlan, ctx: &BatchContext) -> Vec<Statement>
                 SqlValue::Text(r.reason.clone()),
                 SqlValue::Text(r.detail.clone()),
                 SqlValue::Blob(item.body.clone().unwrap_or_default()),
-                SqlValue::Integer(item.origin.received_at_ms),
+                SqlValue::Integer(if r.reason == crate::plan::DEFERRED_TOO_OFTEN {
+                    ctx.now_ms
+                } else {
+                    item.origin.received_at_ms
+                }),
             ]),
             Content::Envelope(_) => None,
         })

@@ -105,6 +105,8 @@ enum D1 {
     Down,
     /// Commits, then reports a failure (a lost answer).
     LostAnswer,
+    /// Fails every transaction that binds this text (a record that can never commit).
+    Refuses(&'static str),
 }
 
 /// One consumer invocation, carried out like the Worker does it.
@@ -115,6 +117,8 @@ struct Invocation {
     actions: Vec<MessageAction>,
     /// Deferred messages sent to the queue, with their delay.
     sent: Vec<(Vec<u8>, u32)>,
+    /// D1 statements run (both transactions).
+    statements: usize,
 }
 
 fn run_d1(db: &Db, statements: &[Statement], d1: D1) -> Option<Vec<Vec<Value>>> {
@@ -124,6 +128,13 @@ fn run_d1(db: &Db, statements: &[Statement], d1: D1) -> Option<Vec<Vec<Value>>> 
         D1::LostAnswer => {
             db.batch(statements).unwrap();
             None
+        }
+        D1::Refuses(text) => {
+            let binds = statements.iter().flat_map(|s| &s.params).any(|p| match p {
+                SqlValue::Text(t) => t.contains(text),
+                _ => false,
+            });
+            (!binds).then(|| db.batch(statements).unwrap())
         }
     }
 }
@@ -196,6 +207,7 @@ fn invoke_full(
         return inv;
     }
     let statements = commit_statements(&plan, &ctx);
+    inv.statements = statements.len();
     let Some(rows) = run_d1(db, &statements, commit) else {
         let fallback = cannot_store(&plan, batch, &ctx, Unavailable::D1, true);
         apply_fallback(&mut inv, &plan, fallback, send_ok);
@@ -204,6 +216,7 @@ fn invoke_full(
     let result = CommitResult::read(&statements, &rows).unwrap();
     let after = after_commit(&plan, batch, &result, &ctx, Some(DATASET));
     inv.points.extend(after.points.iter().map(|p| event_id(p)));
+    inv.statements += after.finish.len();
     let finished = after.finish.is_empty() || run_d1(db, &after.finish, finish).is_some();
     let fallback = settle(&plan, &after, &ctx, finished);
     apply_fallback(&mut inv, &plan, fallback, send_ok);
@@ -1391,4 +1404,77 @@ fn work_beyond_the_budget_is_sent_again_not_retried_until_the_dead_letter_queue(
             assert_eq!(inv.actions[1], MessageAction::Retry { delay_seconds: 1 });
         }
     }
+}
+
+/// A record D1 refuses every time (here: any transaction binding its envelope's key fails) is
+/// deferred a bounded number of times, then kept aside in `rejected_messages`, counted by
+/// reason and kept with its payload, instead of being deferred forever.
+#[test]
+fn a_record_that_can_never_commit_is_kept_aside_after_a_bounded_number_of_deferrals() {
+    let db = Db::migrated();
+    let poison = errors();
+    let key: &'static str = Box::leak(ingest_policy::keys::envelope_key(&poison).into_boxed_str());
+    let mut queue = Queue::default();
+    queue.send(poison.clone(), NOW);
+    let mut now = NOW;
+    while !queue.messages.is_empty() && now < NOW + 5 * 86_400_000 {
+        queue.deliver(&db, now, D1::Refuses(key), D1::Up, true);
+        now += 5_000;
+    }
+    assert!(queue.lost.is_empty());
+    assert!(
+        queue.messages.is_empty(),
+        "still deferred after five days: {} deferrals",
+        deferred::decode(&queue.messages[0].bytes).map_or(0, |r| r[0].deferrals)
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM rejected_messages WHERE reason = 'deferred_too_often'"),
+        1
+    );
+    let payload: Vec<u8> =
+        db.0.query_row("SELECT payload FROM rejected_messages", [], |r| r.get(0))
+            .unwrap();
+    assert_eq!(payload, poison, "kept with its payload, to look into");
+    let (kept_at, detail): (i64, String) =
+        db.0.query_row(
+            "SELECT received_at, detail FROM rejected_messages",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let days = (kept_at - NOW) as f64 / 86_400_000.0;
+    assert!((1.0..2.0).contains(&days), "kept aside after {days} days");
+    assert!(detail.starts_with("deferred 48 times since"), "{detail}");
+    assert_eq!(db.count("SELECT count(*) FROM processed_envelopes"), 0);
+}
+
+/// A deferred message of hundreds of small rejected records would need more D1 statements
+/// (16 rows per insert) than an invocation may run (50 queries on the free plan): each
+/// invocation stays within its bound, the rest is sent again, and every record is kept.
+#[test]
+fn a_deferred_message_of_many_rejected_records_stays_within_one_invocations_statements() {
+    let db = Db::migrated();
+    let garbage: Vec<Vec<u8>> = (0..1_000)
+        .map(|i| format!("garbage {i}").into_bytes())
+        .collect();
+    let mut queue = Queue::default();
+    queue.send(deferred_message(&garbage), NOW);
+    let mut now = NOW;
+    let mut most = 0;
+    while !queue.messages.is_empty() {
+        assert!(now < NOW + 3_600_000, "not drained in an hour");
+        if let Some(inv) = queue.deliver(&db, now, D1::Up, D1::Up, true) {
+            most = most.max(inv.statements);
+        }
+        now += 1_000;
+    }
+    assert!(
+        most <= 40,
+        "{most} D1 statements in one invocation (the free plan runs 50)"
+    );
+    assert!(queue.lost.is_empty());
+    assert_eq!(
+        db.count("SELECT count(*) FROM rejected_messages WHERE reason = 'not_an_envelope'"),
+        1_000
+    );
 }
