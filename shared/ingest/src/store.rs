@@ -5,7 +5,8 @@
 //! 1. claim request attempts: one row per request key, the first attempt stored wins
 //!    (`request_attempts`, `ON CONFLICT DO NOTHING`);
 //! 2. read the winning attempt of every request key of the batch;
-//! 3. insert the error rows of winning attempts (and of events that carry no request);
+//! 3. insert the error rows of winning attempts (and of events that carry no request), none
+//!    of an id `forget` erased (`forgotten_users`: a record in flight cannot bring it back);
 //! 4. insert or claim the envelopes: one statement inserts new envelopes (claimed by the
 //!    insert) and claims existing ones whose points are not written and whose claim is free,
 //!    expired, or held by the same writer, and returns the claimed keys;
@@ -144,8 +145,10 @@ pub fn commit_statements(plan: &BatchPlan, ctx: &BatchContext) -> Vec<Statement>
         &format!(
             "INSERT OR IGNORE INTO error_events (event_id, fingerprint, occurred_at, received_at, kind, message, location, user_id, chat_id, bot, release) \
              SELECT {} FROM json_each(?1) \
-             WHERE json_extract(value, '$[11]') IS NULL OR EXISTS (SELECT 1 FROM request_attempts r \
-             WHERE r.request_key = json_extract(value, '$[11]') AND r.attempt = json_extract(value, '$[12]'))",
+             WHERE (json_extract(value, '$[11]') IS NULL OR EXISTS (SELECT 1 FROM request_attempts r \
+             WHERE r.request_key = json_extract(value, '$[11]') AND r.attempt = json_extract(value, '$[12]'))) \
+             AND NOT EXISTS (SELECT 1 FROM forgotten_users f \
+             WHERE f.user_id IN (json_extract(value, '$[7]'), json_extract(value, '$[8]')))",
             columns(11)
         ),
         errors,

@@ -1478,3 +1478,110 @@ fn a_deferred_message_of_many_rejected_records_stays_within_one_invocations_stat
         1_000
     );
 }
+
+/// `queries/d1/forget_user.sql` as `make errors ARGS="forget <id>"` runs it, for the stored id.
+fn forget(db: &Db, stored_id: i64) {
+    let sql = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../queries/d1/forget_user.sql"),
+    )
+    .unwrap()
+    .replace(":user_id", &stored_id.to_string());
+    db.0.execute_batch(&sql).unwrap();
+}
+
+/// `forget` while one of the user's records waits out a D1 outage as a deferred message: when
+/// D1 is back the record is stored, but none of the user's rows come back.
+#[test]
+fn forget_holds_against_a_deferred_record_that_lands_later() {
+    let user = samples::error_event().user_id.unwrap();
+    let db = Db::migrated();
+    // An error of another user, stored before: its group survives the erasure.
+    let mut other = samples::error_envelope();
+    other.events[0].user_id = Some(77);
+    other.events[0].chat_id = Some(77);
+    other.events[0].id = uuid::Uuid::from_u128(0x019a_b53c_0000_7000_8000_0000_0000_0077);
+    invoke(
+        &db,
+        &[message("x", 1, encode(&other).unwrap())],
+        NOW,
+        D1::Up,
+        D1::Up,
+        true,
+    );
+    // The user's error: D1 down on its third delivery, so it is deferred.
+    let down = invoke(
+        &db,
+        &[message("m", 3, errors())],
+        NOW,
+        D1::Down,
+        D1::Down,
+        true,
+    );
+    assert_eq!(down.sent.len(), 1);
+    forget(&db, user);
+    let (bytes, _) = &down.sent[0];
+    invoke(
+        &db,
+        &[message("d", 1, bytes.clone())],
+        NOW + 60_000,
+        D1::Up,
+        D1::Up,
+        true,
+    );
+    assert_eq!(
+        db.count(&format!(
+            "SELECT count(*) FROM error_events WHERE user_id = {user} OR chat_id = {user}"
+        )),
+        0,
+        "the erased user's error came back with the deferred record"
+    );
+    assert_eq!(db.count("SELECT count(*) FROM error_events"), 1);
+    assert_eq!(db.count("SELECT SUM(count) FROM error_groups"), 1);
+    assert_eq!(
+        db.count("SELECT points_written FROM processed_envelopes WHERE queue_message_id = 'm'"),
+        1,
+        "the record itself is stored"
+    );
+    // Forgetting again is harmless, and the tombstone expires with its own retention.
+    forget(&db, user);
+    assert_eq!(db.count("SELECT count(*) FROM forgotten_users"), 1);
+    // (`forget` dates it with D1's clock.)
+    let today = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    retention_run(&db, today + 13 * 86_400_000);
+    assert_eq!(db.count("SELECT count(*) FROM forgotten_users"), 1);
+    retention_run(&db, today + 15 * 86_400_000);
+    assert_eq!(db.count("SELECT count(*) FROM forgotten_users"), 0);
+}
+
+/// A rejected message's `detail` (a decoder's error can quote strings of the payload) expires
+/// with its payload, not 23 days later with the row.
+#[test]
+fn a_rejected_messages_detail_expires_with_its_payload() {
+    let db = Db::migrated();
+    let day = 86_400_000_i64;
+    db.0.execute_batch(&format!(
+        "INSERT INTO rejected_messages (queue, message_id, reason, detail, payload, received_at) VALUES
+         ('q', 'old', 'not_an_envelope', 'invalid type: string \"call me on 447700900123\"', x'00', {}),
+         ('q', 'new', 'not_an_envelope', 'invalid type: string \"recent\"', x'00', {})",
+        NOW - 8 * day,
+        NOW - day
+    ))
+    .unwrap();
+    retention_run(&db, NOW);
+    let rows: Vec<(String, String, Option<Vec<u8>>)> =
+        db.0.prepare("SELECT message_id, detail, payload FROM rejected_messages ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+    assert_eq!(
+        rows[0],
+        ("old".into(), String::new(), None),
+        "reason kept, detail gone"
+    );
+    assert_eq!(rows[1].1, "invalid type: string \"recent\"");
+}
