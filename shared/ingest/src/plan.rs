@@ -1,6 +1,6 @@
 //! Step 1: every queue message of a batch becomes one item (an envelope or a rejection), or
 //! several (a deferred message holds a record per original message), within the invocation's
-//! Analytics Engine point budget.
+//! budget of Analytics Engine points and D1 statements.
 
 use analytics_core::datapoint::{to_data_point, DataPoint, PointInput, MAX_POINTS_PER_INVOCATION};
 use analytics_core::event::EventKind;
