@@ -214,6 +214,14 @@ fn invoke_full(
         return inv;
     };
     let result = CommitResult::read(&statements, &rows).unwrap();
+    // Every invocation of every test stays within the plan's bound (the development-only
+    // mirror aside).
+    let marks = after_commit(&plan, batch, &result, &ctx, None).finish.len();
+    assert!(
+        statements.len() + marks <= MAX_D1_STATEMENTS_PER_INVOCATION,
+        "{} + {marks} statements",
+        statements.len()
+    );
     let after = after_commit(&plan, batch, &result, &ctx, Some(DATASET));
     inv.points.extend(after.points.iter().map(|p| event_id(p)));
     inv.statements += after.finish.len();
