@@ -4,6 +4,12 @@
 -- and release move to the latest event of someone else (blanked when none is left); groups left
 -- with no events go. first_seen and last_seen are times without identity: last_seen moves to
 -- the latest remaining event when there is one, first_seen stays.
+-- 0. A tombstone: the consumer stores no error row of this id from now on, so a record of the
+--    user still in flight (deferred during an outage) cannot bring the rows back. Retention
+--    deletes it after 14 days.
+INSERT INTO forgotten_users (user_id, forgotten_at)
+VALUES (:user_id, CAST(strftime('%s', 'now') AS INTEGER) * 1000)
+ON CONFLICT (user_id) DO UPDATE SET forgotten_at = excluded.forgotten_at;
 -- 1. Groups lose the user's events from their counts.
 UPDATE error_groups
 SET count = count - (SELECT count(*) FROM error_events e

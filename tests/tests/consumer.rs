@@ -919,3 +919,49 @@ fn d1_rows_written_are_what_the_reliability_doc_says() {
     // A message kept aside: its row, its unique index, and AUTOINCREMENT's sqlite_sequence.
     assert_eq!(rows_written_after(&stack, b"not an envelope"), "[Some(3)]");
 }
+
+/// `forget` while the user's error waits out a D1 outage as a deferred message (the envelope
+/// table is offline, so the consumer's transaction fails and the error tables stay readable
+/// for `forget`): when D1 is back the record is stored, but the erased user's error is not.
+#[test]
+fn forget_holds_against_a_deferred_record_in_local_d1() {
+    let stack = consumer_stack();
+    stack.d1("ALTER TABLE processed_envelopes RENAME TO processed_envelopes_offline");
+    enqueue(&stack, &encode(&samples::error_envelope()).unwrap());
+    wait_for(
+        "the message deferred as a fresh one",
+        Duration::from_secs(90),
+        || stack.log().contains(" 1 deferred,").then_some(()),
+    );
+    let user = samples::error_event().user_id.unwrap();
+    let args: Vec<String> = vec![
+        "--config".into(),
+        stack
+            .dir()
+            .join("wrangler.consumer.toml")
+            .display()
+            .to_string(),
+        "--persist-to".into(),
+        stack.dir().join("state").display().to_string(),
+        "--raw-ids".into(),
+        "forget".into(),
+        user.to_string(),
+    ];
+    let options = report::parse_args(&args).unwrap();
+    report::query(&options, now_ms(), None).expect("forget runs");
+    assert_eq!(stack.d1_count("SELECT count(*) FROM forgotten_users"), 1);
+    stack.d1("ALTER TABLE processed_envelopes_offline RENAME TO processed_envelopes");
+    stack.wait_count(
+        "the deferred record stored",
+        "SELECT count(*) FROM processed_envelopes WHERE points_written = 1",
+        1,
+    );
+    assert_eq!(
+        stack.d1_count(&format!(
+            "SELECT count(*) FROM error_events WHERE user_id = {user} OR chat_id = {user}"
+        )),
+        0,
+        "the erased user's error did not come back"
+    );
+    assert_eq!(stack.d1_count("SELECT count(*) FROM error_groups"), 0);
+}

@@ -34,6 +34,24 @@ pub const VERSION: u32 = 1;
 /// (127,000 bytes) plus its ~200 bytes of bookkeeping fits.
 pub const MAX_DEFERRED_BYTES: usize = analytics_core::wire::QUEUES_MESSAGE_LIMIT_BYTES - 500;
 
+/// Points still to write that one deferred message holds at most: one message's share of an
+/// invocation's budget (250 points for a batch of up to [`crate::MAX_BATCH_SIZE`] messages),
+/// so a batch of deferred messages always fits whole (a single record with more travels
+/// alone). Deferred messages that each took the whole budget left the others of their batch
+/// over budget, retried until the dead letter queue dropped them.
+pub const PENDING_POINTS_PER_MESSAGE: usize =
+    analytics_core::datapoint::MAX_POINTS_PER_INVOCATION / crate::MAX_BATCH_SIZE;
+
+/// Delay of a record sent again because its invocation had no budget left for it: it is ready
+/// at once.
+pub const RESEND_DELAY_SECONDS: u32 = 1;
+
+/// Deferrals after which a record is kept aside instead (in `rejected_messages`, reason
+/// `deferred_too_often`, with its payload): a record D1 never takes (or a binding that never
+/// comes back) is not deferred forever. 48 deferrals take about 41 hours (9 doubling steps
+/// over 85 minutes, then hourly), well past the 32 of a day-long outage.
+pub const MAX_DEFERRALS: u32 = 48;
+
 /// Delay of the first deferral, in seconds.
 pub const DEFER_BASE_SECONDS: u32 = 10;
 
@@ -269,9 +287,9 @@ pub fn delay_seconds(deferrals: u32, now_ms: i64) -> u32 {
 }
 
 /// Packs records into as few deferred messages as fit [`MAX_DEFERRED_BYTES`] and hold at most
-/// `max_pending_points` points still to write (the point budget of the invocation that will
-/// read them). Each record comes with its number of pending points. Returns the messages and
-/// the positions of records too large to travel even alone.
+/// `max_pending_points` points still to write ([`PENDING_POINTS_PER_MESSAGE`]; a record with
+/// more travels alone). Each record comes with its number of pending points. Returns the
+/// messages and the positions of records too large to travel even alone.
 pub fn pack(
     records: &[(Record, usize)],
     max_pending_points: usize,
@@ -285,11 +303,12 @@ pub fn pack(
         let size = encode(std::slice::from_ref(record))
             .map(|b| b.len().saturating_sub(overhead - 4))
             .unwrap_or(usize::MAX);
-        if size.saturating_add(overhead) > MAX_DEFERRED_BYTES || *pending > max_pending_points {
+        if size.saturating_add(overhead) > MAX_DEFERRED_BYTES {
             too_large.push(i);
             continue;
         }
         let fits = bytes + size <= MAX_DEFERRED_BYTES && points + pending <= max_pending_points;
+        let alone = *pending > max_pending_points;
         if groups.is_empty() || !fits {
             groups.push(Vec::new());
             bytes = overhead;
@@ -300,7 +319,14 @@ pub fn pack(
         if let Some(group) = groups.last_mut() {
             group.push(i);
         }
+        if alone {
+            // Nothing joins a record over the share.
+            groups.push(Vec::new());
+            bytes = overhead;
+            points = 0;
+        }
     }
+    groups.retain(|g| !g.is_empty());
     let mut out = Vec::with_capacity(groups.len());
     for group in groups {
         let members: Vec<Record> = group.iter().map(|&i| records[i].0.clone()).collect();
@@ -429,6 +455,12 @@ mod tests {
             .map(|r| r.origin.message_id)
             .collect();
         assert_eq!(all, ["m0", "m1", "m2", "m4", "m5"]);
+        // At one message's share of a batch's budget, a record over the share travels alone.
+        let (out, too_large) = pack(&records, PENDING_POINTS_PER_MESSAGE, 0);
+        assert!(too_large == vec![3]);
+        let members: Vec<Vec<usize>> = out.iter().map(|o| o.members.clone()).collect();
+        assert_eq!(members, vec![vec![0, 1], vec![2], vec![4], vec![5]]);
+        assert_eq!(PENDING_POINTS_PER_MESSAGE * crate::MAX_BATCH_SIZE, 250);
         // The largest envelope the bot sends still travels alone.
         let largest = vec![(
             record(9, Ok(vec![0xab; analytics_core::wire::MAX_MESSAGE_BYTES])),

@@ -43,6 +43,21 @@ pub use store::{
 /// Most bound parameters one D1 statement may have.
 pub const D1_MAX_PARAMS: usize = 100;
 
+/// Messages in one batch at most: `max_batch_size` of both queue consumers in
+/// `wrangler.consumer.toml` (a test holds them equal). One invocation writes at most 250
+/// Analytics Engine points, so a message's share of that budget is 25
+/// ([`deferred::PENDING_POINTS_PER_MESSAGE`]).
+pub const MAX_BATCH_SIZE: usize = 10;
+
+/// D1 queries one Worker invocation may run on the free plan (1,000 on the paid plan).
+pub const D1_QUERIES_PER_INVOCATION: usize = 50;
+
+/// D1 statements one invocation's two ingest transactions may hold together
+/// ([`plan::plan_batch`] admits items up to it; the rest wait for another invocation). It
+/// leaves room under [`D1_QUERIES_PER_INVOCATION`] for the development-only fault probes and
+/// local mirror.
+pub const MAX_D1_STATEMENTS_PER_INVOCATION: usize = 40;
+
 /// Most bytes of JSON bound to one statement. D1 accepts strings up to 2,000,000 bytes; a
 /// quarter of that keeps every statement far from the limit and from D1's 30 s query limit.
 pub const MAX_JSON_PARAM_BYTES: usize = 500_000;
@@ -213,6 +228,18 @@ mod tests {
             assert!(s.params.len() <= D1_MAX_PARAMS);
             assert_eq!(s.sql.matches('?').count(), s.params.len());
         }
+    }
+
+    #[test]
+    fn the_batch_size_is_the_consumers_max_batch_size() {
+        let toml = include_str!("../../../wrangler.consumer.toml");
+        let sizes: Vec<usize> = toml
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("max_batch_size"))
+            .filter_map(|v| v.trim().trim_start_matches('=').trim().parse().ok())
+            .collect();
+        assert_eq!(sizes, vec![MAX_BATCH_SIZE; 2], "both queue consumers");
+        const { assert!(MAX_D1_STATEMENTS_PER_INVOCATION < D1_QUERIES_PER_INVOCATION) };
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Step 1: every queue message of a batch becomes one item (an envelope or a rejection), or
 //! several (a deferred message holds a record per original message), within the invocation's
-//! Analytics Engine point budget.
+//! budget of Analytics Engine points and D1 statements.
 
 use analytics_core::datapoint::{to_data_point, DataPoint, PointInput, MAX_POINTS_PER_INVOCATION};
 use analytics_core::event::EventKind;
@@ -61,11 +61,17 @@ pub struct Accepted {
     pub events: Vec<EventOut>,
 }
 
+/// The reason of a record kept aside after [`deferred::MAX_DEFERRALS`] deferrals. Its
+/// `rejected_messages` row is dated when it was kept aside (not when first received), so the
+/// dashboard's pipeline page shows it in the current range and its payload is kept
+/// `REJECTED_PAYLOAD_DAYS` from then.
+pub const DEFERRED_TOO_OFTEN: &str = "deferred_too_often";
+
 /// A message that cannot be decoded: stored in `rejected_messages` and acknowledged.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejected {
-    /// Short reason code ([`analytics_core::WireError::code`], `not_bytes`, `too_many_events` or
-    /// `malformed_deferred`).
+    /// Short reason code ([`analytics_core::WireError::code`], `not_bytes`, `too_many_events`,
+    /// `malformed_deferred` or `deferred_too_often`).
     pub reason: String,
     /// The full reason.
     pub detail: String,
@@ -134,23 +140,176 @@ impl Item {
 pub struct BatchPlan {
     /// The items to store, in batch order.
     pub items: Vec<Item>,
-    /// Messages beyond this invocation's Analytics Engine budget: retried soon, never dropped.
+    /// Items beyond this invocation's budget (Analytics Engine points, D1 statements): their
+    /// message is retried soon, or they are sent again as a fresh message; never dropped.
+    pub waiting: Vec<Item>,
+    /// Messages with items in `waiting`, in batch order.
     pub over_budget: Vec<usize>,
 }
 
-/// Decodes every message of a batch within the invocation's point budget.
+impl BatchPlan {
+    /// Item `n`: `items[n]`, or past them, `waiting[n - items.len()]` (how a
+    /// [`crate::Fallback`] names the items it carries).
+    pub fn item(&self, n: usize) -> Option<&Item> {
+        self.items
+            .get(n)
+            .or_else(|| self.waiting.get(n.checked_sub(self.items.len())?))
+    }
+
+    /// Whether message `m` has items this invocation stores.
+    pub fn admits(&self, m: usize) -> bool {
+        self.items.iter().any(|i| i.message == m)
+    }
+}
+
+/// JSON rows bound as one parameter: how many, and how large.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct JsonRows {
+    rows: usize,
+    /// Rows of more than half a parameter: each may need a statement of its own.
+    large: usize,
+    /// Bytes of the others.
+    bytes: usize,
+}
+
+impl JsonRows {
+    fn with(mut self, bytes: usize) -> JsonRows {
+        self.rows += 1;
+        if bytes > crate::MAX_JSON_PARAM_BYTES / 2 {
+            self.large += 1;
+        } else {
+            self.bytes += bytes;
+        }
+        self
+    }
+
+    /// Statements [`crate::json_chunks`] makes of them at most: every chunk but the last holds
+    /// more than half a parameter.
+    fn statements(self) -> usize {
+        if self.rows == 0 {
+            0
+        } else {
+            self.large + 1 + self.bytes / (crate::MAX_JSON_PARAM_BYTES / 2)
+        }
+    }
+}
+
+/// Counts behind an upper bound of the D1 statements an invocation runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Counts {
+    claims: JsonRows,
+    winners: JsonRows,
+    errors: JsonRows,
+    envelopes: JsonRows,
+    states: JsonRows,
+    rejected: usize,
+    /// Most marks of one envelope: the second transaction marks an envelope met by `k`
+    /// writers in `k` statements.
+    rounds: usize,
+}
+
+/// Rows of `rejected_messages` one insert binds (6 columns, at most 100 parameters).
+const REJECTED_PER_STATEMENT: usize = crate::D1_MAX_PARAMS / 6;
+
+impl Counts {
+    fn statements(&self) -> usize {
+        self.claims.statements()
+            + self.winners.statements()
+            + self.errors.statements()
+            + self.envelopes.statements()
+            + self.states.statements()
+            + self.rejected.div_ceil(REJECTED_PER_STATEMENT)
+            + self.rounds
+    }
+}
+
+/// An upper bound of the D1 statements an invocation runs for the items admitted so far: the
+/// first transaction ([`crate::store::commit_statements`]) and the marks of the second
+/// ([`crate::store::after_commit`]); the development-only local mirror is not counted.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct StatementTally {
+    counts: Counts,
+    /// Per envelope key: items whose points were written, and whether one is pending (of
+    /// those, one claim at most is marked).
+    keys: std::collections::HashMap<String, (usize, bool)>,
+}
+
+impl StatementTally {
+    /// The counts with `item` admitted too.
+    fn with(&self, item: &Item) -> Counts {
+        let mut next = self.counts;
+        match &item.content {
+            Content::Rejected(_) => next.rejected += 1,
+            Content::Envelope(a) => {
+                for event in &a.events {
+                    if let Some(r) = &event.request {
+                        next.claims = next.claims.with(r.key.len() + 48);
+                        next.winners = next.winners.with(r.key.len() + 3);
+                    }
+                    if let Some(e) = &event.error {
+                        // JSON escapes a character in at most 6 bytes.
+                        let text = e.event_id.len()
+                            + e.fingerprint.len()
+                            + e.kind.len()
+                            + e.message.len()
+                            + e.location.as_ref().map_or(0, String::len)
+                            + e.bot.len()
+                            + e.release.len();
+                        next.errors = next.errors.with(6 * text + 200);
+                    }
+                }
+                let text =
+                    a.key.len() + item.origin.message_id.len() + a.bot.len() + item.writer.len();
+                next.envelopes = next.envelopes.with(6 * text + 200);
+                next.states = next.states.with(a.key.len() + 3);
+                let (written, pending) = self.keys.get(&a.key).copied().unwrap_or_default();
+                let met = match item.points {
+                    PointsState::Pending => written + 1,
+                    _ => written + 1 + usize::from(pending),
+                };
+                next.rounds = next.rounds.max(met);
+            }
+        }
+        next
+    }
+
+    /// Admits `item`.
+    fn admit(&mut self, item: &Item) {
+        self.counts = self.with(item);
+        if let Some(a) = item.accepted() {
+            let entry = self.keys.entry(a.key.clone()).or_default();
+            match item.points {
+                PointsState::Pending => entry.1 = true,
+                _ => entry.0 += 1,
+            }
+        }
+    }
+}
+
+/// Decodes every message of a batch within the invocation's budget: at most
+/// [`MAX_POINTS_PER_INVOCATION`] (or `ctx.point_budget`) points to write and
+/// [`crate::MAX_D1_STATEMENTS_PER_INVOCATION`] D1 statements. Items are admitted in batch
+/// order, each if it still fits; a message's other items wait ([`BatchPlan::waiting`]).
 pub fn plan_batch(messages: &[IncomingMessage], ctx: &BatchContext) -> BatchPlan {
     let mut plan = BatchPlan::default();
     let mut budget = ctx.point_budget.min(MAX_POINTS_PER_INVOCATION);
+    let mut tally = StatementTally::default();
     for (index, message) in messages.iter().enumerate() {
-        let items = items_of(index, message, ctx);
-        let pending: usize = items.iter().map(Item::pending_points).sum();
-        if pending > budget {
-            plan.over_budget.push(index);
-            continue;
+        for item in items_of(index, message, ctx) {
+            let pending = item.pending_points();
+            let fits = pending <= budget
+                && tally.with(&item).statements() <= crate::MAX_D1_STATEMENTS_PER_INVOCATION;
+            if fits {
+                budget -= pending;
+                tally.admit(&item);
+                plan.items.push(item);
+            } else {
+                if !plan.over_budget.contains(&index) {
+                    plan.over_budget.push(index);
+                }
+                plan.waiting.push(item);
+            }
         }
-        budget -= pending;
-        plan.items.extend(items);
     }
     plan
 }
@@ -202,6 +361,24 @@ fn item(message: usize, record: Record) -> Item {
                     detail: format!(
                         "{} events, more than the {MAX_POINTS_PER_INVOCATION} data points one invocation may write",
                         envelope.events.len()
+                    ),
+                })
+            }
+            // Deferred too often: kept aside, so it neither waits forever nor keeps failing
+            // the transactions of the records batched with it.
+            Ok(envelope) if record.deferrals >= deferred::MAX_DEFERRALS => {
+                let points = match record.points {
+                    PointsState::Pending => format!("its {} points not written", envelope.events.len()),
+                    _ => "its points written".to_string(),
+                };
+                Content::Rejected(Rejected {
+                    reason: DEFERRED_TOO_OFTEN.into(),
+                    detail: format!(
+                        "deferred {} times since {} ({points}): D1 or Analytics Engine did not take it",
+                        record.deferrals,
+                        chrono::DateTime::from_timestamp_millis(record.origin.received_at_ms)
+                            .unwrap_or_default()
+                            .format("%Y-%m-%d %H:%M:%S UTC"),
                     ),
                 })
             }

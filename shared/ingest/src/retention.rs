@@ -12,9 +12,11 @@
 //! Two fields expire before their rows, with durations of their own: a group's last message
 //! (`error_groups.last_message`, blanked once the group has been quiet for
 //! `GROUP_MESSAGE_DAYS`, default [`DEFAULT_MESSAGE_DAYS`]; the group keeps its counts) and a
-//! rejected message's raw payload (`rejected_messages.payload`, dropped after
-//! `REJECTED_PAYLOAD_DAYS`, default [`DEFAULT_PAYLOAD_DAYS`]; the row keeps why it was
-//! rejected until `RETENTION_DAYS`).
+//! rejected message's raw payload and the decoder's error about it (`rejected_messages.payload`
+//! and `.detail`, which can quote strings of the payload: dropped and blanked after
+//! `REJECTED_PAYLOAD_DAYS`, default [`DEFAULT_PAYLOAD_DAYS`]; the row keeps its reason code
+//! until `RETENTION_DAYS`). `forget`'s tombstones (`forgotten_users`) go after
+//! [`FORGOTTEN_RETENTION_DAYS`].
 //!
 //! Tables with an index on their time column are cut through it. `processed_envelopes` and
 //! `request_attempts` have no such index (it would cost a row written per insert and per
@@ -51,6 +53,12 @@ pub const DEFAULT_PAYLOAD_DAYS: i64 = 7;
 /// both. The rows hold no user data (a hash and a random number).
 pub const REQUEST_RETENTION_DAYS: i64 = 7;
 
+/// How long `forget`'s tombstones (`forgotten_users`) are kept: longer than a record of the
+/// erased user can stay in flight (4 days on a queue by default, 4 more on its dead letter
+/// queue, about 41 hours of deferrals, [`crate::deferred::MAX_DEFERRALS`]). A tombstone holds
+/// the erased pseudonym and a time.
+pub const FORGOTTEN_RETENTION_DAYS: i64 = 14;
+
 const DAY_MS: i64 = 86_400_000;
 
 /// A table the cron cleans.
@@ -68,13 +76,15 @@ pub enum Table {
     LocalPoints,
     /// `error_groups.last_message` of quiet groups (blanked, the row stays).
     GroupMessages,
-    /// `rejected_messages.payload` (dropped, the row stays).
+    /// `rejected_messages.payload` and `.detail` (dropped and blanked, the row stays).
     RejectedPayloads,
+    /// `forgotten_users`, by `forgotten_at` (no index: a small table, scanned).
+    ForgottenUsers,
 }
 
 impl Table {
     /// Every table, in the order they take turns.
-    pub const ALL: [Table; 7] = [
+    pub const ALL: [Table; 8] = [
         Table::ErrorEvents,
         Table::ProcessedEnvelopes,
         Table::RequestAttempts,
@@ -82,6 +92,7 @@ impl Table {
         Table::LocalPoints,
         Table::GroupMessages,
         Table::RejectedPayloads,
+        Table::ForgottenUsers,
     ];
 
     /// The SQL name.
@@ -94,6 +105,7 @@ impl Table {
             Table::LocalPoints => "analytics_points_local",
             Table::GroupMessages => "error_groups.last_message",
             Table::RejectedPayloads => "rejected_messages.payload",
+            Table::ForgottenUsers => "forgotten_users",
         }
     }
 
@@ -105,7 +117,7 @@ impl Table {
             Table::ProcessedEnvelopes | Table::RequestAttempts => 1,
             Table::RejectedMessages => 2,
             Table::LocalPoints => 3,
-            Table::GroupMessages | Table::RejectedPayloads => 1,
+            Table::GroupMessages | Table::RejectedPayloads | Table::ForgottenUsers => 1,
         }
     }
 
@@ -198,6 +210,7 @@ pub struct Retention {
     request_cutoff_ms: i64,
     message_cutoff_ms: i64,
     payload_cutoff_ms: i64,
+    forgotten_cutoff_ms: i64,
     cutoff_text: String,
     config: RetentionConfig,
     tables: Vec<TableState>,
@@ -219,6 +232,7 @@ impl Retention {
             request_cutoff_ms: now_ms.saturating_sub(REQUEST_RETENTION_DAYS * DAY_MS),
             message_cutoff_ms: now_ms.saturating_sub(config.message_days.saturating_mul(DAY_MS)),
             payload_cutoff_ms: now_ms.saturating_sub(config.payload_days.saturating_mul(DAY_MS)),
+            forgotten_cutoff_ms: now_ms.saturating_sub(FORGOTTEN_RETENTION_DAYS * DAY_MS),
             cutoff_text,
             config,
             tables: Table::ALL
@@ -286,8 +300,12 @@ impl Retention {
                 vec![SqlValue::Integer(self.message_cutoff_ms)],
             ),
             Table::RejectedPayloads => (
-                format!("UPDATE rejected_messages SET payload = NULL WHERE id IN (SELECT id FROM rejected_messages WHERE received_at < ?1 AND payload IS NOT NULL ORDER BY id LIMIT {limit}) RETURNING id AS k"),
+                format!("UPDATE rejected_messages SET payload = NULL, detail = '' WHERE id IN (SELECT id FROM rejected_messages WHERE received_at < ?1 AND (payload IS NOT NULL OR detail != '') ORDER BY id LIMIT {limit}) RETURNING id AS k"),
                 vec![SqlValue::Integer(self.payload_cutoff_ms)],
+            ),
+            Table::ForgottenUsers => (
+                format!("DELETE FROM forgotten_users WHERE user_id IN (SELECT user_id FROM forgotten_users WHERE forgotten_at < ?1 LIMIT {limit}) RETURNING user_id AS k"),
+                vec![SqlValue::Integer(self.forgotten_cutoff_ms)],
             ),
         };
         Statement {
@@ -352,9 +370,9 @@ mod tests {
 
     /// Runs a whole retention run against fake tables holding `old[i]` old rows each; returns
     /// the report and the rows left.
-    fn simulate(old: &mut [u64; 7], config: RetentionConfig) -> RetentionReport {
+    fn simulate(old: &mut [u64; 8], config: RetentionConfig) -> RetentionReport {
         let mut run = Retention::new(NOW, config);
-        let mut next_key = [0u64; 7];
+        let mut next_key = [0u64; 8];
         while let Some(step) = run.next_step() {
             let i = Table::ALL.iter().position(|t| *t == step.table).unwrap();
             assert!(
@@ -400,7 +418,7 @@ mod tests {
     #[test]
     fn a_backlog_stops_at_the_cap_and_the_next_run_continues() {
         let config = RetentionConfig::from_vars(Some("30"), None);
-        let mut old = [100_000, 20_000, 20_000, 100, 20_000, 3_000, 50];
+        let mut old = [100_000, 20_000, 20_000, 100, 20_000, 3_000, 50, 10];
         let first = simulate(&mut old, config);
         assert!(!first.finished);
         assert!(first.rows_written >= DEFAULT_MAX_ROWS_WRITTEN);
@@ -418,7 +436,7 @@ mod tests {
             assert!(runs < 30, "no progress");
         }
         runs += 1;
-        assert_eq!(old, [0; 7]);
+        assert_eq!(old, [0; 8]);
         // 400,000 + 20,000 + 20,000 + 200 + 60,000 + 3,000 + 50 rows written at 50,000 a run.
         assert!((10..=14).contains(&runs), "{runs} runs");
     }
@@ -426,11 +444,11 @@ mod tests {
     #[test]
     fn the_statement_cap_holds_on_cheap_tables() {
         let config = RetentionConfig::from_vars(None, Some("100000000"));
-        let mut old = [0, 200_000, 0, 0, 0, 0, 0];
+        let mut old = [0, 200_000, 0, 0, 0, 0, 0, 0];
         let report = simulate(&mut old, config);
         assert_eq!(report.statements, MAX_STATEMENTS_PER_RUN);
-        // The six clean tables take one statement each.
-        assert_eq!(old[1], 200_000 - 34 * u64::from(CHUNK_ROWS));
+        // The seven clean tables take one statement each.
+        assert_eq!(old[1], 200_000 - 33 * u64::from(CHUNK_ROWS));
         assert!(!report.finished);
     }
 
@@ -491,7 +509,7 @@ mod tests {
         let (_, payloads) = &seen[1];
         assert!(payloads
             .sql
-            .starts_with("UPDATE rejected_messages SET payload = NULL"));
+            .starts_with("UPDATE rejected_messages SET payload = NULL, detail = ''"));
         assert_eq!(
             payloads.params,
             vec![SqlValue::Integer(NOW - DEFAULT_PAYLOAD_DAYS * DAY_MS)]

@@ -5,7 +5,8 @@
 //! 1. claim request attempts: one row per request key, the first attempt stored wins
 //!    (`request_attempts`, `ON CONFLICT DO NOTHING`);
 //! 2. read the winning attempt of every request key of the batch;
-//! 3. insert the error rows of winning attempts (and of events that carry no request);
+//! 3. insert the error rows of winning attempts (and of events that carry no request), none
+//!    of an id `forget` erased (`forgotten_users`: a record in flight cannot bring it back);
 //! 4. insert or claim the envelopes: one statement inserts new envelopes (claimed by the
 //!    insert) and claims existing ones whose points are not written and whose claim is free,
 //!    expired, or held by the same writer, and returns the claimed keys;
@@ -21,7 +22,7 @@ use serde_json::{json, Value};
 
 use crate::local_ae;
 use crate::retry::Backoff;
-use analytics_core::datapoint::{DataPoint, MAX_POINTS_PER_INVOCATION};
+use analytics_core::datapoint::DataPoint;
 
 use crate::deferred::{self, Outgoing, PointsState, Record};
 use crate::plan::{Accepted, BatchPlan, Content, Item};
@@ -144,8 +145,10 @@ pub fn commit_statements(plan: &BatchPlan, ctx: &BatchContext) -> Vec<Statement>
         &format!(
             "INSERT OR IGNORE INTO error_events (event_id, fingerprint, occurred_at, received_at, kind, message, location, user_id, chat_id, bot, release) \
              SELECT {} FROM json_each(?1) \
-             WHERE json_extract(value, '$[11]') IS NULL OR EXISTS (SELECT 1 FROM request_attempts r \
-             WHERE r.request_key = json_extract(value, '$[11]') AND r.attempt = json_extract(value, '$[12]'))",
+             WHERE (json_extract(value, '$[11]') IS NULL OR EXISTS (SELECT 1 FROM request_attempts r \
+             WHERE r.request_key = json_extract(value, '$[11]') AND r.attempt = json_extract(value, '$[12]'))) \
+             AND NOT EXISTS (SELECT 1 FROM forgotten_users f \
+             WHERE f.user_id IN (json_extract(value, '$[7]'), json_extract(value, '$[8]')))",
             columns(11)
         ),
         errors,
@@ -215,7 +218,11 @@ pub fn commit_statements(plan: &BatchPlan, ctx: &BatchContext) -> Vec<Statement>
                 SqlValue::Text(r.reason.clone()),
                 SqlValue::Text(r.detail.clone()),
                 SqlValue::Blob(item.body.clone().unwrap_or_default()),
-                SqlValue::Integer(item.origin.received_at_ms),
+                SqlValue::Integer(if r.reason == crate::plan::DEFERRED_TOO_OFTEN {
+                    ctx.now_ms
+                } else {
+                    item.origin.received_at_ms
+                }),
             ]),
             Content::Envelope(_) => None,
         })
@@ -345,6 +352,10 @@ pub struct AfterCommit<'p> {
     pub wrote: Vec<usize>,
     /// Items to put back on the queue: their envelope is claimed by another invocation.
     pub redefer: Vec<usize>,
+    /// Items beyond the invocation's budget to send again as a fresh message, as
+    /// [`BatchPlan::item`] numbers them (past `plan.items`): a retry in place would use up the
+    /// message's `max_retries`.
+    pub resend: Vec<usize>,
     /// One action per message, once `finish` committed.
     pub actions: Vec<MessageAction>,
     /// Counts for the log.
@@ -378,6 +389,7 @@ pub fn after_commit<'p>(
         finishing: Vec::new(),
         wrote: Vec::new(),
         redefer: Vec::new(),
+        resend: Vec::new(),
         actions: vec![MessageAction::Ack; messages.len()],
         summary: Summary::default(),
     };
@@ -387,8 +399,19 @@ pub fn after_commit<'p>(
     // (envelope, writer) pairs met so far: the same record twice in a batch counts once.
     let mut seen: HashSet<(&str, &str)> = HashSet::new();
     for &i in &plan.over_budget {
-        // Beyond the budget is not a failure: come back soon, without growing delays.
-        after.actions[i] = MessageAction::Retry { delay_seconds: 1 };
+        if resends(plan, messages, i) {
+            let first = plan.items.len();
+            after.resend.extend(
+                plan.waiting
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, item)| item.message == i)
+                    .map(|(w, _)| first + w),
+            );
+        } else {
+            // Beyond the budget is not a failure: come back soon, without growing delays.
+            after.actions[i] = MessageAction::Retry { delay_seconds: 1 };
+        }
     }
     for (n, item) in plan.items.iter().enumerate() {
         let accepted = match &item.content {
@@ -624,15 +647,23 @@ impl<'p> Fallback<'p> {
                 unsent_items.extend(carried.iter().copied());
             }
         }
+        let mut unsent_items: Vec<usize> = unsent_items.into_iter().collect();
+        unsent_items.sort_unstable();
         for &n in &unsent_items {
-            if let Some(item) = plan.items.get(n) {
+            let Some(item) = plan.item(n) else { continue };
+            if n < plan.items.len() {
                 actions[item.message] = self.actions_if_unsent[item.message].clone();
+            } else if actions[item.message] == MessageAction::Ack {
+                // A waiting item that was not sent again: its message must come back.
+                actions[item.message] = MessageAction::Retry {
+                    delay_seconds: deferred::RESEND_DELAY_SECONDS,
+                };
             }
         }
         let points = self
             .early
             .iter()
-            .filter(|(n, _)| !unsent_items.contains(n))
+            .filter(|(n, _)| unsent_items.binary_search(n).is_err())
             .flat_map(|(_, points)| points.iter().copied())
             .collect();
         (actions, points)
@@ -651,11 +682,44 @@ fn pack_items(
     records: &[(Record, usize)],
     now_ms: i64,
 ) -> (Vec<Outgoing>, Vec<Vec<usize>>, Vec<usize>) {
-    let (outgoing, too_large) = deferred::pack(records, MAX_POINTS_PER_INVOCATION, now_ms);
+    let (outgoing, too_large) =
+        deferred::pack(records, deferred::PENDING_POINTS_PER_MESSAGE, now_ms);
     let carries = outgoing
         .iter()
         .map(|o| o.members.iter().map(|&i| items[i]).collect())
         .collect();
+    (outgoing, carries, too_large)
+}
+
+/// Whether message `m`'s items beyond the budget are sent again as a fresh message rather than
+/// retried in place: always when some of its items are stored now (a deferred message is
+/// split), else once it was retried [`RETRIES_BEFORE_DEFERRAL`] times, as a failing message is
+/// deferred: a message retried in place whenever the budget is taken by others would use up
+/// its `max_retries`, then the dead letter queue's, and be deleted.
+fn resends(plan: &BatchPlan, messages: &[IncomingMessage], m: usize) -> bool {
+    plan.admits(m) || messages[m].attempts > RETRIES_BEFORE_DEFERRAL
+}
+
+/// Packs the records of waiting items (`items`, as [`BatchPlan::item`] numbers them) into
+/// fresh messages visible at once, their deferral count unchanged.
+fn pack_resent(
+    plan: &BatchPlan,
+    items: &[usize],
+    now_ms: i64,
+) -> (Vec<Outgoing>, Vec<Vec<usize>>, Vec<usize>) {
+    let records: Vec<(Record, usize)> = items
+        .iter()
+        .filter_map(|&n| plan.item(n))
+        .map(|item| {
+            let mut record = item.deferred_record();
+            record.deferrals = item.deferrals;
+            (record, item.pending_points())
+        })
+        .collect();
+    let (mut outgoing, carries, too_large) = pack_items(items, &records, now_ms);
+    for o in &mut outgoing {
+        o.delay_seconds = deferred::RESEND_DELAY_SECONDS;
+    }
     (outgoing, carries, too_large)
 }
 
@@ -700,7 +764,7 @@ pub fn cannot_store<'p>(
     }
     let mut defer_messages: Vec<usize> = Vec::new();
     if can_defer {
-        for item in &plan.items {
+        for item in plan.items.iter().chain(&plan.waiting) {
             let deferred_kind = item.deferrals > 0;
             let tired = messages[item.message].attempts > RETRIES_BEFORE_DEFERRAL;
             if (deferred_kind || tired) && !defer_messages.contains(&item.message) {
@@ -714,13 +778,14 @@ pub fn cannot_store<'p>(
         let mut items = Vec::new();
         let mut records = Vec::new();
         let mut early = Vec::new();
-        for (n, item) in plan.items.iter().enumerate() {
+        // Waiting items (past `plan.items`) go too, their points pending: no budget is left.
+        for (n, item) in plan.items.iter().chain(&plan.waiting).enumerate() {
             if !defer_messages.contains(&item.message) {
                 continue;
             }
             let mut record = item.deferred_record();
             let mut pending = item.pending_points();
-            if why == Unavailable::D1 && pending > 0 {
+            if why == Unavailable::D1 && pending > 0 && n < plan.items.len() {
                 // Written as soon as the record saying so is on the queue.
                 record.points = PointsState::WrittenAll { at_ms: ctx.now_ms };
                 record.writer = format!("{}@{}", item.origin.message_id, ctx.now_ms);
@@ -736,7 +801,7 @@ pub fn cannot_store<'p>(
         if !too_large.is_empty() {
             let stuck: Vec<usize> = too_large
                 .iter()
-                .map(|&i| plan.items[items[i]].message)
+                .filter_map(|&i| plan.item(items[i]).map(|item| item.message))
                 .collect();
             defer_messages.retain(|m| !stuck.contains(m));
             continue;
@@ -806,7 +871,21 @@ pub fn settle<'p>(
             (record, pending)
         })
         .collect();
-    let (outgoing, carries, too_large) = pack_items(&defer, &records, ctx.now_ms);
+    let (mut outgoing, mut carries, too_large) = pack_items(&defer, &records, ctx.now_ms);
+    let (resent, resent_carries, stuck) = pack_resent(plan, &after.resend, ctx.now_ms);
+    outgoing.extend(resent);
+    carries.extend(resent_carries);
+    for &i in &stuck {
+        // Too large to travel again (only another sender's message near the Queues limit can
+        // be): its message is retried in place.
+        if let Some(item) = plan.item(after.resend[i]) {
+            let retry = MessageAction::Retry {
+                delay_seconds: deferred::RESEND_DELAY_SECONDS,
+            };
+            actions[item.message] = retry.clone();
+            if_unsent[item.message] = retry;
+        }
+    }
     Fallback {
         outgoing,
         carries,

@@ -105,6 +105,8 @@ enum D1 {
     Down,
     /// Commits, then reports a failure (a lost answer).
     LostAnswer,
+    /// Fails every transaction that binds this text (a record that can never commit).
+    Refuses(&'static str),
 }
 
 /// One consumer invocation, carried out like the Worker does it.
@@ -115,6 +117,8 @@ struct Invocation {
     actions: Vec<MessageAction>,
     /// Deferred messages sent to the queue, with their delay.
     sent: Vec<(Vec<u8>, u32)>,
+    /// D1 statements run (both transactions).
+    statements: usize,
 }
 
 fn run_d1(db: &Db, statements: &[Statement], d1: D1) -> Option<Vec<Vec<Value>>> {
@@ -124,6 +128,13 @@ fn run_d1(db: &Db, statements: &[Statement], d1: D1) -> Option<Vec<Vec<Value>>> 
         D1::LostAnswer => {
             db.batch(statements).unwrap();
             None
+        }
+        D1::Refuses(text) => {
+            let binds = statements.iter().flat_map(|s| &s.params).any(|p| match p {
+                SqlValue::Text(t) => t.contains(text),
+                _ => false,
+            });
+            (!binds).then(|| db.batch(statements).unwrap())
         }
     }
 }
@@ -170,7 +181,24 @@ fn invoke_sending(
     analytics: bool,
     send_ok: bool,
 ) -> Invocation {
-    let ctx = ctx(now);
+    invoke_full(
+        db, MAIN_QUEUE, batch, now, commit, finish, analytics, send_ok,
+    )
+}
+
+/// The same, for a batch of the queue named `queue`.
+#[allow(clippy::too_many_arguments)]
+fn invoke_full(
+    db: &Db,
+    queue: &'static str,
+    batch: &[IncomingMessage],
+    now: i64,
+    commit: D1,
+    finish: D1,
+    analytics: bool,
+    send_ok: bool,
+) -> Invocation {
+    let ctx = BatchContext { queue, ..ctx(now) };
     let plan = plan_batch(batch, &ctx);
     let mut inv = Invocation::default();
     if !analytics {
@@ -179,14 +207,24 @@ fn invoke_sending(
         return inv;
     }
     let statements = commit_statements(&plan, &ctx);
+    inv.statements = statements.len();
     let Some(rows) = run_d1(db, &statements, commit) else {
         let fallback = cannot_store(&plan, batch, &ctx, Unavailable::D1, true);
         apply_fallback(&mut inv, &plan, fallback, send_ok);
         return inv;
     };
     let result = CommitResult::read(&statements, &rows).unwrap();
+    // Every invocation of every test stays within the plan's bound (the development-only
+    // mirror aside).
+    let marks = after_commit(&plan, batch, &result, &ctx, None).finish.len();
+    assert!(
+        statements.len() + marks <= MAX_D1_STATEMENTS_PER_INVOCATION,
+        "{} + {marks} statements",
+        statements.len()
+    );
     let after = after_commit(&plan, batch, &result, &ctx, Some(DATASET));
     inv.points.extend(after.points.iter().map(|p| event_id(p)));
+    inv.statements += after.finish.len();
     let finished = after.finish.is_empty() || run_d1(db, &after.finish, finish).is_some();
     let fallback = settle(&plan, &after, &ctx, finished);
     apply_fallback(&mut inv, &plan, fallback, send_ok);
@@ -426,38 +464,127 @@ fn an_event_dated_1970_does_not_move_first_seen() {
     );
 }
 
-/// A local queue: messages with their visibility time and delivery count.
-#[derive(Default)]
+/// The main queue and its dead letter queue, as `wrangler.consumer.toml` names them.
+const MAIN_QUEUE: &str = "telegram-analytics";
+const DEAD_LETTER_QUEUE: &str = "telegram-analytics-dlq";
+
+/// `max_retries` of both queue consumers in `wrangler.consumer.toml`.
+const MAX_RETRIES: u32 = 10;
+
+/// One message on the simulated queue.
+struct Queued {
+    id: String,
+    bytes: Vec<u8>,
+    visible_at: i64,
+    /// Deliveries so far (the runtime's `attempts` counts this one and the earlier ones).
+    attempts: u32,
+    /// On the dead letter queue.
+    dead: bool,
+    seq: u64,
+}
+
+/// A local queue with its dead letter queue, enforcing `max_retries` like Cloudflare Queues:
+/// a message retried after its `max_retries + 1`-th delivery moves to the dead letter queue
+/// (delivered again from attempt 1); one that exhausts the dead letter queue's retries too is
+/// deleted: lost, and listed in `lost`.
 struct Queue {
-    messages: Vec<(String, Vec<u8>, i64, u32)>,
+    messages: Vec<Queued>,
     next_id: u32,
+    seq: u64,
+    max_retries: u32,
+    /// Ids of messages deleted after their last retry on the dead letter queue.
+    lost: Vec<String>,
+    /// Best-effort order: when set, the visible messages come in a random order.
+    shuffle: Option<Rng>,
+    /// The queue the last batch came from.
+    last_queue: &'static str,
+    /// Messages moved to the dead letter queue so far.
+    dead_lettered: usize,
+}
+
+impl Default for Queue {
+    fn default() -> Queue {
+        Queue {
+            messages: Vec::new(),
+            next_id: 0,
+            seq: 0,
+            max_retries: MAX_RETRIES,
+            lost: Vec::new(),
+            shuffle: None,
+            last_queue: MAIN_QUEUE,
+            dead_lettered: 0,
+        }
+    }
 }
 
 impl Queue {
-    fn send(&mut self, bytes: Vec<u8>, visible_at: i64) {
-        self.next_id += 1;
-        self.messages
-            .push((format!("q{}", self.next_id), bytes, visible_at, 0));
+    /// A queue whose batches take visible messages in a random (seeded) order.
+    fn shuffled(seed: u64) -> Queue {
+        Queue {
+            shuffle: Some(Rng(seed)),
+            ..Queue::default()
+        }
     }
 
-    /// Up to 10 visible messages.
+    fn send(&mut self, bytes: Vec<u8>, visible_at: i64) {
+        self.next_id += 1;
+        self.seq += 1;
+        self.messages.push(Queued {
+            id: format!("q{}", self.next_id),
+            bytes,
+            visible_at,
+            attempts: 0,
+            dead: false,
+            seq: self.seq,
+        });
+    }
+
+    /// Up to 10 visible messages of one queue (the main queue first), oldest visible first,
+    /// or in a random order.
     fn batch(&mut self, now: i64) -> Vec<IncomingMessage> {
-        let mut out = Vec::new();
-        for m in self.messages.iter_mut().filter(|m| m.2 <= now).take(10) {
-            m.3 += 1;
-            out.push(message(&m.0, m.3, m.1.clone()));
+        let dead = !self.messages.iter().any(|m| !m.dead && m.visible_at <= now);
+        self.last_queue = if dead { DEAD_LETTER_QUEUE } else { MAIN_QUEUE };
+        let mut visible: Vec<usize> = (0..self.messages.len())
+            .filter(|&i| self.messages[i].dead == dead && self.messages[i].visible_at <= now)
+            .collect();
+        visible.sort_by_key(|&i| (self.messages[i].visible_at, self.messages[i].seq));
+        if let Some(rng) = &mut self.shuffle {
+            for i in (1..visible.len()).rev() {
+                let j = ((rng.next() * (i + 1) as f64) as usize).min(i);
+                visible.swap(i, j);
+            }
         }
-        out
+        visible
+            .into_iter()
+            .take(10)
+            .map(|i| {
+                let m = &mut self.messages[i];
+                m.attempts += 1;
+                message(&m.id, m.attempts, m.bytes.clone())
+            })
+            .collect()
     }
 
     /// Carries out an invocation's actions and sends.
     fn settle(&mut self, batch: &[IncomingMessage], inv: &Invocation, now: i64) {
         for (m, action) in batch.iter().zip(&inv.actions) {
             match action {
-                MessageAction::Ack => self.messages.retain(|q| q.0 != m.id),
+                MessageAction::Ack => self.messages.retain(|q| q.id != m.id),
                 MessageAction::Retry { delay_seconds } => {
-                    if let Some(q) = self.messages.iter_mut().find(|q| q.0 == m.id) {
-                        q.2 = now + 1000 * i64::from(*delay_seconds);
+                    let Some(at) = self.messages.iter().position(|q| q.id == m.id) else {
+                        continue;
+                    };
+                    let q = &mut self.messages[at];
+                    if q.attempts <= self.max_retries {
+                        q.visible_at = now + 1000 * i64::from(*delay_seconds);
+                    } else if !q.dead {
+                        q.dead = true;
+                        q.attempts = 0;
+                        self.dead_lettered += 1;
+                        q.visible_at = now;
+                    } else {
+                        let gone = self.messages.remove(at);
+                        self.lost.push(gone.id);
                     }
                 }
             }
@@ -465,6 +592,123 @@ impl Queue {
         for (bytes, delay) in &inv.sent {
             self.send(bytes.clone(), now + 1000 * i64::from(*delay));
         }
+    }
+
+    /// Delivers one batch (if any is visible) to the consumer; returns the invocation.
+    fn deliver(
+        &mut self,
+        db: &Db,
+        now: i64,
+        commit: D1,
+        finish: D1,
+        analytics: bool,
+    ) -> Option<Invocation> {
+        let batch = self.batch(now);
+        if batch.is_empty() {
+            return None;
+        }
+        let inv = invoke_full(
+            db,
+            self.last_queue,
+            &batch,
+            now,
+            commit,
+            finish,
+            analytics,
+            true,
+        );
+        self.settle(&batch, &inv, now);
+        Some(inv)
+    }
+}
+
+#[test]
+fn the_test_queue_dead_letters_after_max_retries_and_then_loses_the_message() {
+    let mut queue = Queue::default();
+    queue.send(b"x".to_vec(), NOW);
+    let retry = Invocation {
+        actions: vec![MessageAction::Retry { delay_seconds: 1 }],
+        ..Invocation::default()
+    };
+    let mut now = NOW;
+    let mut deliveries = Vec::new();
+    while queue.lost.is_empty() {
+        let batch = queue.batch(now);
+        assert_eq!(batch.len(), 1);
+        deliveries.push((queue.last_queue, batch[0].attempts));
+        queue.settle(&batch, &retry, now);
+        now += 1_000;
+    }
+    assert_eq!(deliveries.len() as u32, 2 * (MAX_RETRIES + 1));
+    assert_eq!(deliveries[10], (MAIN_QUEUE, 11));
+    assert_eq!(deliveries[11], (DEAD_LETTER_QUEUE, 1));
+    assert!(queue.messages.is_empty());
+}
+
+/// Analytics Engine is missing for eight hours while the bot keeps sending; deferred messages
+/// pile up and merge. When the binding is back (the bot still sending), every message is
+/// stored and every event reaches Analytics Engine once: no deferred message exhausts its
+/// retries on the queue and on the dead letter queue because the point budget of an invocation
+/// is taken by others.
+#[test]
+fn after_an_analytics_engine_outage_no_deferred_message_is_lost() {
+    for seed in 1..=3 {
+        let db = Db::migrated();
+        let mut queue = Queue::shuffled(seed);
+        let (envelopes, events, _) = chaos_envelopes(1_600);
+        let mut envelopes = envelopes.into_iter();
+        // Hourly deferred messages become visible together on the hour (NOW is 1 s past one): the
+        // binding comes back a few seconds before.
+        let outage_ends = NOW + 8 * 3_600_000 - 5_000;
+        let mut now = NOW;
+        let mut ae: Vec<String> = Vec::new();
+        let mut sent = 0;
+        while !queue.messages.is_empty() || sent == 0 {
+            assert!(now < NOW + 86_400_000, "seed {seed}: not drained in a day");
+            // One message every 10 s during the outage, then four a second.
+            let (every, burst) = if now < outage_ends {
+                (10_000, 1)
+            } else {
+                (1_000, 4)
+            };
+            if (now - NOW) % every == 0 {
+                for bytes in envelopes.by_ref().take(burst) {
+                    queue.send(bytes, now);
+                    sent += 1;
+                }
+            }
+            let analytics = now >= outage_ends;
+            if let Some(inv) = queue.deliver(&db, now, D1::Up, D1::Up, analytics) {
+                ae.extend(inv.points);
+            }
+            now += 1_000;
+        }
+        assert_eq!(sent, 3_200, "seed {seed}");
+        println!(
+            "seed {seed}: drained after {} s, {} dead-lettered, {} lost",
+            (now - NOW) / 1000,
+            queue.dead_lettered,
+            queue.lost.len()
+        );
+        assert!(
+            queue.lost.is_empty(),
+            "seed {seed}: {} messages lost after the dead letter queue's last retry",
+            queue.lost.len()
+        );
+        let mut unique = ae.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(
+            unique.len(),
+            events,
+            "seed {seed}: every event reached Analytics Engine"
+        );
+        assert_eq!(ae.len(), events, "seed {seed}: none twice");
+        assert_eq!(db.count("SELECT count(*) FROM processed_envelopes"), 3_200);
+        assert_eq!(
+            db.count("SELECT count(*) FROM processed_envelopes WHERE points_written = 0"),
+            0
+        );
     }
 }
 
@@ -738,13 +982,23 @@ fn drain_flaky(
         let batch = queue.batch(now);
         if !batch.is_empty() {
             let (commit, finish) = (rng.d1(rate), rng.d1(rate));
-            let inv = invoke(db, &batch, now, commit, finish, true);
+            let inv = invoke_full(
+                db,
+                queue.last_queue,
+                &batch,
+                now,
+                commit,
+                finish,
+                true,
+                true,
+            );
             deferred_messages += inv.sent.len();
             ae.extend(inv.points.clone());
             queue.settle(&batch, &inv, now);
         }
         now += 1_000;
     }
+    assert!(queue.lost.is_empty(), "seed {seed}: {:?} lost", queue.lost);
     (ae, deferred_messages)
 }
 
@@ -1082,4 +1336,260 @@ fn the_fault_switch_probe_finds_the_switch_tables() {
             calm: true
         }
     );
+}
+
+/// Records of `bodies`, deferred once with their points pending, as one deferred message.
+fn deferred_message(bodies: &[Vec<u8>]) -> Vec<u8> {
+    let records: Vec<deferred::Record> = bodies
+        .iter()
+        .enumerate()
+        .map(|(i, body)| deferred::Record {
+            origin: deferred::Origin {
+                queue: MAIN_QUEUE.into(),
+                message_id: format!("o{i}"),
+                received_at_ms: NOW - 60_000,
+            },
+            writer: format!("o{i}"),
+            deferrals: 1,
+            points: deferred::PointsState::Pending,
+            body: Ok(body.clone()),
+        })
+        .collect();
+    deferred::encode(&records).unwrap()
+}
+
+/// A deferred message holding more points than an invocation may write is split: what fits is
+/// stored, the rest is sent again as a fresh message (visible at once), not retried in place.
+/// An original message over the budget is retried in place twice, then sent again too.
+#[test]
+fn work_beyond_the_budget_is_sent_again_not_retried_until_the_dead_letter_queue() {
+    let db = Db::migrated();
+    let (bodies, events, _) = chaos_envelopes(40);
+    let big = deferred_message(&bodies);
+    let inv = invoke(&db, &[message("d", 1, big)], NOW, D1::Up, D1::Up, true);
+    assert_eq!(inv.actions, vec![MessageAction::Ack]);
+    assert!(inv.points.len() <= 250);
+    assert!(!inv.sent.is_empty());
+    assert!(inv.sent.iter().all(|(_, delay)| *delay == 1));
+    let mut queue = Queue::default();
+    for (bytes, _) in &inv.sent {
+        queue.send(bytes.clone(), NOW + 1_000);
+    }
+    let mut ae = inv.points;
+    let mut now = NOW + 1_000;
+    while !queue.messages.is_empty() {
+        if let Some(inv) = queue.deliver(&db, now, D1::Up, D1::Up, true) {
+            ae.extend(inv.points);
+        }
+        now += 1_000;
+    }
+    assert_eq!(ae.len(), events, "every event once");
+    assert_eq!(db.count("SELECT count(*) FROM processed_envelopes"), 80);
+    // An original over the budget: retried in place on its first two deliveries, then sent
+    // again as a fresh message with its deferral count unchanged.
+    let full = deferred_message(&bodies[..40]);
+    for (attempts, resent) in [(1, false), (2, false), (3, true)] {
+        let db = Db::migrated();
+        let batch = [
+            message("d", 1, full.clone()),
+            message("o", attempts, typical()),
+        ];
+        let inv = invoke(&db, &batch, NOW, D1::Up, D1::Up, true);
+        let pending: usize = plan_batch(&batch, &ctx(NOW)).waiting.len();
+        assert!(pending >= 1);
+        if resent {
+            assert_eq!(inv.actions[1], MessageAction::Ack);
+            let records: Vec<deferred::Record> = inv
+                .sent
+                .iter()
+                .flat_map(|(bytes, _)| deferred::decode(bytes).unwrap())
+                .filter(|r| r.origin.message_id == "o")
+                .collect();
+            assert_eq!(records.len(), 1);
+            assert_eq!(records[0].deferrals, 0);
+            assert_eq!(records[0].points, deferred::PointsState::Pending);
+        } else {
+            assert_eq!(inv.actions[1], MessageAction::Retry { delay_seconds: 1 });
+        }
+    }
+}
+
+/// A record D1 refuses every time (here: any transaction binding its envelope's key fails) is
+/// deferred a bounded number of times, then kept aside in `rejected_messages`, counted by
+/// reason and kept with its payload, instead of being deferred forever.
+#[test]
+fn a_record_that_can_never_commit_is_kept_aside_after_a_bounded_number_of_deferrals() {
+    let db = Db::migrated();
+    let poison = errors();
+    let key: &'static str = Box::leak(ingest_policy::keys::envelope_key(&poison).into_boxed_str());
+    let mut queue = Queue::default();
+    queue.send(poison.clone(), NOW);
+    let mut now = NOW;
+    while !queue.messages.is_empty() && now < NOW + 5 * 86_400_000 {
+        queue.deliver(&db, now, D1::Refuses(key), D1::Up, true);
+        now += 5_000;
+    }
+    assert!(queue.lost.is_empty());
+    assert!(
+        queue.messages.is_empty(),
+        "still deferred after five days: {} deferrals",
+        deferred::decode(&queue.messages[0].bytes).map_or(0, |r| r[0].deferrals)
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM rejected_messages WHERE reason = 'deferred_too_often'"),
+        1
+    );
+    let payload: Vec<u8> =
+        db.0.query_row("SELECT payload FROM rejected_messages", [], |r| r.get(0))
+            .unwrap();
+    assert_eq!(payload, poison, "kept with its payload, to look into");
+    let (kept_at, detail): (i64, String) =
+        db.0.query_row(
+            "SELECT received_at, detail FROM rejected_messages",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let days = (kept_at - NOW) as f64 / 86_400_000.0;
+    assert!((1.0..2.0).contains(&days), "kept aside after {days} days");
+    assert!(detail.starts_with("deferred 48 times since"), "{detail}");
+    assert_eq!(db.count("SELECT count(*) FROM processed_envelopes"), 0);
+}
+
+/// A deferred message of hundreds of small rejected records would need more D1 statements
+/// (16 rows per insert) than an invocation may run (50 queries on the free plan): each
+/// invocation stays within its bound, the rest is sent again, and every record is kept.
+#[test]
+fn a_deferred_message_of_many_rejected_records_stays_within_one_invocations_statements() {
+    let db = Db::migrated();
+    let garbage: Vec<Vec<u8>> = (0..1_000)
+        .map(|i| format!("garbage {i}").into_bytes())
+        .collect();
+    let mut queue = Queue::default();
+    queue.send(deferred_message(&garbage), NOW);
+    let mut now = NOW;
+    let mut most = 0;
+    while !queue.messages.is_empty() {
+        assert!(now < NOW + 3_600_000, "not drained in an hour");
+        if let Some(inv) = queue.deliver(&db, now, D1::Up, D1::Up, true) {
+            most = most.max(inv.statements);
+        }
+        now += 1_000;
+    }
+    assert!(
+        most <= 40,
+        "{most} D1 statements in one invocation (the free plan runs 50)"
+    );
+    assert!(queue.lost.is_empty());
+    assert_eq!(
+        db.count("SELECT count(*) FROM rejected_messages WHERE reason = 'not_an_envelope'"),
+        1_000
+    );
+}
+
+/// `queries/d1/forget_user.sql` as `make errors ARGS="forget <id>"` runs it, for the stored id.
+fn forget(db: &Db, stored_id: i64) {
+    let sql = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../queries/d1/forget_user.sql"),
+    )
+    .unwrap()
+    .replace(":user_id", &stored_id.to_string());
+    db.0.execute_batch(&sql).unwrap();
+}
+
+/// `forget` while one of the user's records waits out a D1 outage as a deferred message: when
+/// D1 is back the record is stored, but none of the user's rows come back.
+#[test]
+fn forget_holds_against_a_deferred_record_that_lands_later() {
+    let user = samples::error_event().user_id.unwrap();
+    let db = Db::migrated();
+    // An error of another user, stored before: its group survives the erasure.
+    let mut other = samples::error_envelope();
+    other.events[0].user_id = Some(77);
+    other.events[0].chat_id = Some(77);
+    other.events[0].id = uuid::Uuid::from_u128(0x019a_b53c_0000_7000_8000_0000_0000_0077);
+    invoke(
+        &db,
+        &[message("x", 1, encode(&other).unwrap())],
+        NOW,
+        D1::Up,
+        D1::Up,
+        true,
+    );
+    // The user's error: D1 down on its third delivery, so it is deferred.
+    let down = invoke(
+        &db,
+        &[message("m", 3, errors())],
+        NOW,
+        D1::Down,
+        D1::Down,
+        true,
+    );
+    assert_eq!(down.sent.len(), 1);
+    forget(&db, user);
+    let (bytes, _) = &down.sent[0];
+    invoke(
+        &db,
+        &[message("d", 1, bytes.clone())],
+        NOW + 60_000,
+        D1::Up,
+        D1::Up,
+        true,
+    );
+    assert_eq!(
+        db.count(&format!(
+            "SELECT count(*) FROM error_events WHERE user_id = {user} OR chat_id = {user}"
+        )),
+        0,
+        "the erased user's error came back with the deferred record"
+    );
+    assert_eq!(db.count("SELECT count(*) FROM error_events"), 1);
+    assert_eq!(db.count("SELECT SUM(count) FROM error_groups"), 1);
+    assert_eq!(
+        db.count("SELECT points_written FROM processed_envelopes WHERE queue_message_id = 'm'"),
+        1,
+        "the record itself is stored"
+    );
+    // Forgetting again is harmless, and the tombstone expires with its own retention.
+    forget(&db, user);
+    assert_eq!(db.count("SELECT count(*) FROM forgotten_users"), 1);
+    // (`forget` dates it with D1's clock.)
+    let today = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    retention_run(&db, today + 13 * 86_400_000);
+    assert_eq!(db.count("SELECT count(*) FROM forgotten_users"), 1);
+    retention_run(&db, today + 15 * 86_400_000);
+    assert_eq!(db.count("SELECT count(*) FROM forgotten_users"), 0);
+}
+
+/// A rejected message's `detail` (a decoder's error can quote strings of the payload) expires
+/// with its payload, not 23 days later with the row.
+#[test]
+fn a_rejected_messages_detail_expires_with_its_payload() {
+    let db = Db::migrated();
+    let day = 86_400_000_i64;
+    db.0.execute_batch(&format!(
+        "INSERT INTO rejected_messages (queue, message_id, reason, detail, payload, received_at) VALUES
+         ('q', 'old', 'not_an_envelope', 'invalid type: string \"call me on 447700900123\"', x'00', {}),
+         ('q', 'new', 'not_an_envelope', 'invalid type: string \"recent\"', x'00', {})",
+        NOW - 8 * day,
+        NOW - day
+    ))
+    .unwrap();
+    retention_run(&db, NOW);
+    let rows: Vec<(String, String, Option<Vec<u8>>)> =
+        db.0.prepare("SELECT message_id, detail, payload FROM rejected_messages ORDER BY id")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+    assert_eq!(
+        rows[0],
+        ("old".into(), String::new(), None),
+        "reason kept, detail gone"
+    );
+    assert_eq!(rows[1].1, "invalid type: string \"recent\"");
 }
