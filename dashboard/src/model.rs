@@ -68,7 +68,7 @@ pub struct GroupRow {
     /// Release of the latest event.
     pub release: String,
     /// The bot the group belongs to (its Worker's name; empty for groups stored before
-    /// migration 0005 whose events are gone).
+    /// migration 0006 whose events are gone).
     pub bot: String,
 }
 

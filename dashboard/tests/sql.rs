@@ -380,7 +380,7 @@ fn error_pages_sort_filter_and_bind() {
     assert_eq!(by_count[0].fingerprint, "00000000000000bb");
     assert_eq!((by_count[0].count, by_count[0].users), (3, 1));
     assert_eq!((by_count[1].count, by_count[1].users), (2, 2));
-    // Each group names its bot (migration 0005: the trigger copies it from the event).
+    // Each group names its bot (migration 0006: the trigger copies it from the event).
     assert!(by_count.iter().all(|g| g.bot == "bot"), "{by_count:?}");
     let only = page(ErrorSort::LastSeen, Some("0.2.0")).groups.unwrap();
     assert_eq!(only.len(), 1);

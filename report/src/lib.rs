@@ -344,6 +344,9 @@ pub fn query(
     let mut rows = Vec::new();
     let mut tried = Vec::new();
     let mut found = false;
+    // `forget` runs under every key even where nothing is stored yet: it leaves a tombstone,
+    // so a record of the user still in flight is not stored later.
+    let forget = matches!(options.command, Report::Forget(_));
     for (from, id) in stored_user_ids(options, raw, env_key)? {
         let count = format!(
             "SELECT (SELECT count(*) FROM error_events WHERE user_id = {id} OR chat_id = {id}) + \
@@ -355,13 +358,21 @@ pub fn query(
             .and_then(|r| r["n"].as_i64())
             .unwrap_or(0);
         tried.push(format!("{from} → {id}: {stored} rows"));
-        if stored == 0 {
+        found |= stored > 0;
+        if stored == 0 && !forget {
             continue;
         }
-        found = true;
-        rows.extend(run_sql(options, &sql_for(options, now_ms, Some(id)))?);
+        let mut result = run_sql(options, &sql_for(options, now_ms, Some(id)))?;
+        if forget {
+            // Which key, and what it held before: a forget that found nothing says so.
+            for row in result.iter_mut().filter_map(Value::as_object_mut) {
+                row.insert("key".into(), from.clone().into());
+                row.insert("rows_before".into(), stored.into());
+            }
+        }
+        rows.extend(result);
     }
-    if !found {
+    if !found && !forget {
         return Err(ReportError::NoMatch {
             user: raw,
             tried: tried.join("; "),

@@ -199,4 +199,16 @@ fn two_bots_on_one_consumer_are_told_apart_everywhere() {
         "{forgotten:?}"
     );
     assert_eq!(stack.d1_count("SELECT count(*) FROM error_events"), 0);
+    // A forget under a key that finds nothing still leaves its tombstone, and says it found
+    // nothing.
+    let nothing = report::query(
+        &options(&["--key-file", &wrong_key, "forget", &user]),
+        now,
+        None,
+    )
+    .unwrap();
+    assert!(
+        !nothing.is_empty() && nothing.iter().all(|r| r["rows_before"] == 0),
+        "{nothing:?}"
+    );
 }
