@@ -14,6 +14,9 @@ pub struct Schema {
     pub indexes: BTreeMap<String, (String, Vec<String>)>,
     /// Table → tables its `AFTER INSERT` triggers write one row into.
     pub insert_triggers: BTreeMap<String, Vec<String>>,
+    /// Trigger name → (table, tables it writes into), so a dropped and recreated trigger counts
+    /// once ([`Schema::insert_triggers`] is derived from it).
+    triggers: BTreeMap<String, (String, Vec<String>)>,
     /// Tables with a `UNIQUE` constraint beyond the primary key (an implicit index).
     pub unique_constraints: BTreeMap<String, usize>,
     /// Tables with `AUTOINCREMENT` (one `sqlite_sequence` write per insert).
@@ -107,6 +110,13 @@ impl Schema {
                     self.indexes.remove(name);
                 }
             }
+            (Some("DROP"), Some("TRIGGER")) => {
+                let i = skip_if_not_exists(2);
+                if let Some(name) = w.get(i) {
+                    self.triggers.remove(name);
+                    self.derive_insert_triggers();
+                }
+            }
             (Some("CREATE"), Some("TABLE")) => {
                 let i = skip_if_not_exists(2);
                 let Some(table) = w.get(i) else { return };
@@ -126,6 +136,9 @@ impl Schema {
                     return;
                 }
                 let Some(table) = w.get(on + 1) else { return };
+                let Some(name) = w.get(skip_if_not_exists(2)) else {
+                    return;
+                };
                 let targets: Vec<String> = upper
                     .iter()
                     .enumerate()
@@ -133,12 +146,23 @@ impl Schema {
                     .filter(|(_, u)| *u == "INTO")
                     .filter_map(|(i, _)| w.get(i + 1).cloned())
                     .collect();
-                self.insert_triggers
-                    .entry(table.clone())
-                    .or_default()
-                    .extend(targets);
+                // IF NOT EXISTS: an existing trigger of that name stays as it is.
+                self.triggers
+                    .entry(name.clone())
+                    .or_insert((table.clone(), targets));
+                self.derive_insert_triggers();
             }
             _ => {}
+        }
+    }
+
+    fn derive_insert_triggers(&mut self) {
+        self.insert_triggers.clear();
+        for (table, targets) in self.triggers.values() {
+            self.insert_triggers
+                .entry(table.clone())
+                .or_default()
+                .extend(targets.iter().cloned());
         }
     }
 
@@ -232,6 +256,20 @@ mod tests {
     fn a_dropped_index_costs_nothing() {
         let schema = Schema::from_migrations([SCHEMA, "DROP INDEX IF EXISTS t_by_b;"]);
         assert_eq!(schema.insert_cost("t"), 1 + 1 + 2);
+    }
+
+    #[test]
+    fn a_dropped_and_recreated_trigger_counts_once() {
+        let trigger = "CREATE TRIGGER IF NOT EXISTS t_group AFTER INSERT ON t BEGIN \
+                       INSERT INTO g (n) VALUES (NEW.b) ON CONFLICT (n) DO UPDATE SET c = c + 1; END;";
+        let once = Schema::from_migrations([SCHEMA]);
+        let again = Schema::from_migrations([
+            SCHEMA,
+            &format!("DROP TRIGGER IF EXISTS t_group;\n{trigger}"),
+        ]);
+        assert_eq!(again.insert_cost("t"), once.insert_cost("t"));
+        let dropped = Schema::from_migrations([SCHEMA, "DROP TRIGGER IF EXISTS t_group;"]);
+        assert!(dropped.insert_cost("t") < once.insert_cost("t"));
     }
 
     #[test]
