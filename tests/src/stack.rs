@@ -299,6 +299,24 @@ impl Stack {
         fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// `make errors` options for this stack's local D1 (its consumer config and state, every
+    /// event ever stored), then `args`.
+    pub fn report_options(&self, args: &[&str]) -> report::Options {
+        let mut all: Vec<String> = vec![
+            "--config".into(),
+            self.dir()
+                .join("wrangler.consumer.toml")
+                .display()
+                .to_string(),
+            "--persist-to".into(),
+            self.dir().join("state").display().to_string(),
+            "--since".into(),
+            "3650d".into(),
+        ];
+        all.extend(args.iter().map(|a| a.to_string()));
+        report::parse_args(&all).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     /// The stack's temporary directory.
     pub fn dir(&self) -> &Path {
         self.dir.path()

@@ -185,22 +185,7 @@ fn the_report_command_prints_grouped_errors() {
     );
     stack.wait_count("four error events", "SELECT count(*) FROM error_events", 4);
 
-    let options = |args: &[&str]| {
-        let mut all: Vec<String> = vec![
-            "--config".into(),
-            stack
-                .dir()
-                .join("wrangler.consumer.toml")
-                .display()
-                .to_string(),
-            "--persist-to".into(),
-            stack.dir().join("state").display().to_string(),
-            "--since".into(),
-            "3650d".into(),
-        ];
-        all.extend(args.iter().map(|a| a.to_string()));
-        report::parse_args(&all).unwrap()
-    };
+    let options = |args: &[&str]| stack.report_options(args);
     let now = 1_764_000_100_000;
 
     let top = report::query(&options(&["top"]), now, None).unwrap();
@@ -934,20 +919,7 @@ fn forget_holds_against_a_deferred_record_in_local_d1() {
         || stack.log().contains(" 1 deferred,").then_some(()),
     );
     let user = samples::error_event().user_id.unwrap();
-    let args: Vec<String> = vec![
-        "--config".into(),
-        stack
-            .dir()
-            .join("wrangler.consumer.toml")
-            .display()
-            .to_string(),
-        "--persist-to".into(),
-        stack.dir().join("state").display().to_string(),
-        "--raw-ids".into(),
-        "forget".into(),
-        user.to_string(),
-    ];
-    let options = report::parse_args(&args).unwrap();
+    let options = stack.report_options(&["--raw-ids", "forget", &user.to_string()]);
     report::query(&options, now_ms(), None).expect("forget runs");
     assert_eq!(stack.d1_count("SELECT count(*) FROM forgotten_users"), 1);
     stack.d1("ALTER TABLE processed_envelopes_offline RENAME TO processed_envelopes");

@@ -142,22 +142,7 @@ fn two_bots_on_one_consumer_are_told_apart_everywhere() {
         key_file("second", SECOND_KEY),
     );
     let wrong_key = key_file("wrong", "a-key-no-bot-uses-at-all-0123456789");
-    let options = |args: &[&str]| {
-        let mut all: Vec<String> = vec![
-            "--config".into(),
-            stack
-                .dir()
-                .join("wrangler.consumer.toml")
-                .display()
-                .to_string(),
-            "--persist-to".into(),
-            stack.dir().join("state").display().to_string(),
-            "--since".into(),
-            "3650d".into(),
-        ];
-        all.extend(args.iter().map(|a| a.to_string()));
-        report::parse_args(&all).unwrap()
-    };
+    let options = |args: &[&str]| stack.report_options(args);
     let now = e2e_tests::now_ms();
     let user = USER.to_string();
     for (key, bot) in [(&first_key, FIRST), (&second_key, SECOND)] {
