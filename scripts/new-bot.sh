@@ -30,6 +30,8 @@ fill "$repo/templates/bot/src/lib.rs" "$dir/src/lib.rs"
 fill "$repo/templates/bot/README.md" "$dir/README.md"
 fill "$repo/templates/bot/.dev.vars.example" "$dir/.dev.vars.example"
 cp "$repo/templates/bot/gitignore" "$dir/.gitignore"
+mkdir -p "$dir/.cargo"
+fill "$repo/templates/bot/cargo/config.toml" "$dir/.cargo/config.toml"
 # The versions this repository is tested with (cargo drops what the bot does not use).
 cp "$repo/Cargo.lock" "$dir/Cargo.lock"
 
