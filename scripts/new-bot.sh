@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # make new-bot NAME=quiz DIR=../quiz — a complete bot crate on bot-analytics, from
-# templates/bot/: Cargo.toml, src/lib.rs (with a test), wrangler.toml, .dev.vars.example,
-# README.md, .gitignore. It builds and runs at once with `make dev BOT=DIR/wrangler.toml`.
+# templates/bot/: Cargo.toml and the repository's Cargo.lock, src/lib.rs (with a test),
+# wrangler.toml, .dev.vars.example, README.md, .gitignore, and .cargo/config.toml (builds share
+# the repository's target directory). It builds and runs at once with `make dev BOT=DIR/wrangler.toml`.
 set -euo pipefail
 
 name=${1:-}
