@@ -146,10 +146,15 @@ fn ids_are_pseudonyms_free_text_is_never_stored_and_forget_erases_one_user() {
     assert_eq!(before.len(), 1, "one group: the failing edit");
     assert_eq!(before[0]["count"], 4);
     let left = forget(USERS[0]);
+    // One row per key tried: nothing of the user left, and what the key found before.
+    assert_eq!(left.len(), 1, "{left:?}");
     assert_eq!(
-        left,
-        vec![json!({"error_events_left": 0, "local_points_left": 0})]
+        (&left[0]["error_events_left"], &left[0]["local_points_left"]),
+        (&json!(0), &json!(0)),
+        "{left:?}"
     );
+    assert_eq!(left[0]["key"], "ANALYTICS_ID_KEY");
+    assert!(left[0]["rows_before"].as_i64().unwrap() > 0, "{left:?}");
     let me = pseudonym(USERS[0]);
     assert_eq!(
         stack.d1_count(&format!(
