@@ -50,7 +50,7 @@ fn bot_filter(bot: Option<&str>) -> String {
         Some(bot) => {
             let name: String = bot
                 .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+                .filter(|c| analytics_core::text::is_bot_name_char(*c))
                 .collect();
             format!(" AND {BOT} = '{name}'")
         }

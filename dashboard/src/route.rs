@@ -125,12 +125,7 @@ pub fn route(method: &str, path: &str, query: &str) -> Route {
 pub fn parse_bot(value: Option<&str>) -> Result<Option<String>, String> {
     match value {
         None | Some("") => Ok(None),
-        Some(text)
-            if text.len() <= MAX_BOT_BYTES
-                && text
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.')) =>
-        {
+        Some(text) if analytics_core::text::is_bot_name(text, MAX_BOT_BYTES) => {
             Ok(Some(text.to_string()))
         }
         Some(text) => Err(format!(

@@ -199,11 +199,7 @@ fn parse_user_id(text: &str) -> Result<i64, ReportError> {
 /// A bot's name as `--bot` takes it: what `BOT_NAME` may be in a filter (it reaches SQL as a
 /// quoted literal, so only these characters).
 fn parse_bot(text: &str) -> Result<String, ReportError> {
-    let valid = !text.is_empty()
-        && text.len() <= 128
-        && text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    let valid = analytics_core::text::is_bot_name(text, 128);
     if valid {
         Ok(text.to_string())
     } else {

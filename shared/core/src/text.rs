@@ -42,6 +42,17 @@ pub fn split_last_char(text: &str) -> Option<(&str, char)> {
     Some((&text[..text.len() - last.len_utf8()], last))
 }
 
+/// Whether `c` may be part of a bot's name in a filter (`BOT_NAME` as the dashboard and the
+/// report take it): `A-Z a-z 0-9 _ - .`. Such a name can stand in SQL as a quoted literal.
+pub fn is_bot_name_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
+}
+
+/// Whether `text` is a bot's name of at most `max_bytes` made of [`is_bot_name_char`]s.
+pub fn is_bot_name(text: &str, max_bytes: usize) -> bool {
+    !text.is_empty() && text.len() <= max_bytes && text.chars().all(is_bot_name_char)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
