@@ -18,7 +18,14 @@ pub const MAX_DOUBLES: usize = 20;
 pub const MAX_POINTS_PER_INVOCATION: usize = 250;
 
 /// Property keys that get a column of their own (so SQL can group by them).
-pub const PROMOTED_PROPERTIES: [&str; 5] = ["chat_type", "command", "method", "outcome", "source"];
+pub const PROMOTED_PROPERTIES: [&str; 6] = [
+    "chat_type",
+    "command",
+    "method",
+    "outcome",
+    "source",
+    "currency",
+];
 
 /// What a data point is built from: the event, who sent it, and its corrected time.
 #[derive(Debug, Clone, Copy)]
@@ -134,7 +141,7 @@ pub const BLOBS: &[BlobColumn] = &[
         value: |p| p.source.release.clone(),
     },
     BlobColumn {
-        holds: "event kind: update, command, callback, performance, error, custom",
+        holds: "event kind: update, command, callback, performance, error, custom, user, payment",
         max_bytes: 16,
         value: |p| p.event.kind.as_str().to_string(),
     },
@@ -241,6 +248,11 @@ pub const BLOBS: &[BlobColumn] = &[
                 .map(|(k, _)| k.to_string())
                 .unwrap_or_default()
         },
+    },
+    BlobColumn {
+        holds: "property `currency` (three-letter code of a payment event, `XTR` for Telegram Stars)",
+        max_bytes: 8,
+        value: |p| prop(p, "currency"),
     },
 ];
 

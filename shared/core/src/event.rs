@@ -41,17 +41,25 @@ pub enum EventKind {
     Error,
     /// Anything the application tracks itself.
     Custom,
+    /// The user's relation to the bot changed or said something: `user_blocked`,
+    /// `user_unblocked`, `not_understood` (names in [`crate::audience`]).
+    User,
+    /// Money: `pre_checkout`, `payment`, `refund`, with `amount` and `currency` (see
+    /// [`crate::audience`]).
+    Payment,
 }
 
 impl EventKind {
     /// Every kind, in wire order.
-    pub const ALL: [EventKind; 6] = [
+    pub const ALL: [EventKind; 8] = [
         EventKind::UpdateReceived,
         EventKind::Command,
         EventKind::Callback,
         EventKind::Performance,
         EventKind::Error,
         EventKind::Custom,
+        EventKind::User,
+        EventKind::Payment,
     ];
 
     /// The stable lowercase name used in Analytics Engine and D1.
@@ -63,6 +71,8 @@ impl EventKind {
             EventKind::Performance => "performance",
             EventKind::Error => "error",
             EventKind::Custom => "custom",
+            EventKind::User => "user",
+            EventKind::Payment => "payment",
         }
     }
 }
@@ -76,6 +86,8 @@ impl From<EventKind> for u8 {
             EventKind::Performance => 3,
             EventKind::Error => 4,
             EventKind::Custom => 5,
+            EventKind::User => 6,
+            EventKind::Payment => 7,
         }
     }
 }
@@ -329,7 +341,7 @@ mod tests {
         for kind in EventKind::ALL {
             assert_eq!(EventKind::try_from(u8::from(kind)), Ok(kind));
         }
-        assert_eq!(EventKind::try_from(6), Err(UnknownEventKind(6)));
+        assert_eq!(EventKind::try_from(8), Err(UnknownEventKind(8)));
     }
 
     #[test]

@@ -6,6 +6,8 @@
 //! (`ingest-policy`, in `shared/ingest`): both depend on it, never the other way round.
 //!
 //! - [`event`]: the event model and its bounds.
+//! - [`audience`]: the names of the events and properties owner analytics reads (users,
+//!   blocks, payments, sources).
 //! - [`wire`]: the versioned MessagePack envelope (one queue message).
 //! - [`tracker`]: what the bot calls (`track`, `track_error`, …) during one unit of work.
 //! - [`delivery`]: the isolate's outbox: coalescing, full messages, retry once, drop counts.
@@ -20,6 +22,7 @@
 //! - [`text`]: cutting text on character boundaries (the one helper every cut goes through).
 #![warn(missing_docs)]
 
+pub mod audience;
 pub mod datapoint;
 pub mod delivery;
 pub mod event;
