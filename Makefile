@@ -184,7 +184,7 @@ deploy: bootstrap build
 	scripts/deploy.sh
 
 e2e: build chromium chdb
-	cargo test -p e2e-tests --tests -- --test-threads=1 --nocapture
+	scripts/e2e.sh
 
 # The fake Analytics Engine SQL API of the e2e tests (tests/fake_ae_sql/server.py) runs every
 # query on ClickHouse through chDB, from PyPI: installed at these versions when missing (a
