@@ -9,8 +9,35 @@ use std::time::{Duration, Instant};
 
 use e2e_tests::stack::TEST_SECRET;
 
-/// One answered (or failed) request: HTTP status (0 when no answer) and latency in ms.
-pub type Outcome = (u16, f64);
+/// One answered (or failed) request: HTTP status (0 when no answer), latency in ms, and for
+/// anything but a 200 what came back (see [`Failure`]).
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    /// The HTTP status, 0 when no answer came.
+    pub status: u16,
+    /// Time to the whole answer, in ms.
+    pub ms: f64,
+    /// For a status other than 200: what came back.
+    pub failure: Option<Failure>,
+}
+
+/// What a request that was not answered 200 got: its body (or the transport error), and when.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The answer's body, cut to 500 bytes, or the client's error when no answer came.
+    pub detail: String,
+    /// When the request was sent, as wall-clock time (to find its lines in the Worker's log).
+    pub sent_at: std::time::SystemTime,
+    /// The request's number in its run (its update is 1,000,000 + this).
+    pub request: usize,
+}
+
+impl Outcome {
+    /// Whether the answer was a 200.
+    pub fn ok(&self) -> bool {
+        self.status == 200
+    }
+}
 
 /// `body` with its `update_id` replaced by `update_id` (bodies that are not JSON objects are
 /// returned as they are).
@@ -29,21 +56,92 @@ pub fn agent() -> ureq::Agent {
     e2e_tests::http_agent(Duration::from_secs(30))
 }
 
-/// Posts one update with the test stack's secret; returns (status, 0 when no answer; latency
-/// in ms; when it was sent).
-pub fn post_one(agent: &ureq::Agent, url: &str, body: &str) -> (u16, f64, Instant) {
-    let start = Instant::now();
-    let status = agent
+/// Posts one update with the test stack's secret; returns its [`Outcome`] (`request` numbers
+/// it in a failure) and when it was sent.
+pub fn post_one(agent: &ureq::Agent, url: &str, body: &str, request: usize) -> (Outcome, Instant) {
+    let (start, sent_at) = (Instant::now(), std::time::SystemTime::now());
+    let answer = agent
         .post(url)
         .header("Content-Type", "application/json")
         .header("X-Telegram-Bot-Api-Secret-Token", TEST_SECRET)
         .send(body.as_bytes())
-        .map(|mut r| {
-            let _ = r.body_mut().read_to_vec();
-            r.status().as_u16()
+        .map_err(|e| e.to_string())
+        .and_then(|mut r| {
+            let body = r.body_mut().read_to_vec().map_err(|e| e.to_string())?;
+            Ok((r.status().as_u16(), body))
+        });
+    let ms = start.elapsed().as_secs_f64() * 1000.0;
+    let (status, detail) = match answer {
+        Ok((status, body)) => {
+            let mut text = String::from_utf8_lossy(&body).into_owned();
+            analytics_core::text::truncate(&mut text, 500);
+            (status, text)
+        }
+        Err(error) => (0, format!("no answer: {error}")),
+    };
+    let failure = (status != 200).then_some(Failure {
+        detail,
+        sent_at,
+        request,
+    });
+    (
+        Outcome {
+            status,
+            ms,
+            failure,
+        },
+        start,
+    )
+}
+
+/// Every non-200 outcome, one line each (status, request number, seconds since the epoch it
+/// was sent, body or error), then the lines of `log` that look like trouble (errors, panics,
+/// exceeded limits, uncaught exceptions), so a failed run says why. Empty when all were 200.
+pub fn describe_failures(outcomes: &[Outcome], log: &str) -> String {
+    let failures: Vec<_> = outcomes.iter().filter(|o| !o.ok()).collect();
+    if failures.is_empty() {
+        return String::new();
+    }
+    let mut out = format!("{} requests not answered 200:\n", failures.len());
+    for o in &failures {
+        if let Some(f) = &o.failure {
+            let at = f
+                .sent_at
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs_f64())
+                .unwrap_or(0.0);
+            out += &format!(
+                "  status {} (request {}, sent at {at:.3}, {:.0} ms): {}\n",
+                o.status, f.request, o.ms, f.detail
+            );
+        }
+    }
+    let trouble: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            let l = l.to_ascii_lowercase();
+            [
+                "error",
+                "panic",
+                "exceeded",
+                "uncaught",
+                "exception",
+                "reset",
+                "abort",
+            ]
+            .iter()
+            .any(|w| l.contains(w))
         })
-        .unwrap_or(0);
-    (status, start.elapsed().as_secs_f64() * 1000.0, start)
+        .collect();
+    out += &format!("{} log lines that look like trouble", trouble.len());
+    if trouble.len() > 40 {
+        out += " (the last 40)";
+    }
+    out += ":\n";
+    for line in &trouble[trouble.len().saturating_sub(40)..] {
+        out += &format!("  {line}\n");
+    }
+    out
 }
 
 /// Posts `requests` updates to `url` from `concurrency` threads, each thread taking every
@@ -70,8 +168,7 @@ pub fn post_updates(
             std::thread::spawn(move || {
                 let mut outcomes = Vec::new();
                 for i in (t..requests).step_by(concurrency.max(1)) {
-                    let (status, ms, _) = post_one(&agent, &url, &bodies[i]);
-                    outcomes.push((status, ms));
+                    outcomes.push(post_one(&agent, &url, &bodies[i], i).0);
                 }
                 outcomes
             })
@@ -127,6 +224,40 @@ pub fn replace_block(doc: &str, name: &str, body: &str) -> Result<String, String
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failure_is_described_with_its_status_body_and_the_log_lines_that_explain_it() {
+        let ok = Outcome {
+            status: 200,
+            ms: 1.0,
+            failure: None,
+        };
+        let failed = Outcome {
+            status: 500,
+            ms: 12.0,
+            failure: Some(Failure {
+                detail: "Worker threw exception".into(),
+                sent_at: std::time::UNIX_EPOCH + Duration::from_millis(1_500),
+                request: 7,
+            }),
+        };
+        assert_eq!(
+            describe_failures(std::slice::from_ref(&ok), "panicked at x"),
+            ""
+        );
+        let log = "[wrangler:info] POST /telegram 200 OK\n✘ [ERROR] panicked at src/lib.rs:3\n";
+        let text = describe_failures(&[ok, failed], log);
+        assert!(text.starts_with("1 requests not answered 200:"), "{text}");
+        assert!(
+            text.contains("status 500 (request 7, sent at 1.500, 12 ms): Worker threw exception"),
+            "{text}"
+        );
+        assert!(
+            text.contains("1 log lines that look like trouble:\n  ✘ [ERROR] panicked"),
+            "{text}"
+        );
+        assert!(!text.contains("200 OK"), "{text}");
+    }
 
     #[test]
     fn replace_block_rewrites_between_the_markers() {

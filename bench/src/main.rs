@@ -30,7 +30,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use analytics_core::{encode, samples, NewEvent, Tracker};
-use bench::{agent, arg, arg_str, flag, percentile, post_one, post_updates, replace_block};
+use bench::{
+    agent, arg, arg_str, describe_failures, flag, percentile, post_one, post_updates, replace_block,
+};
 use e2e_tests::process::{spawn_wrangler_dev, stop_process_group, wait_until_serving};
 use e2e_tests::stack::{local_config, TEST_ID_KEY, TEST_SECRET, TEST_TOKEN};
 use e2e_tests::{fixture, free_port, repo_root, wait_for, FakeBotApi, Stack, StackOptions};
@@ -73,6 +75,8 @@ struct Variant {
     cpu_ticks: u64,
     requests: usize,
     failures: usize,
+    /// Its `wrangler dev` output, where a failed request's cause shows.
+    log: std::path::PathBuf,
 }
 
 impl Drop for Variant {
@@ -121,6 +125,7 @@ fn start_variant(
         cpu_ticks: 0,
         requests: 0,
         failures: 0,
+        log: log.clone(),
     };
     wait_until_serving(&format!("variant {key}"), &mut variant.child, &log, || {
         ureq::get(&format!("http://127.0.0.1:{port}/health"))
@@ -171,10 +176,18 @@ fn drive(variant: &mut Variant, bodies: &Arc<Vec<String>>, requests: usize, conc
     let (outcomes, wall) = post_updates(&variant.url(), bodies, requests, concurrency);
     variant.busy += wall;
     variant.cpu_ticks += group_cpu_ticks(variant.child.id()).saturating_sub(cpu_before);
-    for (status, ms) in outcomes {
-        variant.latencies_ms.push(ms);
+    for outcome in &outcomes {
+        variant.latencies_ms.push(outcome.ms);
         variant.requests += 1;
-        variant.failures += usize::from(status != 200);
+        variant.failures += usize::from(!outcome.ok());
+    }
+    let log = fs::read_to_string(&variant.log).unwrap_or_default();
+    let failures = describe_failures(&outcomes, &log);
+    if !failures.is_empty() {
+        eprintln!(
+            "bench: variant {} ({}), {requests} requests at concurrency {concurrency}: {failures}",
+            variant.key, variant.label
+        );
     }
 }
 
@@ -351,8 +364,17 @@ fn seed_experiment(s: &Settings, dir: &Path) -> (String, usize) {
             let url = v.url();
             for _ in 0..s.seed_requests {
                 n += 1;
-                let (status, ms, sent) = post_one(&agent, &url, &seed_update(kind, n));
-                failures += usize::from(status != 200);
+                let (outcome, sent) = post_one(&agent, &url, &seed_update(kind, n), n as usize);
+                if !outcome.ok() {
+                    failures += 1;
+                    let log = fs::read_to_string(&v.log).unwrap_or_default();
+                    eprintln!(
+                        "bench: seed variant {}: {}",
+                        v.key,
+                        describe_failures(std::slice::from_ref(&outcome), &log)
+                    );
+                }
+                let ms = outcome.ms;
                 v.latencies_ms.push(ms);
                 v.requests += 1;
                 // Answer in the body: Telegram holds it with the response. Fetched: when the
@@ -566,19 +588,23 @@ fn cold_start_table(s: &Settings, dir: &Path, variants: Vec<(String, toml::Table
             );
             // The first request is the webhook itself: nothing warms the Worker before it.
             let url = format!("http://127.0.0.1:{port}/telegram");
-            let (status, ms, _) =
+            let (outcome, _) =
                 wait_for("the cold Worker to answer", Duration::from_secs(90), || {
                     if std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
                         std::thread::sleep(Duration::from_millis(20));
                         return None;
                     }
-                    Some(post_one(&agent, &url, &body))
+                    Some(post_one(&agent, &url, &body, 0))
                 });
             ready.push(started.elapsed().as_secs_f64() * 1000.0);
-            first.push(ms);
-            let (_, warm, _) = post_one(&agent, &url, &body);
-            second.push(warm);
-            assert_eq!(status, 200, "cold start of {label}");
+            first.push(outcome.ms);
+            let (warm, _) = post_one(&agent, &url, &body, 1);
+            second.push(warm.ms);
+            assert!(
+                outcome.ok() && warm.ok(),
+                "cold start of {label}: {}",
+                describe_failures(&[outcome, warm], "")
+            );
             stop_process_group(&mut child);
         }
         for v in [&mut ready, &mut first, &mut second] {

@@ -21,7 +21,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bench::{arg, arg_str, flag, percentile, post_updates, with_update_id};
+use bench::{arg, arg_str, describe_failures, flag, percentile, post_updates, with_update_id};
 use e2e_tests::stack::TEST_SECRET;
 use e2e_tests::{fixture, wait_for, FakeBotApi, Stack, StackOptions};
 use serde_json::Value;
@@ -121,9 +121,12 @@ fn main() {
     let load_seconds = load_time.as_secs_f64();
     let non_2xx = results
         .iter()
-        .filter(|(s, _)| !(200..300).contains(s))
+        .filter(|o| !(200..300).contains(&o.status))
         .count();
-    let mut latencies: Vec<f64> = results.iter().map(|(_, ms)| *ms).collect();
+    if non_2xx > 0 {
+        eprintln!("soak: {}", describe_failures(&results, &stack.log()));
+    }
+    let mut latencies: Vec<f64> = results.iter().map(|o| o.ms).collect();
     latencies.sort_by(f64::total_cmp);
     let pct = |q: f64| percentile(&latencies, q);
 
