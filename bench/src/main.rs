@@ -109,7 +109,9 @@ fn start_variant(
     let log = dir.join(format!("{key}.log"));
     let child = spawn_wrangler_dev(
         dir,
-        &["-c", config_path.to_str().unwrap(), "--log-level=warn"],
+        // Info: the runtime's reloads ("Reloading local server") show in the log, beside
+        // every request's status line, for describe_failures.
+        &["-c", config_path.to_str().unwrap(), "--log-level=info"],
         &format!("state-{key}"),
         port,
         &log,
