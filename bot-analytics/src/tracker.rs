@@ -1,5 +1,6 @@
 //! The per-request tracker handed to application code.
 
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::rc::Rc;
 
@@ -18,6 +19,16 @@ type Clock = fn() -> f64;
 #[derive(Clone)]
 pub struct Tracker {
     inner: Option<Rc<analytics_core::Tracker<Clock>>>,
+    seen: Rc<Seen>,
+}
+
+/// What the library itself noted during the request, beside the events: the request's user,
+/// the Bot API calls made through its client, and what was reported once already.
+#[derive(Default)]
+struct Seen {
+    user_id: Cell<Option<i64>>,
+    bot_api_calls: Cell<u32>,
+    once: RefCell<Vec<(&'static str, i64)>>,
 }
 
 impl std::fmt::Debug for Tracker {
@@ -38,12 +49,16 @@ impl Tracker {
                 now_ms as Clock,
                 runtime::seed(),
             ))),
+            seen: Rc::default(),
         }
     }
 
     /// A tracker that records nothing (`ANALYTICS=off`).
     pub fn noop() -> Tracker {
-        Tracker { inner: None }
+        Tracker {
+            inner: None,
+            seen: Rc::default(),
+        }
     }
 
     /// Whether this tracker records (false with `ANALYTICS=off`).
@@ -140,9 +155,37 @@ impl Tracker {
 
     /// Sets the user and chat later events default to.
     pub fn set_context(&self, user_id: Option<i64>, chat_id: Option<i64>) {
+        self.seen.user_id.set(user_id);
         if let Some(t) = &self.inner {
             t.set_context(user_id, chat_id);
         }
+    }
+
+    /// The user later events default to (raw: it never leaves the isolate as it is).
+    pub(crate) fn user_id(&self) -> Option<i64> {
+        self.seen.user_id.get()
+    }
+
+    /// Notes one Bot API call made through the library's client.
+    pub(crate) fn note_bot_api_call(&self) {
+        let calls = &self.seen.bot_api_calls;
+        calls.set(calls.get().saturating_add(1));
+    }
+
+    /// How many Bot API calls were made through the library's client so far.
+    pub(crate) fn bot_api_calls(&self) -> u32 {
+        self.seen.bot_api_calls.get()
+    }
+
+    /// `true` the first time `what` about `id` is asked in this request, `false` after: for
+    /// events reported at most once per request.
+    pub(crate) fn first_time(&self, what: &'static str, id: i64) -> bool {
+        let mut once = self.seen.once.borrow_mut();
+        if once.contains(&(what, id)) {
+            return false;
+        }
+        once.push((what, id));
+        true
     }
 
     /// Makes later events belong to the unit of work `request_key` (see
@@ -164,5 +207,28 @@ impl Tracker {
             Some(t) => t.take_events(),
             None => (Vec::new(), DropCounts::default()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clones_share_what_the_request_noted() {
+        let tracker = Tracker::noop();
+        let handler = tracker.clone();
+        handler.set_context(Some(9), None);
+        handler.note_bot_api_call();
+        handler.note_bot_api_call();
+        assert_eq!((tracker.user_id(), tracker.bot_api_calls()), (Some(9), 2));
+        assert!(tracker.first_time("x", 1));
+        assert!(!handler.first_time("x", 1));
+        assert!(handler.first_time("x", 2) && handler.first_time("y", 1));
+        assert_eq!(
+            Tracker::noop().bot_api_calls(),
+            0,
+            "each request counts its own"
+        );
     }
 }

@@ -25,8 +25,10 @@ fn menu_keyboard() -> Value {
 
 /// The bot's handler.
 pub async fn handle(update: Update, env: Env, tracker: Tracker) -> HandlerResult {
-    if update.kind() == "callback_query" {
-        return Ok(button(&update));
+    match update.kind() {
+        "callback_query" => return Ok(button(&update)),
+        "pre_checkout_query" => return Ok(pre_checkout(&update)),
+        _ => {}
     }
     let (Some(chat), Some(command)) = (update.chat_id(), update.command()) else {
         return Ok(Reply::none());
@@ -90,6 +92,23 @@ async fn members(chat: i64, api: &BotApi, tracker: &Tracker) -> Reply {
         Err(_) => "Telegram did not tell me; try again later.".to_string(),
     };
     Reply::text(chat, text)
+}
+
+/// A pre-checkout query: approved at once in the response body (`answerPreCheckoutQuery`,
+/// `ok: true`); Telegram needs the answer within 10 seconds. A real shop checks the order
+/// first.
+pub fn pre_checkout(update: &Update) -> Reply {
+    let id = update
+        .json::<Value>()
+        .ok()
+        .and_then(|body| body["pre_checkout_query"]["id"].as_str().map(String::from));
+    match id {
+        Some(id) => Reply::call(
+            "answerPreCheckoutQuery",
+            json!({"pre_checkout_query_id": id, "ok": true}),
+        ),
+        None => Reply::none(),
+    }
 }
 
 /// A button press: answered in the response body (the spinner stops at once), and the menu

@@ -98,6 +98,13 @@ impl FakeBotApi {
         );
     }
 
+    /// Makes `method` answer from now on as Telegram does when the user blocked the bot: 403
+    /// with `{"ok": false, "error_code": 403, "description": "Forbidden: bot was blocked by the
+    /// user"}`.
+    pub fn respond_blocked(&self, method: &str) {
+        self.respond_error(method, 403, "Forbidden: bot was blocked by the user");
+    }
+
     /// The calls received so far.
     pub fn calls(&self) -> Vec<ApiCall> {
         self.calls.lock().unwrap().clone()

@@ -6,6 +6,7 @@
 use analytics_core::served::{self, FollowUps};
 use serde::Deserialize;
 use serde_json::Value;
+use telegram_policy::auto;
 use worker::{console_log, AbortController, Env, Fetch, Headers, Method, Request, RequestInit};
 
 use crate::runtime;
@@ -139,6 +140,7 @@ impl BotApi {
         tracker: &Tracker,
         timeout_ms: f64,
     ) -> Result<Value, ApiError> {
+        tracker.note_bot_api_call();
         let Some(token) = &self.token else {
             console_log!("bot api: no TELEGRAM_BOT_TOKEN, skipped {method} (local dev)");
             return Err(ApiError::NoToken(method.to_string()));
@@ -162,6 +164,11 @@ impl BotApi {
                     description,
                     retry_after,
                 } => {
+                    if auto::is_blocked_by_user(*code, description) {
+                        if let Some(blocked) = block_to_report(tracker, params) {
+                            tracker.record(blocked);
+                        }
+                    }
                     let mut message = description.clone();
                     if let Some(seconds) = retry_after {
                         if !message.contains("retry after") {
@@ -267,6 +274,16 @@ impl BotApi {
     }
 }
 
+/// The `user_blocked` event of a call with `params` that Telegram answered "bot was blocked by
+/// the user": for the user the call went to ([`auto::blocked_user`]), once per request and user
+/// (`None` after that).
+fn block_to_report(tracker: &Tracker, params: &Value) -> Option<analytics_core::NewEvent> {
+    let user = auto::blocked_user(params, tracker.user_id())?;
+    tracker
+        .first_time(analytics_core::audience::USER_BLOCKED, user)
+        .then(|| auto::blocked_event(user))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -288,5 +305,29 @@ mod tests {
         assert!(printed.contains("https://api.telegram.org"), "{printed}");
         let none = BotApi::new("https://api.telegram.org".into(), None, 10_000.0);
         assert!(format!("{none:?}").contains("token: None"), "{none:?}");
+    }
+
+    #[test]
+    fn a_block_is_reported_once_per_request_and_user() {
+        let tracker = Tracker::noop();
+        tracker.set_context(Some(42), Some(42));
+        let to_42 = serde_json::json!({"chat_id": 42, "text": "hi"});
+        let first = block_to_report(&tracker, &to_42).expect("the first 403 is reported");
+        assert_eq!(first.user_id, Some(42));
+        assert_eq!(first.name, analytics_core::audience::USER_BLOCKED);
+        assert!(
+            block_to_report(&tracker, &to_42).is_none(),
+            "twice for one user"
+        );
+        // A call without chat_id is about the update's user: already reported.
+        let answer = serde_json::json!({"callback_query_id": "7"});
+        assert!(block_to_report(&tracker, &answer).is_none());
+        // Another user the handler wrote to (a broadcast) is reported for that user.
+        let other = block_to_report(&tracker, &serde_json::json!({"chat_id": 77}));
+        assert_eq!(other.and_then(|e| e.user_id), Some(77));
+        // A new request starts afresh; a group chat is never "blocked".
+        let next = Tracker::noop();
+        assert!(block_to_report(&next, &to_42).is_some());
+        assert!(block_to_report(&next, &serde_json::json!({"chat_id": -100})).is_none());
     }
 }

@@ -46,7 +46,7 @@ use std::future::Future;
 
 use analytics_core::ids::update_request_key;
 use futures_util::StreamExt;
-use telegram_policy::auto::{self, BotProfile, HandlerFailure};
+use telegram_policy::auto::{self, Answered, BotProfile, HandlerFailure};
 use telegram_policy::webhook::{self as checks, Rejection, MAX_BODY_BYTES, SECRET_HEADER};
 use worker::{console_error, Context, Env, Method, Request, Response};
 
@@ -122,6 +122,7 @@ impl Bot {
         let watched = panic::watch(key, &analytics, &tracker, handled);
         let (result, handler_ms) = webhook::timed(watched).await;
         let (reply, failure) = reply_or_failure(result, &telegram.api);
+        let answered = Answered::of(&reply, tracker.bot_api_calls());
         let fetched = telegram.fetched(&reply, analytics.mode(), &tracker).await;
         let response = respond(&reply, telegram.reply)?;
         let commands = self.commands;
@@ -135,7 +136,8 @@ impl Bot {
                 username: &settings.username,
                 commands,
             };
-            auto::request_events(update.parsed(), &profile, handler_ms, failure.as_ref())
+            let failure = failure.as_ref();
+            auto::request_events(update.parsed(), &profile, handler_ms, failure, answered)
         };
         let mode = analytics.mode();
         let after = AfterResponse {

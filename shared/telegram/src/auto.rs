@@ -4,17 +4,24 @@
 //!
 //! | kind | name | when | properties |
 //! | --- | --- | --- | --- |
-//! | update | the update kind (`message`, `callback_query`, …) or `unknown` | every accepted update | `update_id`, `chat_type`, `unknown_kind` |
+//! | update | the update kind (`message`, `callback_query`, …) or `unknown` | every accepted update | `update_id`, `chat_type`, `unknown_kind`; the user's `lang` (two lowercase letters of `language_code`) and `premium` (`true` for Telegram Premium), each only when known |
 //! | command | the command (`start`, …) or `unknown` | a message whose text is a command for this bot | `source` (`/start` deep link, numbers masked), `referrer` (the id a referral link ends in, pseudonymised by the library), `attempted` (an unknown command's name) |
 //! | callback | the callback data up to the first `:` (numbers masked) | a button press | `data` (numbers of 5+ digits as `<n>`) |
+//! | user | `user_blocked` | a private chat's `my_chat_member` to `kicked`, or a Bot API call through the library answered 403 "Forbidden: bot was blocked by the user" (once per update and user) | none |
+//! | user | `user_unblocked` | a private chat's `my_chat_member` from `kicked` back to `member` | none |
+//! | user | `not_understood` | a text message in a private chat, not a command, that the handler (without failing) answered with nothing: no reply in the body, no follow-up, no Bot API call | none (the text is never stored) |
+//! | payment | `pre_checkout`, `payment`, `refund` | a `pre_checkout_query`; a message with `successful_payment`; with `refunded_payment` | `amount` (`total_amount`, smallest units), `currency` (three uppercase letters, else `other`); never the invoice payload or charge ids |
 //! | performance | `handler` | every accepted update | `update_kind`, `command`, `outcome` (`ok`/`error`); duration = the handler's own time, awaited I/O included |
 //! | error | the error's type | the handler returned an error | kind, message, `handler:<file>:<line>` location, grouped by type and location |
 //! | performance | `follow_up` | after follow-up calls | `calls` made, `not_run` (only when the follow-up deadline left calls out), or `interrupted: panic` (a panic cut them off); duration = all follow-ups |
 //! | custom | `webhook_rejected` | refused requests since the last report, one event per reason | `reason`, `count`; no user, no chat |
 
-use crate::update::{Command, Update};
+use crate::reply::Reply;
+use crate::update::{Command, Price, Update};
+use analytics_core::audience;
 use analytics_core::event::{ErrorDetails, EventKind, PropValue};
 use analytics_core::tracker::NewEvent;
+use serde_json::Value;
 
 /// Longest command name tracked as itself (Telegram allows 32 characters).
 pub const MAX_COMMAND_NAME: usize = 32;
@@ -168,6 +175,7 @@ pub fn update_events(update: &Update, command: Option<&TrackedCommand>) -> Vec<N
             bot_token(&update.kind).as_ref().into(),
         ));
     }
+    properties.extend(user_facts(update));
     events.push(NewEvent {
         kind: Some(EventKind::UpdateReceived),
         name: if update.known {
@@ -205,23 +213,195 @@ pub fn update_events(update: &Update, command: Option<&TrackedCommand>) -> Vec<N
             ..NewEvent::default()
         });
     }
+    events.extend(membership_event(update));
+    events.extend(payment_event(update));
     events
 }
 
+/// The per-user facts an update's user carries, as properties of the `update` event:
+/// [`audience::LANGUAGE`] (see [`crate::update::User::language`]) and [`audience::PREMIUM`]
+/// (`true`, only for Telegram Premium users). Each is absent when unknown.
+pub fn user_facts(update: &Update) -> Vec<(String, PropValue)> {
+    let Some(user) = update.user() else {
+        return Vec::new();
+    };
+    let mut facts = Vec::with_capacity(2);
+    if let Some(lang) = user.language() {
+        facts.push((audience::LANGUAGE.to_string(), PropValue::Str(lang)));
+    }
+    if user.is_premium {
+        facts.push((audience::PREMIUM.to_string(), PropValue::Bool(true)));
+    }
+    facts
+}
+
+/// A `my_chat_member` update of a private chat is the user blocking the bot (the bot's new
+/// status `kicked`: [`audience::USER_BLOCKED`]) or unblocking it (back to `member` from
+/// `kicked`: [`audience::USER_UNBLOCKED`]). Telegram sends this update for private chats only
+/// then; groups and channels yield nothing here.
+pub fn membership_event(update: &Update) -> Option<NewEvent> {
+    if update.kind != "my_chat_member" || update.chat()?.kind != "private" {
+        return None;
+    }
+    let p = &update.payload;
+    let status = |m: &Option<crate::update::ChatMember>| {
+        m.as_ref()
+            .and_then(|m| m.status.clone())
+            .unwrap_or_default()
+    };
+    let name = match (
+        status(&p.old_chat_member).as_str(),
+        status(&p.new_chat_member).as_str(),
+    ) {
+        (_, "kicked") => audience::USER_BLOCKED,
+        ("kicked", "member") => audience::USER_UNBLOCKED,
+        _ => return None,
+    };
+    Some(user_event(name, None))
+}
+
+/// An event of kind [`EventKind::User`] named `name`, for `user` (`None`: the update's user).
+fn user_event(name: &str, user: Option<i64>) -> NewEvent {
+    NewEvent {
+        kind: Some(EventKind::User),
+        name: name.to_string(),
+        user_id: user,
+        ..NewEvent::default()
+    }
+}
+
+/// A currency code as tracked: three uppercase ASCII letters (`XTR` for Telegram Stars, `USD`,
+/// …), `other` for anything else.
+pub fn currency_code(currency: Option<&str>) -> &str {
+    match currency {
+        Some(c) if c.len() == 3 && c.bytes().all(|b| b.is_ascii_uppercase()) => c,
+        _ => "other",
+    }
+}
+
+/// The payment event of an update: a `pre_checkout_query` ([`audience::PRE_CHECKOUT`]), a
+/// message with `successful_payment` ([`audience::PAYMENT`]) or `refunded_payment`
+/// ([`audience::REFUND`]), of kind [`EventKind::Payment`], with [`audience::AMOUNT`] (Telegram's
+/// `total_amount`, the first numeric property, so it lands in `double8`) and
+/// [`audience::CURRENCY`] (see [`currency_code`]). Nothing else of a payment is kept: no invoice
+/// payload, no charge id.
+pub fn payment_event(update: &Update) -> Option<NewEvent> {
+    let p = &update.payload;
+    let (name, price) = match update.kind.as_str() {
+        "pre_checkout_query" => (
+            audience::PRE_CHECKOUT,
+            Price {
+                currency: p.currency.clone(),
+                total_amount: p.total_amount,
+            },
+        ),
+        "message" => match (&p.successful_payment, &p.refunded_payment) {
+            (Some(paid), _) => (audience::PAYMENT, paid.clone()),
+            (None, Some(refunded)) => (audience::REFUND, refunded.clone()),
+            (None, None) => return None,
+        },
+        _ => return None,
+    };
+    let mut properties = Vec::with_capacity(2);
+    if let Some(amount) = price.total_amount {
+        properties.push((audience::AMOUNT.to_string(), PropValue::Int(amount)));
+    }
+    properties.push((
+        audience::CURRENCY.to_string(),
+        currency_code(price.currency.as_deref()).into(),
+    ));
+    Some(NewEvent {
+        kind: Some(EventKind::Payment),
+        name: name.to_string(),
+        properties,
+        ..NewEvent::default()
+    })
+}
+
+/// What the handler answered an update with, as far as the library can see it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Answered {
+    /// The reply has a method for the webhook response body.
+    pub in_body: bool,
+    /// The reply's follow-up calls.
+    pub follow_ups: usize,
+    /// Bot API calls the handler made itself, through the library's client with the request's
+    /// tracker.
+    pub calls: u32,
+}
+
+impl Answered {
+    /// What `reply` answers, with the `calls` the handler made itself.
+    pub fn of(reply: &Reply, calls: u32) -> Answered {
+        Answered {
+            in_body: reply.respond.is_some(),
+            follow_ups: reply.follow_ups.len(),
+            calls,
+        }
+    }
+
+    /// Whether the handler sent anything at all.
+    pub fn anything(&self) -> bool {
+        self.in_body || self.follow_ups > 0 || self.calls > 0
+    }
+}
+
+/// A text message from a user in a private chat that is not a command, and that the handler
+/// (which did not fail) answered with nothing at all: [`audience::NOT_UNDERSTOOD`], of kind
+/// [`EventKind::User`]. Its text is never stored.
+pub fn not_understood_event(update: &Update, answered: Answered, failed: bool) -> Option<NewEvent> {
+    let text = update.payload.text.as_deref()?;
+    let from_a_user = update.user().is_some_and(|u| !u.is_bot);
+    let understood = failed
+        || answered.anything()
+        || update.kind != "message"
+        || update.chat()?.kind != "private"
+        || !from_a_user
+        || text.trim().is_empty()
+        || Command::parse(text).is_some();
+    (!understood).then(|| user_event(audience::NOT_UNDERSTOOD, None))
+}
+
+/// Whether a Bot API error is Telegram's 403 "Forbidden: bot was blocked by the user".
+pub fn is_blocked_by_user(code: u16, description: &str) -> bool {
+    code == 403 && description.contains("bot was blocked by the user")
+}
+
+/// Who blocked the bot, when a Bot API call with `params` got the 403 of
+/// [`is_blocked_by_user`]: the call's `chat_id` when it is a private chat's (a positive id, a
+/// number or its digits; it is the user's id), else, for a call without `chat_id`, the update's
+/// user. `None` for a call to a group or channel (Telegram says "kicked" there, not "blocked").
+pub fn blocked_user(params: &Value, update_user: Option<i64>) -> Option<i64> {
+    match params.get("chat_id") {
+        None | Some(Value::Null) => update_user,
+        Some(Value::Number(n)) => n.as_i64().filter(|id| *id > 0),
+        Some(Value::String(s)) => s.parse::<i64>().ok().filter(|id| *id > 0),
+        Some(_) => None,
+    }
+}
+
+/// The [`audience::USER_BLOCKED`] event of a Bot API 403 (see [`blocked_user`]), for `user`.
+pub fn blocked_event(user: i64) -> NewEvent {
+    user_event(audience::USER_BLOCKED, Some(user))
+}
+
 /// Every automatic event of one handled update, in order: [`update_events`] for its command
-/// (by [`command_of`] under `bot`) or button press, then [`handler_events`] named after that
-/// command.
+/// (by [`command_of`] under `bot`) or button press, then [`not_understood_event`] (by what the
+/// handler `answered`), then [`handler_events`] named after that command.
 pub fn request_events(
     update: &Update,
     bot: &BotProfile,
     handler_ms: f64,
     failure: Option<&HandlerFailure>,
+    answered: Answered,
 ) -> impl Iterator<Item = NewEvent> {
     let command = command_of(update, bot);
     let name = command.as_ref().map(|c| c.name.as_str());
     let handler = handler_events(update, name, handler_ms, failure);
+    let not_understood = not_understood_event(update, answered, failure.is_some());
     update_events(update, command.as_ref())
         .into_iter()
+        .chain(not_understood)
         .chain(handler)
 }
 
@@ -516,7 +696,8 @@ mod tests {
     #[test]
     fn a_request_yields_its_update_events_then_its_handler_named_after_the_command() {
         let update = text_update("/start");
-        let events: Vec<NewEvent> = request_events(&update, &BOT, 3.0, None).collect();
+        let events: Vec<NewEvent> =
+            request_events(&update, &BOT, 3.0, None, Answered::default()).collect();
         let command = command_of(&update, &BOT);
         let mut expected = names(&update_events(&update, command.as_ref()));
         expected.extend(names(&handler_events(&update, Some("start"), 3.0, None)));
@@ -526,5 +707,298 @@ mod tests {
         assert!(handler
             .properties
             .contains(&("command".into(), "start".into())));
+    }
+
+    /// A fixture of `tests/fixtures/updates/owner/`.
+    fn owner(name: &str) -> Update {
+        let path = format!(
+            "{}/../../tests/fixtures/updates/owner/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let body = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        Update::parse(&body).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn prop<'a>(event: &'a NewEvent, key: &str) -> Option<&'a PropValue> {
+        event
+            .properties
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+
+    #[test]
+    fn the_update_event_carries_the_users_language_and_premium() {
+        let events = events_of(&owner("user_pt_br_premium"), &BOT);
+        assert_eq!(prop(&events[0], "lang"), Some(&PropValue::from("pt")));
+        assert_eq!(prop(&events[0], "premium"), Some(&PropValue::Bool(true)));
+        // Only the update event carries them.
+        assert!(events[1..].iter().all(|e| prop(e, "lang").is_none()));
+        // An English non-premium user: lang, no premium at all (not `false`).
+        let ada = events_of(&owner("text_private"), &BOT);
+        assert_eq!(prop(&ada[0], "lang"), Some(&PropValue::from("en")));
+        assert_eq!(prop(&ada[0], "premium"), None);
+        // No language_code, no user: neither.
+        let bare = events_of(&text_update("hi"), &BOT);
+        assert_eq!(
+            (prop(&bare[0], "lang"), prop(&bare[0], "premium")),
+            (None, None)
+        );
+        let channel = events_of(
+            &update(
+                r#"{"update_id":1,"channel_post":{"message_id":1,"chat":{"id":-100,"type":"channel"},"text":"x"}}"#,
+            ),
+            &BOT,
+        );
+        assert!(user_facts(&update(
+            r#"{"update_id":1,"channel_post":{"message_id":1,"chat":{"id":-100,"type":"channel"}}}"#
+        ))
+        .is_empty());
+        assert_eq!(prop(&channel[0], "lang"), None);
+    }
+
+    #[test]
+    fn a_language_is_two_ascii_letters_lowercased_or_nothing() {
+        let lang = |code: &str| {
+            let json = format!(
+                r#"{{"update_id":1,"message":{{"message_id":1,"from":{{"id":1,"language_code":{}}},"chat":{{"id":1,"type":"private"}}}}}}"#,
+                serde_json::to_string(code).unwrap()
+            );
+            update(&json).user().unwrap().language()
+        };
+        assert_eq!(lang("pt-br").as_deref(), Some("pt"));
+        assert_eq!(lang("EN").as_deref(), Some("en"));
+        assert_eq!(lang("uk").as_deref(), Some("uk"));
+        assert_eq!(lang("zh-hans").as_deref(), Some("zh"));
+        for bad in ["", "e", "1a", "a1", "-x", "ü", "éa", " en", "日本"] {
+            assert_eq!(lang(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn premium_is_only_ever_true() {
+        let premium = |value: &str| {
+            let json = format!(
+                r#"{{"update_id":1,"message":{{"message_id":1,"from":{{"id":1{value}}},"chat":{{"id":1,"type":"private"}},"text":"/start"}}}}"#
+            );
+            prop(&events_of(&update(&json), &BOT)[0], "premium").cloned()
+        };
+        assert_eq!(
+            premium(r#","is_premium":true"#),
+            Some(PropValue::Bool(true))
+        );
+        assert_eq!(premium(r#","is_premium":false"#), None);
+        assert_eq!(premium(""), None);
+    }
+
+    #[test]
+    fn blocking_and_unblocking_in_a_private_chat_are_user_events() {
+        let blocked = events_of(&owner("my_chat_member_kicked"), &BOT);
+        assert_eq!(
+            names(&blocked),
+            vec![
+                (
+                    Some(EventKind::UpdateReceived),
+                    "my_chat_member".to_string()
+                ),
+                (Some(EventKind::User), audience::USER_BLOCKED.to_string()),
+            ]
+        );
+        // For the update's user (the tracker's context): no other user, no properties.
+        assert_eq!(blocked[1].user_id, None);
+        assert!(blocked[1].properties.is_empty());
+        let unblocked = events_of(&owner("my_chat_member_member"), &BOT);
+        assert_eq!(
+            names(&unblocked)[1],
+            (Some(EventKind::User), audience::USER_UNBLOCKED.to_string())
+        );
+        // Joining a group (left → member), or being kicked from one, is no block.
+        let group = update(
+            &std::fs::read_to_string(format!(
+                "{}/../../tests/fixtures/updates/kinds/my_chat_member.json",
+                env!("CARGO_MANIFEST_DIR")
+            ))
+            .unwrap(),
+        );
+        assert_eq!(events_of(&group, &BOT).len(), 1);
+        let kicked_from_group = r#"{"update_id":5,"my_chat_member":{"chat":{"id":-100123,"type":"supergroup"},"from":{"id":9},"date":1,"old_chat_member":{"status":"member"},"new_chat_member":{"status":"kicked"}}}"#;
+        assert!(membership_event(&update(kicked_from_group)).is_none());
+        // A first member status that was not kicked before (left → member) is no unblock.
+        let first = r#"{"update_id":6,"my_chat_member":{"chat":{"id":9,"type":"private"},"from":{"id":9},"date":1,"old_chat_member":{"status":"left"},"new_chat_member":{"status":"member"}}}"#;
+        assert!(membership_event(&update(first)).is_none());
+        // A message's legacy `new_chat_member` (a User, no status) still parses, and is nothing.
+        let legacy = r#"{"update_id":7,"message":{"message_id":1,"chat":{"id":-1,"type":"group"},"new_chat_member":{"id":5,"is_bot":false,"first_name":"B"},"new_chat_members":[{"id":5}]}}"#;
+        assert_eq!(events_of(&update(legacy), &BOT).len(), 1);
+    }
+
+    #[test]
+    fn payments_carry_the_amount_first_and_a_checked_currency_only() {
+        for (fixture, name, amount, currency) in [
+            ("pre_checkout_query", audience::PRE_CHECKOUT, 50, "XTR"),
+            ("successful_payment_xtr", audience::PAYMENT, 50, "XTR"),
+            ("successful_payment_usd", audience::PAYMENT, 1999, "USD"),
+            ("refunded_payment", audience::REFUND, 50, "XTR"),
+        ] {
+            let events = events_of(&owner(fixture), &BOT);
+            assert_eq!(events.len(), 2, "{fixture}");
+            let payment = &events[1];
+            assert_eq!(payment.kind, Some(EventKind::Payment), "{fixture}");
+            assert_eq!(payment.name, name, "{fixture}");
+            assert_eq!(
+                payment.properties,
+                vec![
+                    ("amount".to_string(), PropValue::Int(amount)),
+                    ("currency".to_string(), PropValue::from(currency)),
+                ],
+                "{fixture}"
+            );
+            // The first numeric property of the event is the amount (double8).
+            let first_number = payment
+                .properties
+                .iter()
+                .find(|(_, v)| v.as_f64().is_some());
+            assert_eq!(first_number.unwrap().0, audience::AMOUNT);
+            // Nothing of the invoice, the charge or the order reaches any event.
+            let printed = format!("{events:?}");
+            for secret in [
+                "order-7f3a",
+                "secret-note",
+                "stxQ2k",
+                "ch_3Pq",
+                "plan-pro",
+                "Lovelace",
+                "7700",
+                "example.com",
+                "express",
+            ] {
+                assert!(
+                    !printed.contains(secret),
+                    "{fixture}: {secret} in {printed}"
+                );
+            }
+        }
+        for (given, tracked) in [
+            (Some("XTR"), "XTR"),
+            (Some("EUR"), "EUR"),
+            (Some("usd"), "other"),
+            (Some("US"), "other"),
+            (Some("USDT"), "other"),
+            (Some("ÜSD"), "other"),
+            (Some("my card 4111"), "other"),
+            (None, "other"),
+        ] {
+            assert_eq!(currency_code(given), tracked, "{given:?}");
+        }
+        // A payment message in an edited message, or a pre-checkout without a price, is odd but
+        // safe: no amount is invented.
+        let odd = update(
+            r#"{"update_id":8,"pre_checkout_query":{"id":"1","from":{"id":1},"currency":"lol"}}"#,
+        );
+        assert_eq!(
+            payment_event(&odd).unwrap().properties,
+            vec![("currency".to_string(), PropValue::from("other"))]
+        );
+        let edited = update(
+            r#"{"update_id":9,"edited_message":{"message_id":1,"chat":{"id":1,"type":"private"},"successful_payment":{"currency":"XTR","total_amount":5}}}"#,
+        );
+        assert!(payment_event(&edited).is_none());
+        // A non-integer amount is a malformed update, refused like any other wrong shape.
+        assert!(Update::parse(br#"{"update_id":1,"pre_checkout_query":{"id":"1","currency":"XTR","total_amount":"50"}}"#).is_err());
+    }
+
+    #[test]
+    fn a_text_nobody_answered_is_not_understood_once_and_without_its_text() {
+        let text = owner("text_private");
+        let silent = Answered::default();
+        let events: Vec<NewEvent> = request_events(&text, &BOT, 1.0, None, silent).collect();
+        assert_eq!(
+            names(&events),
+            vec![
+                (Some(EventKind::UpdateReceived), "message".to_string()),
+                (Some(EventKind::User), audience::NOT_UNDERSTOOD.to_string()),
+                (Some(EventKind::Performance), "handler".to_string()),
+            ]
+        );
+        assert!(events[1].properties.is_empty());
+        let printed = format!("{events:?}");
+        assert!(
+            !printed.contains("weather") && !printed.contains("7700"),
+            "{printed}"
+        );
+        // Any answer at all means it was understood: in the body, a follow-up, a call.
+        for answered in [
+            Answered::of(&Reply::text(1, "hi"), 0),
+            Answered::of(&Reply::none().then("sendMessage", serde_json::json!({})), 0),
+            Answered::of(&Reply::none(), 1),
+        ] {
+            assert!(answered.anything());
+            assert!(
+                not_understood_event(&text, answered, false).is_none(),
+                "{answered:?}"
+            );
+        }
+        // A handler that failed is an error, not a misunderstanding.
+        assert!(not_understood_event(&text, silent, true).is_none());
+        // Commands (for this bot, unknown ones, for other bots), groups, bots, non-text: never.
+        for json in [
+            r#"{"update_id":1,"message":{"message_id":1,"from":{"id":4},"chat":{"id":4,"type":"private"},"text":"/frobnicate"}}"#,
+            r#"{"update_id":1,"message":{"message_id":1,"from":{"id":4},"chat":{"id":4,"type":"private"},"text":"/help@OtherBot"}}"#,
+            r#"{"update_id":1,"message":{"message_id":1,"from":{"id":4},"chat":{"id":-4,"type":"group"},"text":"hello all"}}"#,
+            r#"{"update_id":1,"message":{"message_id":1,"from":{"id":4,"is_bot":true},"chat":{"id":4,"type":"private"},"text":"beep"}}"#,
+            r#"{"update_id":1,"message":{"message_id":1,"from":{"id":4},"chat":{"id":4,"type":"private"}}}"#,
+            r#"{"update_id":1,"edited_message":{"message_id":1,"from":{"id":4},"chat":{"id":4,"type":"private"},"text":"typo fixed"}}"#,
+            r#"{"update_id":1,"channel_post":{"message_id":1,"chat":{"id":-5,"type":"channel"},"text":"news"}}"#,
+        ] {
+            assert!(
+                not_understood_event(&update(json), silent, false).is_none(),
+                "{json}"
+            );
+        }
+        assert!(not_understood_event(&text_update("hello"), silent, false).is_some());
+    }
+
+    #[test]
+    fn a_403_blocked_by_the_user_names_the_user_it_was_sent_to() {
+        assert!(is_blocked_by_user(
+            403,
+            "Forbidden: bot was blocked by the user"
+        ));
+        assert!(!is_blocked_by_user(
+            403,
+            "Forbidden: bot was kicked from the group chat"
+        ));
+        assert!(!is_blocked_by_user(403, "Forbidden: user is deactivated"));
+        assert!(!is_blocked_by_user(
+            400,
+            "Forbidden: bot was blocked by the user"
+        ));
+        use serde_json::json;
+        assert_eq!(
+            blocked_user(&json!({"chat_id": 5123456789_i64, "text": "x"}), Some(7)),
+            Some(5_123_456_789)
+        );
+        assert_eq!(
+            blocked_user(&json!({"chat_id": "5123456789"}), Some(7)),
+            Some(5_123_456_789)
+        );
+        assert_eq!(
+            blocked_user(&json!({"callback_query_id": "1"}), Some(7)),
+            Some(7)
+        );
+        assert_eq!(
+            blocked_user(&json!({"chat_id": -1001234567890_i64}), Some(7)),
+            None
+        );
+        assert_eq!(blocked_user(&json!({"chat_id": "@channel"}), Some(7)), None);
+        assert_eq!(blocked_user(&json!({"chat_id": [1]}), Some(7)), None);
+        let event = blocked_event(5_123_456_789);
+        assert_eq!(
+            (event.kind, event.name.as_str(), event.user_id),
+            (
+                Some(EventKind::User),
+                audience::USER_BLOCKED,
+                Some(5_123_456_789)
+            )
+        );
     }
 }

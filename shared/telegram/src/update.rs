@@ -50,6 +50,46 @@ pub struct User {
     /// Whether the user is a bot.
     #[serde(default)]
     pub is_bot: bool,
+    /// The IETF language tag of the user's app (`en`, `pt-br`), when Telegram sends it.
+    #[serde(default)]
+    pub language_code: Option<String>,
+    /// Whether the user has Telegram Premium (Telegram sends `true` or nothing).
+    #[serde(default)]
+    pub is_premium: bool,
+}
+
+impl User {
+    /// The user's language as tracked: the first two letters of `language_code`, lowercased,
+    /// when both are ASCII letters (`pt-br` → `pt`); `None` otherwise.
+    pub fn language(&self) -> Option<String> {
+        let two = self.language_code.as_deref()?.get(..2)?;
+        two.bytes()
+            .all(|b| b.is_ascii_alphabetic())
+            .then(|| two.to_ascii_lowercase())
+    }
+}
+
+/// A price as Telegram states it in payments: what `pre_checkout_query`, `successful_payment`
+/// and `refunded_payment` share. Nothing else of a payment is read (never its invoice payload
+/// or charge ids).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct Price {
+    /// The three-letter ISO 4217 code, or `XTR` for Telegram Stars.
+    pub currency: Option<String>,
+    /// The amount in the currency's smallest units (Stars for `XTR`, cents for `USD`).
+    pub total_amount: Option<i64>,
+}
+
+/// A chat member's state in a `my_chat_member`/`chat_member` update: only its status.
+///
+/// Tolerant by design: a message's legacy `new_chat_member` field (a User, without `status`)
+/// parses too, with no status.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(default)]
+pub struct ChatMember {
+    /// `creator`, `administrator`, `member`, `restricted`, `left` or `kicked`.
+    pub status: Option<String>,
 }
 
 /// A Telegram chat, as much as the bot needs.
@@ -101,6 +141,18 @@ pub struct Payload {
     pub text: Option<String>,
     /// Callback data.
     pub data: Option<String>,
+    /// A `pre_checkout_query`'s currency.
+    pub currency: Option<String>,
+    /// A `pre_checkout_query`'s amount, in the currency's smallest units.
+    pub total_amount: Option<i64>,
+    /// A message's `successful_payment` (its price only).
+    pub successful_payment: Option<Price>,
+    /// A message's `refunded_payment` (its price only).
+    pub refunded_payment: Option<Price>,
+    /// A `my_chat_member`/`chat_member` update's member before the change.
+    pub old_chat_member: Option<ChatMember>,
+    /// A `my_chat_member`/`chat_member` update's member after the change.
+    pub new_chat_member: Option<ChatMember>,
 }
 
 /// What a webhook body is, once parsed.
@@ -143,8 +195,13 @@ impl Update {
 
     /// The user the update came from, where it has one.
     pub fn user_id(&self) -> Option<i64> {
+        self.user().map(|u| u.id)
+    }
+
+    /// The user the update came from (`from`, else `user`), where it has one.
+    pub fn user(&self) -> Option<&User> {
         let p = &self.payload;
-        p.from.as_ref().or(p.user.as_ref()).map(|u| u.id)
+        p.from.as_ref().or(p.user.as_ref())
     }
 
     /// The chat the update happened in (for callback queries: the message's chat).
@@ -392,5 +449,47 @@ mod tests {
         assert!(Command::parse("hello /start").is_none());
         assert!(Command::parse("/").is_none());
         assert!(Command::parse("/ space").is_none());
+    }
+
+    #[test]
+    fn every_fixture_update_parses_with_its_user_facts() {
+        let root = format!(
+            "{}/../../tests/fixtures/updates",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let mut dirs = vec![std::path::PathBuf::from(root)];
+        let mut parsed = 0;
+        while let Some(dir) = dirs.pop() {
+            for entry in std::fs::read_dir(&dir).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    dirs.push(path);
+                    continue;
+                }
+                let update = Update::parse(&std::fs::read(&path).unwrap())
+                    .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+                assert!(update.update_id > 0, "{}", path.display());
+                parsed += 1;
+            }
+        }
+        assert!(parsed >= 35, "{parsed} fixtures");
+        let pt = Update::parse(include_bytes!(
+            "../../../tests/fixtures/updates/owner/user_pt_br_premium.json"
+        ))
+        .unwrap();
+        let user = pt.user().unwrap();
+        assert_eq!(user.language_code.as_deref(), Some("pt-br"));
+        assert!(user.is_premium);
+        let paid = Update::parse(include_bytes!(
+            "../../../tests/fixtures/updates/owner/successful_payment_usd.json"
+        ))
+        .unwrap();
+        assert_eq!(
+            paid.payload.successful_payment,
+            Some(Price {
+                currency: Some("USD".into()),
+                total_amount: Some(1999)
+            })
+        );
     }
 }
