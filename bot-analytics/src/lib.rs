@@ -73,6 +73,7 @@
 #![warn(missing_docs)]
 
 mod analytics;
+mod devclock;
 mod outbox;
 mod panic;
 pub mod queue;
