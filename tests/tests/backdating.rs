@@ -45,7 +45,10 @@ fn without_local_dev_the_simulated_time_is_ignored() {
     assert!(!times.is_empty());
     // Dated now: not 30 days back, and not the hour back the consumer's clamp would allow.
     for t in &times {
-        assert!(*t >= before - 60_000 && *t <= now_ms(), "event at {t}, sent at {before}");
+        assert!(
+            *t >= before - 60_000 && *t <= now_ms(),
+            "event at {t}, sent at {before}"
+        );
     }
     // A malformed value is not even read without the switch.
     let body = fixture("updates/message_start.json").replace("100001", "300002");

@@ -30,7 +30,10 @@ fn every_update_is_inside_the_period_in_time_order() {
         .updates
         .iter()
         .all(|u| (start..=NOW).contains(&u.at_ms)));
-    assert!(population.updates.windows(2).all(|w| w[0].at_ms <= w[1].at_ms));
+    assert!(population
+        .updates
+        .windows(2)
+        .all(|w| w[0].at_ms <= w[1].at_ms));
     // History, not one day: updates on most days of the period, early and late.
     let days = population.days_with_updates();
     assert!(days >= 80, "{days} days with updates");
@@ -50,7 +53,12 @@ fn every_user_starts_with_start_and_their_source() {
         if !seen[update.user] {
             seen[update.user] = true;
             let user = &population.users[update.user];
-            assert_eq!(update.action, Action::Start(user.source.clone()), "user {}", user.id);
+            assert_eq!(
+                update.action,
+                Action::Start(user.source.clone()),
+                "user {}",
+                user.id
+            );
         }
     }
     let sources: Vec<&str> = population
@@ -64,7 +72,11 @@ fn every_user_starts_with_start_and_their_source() {
             "no source {expected}"
         );
     }
-    let organic = population.users.iter().filter(|u| u.source.is_none()).count();
+    let organic = population
+        .users
+        .iter()
+        .filter(|u| u.source.is_none())
+        .count();
     assert!((50..=150).contains(&organic), "{organic} organic of 300");
 }
 
@@ -77,20 +89,45 @@ fn shares_of_payers_blockers_and_returning_users_are_believable() {
     let unblockers = population.users_who(|a| matches!(a, Action::Unblocked));
     let refunds = population.users_who(|a| matches!(a, Action::Refunded { .. }));
     assert!((30..=150).contains(&payers), "{payers} payers of {users}");
-    assert!((100..=300).contains(&blockers), "{blockers} blockers of {users}");
-    assert!(unblockers > 0 && unblockers < blockers, "{unblockers} unblocked");
+    assert!(
+        (100..=300).contains(&blockers),
+        "{blockers} blockers of {users}"
+    );
+    assert!(
+        unblockers > 0 && unblockers < blockers,
+        "{unblockers} unblocked"
+    );
     assert!(refunds > 0 && refunds < payers, "{refunds} refunds");
     let usd = population
         .updates
         .iter()
-        .filter(|u| matches!(u.action, Action::Paid { currency: "USD", .. }))
+        .filter(|u| {
+            matches!(
+                u.action,
+                Action::Paid {
+                    currency: "USD",
+                    ..
+                }
+            )
+        })
         .count();
     let stars = population
         .updates
         .iter()
-        .filter(|u| matches!(u.action, Action::Paid { currency: "XTR", .. }))
+        .filter(|u| {
+            matches!(
+                u.action,
+                Action::Paid {
+                    currency: "XTR",
+                    ..
+                }
+            )
+        })
         .count();
-    assert!(usd > 0 && stars > 2 * usd, "{stars} Stars payments, {usd} USD");
+    assert!(
+        usd > 0 && stars > 2 * usd,
+        "{stars} Stars payments, {usd} USD"
+    );
     // Some come back a week or more after their first visit (retention cohorts).
     let mut first = vec![None; users];
     let mut back_after_a_week = vec![false; users];
@@ -99,14 +136,20 @@ fn shares_of_payers_blockers_and_returning_users_are_believable() {
         back_after_a_week[u.user] |= u.at_ms - joined >= 7 * DAY_MS;
     }
     let returning = back_after_a_week.iter().filter(|b| **b).count();
-    assert!((100..=500).contains(&returning), "{returning} back after a week");
+    assert!(
+        (100..=500).contains(&returning),
+        "{returning} back after a week"
+    );
     let premium = population.users.iter().filter(|u| u.premium).count();
     assert!((40..=150).contains(&premium), "{premium} premium");
     let langs = population.users.iter().filter(|u| u.lang.is_some()).count();
     assert!(langs > 900, "{langs} with a language");
     // Sessions of a few updates: tens of updates per user on average, not hundreds.
     let per_user = population.updates.len() as f64 / users as f64;
-    assert!((5.0..=60.0).contains(&per_user), "{per_user:.1} updates per user");
+    assert!(
+        (5.0..=60.0).contains(&per_user),
+        "{per_user:.1} updates per user"
+    );
 }
 
 #[test]
@@ -134,12 +177,19 @@ fn every_update_parses_as_the_kind_it_is() {
             _ => &json[expected]["from"],
         };
         assert_eq!(from["language_code"].as_str(), user.lang, "{body}");
-        assert_eq!(from["is_premium"].as_bool(), user.premium.then_some(true), "{body}");
+        assert_eq!(
+            from["is_premium"].as_bool(),
+            user.premium.then_some(true),
+            "{body}"
+        );
         if let Action::Blocked = update.action {
             assert_eq!(json[expected]["new_chat_member"]["status"], "kicked");
             assert_eq!(json[expected]["chat"]["type"], "private");
         }
-        if let Action::Paid { amount, currency, .. } = &update.action {
+        if let Action::Paid {
+            amount, currency, ..
+        } = &update.action
+        {
             let paid = &json["message"]["successful_payment"];
             assert_eq!(paid["total_amount"], *amount);
             assert_eq!(paid["currency"], *currency);
