@@ -26,13 +26,14 @@ export ESBUILD_BIN := $(ROOT)/node_modules/@esbuild/linux-x64/bin/esbuild
 export WASM_OPT_BIN := $(ROOT)/node_modules/.bin/wasm-opt
 export WRANGLER_SEND_METRICS := false
 
-.PHONY: api new-bot build-bot deploy economy help bootstrap tools npm build build-producer build-consumer build-minimal-bot build-dashboard \
+.PHONY: dev-vars demo api new-bot build-bot deploy economy help bootstrap tools npm build build-producer build-consumer build-minimal-bot build-dashboard \
         migrate dev test lint unit e2e dry-run docs sizes errors bench bench-smoke soak soak-chaos soak-small fuzz fuzz-smoke \
         clean chromium chdb screenshots
 
 help:
 	@echo "make dev      build the Workers and run them locally (bot + consumer, and the dashboard);"
 	@echo "              make dev BOT=path/to/wrangler.toml runs your own bot instead of the demo bot"
+	@echo "make demo     fill the local stack with 90 days of synthetic traffic (DEMO_USERS, DEMO_DAYS), then make dev"
 	@echo "make test     formatting, clippy, unit tests, dry-run deploys, end-to-end tests"
 	@echo "make bench    benchmarks: bot variants side by side, sizes, consumer throughput"
 	@echo "make soak     10,000 updates at concurrency 50, then checks nothing was lost or doubled"
@@ -125,13 +126,16 @@ migrate: npm
 # with absolute paths into DEV_DIR, with a 1 s coalescing window and batch timeout (events show
 # up within about two seconds; production keeps 20 s). The dashboard's output goes to
 # .wrangler/dashboard-dev.log; it stops with make dev.
-dev: $(DEV_VARS) build-consumer build-dashboard migrate
+# An older .dev.vars gets the settings local dev needs since.
+dev-vars: $(DEV_VARS)
 	@grep -q '^DASHBOARD_PASSWORD=' $(DEV_VARS) || { \
 	  echo 'DASHBOARD_PASSWORD=dev-dashboard-password' >> $(DEV_VARS); \
 	  echo "added the dev DASHBOARD_PASSWORD to $(DEV_VARS)"; }
 	@grep -q '^LOCAL_DEV=' $(DEV_VARS) || { \
 	  echo 'LOCAL_DEV=1' >> $(DEV_VARS); \
-	  echo "added LOCAL_DEV=1 to $(DEV_VARS) (lets the published dev pseudonym key through locally)"; }
+	  echo "added LOCAL_DEV=1 to $(DEV_VARS) (the published dev pseudonym key, make demo's simulated time)"; }
+
+dev: dev-vars build-consumer build-dashboard migrate
 	@cargo run -q -p dev-stack -- --bot $(BOT) --consumer wrangler.consumer.toml \
 	  --dashboard wrangler.dashboard.toml --vars $(DEV_VARS) --out $(DEV_DIR)
 	@secret=$$(sed -n 's/^TELEGRAM_WEBHOOK_SECRET=//p' $(DEV_DIR)/.dev.vars); \
@@ -153,6 +157,20 @@ dev: $(DEV_VARS) build-consumer build-dashboard migrate
 	$(WRANGLER) dev -c $(DEV_DIR)/bot.toml -c $(DEV_DIR)/consumer.toml \
 	  --persist-to $(STATE_DIR) --ip 127.0.0.1 --port $(DEV_PORT)
 
+# make demo: DEMO_DAYS days of synthetic traffic from DEMO_USERS users (deterministic from
+# DEMO_SEED) through the bot and the consumer in local workerd, into the state make dev uses, so
+# make dev then shows history (docs/demo.md). Stop make dev first: both use DEV_PORT and the state.
+DEMO_USERS ?= 600
+DEMO_DAYS ?= 90
+DEMO_SEED ?= 24
+DEMO_CONCURRENCY ?= 16
+demo: dev-vars build-consumer
+	@cargo run -q -p dev-stack -- --bot $(BOT) --consumer wrangler.consumer.toml \
+	  --vars $(DEV_VARS) --out $(DEV_DIR)
+	@cargo run -q -p demo -- --configs $(DEV_DIR) --state $(STATE_DIR) --work $(dir $(STATE_DIR))demo \
+	  --port $(DEV_PORT) --users $(DEMO_USERS) --days $(DEMO_DAYS) --seed $(DEMO_SEED) \
+	  --concurrency $(DEMO_CONCURRENCY)
+
 ## ---- checks ----
 # The library's public API, one item a line (rustdoc's JSON; see the script). `make lint` fails
 # when the code's API differs from the snapshot; `make api` rewrites it, to commit with the change.
@@ -170,6 +188,7 @@ lint: tools
 unit:
 	cargo test -p analytics-core -p telegram-policy -p ingest-policy -p bot-analytics -p producer-worker -p consumer-worker -p report -p dashboard-core -p dev-stack
 	cargo test -p bench --lib --test economy_cli
+	cargo test -p demo --test population
 
 dry-run: build
 	$(WRANGLER) deploy --dry-run -c wrangler.producer.toml --outdir target/dry-run/producer
@@ -185,6 +204,7 @@ deploy: bootstrap build
 
 e2e: build chromium chdb
 	scripts/e2e.sh
+	cargo test -p demo --test demo_e2e -- --test-threads=1 --nocapture
 
 # The fake Analytics Engine SQL API of the e2e tests (tests/fake_ae_sql/server.py) runs every
 # query on ClickHouse through chDB, from PyPI: installed at these versions when missing (a

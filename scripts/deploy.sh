@@ -25,7 +25,44 @@ PLACEHOLDER_ID=00000000-0000-0000-0000-000000000000
 
 say() { printf 'deploy: %s\n' "$*"; }
 
+# Dev-only switches (docs/security.md): LOCAL_DEV (the published dev key, and make demo's
+# backdated events), AE_LOCAL_MIRROR and every DEV_* switch live in .dev.vars only. A config
+# that sets one as a var, or a Worker that has one as a secret, is refused before anything is
+# deployed.
+DEV_SWITCHES='LOCAL_DEV|AE_LOCAL_MIRROR|DEV_[A-Z0-9_]+'
+refuse_dev_switches_in_config() {
+    local config=$1 found
+    found=$(grep -v '^[[:space:]]*#' "$config" \
+        | grep -oE "(^|[{,[:space:]])\"?($DEV_SWITCHES)\"?[[:space:]]*=" \
+        | grep -oE "$DEV_SWITCHES" | sort -u | tr '\n' ' ' || true)
+    if [ -n "$found" ]; then
+        say "refusing to deploy: $config sets the dev-only switch(es) ${found% } (local dev only, in .dev.vars; see docs/security.md)"
+        exit 1
+    fi
+}
+refuse_dev_switches_in_secrets() {
+    local config=$1 listed found
+    # A Worker not deployed yet has no secrets (wrangler fails: nothing to check).
+    listed=$("$WRANGLER" secret list --format json -c "$config" 2>/dev/null) || return 0
+    found=$(node -e '
+      let list = [];
+      try { list = JSON.parse(process.argv[1] || "[]"); } catch (e) { process.exit(0); }
+      const re = new RegExp("^(" + process.argv[2] + ")$");
+      process.stdout.write(list.map((s) => s && s.name).filter((n) => re.test(n || "")).join(" "));
+    ' "$listed" "$DEV_SWITCHES")
+    if [ -n "$found" ]; then
+        say "refusing to deploy: the Worker of $config has the dev-only secret(s) $found; remove them: npx wrangler secret delete NAME -c $config"
+        exit 1
+    fi
+}
+for config in "$CONSUMER_CONFIG" "$BOT_CONFIG" "$DASHBOARD_CONFIG"; do
+    refuse_dev_switches_in_config "$config"
+done
+
 "$WRANGLER" whoami >/dev/null 2>&1 || { say "not logged in: run npx wrangler login (or set CLOUDFLARE_API_TOKEN)"; exit 1; }
+for config in "$CONSUMER_CONFIG" "$BOT_CONFIG" "$DASHBOARD_CONFIG"; do
+    refuse_dev_switches_in_secrets "$config"
+done
 for queue in "$QUEUE" "$DLQ"; do
     if "$WRANGLER" queues info "$queue" >/dev/null 2>&1; then
         say "queue $queue exists"

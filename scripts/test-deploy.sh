@@ -18,6 +18,7 @@ case "$1 $2" in
   "queues info") grep -qx "$3" "$state/queues" 2>/dev/null ;;
   "queues create") echo "$3" >>"$state/queues" ;;
   "d1 list") if [ -f "$state/db" ]; then echo "[{\"uuid\":\"$(cat "$state/db")\",\"name\":\"telegram-analytics\"}]"; else echo "[]"; fi ;;
+  "secret list") cat "$state/secrets" 2>/dev/null || echo "[]" ;;
   "d1 create") echo "1b9b8e6c-0d0a-4c1e-9f3e-2a7d5c4b3a21" >"$state/db"; echo "database_id = \"1b9b8e6c-0d0a-4c1e-9f3e-2a7d5c4b3a21\"" ;;
   *) ;;
 esac
@@ -40,4 +41,26 @@ order=$(grep -n "^d1 migrations apply\|^deploy -c" "$state/calls" | cut -d: -f2-
 run
 if grep -q "create" "$state/calls"; then fail "a second deploy created something"; fi
 grep -qx "deploy -c wrangler.producer.toml" "$state/calls" || fail "second deploy did not deploy the bot"
-echo "test-deploy: ok (first deploy creates queues and database, second creates nothing)"
+# Dev-only switches are refused before anything is deployed: as a var in a config (LOCAL_DEV
+# would let make demo's backdated times and the published dev key into production) ...
+refused() { # $1: what the refusal must name
+    : >"$state/calls"
+    if WRANGLER="$work/wrangler" CONSUMER_CONFIG="$work/consumer.toml" DASHBOARD_CONFIG="$work/dashboard.toml" \
+        BOT_CONFIG="${BOT_CONFIG_UNDER_TEST:-wrangler.producer.toml}" scripts/deploy.sh >"$work/out" 2>&1; then
+        fail "a deploy with $1 was not refused"
+    fi
+    grep -q "refusing to deploy.*$1" "$work/out" || fail "the refusal does not name $1"
+    if grep -q "^deploy -c\|^d1 migrations" "$state/calls"; then fail "something was deployed despite $1"; fi
+}
+cp wrangler.producer.toml "$work/bot.toml"
+sed -i 's/^\[vars\]$/[vars]\nLOCAL_DEV = "1"/' "$work/bot.toml"
+BOT_CONFIG_UNDER_TEST="$work/bot.toml" refused LOCAL_DEV
+cp wrangler.producer.toml "$work/bot.toml"
+sed -i 's/^\[vars\]$/[vars]\nDEV_ENQUEUE = "1"/' "$work/bot.toml"
+BOT_CONFIG_UNDER_TEST="$work/bot.toml" refused DEV_ENQUEUE
+# ... or as a secret of a deployed Worker.
+echo '[{"name":"TELEGRAM_BOT_TOKEN","type":"secret_text"},{"name":"LOCAL_DEV","type":"secret_text"}]' >"$state/secrets"
+refused LOCAL_DEV
+rm "$state/secrets"
+run
+echo "test-deploy: ok (first deploy creates queues and database, second creates nothing, dev-only switches are refused)"

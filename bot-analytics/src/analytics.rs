@@ -92,6 +92,15 @@ impl Analytics {
         }
     }
 
+    /// A tracker for one request whose clock runs `offset_ms` off the Worker's (local dev only:
+    /// see `crate::devclock`); a no-op with `ANALYTICS=off`.
+    pub(crate) fn tracker_shifted(&self, offset_ms: f64) -> Tracker {
+        match self.settings.mode {
+            Mode::Off => Tracker::noop(),
+            _ => Tracker::shifted(self.settings.source.clone(), offset_ms),
+        }
+    }
+
     /// Sends the tracker's events after the response, inside `ctx.wait_until`: call it just
     /// before returning the response. Never delays the response (in `await` mode, use
     /// [`Analytics::send`] instead).

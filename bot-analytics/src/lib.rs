@@ -60,6 +60,7 @@
 //! | `ANALYTICS_COALESCE_MS` | coalescing window in ms (default 20,000, the core's `DEFAULT_WINDOW_MS`; 0 = one message per request) |
 //! | `BOT_NAME`, `RELEASE` | who sends the events (default `telegram-bot` and the crate version) |
 //! | `ANALYTICS_ID_KEY` | secret: the key of the user and chat id pseudonyms (HMAC-SHA-256, 52 bits), at least 32 characters; without it ids are left out and a warning is logged once per isolate; a shorter key, or the published dev key of `.dev.vars.example` without `LOCAL_DEV=1`, is refused (ids left out, an error logged once per isolate) |
+//! | `LOCAL_DEV` | `.dev.vars` only (never deployed): `1` lets the published dev key through, and lets a webhook request's `X-Dev-Simulated-Time` (ms since the epoch) date that update's events (`make demo`, docs/demo.md); without it the header is not read |
 //! | `ANALYTICS_RAW_IDS` | `1` keeps raw Telegram ids instead of pseudonyms: an explicit opt-in |
 //! | `TELEGRAM_WEBHOOK_SECRET` | secret: the `secret_token` given to `setWebhook` (Telegram layer; unset = every request is refused) |
 //! | `TELEGRAM_BOT_TOKEN` | secret: the bot token, for follow-up calls and [`telegram::BotApi`] |
@@ -73,6 +74,7 @@
 #![warn(missing_docs)]
 
 mod analytics;
+mod devclock;
 mod outbox;
 mod panic;
 pub mod queue;

@@ -8,7 +8,18 @@ use analytics_core::{DropCounts, Event, NewEvent, PropValue};
 
 use crate::runtime::{self, now_ms};
 
-type Clock = fn() -> f64;
+/// The tracker's clock: the Worker's, shifted by a fixed offset (0 except in local dev, where
+/// a request may carry the time its update belongs to: see `crate::devclock`).
+#[derive(Debug, Clone, Copy)]
+struct Clock {
+    offset_ms: f64,
+}
+
+impl analytics_core::tracker::Clock for Clock {
+    fn now_ms(&self) -> f64 {
+        now_ms() + self.offset_ms
+    }
+}
 
 /// Records the analytics events of one request (one unit of work).
 ///
@@ -43,10 +54,16 @@ impl std::fmt::Debug for Tracker {
 impl Tracker {
     /// A tracker that records into a fresh buffer, for events from `source`.
     pub(crate) fn new(source: analytics_core::Source) -> Tracker {
+        Tracker::shifted(source, 0.0)
+    }
+
+    /// A tracker whose clock runs `offset_ms` off the Worker's (local dev only, see
+    /// `crate::devclock`).
+    pub(crate) fn shifted(source: analytics_core::Source, offset_ms: f64) -> Tracker {
         Tracker {
             inner: Some(Rc::new(analytics_core::Tracker::new(
                 source,
-                now_ms as Clock,
+                Clock { offset_ms },
                 runtime::seed(),
             ))),
             seen: Rc::default(),
@@ -196,9 +213,13 @@ impl Tracker {
         }
     }
 
-    /// The clock, in ms since the epoch.
+    /// The clock, in ms since the epoch (the tracker's own: in local dev a request may shift
+    /// it to the time its update belongs to).
     pub fn now_ms(&self) -> f64 {
-        now_ms()
+        match &self.inner {
+            Some(t) => t.now_ms(),
+            None => now_ms(),
+        }
     }
 
     /// Takes the recorded events and drop counts (for delivery).

@@ -151,7 +151,12 @@ async fn consume(batch: &MessageBatchSys, env: &Env) {
         now_ms: js_sys::Date::now() as i64,
         point_budget: MAX_POINTS_PER_INVOCATION,
     };
-    let plan = ingest_policy::plan_batch(&messages, &ctx);
+    let mut plan = ingest_policy::plan_batch(&messages, &ctx);
+    // Local dev only (`LOCAL_DEV=1`, never deployed): keep the old event times `make demo`
+    // sends instead of correcting them (see ingest_policy::backdate).
+    if var(env, "LOCAL_DEV").as_deref() == Some("1") {
+        ingest_policy::backdate::trust_event_times(&mut plan, ctx.now_ms);
+    }
     let defer_queue = env.queue(DEFER_QUEUE_BINDING).ok();
     if defer_queue.is_none() && first_time(&SAID_NO_DEFER_QUEUE) {
         console_error!(

@@ -104,6 +104,11 @@ impl Bot {
     {
         let analytics = Analytics::from_env(&env);
         let telegram = TelegramSettings::get(&env);
+        // Local dev only (`LOCAL_DEV=1`): the time the update belongs to (`make demo`).
+        let clock_offset = match crate::devclock::offset(&req, &env) {
+            Ok(offset) => offset.unwrap_or(0.0),
+            Err(bad) => return Response::error(bad.to_string(), 400),
+        };
         let accepted = match req.method() {
             Method::Post => accept(&mut req, &telegram.secret).await,
             _ => Err(Rejection::MethodNotAllowed),
@@ -116,7 +121,7 @@ impl Bot {
         if panic::panicked_before(key) {
             return webhook::skip_redelivery(&analytics, &ctx).await;
         }
-        let tracker = tracker_for(&analytics, key, &parsed);
+        let tracker = tracker_for(&analytics, key, &parsed, clock_offset);
         let update = Update::new(parsed, body, &telegram.username);
         let handled = handler(update.clone(), env, tracker.clone());
         let watched = panic::watch(key, &analytics, &tracker, handled);
@@ -155,13 +160,19 @@ impl Bot {
 }
 
 /// The request's tracker, keyed by the bot and the update (`key`: a redelivered update gets
-/// the same event ids) and set to its user and chat.
+/// the same event ids) and set to its user and chat; its clock runs `clock_offset` ms off the
+/// Worker's (0 except in local dev, see `crate::devclock`).
 fn tracker_for(
     analytics: &Analytics,
     key: u64,
     parsed: &telegram_policy::update::Update,
+    clock_offset: f64,
 ) -> Tracker {
-    let tracker = analytics.tracker();
+    let tracker = if clock_offset == 0.0 {
+        analytics.tracker()
+    } else {
+        analytics.tracker_shifted(clock_offset)
+    };
     if tracker.is_enabled() {
         tracker.set_request_key(key);
         tracker.set_context(parsed.user_id(), parsed.chat().map(|c| c.id));

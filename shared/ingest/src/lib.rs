@@ -25,6 +25,7 @@
 //! policy: the consumer stores what any source sends.
 #![warn(missing_docs)]
 
+pub mod backdate;
 pub mod deferred;
 pub mod faults;
 pub mod keys;

@@ -404,12 +404,20 @@ fn item(message: usize, record: Record) -> Item {
 /// `sent_at` and the time the consumer first received it ([`correct_timestamp`]).
 pub fn accept(envelope: &Envelope, bytes: &[u8], received_at_ms: i64) -> Accepted {
     let sent_at_ms = envelope.sent_at.timestamp_millis();
+    accept_timed(envelope, bytes, |original| {
+        correct_timestamp(original, sent_at_ms, received_at_ms)
+    })
+}
+
+/// [`accept`] with the event times `time` makes of each event's own (local dev's
+/// [`crate::backdate`] keeps them as they are).
+pub fn accept_timed(envelope: &Envelope, bytes: &[u8], time: impl Fn(i64) -> i64) -> Accepted {
     let events = envelope
         .events
         .iter()
         .map(|event| {
             let original = event.timestamp.timestamp_millis();
-            let corrected = correct_timestamp(original, sent_at_ms, received_at_ms);
+            let corrected = time(original);
             let point = to_data_point(&PointInput {
                 source: &envelope.source,
                 event,
