@@ -110,9 +110,14 @@ fn text_property(event: &Event, key: &str, max_bytes: usize) -> Option<String> {
 }
 
 impl UserFact {
-    /// What `event` (its time corrected to `at_ms`) says about its user; `None` without one.
+    /// What `event` (its time corrected to `at_ms`) says about its user; `None` without one,
+    /// and for the bot's own timings and errors (`performance`, `error`: the update that
+    /// caused them speaks for the user).
     pub fn of(event: &Event, at_ms: i64) -> Option<UserFact> {
         let user_id = event.user_id?;
+        if matches!(event.kind, EventKind::Performance | EventKind::Error) {
+            return None;
+        }
         let source = (event.kind == EventKind::Command && event.name == "start")
             .then(|| text_property(event, audience::SOURCE, MAX_SOURCE_BYTES))
             .flatten();
@@ -253,7 +258,8 @@ pub struct BatchFact<'a> {
     pub request: Option<&'a RequestAttempt>,
 }
 
-/// The rows of the three tables for a batch's facts.
+/// The rows of the three tables for a batch's facts. `first_seen` and `last_seen` of a user
+/// come from every event with a fact: what the user sent, and blocks and unblocks.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct AudienceRows {
     /// `bot_users`: one per distinct (bot, user), merged.
@@ -429,6 +435,14 @@ mod tests {
         assert!(!is_active(EventKind::User, audience::USER_UNBLOCKED));
         assert!(!is_active(EventKind::Performance, "handler"));
         assert!(!is_active(EventKind::Error, "x"));
+        let timing = &samples::typical_events()[2];
+        assert_eq!(timing.kind, EventKind::Performance);
+        assert!(timing.user_id.is_some());
+        assert_eq!(
+            UserFact::of(timing, 1),
+            None,
+            "the bot's own work says nothing"
+        );
     }
 
     #[test]
@@ -492,7 +506,6 @@ mod tests {
             with(EventKind::UpdateReceived, "m", vec![("lang", "fr".into())]),
             with(EventKind::User, "user_blocked", vec![]),
             with(EventKind::User, "user_unblocked", vec![]),
-            with(EventKind::Performance, "handler", vec![]),
         ];
         let facts: Vec<UserFact> = events
             .iter()
@@ -525,7 +538,7 @@ mod tests {
         assert_eq!(user.profile.as_ref().unwrap().1.lang.as_deref(), Some("de"));
         // Blocked at +1 day, unblocked at +2 days.
         assert_eq!(user.status, Some((1_000 + 2 * DAY_MS, ACTIVE)));
-        // Active on days 0, 1, 2 (the performance event on day 0 adds nothing).
+        // Active on days 0, 1, 2 (blocks and unblocks are not activity).
         assert_eq!(forward.days.len(), 3);
         assert_eq!(forward.exact.len(), 2);
     }
