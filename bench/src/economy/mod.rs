@@ -427,7 +427,11 @@ mod tests {
         // Ten users: nine more user_days rows and their retention deletes. The one user's
         // later upserts move last_seen, writing the row and its first_seen index as D1 counts
         // them (measured in local D1), as much as a new user's insert.
-        assert_eq!(ten.d1_rows_written - one.d1_rows_written, 9 * 2, "{one:?} {ten:?}");
+        assert_eq!(
+            ten.d1_rows_written - one.d1_rows_written,
+            9 * 2,
+            "{one:?} {ten:?}"
+        );
     }
 
     #[test]

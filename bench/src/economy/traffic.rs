@@ -221,7 +221,11 @@ mod tests {
         assert_eq!(sessions(10_000, 7), updates, "reproducible");
         // Users come back: fewer distinct users than sessions, more than one.
         let distinct: std::collections::HashSet<u64> = updates.iter().map(|u| u.user).collect();
-        assert!(distinct.len() > 100 && distinct.len() < 800, "{}", distinct.len());
+        assert!(
+            distinct.len() > 100 && distinct.len() < 800,
+            "{}",
+            distinct.len()
+        );
         // Bursty: most updates follow another within 10 s.
         let close = updates
             .windows(2)
