@@ -1,6 +1,7 @@
 //! Owner analytics in D1 (`docs/owner-analytics.md`): what each event says about its user,
-//! taken at accept time ([`UserFact::of`]), and the three statements of the first transaction
-//! that store it per batch ([`rows`], [`bot_users_sql`], [`user_days_sql`], [`user_events_sql`]):
+//! taken at accept time ([`UserFact::of`]), the rows of a batch ([`rows`]) and the three
+//! statements of the first transaction that store them ([`bot_users_sql`], [`user_days_sql`],
+//! [`user_events_sql`]):
 //!
 //! - `bot_users`: **one row per distinct (bot, user) of the batch**, written by one upsert whose
 //!   merge is idempotent and order-independent (each column is the maximum of a total order:
