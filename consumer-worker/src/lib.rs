@@ -389,7 +389,10 @@ fn write_points(dataset: &AnalyticsEngineDataset, points: &[&DataPoint]) {
     }
 }
 
-/// The retention cron: chunked deletes, a bounded amount per run (`ingest_policy::retention`).
+/// The daily cron: the rollup of the last days (`ingest_policy::rollup`), then retention's
+/// chunked deletes, a bounded amount per run (`ingest_policy::retention`). The rollup goes
+/// first: it reads rows retention may delete, and a failed rollup is redone by the next run
+/// (it recomputes three days) without holding retention back.
 #[event(scheduled)]
 async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
     let config = RetentionConfig::from_vars(
@@ -408,7 +411,19 @@ async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
         Ok(db) => Db::new(db, faults),
         Err(error) => return console_error!("retention: no {DB_BINDING} binding: {error}"),
     };
-    let mut run = Retention::new(js_sys::Date::now() as i64, config);
+    let now_ms = js_sys::Date::now() as i64;
+    let rollup = ingest_policy::rollup::statement(now_ms);
+    match db.batch(std::slice::from_ref(&rollup)).await {
+        Ok(answer) => console_log!(
+            "rollup: done: days {:?}, {} rows written",
+            ingest_policy::rollup::days(now_ms),
+            answer
+                .rows_written
+                .map_or_else(|| "unknown".to_string(), |n| n.to_string())
+        ),
+        Err(error) => console_error!("rollup: failed, the next run recomputes the days: {error}"),
+    }
+    let mut run = Retention::new(now_ms, config);
     while let Some(step) = run.next_step() {
         match db.batch(std::slice::from_ref(&step.statement)).await {
             Ok(answer) => {

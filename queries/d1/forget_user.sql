@@ -4,9 +4,9 @@
 -- and release move to the latest event of someone else (blanked when none is left); groups left
 -- with no events go. first_seen and last_seen are times without identity: last_seen moves to
 -- the latest remaining event when there is one, first_seen stays.
--- 0. A tombstone: the consumer stores no error row of this id from now on, so a record of the
---    user still in flight (deferred during an outage) cannot bring the rows back. Retention
---    deletes it after 14 days.
+-- 0. A tombstone: the consumer stores no error or owner analytics row of this id from now
+--    on, so a record of the user still in flight (deferred during an outage) cannot bring the
+--    rows back. Retention deletes it after 14 days.
 INSERT INTO forgotten_users (user_id, forgotten_at)
 VALUES (:user_id, CAST(strftime('%s', 'now') AS INTEGER) * 1000)
 ON CONFLICT (user_id) DO UPDATE SET forgotten_at = excluded.forgotten_at;
@@ -43,7 +43,16 @@ DELETE FROM error_groups WHERE count <= 0;
 -- 5. The local Analytics Engine mirror (local dev only; real Analytics Engine cannot delete).
 DELETE FROM analytics_points_local
 WHERE index1 = ':user_id' OR double4 = :user_id OR double5 = :user_id;
+-- 6. Owner analytics (docs/owner-analytics.md): the user's row per bot, active days, blocks
+--    and payments. The tombstone keeps the consumer from inserting them again. The daily
+--    rollup holds only counts per bot and day, no user.
+DELETE FROM bot_users WHERE user_id = :user_id;
+DELETE FROM user_days WHERE user_id = :user_id;
+DELETE FROM user_events WHERE user_id = :user_id;
 -- What is left of the user: 0 rows when the erasure is complete.
 SELECT (SELECT count(*) FROM error_events WHERE user_id = :user_id OR chat_id = :user_id) AS error_events_left,
        (SELECT count(*) FROM analytics_points_local
-        WHERE index1 = ':user_id' OR double4 = :user_id OR double5 = :user_id) AS local_points_left
+        WHERE index1 = ':user_id' OR double4 = :user_id OR double5 = :user_id) AS local_points_left,
+       (SELECT count(*) FROM bot_users WHERE user_id = :user_id) AS bot_users_left,
+       (SELECT count(*) FROM user_days WHERE user_id = :user_id) AS user_days_left,
+       (SELECT count(*) FROM user_events WHERE user_id = :user_id) AS user_events_left

@@ -344,15 +344,15 @@ pub fn query(
     // so a record of the user still in flight is not stored later.
     let forget = matches!(options.command, Report::Forget(_));
     for (from, id) in stored_user_ids(options, raw, env_key)? {
-        let count = format!(
-            "SELECT (SELECT count(*) FROM error_events WHERE user_id = {id} OR chat_id = {id}) + \
-             (SELECT count(*) FROM analytics_points_local WHERE index1 = '{id}' OR double4 = {id} \
-             OR double5 = {id}) AS n"
-        );
-        let stored = run_sql(options, &count)?
+        let before = run_sql(options, &stored_rows_sql(id))?
             .first()
-            .and_then(|r| r["n"].as_i64())
-            .unwrap_or(0);
+            .cloned()
+            .unwrap_or(Value::Null);
+        let rows_of = |column: &str| before[column].as_i64().unwrap_or(0);
+        // `user` reports errors; `forget` erases the owner analytics rows too.
+        let stored = rows_of("error_events") + rows_of("local_points");
+        let owner_rows = rows_of("bot_users") + rows_of("user_days") + rows_of("user_events");
+        let stored = if forget { stored + owner_rows } else { stored };
         tried.push(format!("{from} → {id}: {stored} rows"));
         found |= stored > 0;
         if stored == 0 && !forget {
@@ -364,6 +364,9 @@ pub fn query(
             for row in result.iter_mut().filter_map(Value::as_object_mut) {
                 row.insert("key".into(), from.clone().into());
                 row.insert("rows_before".into(), stored.into());
+                for table in STORED_ROW_TABLES {
+                    row.insert(format!("{table}_before"), rows_of(table).into());
+                }
             }
         }
         rows.extend(result);
@@ -375,6 +378,27 @@ pub fn query(
         });
     }
     Ok(rows)
+}
+
+/// The tables [`stored_rows_sql`] counts a user's rows in (its column names).
+pub const STORED_ROW_TABLES: [&str; 5] = [
+    "error_events",
+    "local_points",
+    "bot_users",
+    "user_days",
+    "user_events",
+];
+
+/// One row counting what D1 holds of stored id `id`, a column per [`STORED_ROW_TABLES`].
+pub fn stored_rows_sql(id: i64) -> String {
+    format!(
+        "SELECT (SELECT count(*) FROM error_events WHERE user_id = {id} OR chat_id = {id}) AS error_events, \
+         (SELECT count(*) FROM analytics_points_local WHERE index1 = '{id}' OR double4 = {id} \
+         OR double5 = {id}) AS local_points, \
+         (SELECT count(*) FROM bot_users WHERE user_id = {id}) AS bot_users, \
+         (SELECT count(*) FROM user_days WHERE user_id = {id}) AS user_days, \
+         (SELECT count(*) FROM user_events WHERE user_id = {id}) AS user_events"
+    )
 }
 
 /// Runs one SQL text with wrangler; returns the rows of its last statement.

@@ -285,6 +285,33 @@ impl Stack {
         stack
     }
 
+    /// Stops `wrangler dev` and starts it again on the same local state (D1, queues) with the
+    /// consumer first and `/__scheduled` enabled: a test that fed the queue through the bot's
+    /// routes can then run the consumer's cron (in a multi-config `wrangler dev` only the first
+    /// Worker has an HTTP port). The log starts again empty.
+    pub fn restart_for_cron(&mut self) {
+        self.stop();
+        self.port = free_port();
+        let child = spawn_wrangler_dev(
+            self.dir.path(),
+            &[
+                "-c",
+                "wrangler.consumer.toml",
+                "-c",
+                "wrangler.producer.toml",
+                "--test-scheduled",
+            ],
+            "state",
+            self.port,
+            &self.log_path(),
+        );
+        let (url, log) = (self.url("/__scheduled"), self.log_path());
+        let child = self.child.insert(child);
+        wait_until_serving("wrangler dev", child, &log, || {
+            Stack::get_url(&url).ok().filter(|(s, _)| *s == 200)
+        });
+    }
+
     fn log_path(&self) -> PathBuf {
         self.dir.path().join("wrangler-dev.log")
     }

@@ -903,6 +903,30 @@ fn d1_rows_written_are_what_the_reliability_doc_says() {
     );
     // A message kept aside: its row, its unique index, and AUTOINCREMENT's sqlite_sequence.
     assert_eq!(rows_written_after(&stack, b"not an envelope"), "[Some(3)]");
+
+    // Owner analytics (docs/owner-analytics.md): a user's message, as its own envelope (no
+    // request claim: a version 7 id).
+    let user_message = |n: u128, at_ms: i64| {
+        let mut envelope = samples::typical_envelope();
+        let mut event = envelope.events[0].clone();
+        event.id = uuid::Uuid::from_u128(0x019a_b53c_0000_7000_8000_0000_0000_0000 | n);
+        event.timestamp = analytics_core::event::timestamp_from_ms(at_ms as f64);
+        envelope.sent_at = event.timestamp;
+        envelope.events = vec![event];
+        encode(&envelope).unwrap()
+    };
+    let now = e2e_tests::now_ms();
+    // A new user: envelope 1 + bot_users row 1 and its first_seen index 1 + user_days 1; mark 1.
+    assert_eq!(
+        rows_written_after(&stack, &user_message(1, now - 2_000)),
+        "[Some(4), Some(1)]"
+    );
+    // The same user again that day: envelope 1 + the bot_users row (last_seen) 1 and, as D1
+    // counts an upsert that sets the indexed first_seen, its index 1; user_days nothing.
+    assert_eq!(
+        rows_written_after(&stack, &user_message(2, now - 1_000)),
+        "[Some(3), Some(1)]"
+    );
 }
 
 /// `forget` while the user's error waits out a D1 outage as a deferred message (the envelope

@@ -149,13 +149,14 @@ fn events_of(update: &Update, seed: u64) -> (Vec<analytics_core::Event>, DropCou
         seed as i64,
     ));
     let typical = samples::typical_events();
+    let user = Some(update.user as i64);
     for i in 0..update.events - update.error_events {
         let e = &typical[i as usize % typical.len()];
         tracker.record(NewEvent {
             kind: Some(e.kind),
             name: e.name.clone(),
-            user_id: e.user_id,
-            chat_id: e.chat_id,
+            user_id: user,
+            chat_id: user,
             duration_ms: e.duration_ms,
             error: None,
             properties: e.properties.clone(),
@@ -222,14 +223,23 @@ pub fn simulate(updates: &[Update], config: Config) -> Usage {
     run_flushes_until(f64::INFINITY, &mut outbox, &mut consumer, &mut flushes);
     let end = consumer.batch_started_ms + config.max_batch_timeout_ms;
     consumer.deliver(end);
+    // The daily cron's rollup (three days of one bot), as it runs at the end of the day.
+    consumer
+        .d1
+        .batch(&[ingest_policy::rollup::statement(end as i64)])
+        .expect("the rollup runs");
     // In a steady state every day's rows are deleted again by retention (requests after a week,
-    // envelopes and error events after 30 days; groups keep their counts): bill those deletes
+    // envelopes and error events after 30 days, active days after 100, user events after 400,
+    // rollups after two years; groups keep their counts, users their row): bill those deletes
     // to the day too.
     let deletes: Vec<ingest_policy::Statement> = [
         "request_attempts",
         "processed_envelopes",
         "error_events",
         "rejected_messages",
+        "user_days",
+        "user_events",
+        "daily_rollup",
     ]
     .iter()
     .map(|table| ingest_policy::Statement::write(format!("DELETE FROM {table}"), Vec::new()))
@@ -364,6 +374,7 @@ mod tests {
                 at_ms: f64::from(i) * 10.0,
                 events: 5,
                 error_events: 0,
+                user: 1,
             })
             .collect();
         let usage = simulate(&updates, Config::shipped());
@@ -378,11 +389,13 @@ mod tests {
             at_ms: 0.0,
             events: 3,
             error_events: 0,
+            user: 1,
         }];
         let failing = [Update {
             at_ms: 0.0,
             events: 3,
             error_events: 1,
+            user: 1,
         }];
         let a = simulate(&plain, Config::shipped());
         let b = simulate(&failing, Config::shipped());
@@ -392,6 +405,32 @@ mod tests {
         assert_eq!(
             b.d1_rows_written - a.d1_rows_written,
             s.insert_cost("error_events") + 1 + s.indexes_on("error_events")
+        );
+    }
+
+    #[test]
+    fn returning_users_cost_fewer_rows_than_new_ones() {
+        // Ten updates a minute apart, each its own batch: by one user, or by ten.
+        let day = |user: fn(u64) -> u64| -> Vec<Update> {
+            (0..10)
+                .map(|i| Update {
+                    at_ms: i as f64 * 60_000.0,
+                    events: 2,
+                    error_events: 0,
+                    user: user(i),
+                })
+                .collect()
+        };
+        let one = simulate(&day(|_| 7), Config::shipped());
+        let ten = simulate(&day(|i| i + 1), Config::shipped());
+        assert_eq!(one.queue_messages, ten.queue_messages);
+        // Ten users: nine more user_days rows and their retention deletes. The one user's
+        // later upserts move last_seen, writing the row and its first_seen index as D1 counts
+        // them (measured in local D1), as much as a new user's insert.
+        assert_eq!(
+            ten.d1_rows_written - one.d1_rows_written,
+            9 * 2,
+            "{one:?} {ten:?}"
         );
     }
 

@@ -2,7 +2,8 @@
 
 use std::fmt;
 
-/// One update as the simulator sees it: when it arrives, and how many events it yields.
+/// One update as the simulator sees it: when it arrives, who sent it, and how many events it
+/// yields.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Update {
     /// Milliseconds since the start of the day.
@@ -11,9 +12,11 @@ pub struct Update {
     pub events: u32,
     /// Of those, error events.
     pub error_events: u32,
+    /// The user who sent it (the stored pseudonym; the owner analytics tables count users).
+    pub user: u64,
 }
 
-/// A line of a trace that is not `offset_ms,events,error_events`.
+/// A line of a trace that is not `offset_ms,events,error_events[,user]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceError {
     /// 1-based line number.
@@ -30,8 +33,10 @@ impl fmt::Display for TraceError {
 
 impl std::error::Error for TraceError {}
 
-/// Parses a trace: CSV, one update per line, `offset_ms,events,error_events`; lines starting
-/// with `#` and blank lines are skipped. Offsets need not be sorted.
+/// Parses a trace: CSV, one update per line, `offset_ms,events,error_events[,user]`; lines
+/// starting with `#` and blank lines are skipped. Offsets need not be sorted. Without the
+/// optional `user` (a whole number), each line is a user of its own: the most D1 writes the
+/// owner analytics tables can cost for that trace.
 pub fn parse_trace(text: &str) -> Result<Vec<Update>, TraceError> {
     let mut updates = Vec::new();
     for (i, line) in text.lines().enumerate() {
@@ -44,11 +49,21 @@ pub fn parse_trace(text: &str) -> Result<Vec<Update>, TraceError> {
             reason,
         };
         let fields: Vec<&str> = line.split(',').map(str::trim).collect();
-        let [offset, events, errors] = fields.as_slice() else {
-            return Err(error(format!(
-                "expected 3 fields (offset_ms,events,error_events), found {}",
-                fields.len()
-            )));
+        let (offset, events, errors, user) = match fields.as_slice() {
+            [o, e, r] => (o, e, r, None),
+            [o, e, r, u] => (o, e, r, Some(u)),
+            _ => {
+                return Err(error(format!(
+                    "expected 3 or 4 fields (offset_ms,events,error_events[,user]), found {}",
+                    fields.len()
+                )))
+            }
+        };
+        let user: u64 = match user {
+            None => (i + 1) as u64,
+            Some(u) => u
+                .parse()
+                .map_err(|_| error(format!("user {u:?} is not a whole number")))?,
         };
         let at_ms: f64 = offset
             .parse()
@@ -70,11 +85,15 @@ pub fn parse_trace(text: &str) -> Result<Vec<Update>, TraceError> {
             at_ms,
             events,
             error_events,
+            user,
         });
     }
     updates.sort_by(|a, b| a.at_ms.total_cmp(&b.at_ms));
     Ok(updates)
 }
+
+/// Sessions per user of the day's pool in the built-in model ([`sessions`]).
+pub const SESSIONS_PER_USER: f64 = 2.0;
 
 /// A small deterministic generator (xorshift64*), so a model run is reproducible.
 #[derive(Debug, Clone)]
@@ -107,12 +126,19 @@ impl Rng {
 /// update, callback, handler, Bot API call, follow-up = 5) or anything else (50 %: update,
 /// handler = 2); 2 % of updates add an error event. Sessions are generated until the day holds
 /// `events_per_day` events.
+///
+/// Users come back: each session belongs to a user drawn at random from a pool of
+/// [`SESSIONS_PER_USER`]-times fewer users than sessions (so a user active that day has about
+/// 2.3 sessions, and about 86 % of the pool is active), from a generator of its own, so the
+/// users do not change the timing of the updates.
 pub fn sessions(events_per_day: u64, seed: u64) -> Vec<Update> {
     const DAY_MS: f64 = 86_400_000.0;
     const MEAN_UPDATES: f64 = 4.0;
     const MEAN_EVENTS_PER_UPDATE: f64 = 0.3 * 3.0 + 0.2 * 5.0 + 0.5 * 2.0 + 0.02;
     let mut rng = Rng::new(seed);
     let sessions_per_day = events_per_day as f64 / (MEAN_UPDATES * MEAN_EVENTS_PER_UPDATE);
+    let mut users = Rng::new(seed ^ 0x5eed_05e5);
+    let pool = (sessions_per_day / SESSIONS_PER_USER).ceil().max(1.0);
     let mean_gap_ms = DAY_MS / sessions_per_day.max(1e-9);
     let mut updates = Vec::new();
     let mut total = 0u64;
@@ -122,6 +148,7 @@ pub fn sessions(events_per_day: u64, seed: u64) -> Vec<Update> {
         let start = start % DAY_MS;
         let mut at = start;
         let mut first = true;
+        let user = 1 + (users.next_f64() * pool) as u64;
         while first || rng.next_f64() < 0.75 {
             first = false;
             let kind = rng.next_f64();
@@ -138,6 +165,7 @@ pub fn sessions(events_per_day: u64, seed: u64) -> Vec<Update> {
                 at_ms: at,
                 events,
                 error_events,
+                user,
             });
             total += u64::from(events);
             at += 2_000.0 + 6_000.0 * rng.next_f64();
@@ -156,18 +184,25 @@ mod tests {
 
     #[test]
     fn traces_parse_and_bad_lines_are_clear_errors() {
-        let trace = "# offset_ms,events,error_events\n2000,3,0\n\n0,5,1\n";
+        let trace = "# offset_ms,events,error_events\n2000,3,0\n\n0,5,1\n9,1,0,42\n";
         let updates = parse_trace(trace).unwrap();
-        assert_eq!(updates.len(), 2);
+        assert_eq!(updates.len(), 3);
         assert_eq!(updates[0].at_ms, 0.0, "sorted by time");
         assert_eq!(updates[0].error_events, 1);
+        assert_eq!(
+            updates.iter().map(|u| u.user).collect::<Vec<_>>(),
+            vec![4, 42, 2],
+            "a user per line unless given"
+        );
         for (bad, why) in [
-            ("1,2", "expected 3 fields"),
+            ("1,2", "expected 3 or 4 fields"),
             ("x,2,0", "offset_ms"),
             ("1,2.5,0", "events"),
             ("1,2,3", "more than events"),
             ("-5,1,0", "offset_ms"),
             ("1,2,ч", "error_events"),
+            ("1,2,0,x", "user"),
+            ("1,2,0,3,4", "expected 3 or 4 fields"),
         ] {
             let error = parse_trace(bad).unwrap_err();
             assert_eq!(error.line, 1);
@@ -184,6 +219,13 @@ mod tests {
             .iter()
             .all(|u| (0.0..86_400_000.0 + 300_000.0).contains(&u.at_ms)));
         assert_eq!(sessions(10_000, 7), updates, "reproducible");
+        // Users come back: fewer distinct users than sessions, more than one.
+        let distinct: std::collections::HashSet<u64> = updates.iter().map(|u| u.user).collect();
+        assert!(
+            distinct.len() > 100 && distinct.len() < 800,
+            "{}",
+            distinct.len()
+        );
         // Bursty: most updates follow another within 10 s.
         let close = updates
             .windows(2)

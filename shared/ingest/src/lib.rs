@@ -16,7 +16,8 @@
 //!    fresh queue message ([`deferred`]), so an outage of a day loses nothing; when only the
 //!    second transaction failed, [`store::settle`] defers what it would have written.
 //!
-//! [`retention`] is the daily cron's chunked clean-up; [`faults`] the dev-only fault switches;
+//! The daily cron writes the [`rollup`] of the last days, then runs [`retention`], the chunked
+//! clean-up; [`audience`] builds the owner analytics rows of step 2; [`faults`] the dev-only fault switches;
 //! [`retry`] the backoff of retried messages; [`local_ae`] the local mirror of Analytics Engine.
 //!
 //! # ingest-policy — the consumer's policy
@@ -25,6 +26,7 @@
 //! policy: the consumer stores what any source sends.
 #![warn(missing_docs)]
 
+pub mod audience;
 pub mod backdate;
 pub mod deferred;
 pub mod faults;
@@ -33,6 +35,7 @@ pub mod local_ae;
 pub mod plan;
 pub mod retention;
 pub mod retry;
+pub mod rollup;
 pub mod store;
 
 pub use plan::{plan_batch, BatchPlan, Item};

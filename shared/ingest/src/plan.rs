@@ -7,6 +7,7 @@ use analytics_core::event::EventKind;
 use analytics_core::skew::correct_timestamp;
 use analytics_core::wire::{decode, DropCounts, Envelope};
 
+use crate::audience::UserFact;
 use crate::deferred::{self, Origin, PointsState, Record};
 use crate::keys::{envelope_key, request_of, RequestAttempt};
 use crate::{BatchContext, IncomingMessage};
@@ -46,6 +47,8 @@ pub struct EventOut {
     pub point: DataPoint,
     /// Its `error_events` row, for error events.
     pub error: Option<ErrorRow>,
+    /// What it says about its user, for the user tables (`crate::audience`).
+    pub user: Option<UserFact>,
 }
 
 /// A decoded envelope that will be stored.
@@ -202,10 +205,18 @@ struct Counts {
     errors: JsonRows,
     envelopes: JsonRows,
     states: JsonRows,
+    /// `bot_users`, `user_days` and `user_events` rows (one per event at most: an upper bound).
+    users: JsonRows,
+    days: JsonRows,
+    exact: JsonRows,
     rejected: usize,
     /// Most marks of one envelope: the second transaction marks an envelope met by `k`
     /// writers in `k` statements.
     rounds: usize,
+}
+
+fn r_len(request: &Option<RequestAttempt>) -> usize {
+    request.as_ref().map_or(0, |r| r.key.len())
 }
 
 /// Rows of `rejected_messages` one insert binds (6 columns, at most 100 parameters).
@@ -218,6 +229,9 @@ impl Counts {
             + self.errors.statements()
             + self.envelopes.statements()
             + self.states.statements()
+            + self.users.statements()
+            + self.days.statements()
+            + self.exact.statements()
             + self.rejected.div_ceil(REJECTED_PER_STATEMENT)
             + self.rounds
     }
@@ -257,10 +271,25 @@ impl StatementTally {
                             + e.release.len();
                         next.errors = next.errors.with(6 * text + 200);
                     }
+                    if let Some(u) = &event.user {
+                        let source = u.source.as_ref().map_or(0, String::len);
+                        next.users = next.users.with(6 * (a.bot.len() + source) + 200);
+                        if u.active {
+                            next.days = next.days.with(6 * a.bot.len() + 60);
+                        }
+                        if let Some(e) = &u.exact {
+                            let text = e.event_id.len()
+                                + a.bot.len()
+                                + e.currency.as_ref().map_or(0, String::len)
+                                + r_len(&event.request);
+                            next.exact = next.exact.with(6 * text + 200);
+                        }
+                    }
                 }
                 let text =
                     a.key.len() + item.origin.message_id.len() + a.bot.len() + item.writer.len();
-                next.envelopes = next.envelopes.with(6 * text + 200);
+                // With `kind_counts`: at most eight kinds and their counts.
+                next.envelopes = next.envelopes.with(6 * text + 400);
                 next.states = next.states.with(a.key.len() + 3);
                 let (written, pending) = self.keys.get(&a.key).copied().unwrap_or_default();
                 let met = match item.points {
@@ -454,6 +483,7 @@ pub fn accept_timed(envelope: &Envelope, bytes: &[u8], time: impl Fn(i64) -> i64
                 request: request_of(event, envelope.version),
                 point,
                 error,
+                user: UserFact::of(event, corrected),
             }
         })
         .collect();

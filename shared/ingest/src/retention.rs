@@ -16,7 +16,10 @@
 //! and `.detail`, which can quote strings of the payload: dropped and blanked after
 //! `REJECTED_PAYLOAD_DAYS`, default [`DEFAULT_PAYLOAD_DAYS`]; the row keeps its reason code
 //! until `RETENTION_DAYS`). `forget`'s tombstones (`forgotten_users`) go after
-//! [`FORGOTTEN_RETENTION_DAYS`].
+//! [`FORGOTTEN_RETENTION_DAYS`]. The owner analytics tables have durations of their own:
+//! `user_days` [`USER_DAYS_RETENTION_DAYS`], `user_events` [`USER_EVENTS_RETENTION_DAYS`],
+//! `daily_rollup` [`ROLLUP_RETENTION_DAYS`]; `bot_users` is kept (one row per user and bot,
+//! erased by `forget`).
 //!
 //! Tables with an index on their time column are cut through it. `processed_envelopes` and
 //! `request_attempts` have no such index (it would cost a row written per insert and per
@@ -40,6 +43,23 @@ pub const DEFAULT_MAX_ROWS_WRITTEN: u64 = 50_000;
 
 /// Default retention of error events, envelope keys, rejected messages and local points.
 pub const DEFAULT_RETENTION_DAYS: i64 = 30;
+
+/// Fewest days `RETENTION_DAYS` may keep: the daily rollup recomputes the last
+/// [`crate::rollup::ROLLUP_DAYS`] days from `processed_envelopes` and `error_events`, so they
+/// must outlive them (a smaller setting is raised to this).
+pub const MIN_RETENTION_DAYS: i64 = crate::rollup::ROLLUP_DAYS + 1;
+
+/// How long `user_days` rows are kept: daily active users and weekly retention cohorts of
+/// weeks 0 to 12 need 13 weeks and a few days; the rollup keeps the daily counts for longer.
+pub const USER_DAYS_RETENTION_DAYS: i64 = 100;
+
+/// How long `user_events` rows (blocks, unblocks, payments, refunds) are kept: a year and a
+/// month, so a year-over-year comparison of revenue and blocks still has its exact rows; the
+/// rollup keeps the daily sums two years.
+pub const USER_EVENTS_RETENTION_DAYS: i64 = 400;
+
+/// How long `daily_rollup` rows are kept: two years.
+pub const ROLLUP_RETENTION_DAYS: i64 = 730;
 
 /// How long a quiet group keeps its last message, unless `GROUP_MESSAGE_DAYS` says otherwise.
 pub const DEFAULT_MESSAGE_DAYS: i64 = 14;
@@ -80,11 +100,18 @@ pub enum Table {
     RejectedPayloads,
     /// `forgotten_users`, by `forgotten_at` (no index: a small table, scanned).
     ForgottenUsers,
+    /// `user_days`, by `day` (its key starts with the bot: scanned in key order, where each
+    /// bot's oldest days come first).
+    UserDays,
+    /// `user_events`, by `occurred_at` (a small table of rare events, scanned).
+    UserEvents,
+    /// `daily_rollup`, by `day` (one row per bot and day, scanned).
+    DailyRollup,
 }
 
 impl Table {
     /// Every table, in the order they take turns.
-    pub const ALL: [Table; 8] = [
+    pub const ALL: [Table; 11] = [
         Table::ErrorEvents,
         Table::ProcessedEnvelopes,
         Table::RequestAttempts,
@@ -93,6 +120,9 @@ impl Table {
         Table::GroupMessages,
         Table::RejectedPayloads,
         Table::ForgottenUsers,
+        Table::UserDays,
+        Table::UserEvents,
+        Table::DailyRollup,
     ];
 
     /// The SQL name.
@@ -106,6 +136,9 @@ impl Table {
             Table::GroupMessages => "error_groups.last_message",
             Table::RejectedPayloads => "rejected_messages.payload",
             Table::ForgottenUsers => "forgotten_users",
+            Table::UserDays => "user_days",
+            Table::UserEvents => "user_events",
+            Table::DailyRollup => "daily_rollup",
         }
     }
 
@@ -117,7 +150,12 @@ impl Table {
             Table::ProcessedEnvelopes | Table::RequestAttempts => 1,
             Table::RejectedMessages => 2,
             Table::LocalPoints => 3,
-            Table::GroupMessages | Table::RejectedPayloads | Table::ForgottenUsers => 1,
+            Table::UserEvents => 2,
+            Table::GroupMessages
+            | Table::RejectedPayloads
+            | Table::ForgottenUsers
+            | Table::UserDays
+            | Table::DailyRollup => 1,
         }
     }
 
@@ -155,7 +193,7 @@ impl RetentionConfig {
         max_rows_written: Option<&str>,
     ) -> RetentionConfig {
         RetentionConfig {
-            days: positive(retention_days, DEFAULT_RETENTION_DAYS),
+            days: positive(retention_days, DEFAULT_RETENTION_DAYS).max(MIN_RETENTION_DAYS),
             max_rows_written: positive(max_rows_written, DEFAULT_MAX_ROWS_WRITTEN),
             message_days: DEFAULT_MESSAGE_DAYS,
             payload_days: DEFAULT_PAYLOAD_DAYS,
@@ -211,6 +249,10 @@ pub struct Retention {
     message_cutoff_ms: i64,
     payload_cutoff_ms: i64,
     forgotten_cutoff_ms: i64,
+    /// First day kept in `user_days` and `daily_rollup` (days since the epoch).
+    user_days_cutoff: i64,
+    rollup_cutoff: i64,
+    user_events_cutoff_ms: i64,
     cutoff_text: String,
     config: RetentionConfig,
     tables: Vec<TableState>,
@@ -233,6 +275,9 @@ impl Retention {
             message_cutoff_ms: now_ms.saturating_sub(config.message_days.saturating_mul(DAY_MS)),
             payload_cutoff_ms: now_ms.saturating_sub(config.payload_days.saturating_mul(DAY_MS)),
             forgotten_cutoff_ms: now_ms.saturating_sub(FORGOTTEN_RETENTION_DAYS * DAY_MS),
+            user_days_cutoff: now_ms.div_euclid(DAY_MS) - USER_DAYS_RETENTION_DAYS,
+            rollup_cutoff: now_ms.div_euclid(DAY_MS) - ROLLUP_RETENTION_DAYS,
+            user_events_cutoff_ms: now_ms.saturating_sub(USER_EVENTS_RETENTION_DAYS * DAY_MS),
             cutoff_text,
             config,
             tables: Table::ALL
@@ -307,6 +352,18 @@ impl Retention {
                 format!("DELETE FROM forgotten_users WHERE user_id IN (SELECT user_id FROM forgotten_users WHERE forgotten_at < ?1 LIMIT {limit}) RETURNING user_id AS k"),
                 vec![SqlValue::Integer(self.forgotten_cutoff_ms)],
             ),
+            Table::UserDays => (
+                format!("DELETE FROM user_days WHERE (bot, day, user_id) IN (SELECT bot, day, user_id FROM user_days WHERE day < ?1 LIMIT {limit}) RETURNING day AS k"),
+                vec![SqlValue::Integer(self.user_days_cutoff)],
+            ),
+            Table::UserEvents => (
+                format!("DELETE FROM user_events WHERE event_id IN (SELECT event_id FROM user_events WHERE occurred_at < ?1 LIMIT {limit}) RETURNING event_id AS k"),
+                vec![SqlValue::Integer(self.user_events_cutoff_ms)],
+            ),
+            Table::DailyRollup => (
+                format!("DELETE FROM daily_rollup WHERE (bot, day) IN (SELECT bot, day FROM daily_rollup WHERE day < ?1 LIMIT {limit}) RETURNING day AS k"),
+                vec![SqlValue::Integer(self.rollup_cutoff)],
+            ),
         };
         Statement {
             sql,
@@ -370,9 +427,9 @@ mod tests {
 
     /// Runs a whole retention run against fake tables holding `old[i]` old rows each; returns
     /// the report and the rows left.
-    fn simulate(old: &mut [u64; 8], config: RetentionConfig) -> RetentionReport {
+    fn simulate(old: &mut [u64; 11], config: RetentionConfig) -> RetentionReport {
         let mut run = Retention::new(NOW, config);
-        let mut next_key = [0u64; 8];
+        let mut next_key = [0u64; 11];
         while let Some(step) = run.next_step() {
             let i = Table::ALL.iter().position(|t| *t == step.table).unwrap();
             assert!(
@@ -418,7 +475,7 @@ mod tests {
     #[test]
     fn a_backlog_stops_at_the_cap_and_the_next_run_continues() {
         let config = RetentionConfig::from_vars(Some("30"), None);
-        let mut old = [100_000, 20_000, 20_000, 100, 20_000, 3_000, 50, 10];
+        let mut old = [100_000, 20_000, 20_000, 100, 20_000, 3_000, 50, 10, 0, 0, 0];
         let first = simulate(&mut old, config);
         assert!(!first.finished);
         assert!(first.rows_written >= DEFAULT_MAX_ROWS_WRITTEN);
@@ -436,7 +493,7 @@ mod tests {
             assert!(runs < 30, "no progress");
         }
         runs += 1;
-        assert_eq!(old, [0; 8]);
+        assert_eq!(old, [0; 11]);
         // 400,000 + 20,000 + 20,000 + 200 + 60,000 + 3,000 + 50 rows written at 50,000 a run.
         assert!((10..=14).contains(&runs), "{runs} runs");
     }
@@ -444,11 +501,11 @@ mod tests {
     #[test]
     fn the_statement_cap_holds_on_cheap_tables() {
         let config = RetentionConfig::from_vars(None, Some("100000000"));
-        let mut old = [0, 200_000, 0, 0, 0, 0, 0, 0];
+        let mut old = [0, 200_000, 0, 0, 0, 0, 0, 0, 0, 0, 0];
         let report = simulate(&mut old, config);
         assert_eq!(report.statements, MAX_STATEMENTS_PER_RUN);
-        // The seven clean tables take one statement each.
-        assert_eq!(old[1], 200_000 - 33 * u64::from(CHUNK_ROWS));
+        // The ten clean tables take one statement each.
+        assert_eq!(old[1], 200_000 - 30 * u64::from(CHUNK_ROWS));
         assert!(!report.finished);
     }
 

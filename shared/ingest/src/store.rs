@@ -7,9 +7,12 @@
 //! 2. read the winning attempt of every request key of the batch;
 //! 3. insert the error rows of winning attempts (and of events that carry no request), none
 //!    of an id `forget` erased (`forgotten_users`: a record in flight cannot bring it back);
-//! 4. insert or claim the envelopes: one statement inserts new envelopes (claimed by the
-//!    insert) and claims existing ones whose points are not written and whose claim is free,
-//!    expired, or held by the same writer, and returns the claimed keys;
+//!    then the owner analytics rows of the batch (`bot_users`, `user_days`, `user_events`,
+//!    [`crate::audience`]), under the same guards;
+//! 4. insert or claim the envelopes (with their events per kind, `kind_counts`): one statement
+//!    inserts new envelopes (claimed by the insert) and claims existing ones whose points are
+//!    not written and whose claim is free, expired, or held by the same writer, and returns
+//!    the claimed keys;
 //! 5. read every envelope's state; 6. insert rejected messages.
 //!
 //! Then the points of the claimed envelopes' kept events are written to Analytics Engine, and
@@ -20,6 +23,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{json, Value};
 
+use crate::audience;
 use crate::local_ae;
 use crate::retry::Backoff;
 use analytics_core::datapoint::DataPoint;
@@ -157,6 +161,26 @@ pub fn commit_statements(plan: &BatchPlan, ctx: &BatchContext) -> Vec<Statement>
         StatementRole::Write,
     ));
 
+    // 3b. Owner analytics: users, active days, exact user events (`crate::audience`), after
+    // the claims (user events keep only winning attempts).
+    let facts = accepted_items(plan).flat_map(|(_, a)| {
+        a.events.iter().filter_map(move |e| {
+            Some(audience::BatchFact {
+                bot: &a.bot,
+                fact: e.user.as_ref()?,
+                request: e.request.as_ref(),
+            })
+        })
+    });
+    let (users, days, exact) = audience::json_rows(&audience::rows(facts));
+    for (sql, rows) in [
+        (audience::bot_users_sql(), users),
+        (audience::user_days_sql(), days),
+        (audience::user_events_sql(), exact),
+    ] {
+        statements.extend(json_each(&sql, rows, "", &[], StatementRole::Write));
+    }
+
     // 4–5. Envelopes: insert or claim in one statement, then read their state.
     let mut envelopes = Vec::new();
     let mut keys = Vec::new();
@@ -174,6 +198,7 @@ pub fn commit_statements(plan: &BatchPlan, ctx: &BatchContext) -> Vec<Statement>
             item.origin.received_at_ms,
             item.deferrals,
             item.writer,
+            audience::kind_counts(a.events.iter().map(|e| e.point.blobs[2].as_str())),
         ]));
         if !keys.contains(&a.key) {
             keys.push(a.key.clone());
@@ -182,9 +207,9 @@ pub fn commit_statements(plan: &BatchPlan, ctx: &BatchContext) -> Vec<Statement>
     statements.extend(json_each(
         &format!(
             "INSERT INTO processed_envelopes (key, queue_message_id, bot, event_count, dropped_send_failed, dropped_oversize, \
-             dropped_buffer_full, dropped_cancelled, received_at, deferrals, points_claimed_by, points_claimed_at) \
+             dropped_buffer_full, dropped_cancelled, received_at, deferrals, points_claimed_by, kind_counts, points_claimed_at) \
              SELECT {}, ?2 FROM json_each(?1) WHERE true",
-            columns(11)
+            columns(12)
         ),
         envelopes,
         " ON CONFLICT (key) DO UPDATE SET points_claimed_by = excluded.points_claimed_by, points_claimed_at = excluded.points_claimed_at \

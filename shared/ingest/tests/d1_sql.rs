@@ -1593,3 +1593,413 @@ fn a_rejected_messages_detail_expires_with_its_payload() {
     );
     assert_eq!(rows[1].1, "invalid type: string \"recent\"");
 }
+
+// ---- Owner analytics (docs/owner-analytics.md) ----
+
+use analytics_core::event::{Event, EventKind, PropValue};
+use analytics_core::wire::Envelope;
+
+const DAY: i64 = 86_400_000;
+/// The largest pseudonym (52 bits): stored exactly as an INTEGER.
+const USER_A: i64 = (1 << 52) - 1;
+const USER_B: i64 = 77;
+
+fn owner_event(
+    n: u128,
+    kind: EventKind,
+    name: &str,
+    user: i64,
+    at_ms: i64,
+    properties: Vec<(&str, PropValue)>,
+) -> Event {
+    Event {
+        id: uuid::Uuid::from_u128(0x019a_b53c_0000_7000_8000_0000_0000_0000 | n),
+        timestamp: chrono::DateTime::from_timestamp_millis(at_ms).unwrap(),
+        kind,
+        name: name.into(),
+        user_id: Some(user),
+        chat_id: Some(user),
+        duration_ms: None,
+        error: None,
+        properties: properties
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect(),
+        truncated: 0,
+    }
+}
+
+/// An envelope of `events`, sent just after the last of them.
+fn owner_envelope(events: Vec<Event>) -> Vec<u8> {
+    let sent = events.iter().map(|e| e.timestamp).max().unwrap() + chrono::Duration::seconds(1);
+    encode(&Envelope {
+        sent_at: sent,
+        events,
+        ..samples::typical_envelope()
+    })
+    .unwrap()
+}
+
+/// Yesterday (of NOW) at 10:00 UTC.
+fn yesterday() -> i64 {
+    (NOW.div_euclid(DAY) - 1) * DAY + 10 * 3_600_000
+}
+
+/// Two envelopes about users A and B over yesterday and today: a /start with a source, then a
+/// later one with another; updates with language and Premium; a block and an unblock; a
+/// payment and a refund; a bot timing (not activity).
+fn owner_envelopes() -> (Vec<u8>, Vec<u8>) {
+    use EventKind::*;
+    let y = yesterday();
+    let first = owner_envelope(vec![
+        owner_event(
+            1,
+            UpdateReceived,
+            "message",
+            USER_A,
+            y,
+            vec![("lang", "de".into())],
+        ),
+        owner_event(
+            2,
+            Command,
+            "start",
+            USER_A,
+            y + 1,
+            vec![("source", "ads".into())],
+        ),
+        owner_event(3, Performance, "handler", USER_A, y + 2, vec![]),
+        owner_event(
+            4,
+            Payment,
+            "payment",
+            USER_A,
+            y + 3,
+            vec![("amount", 250i64.into()), ("currency", "XTR".into())],
+        ),
+        owner_event(5, UpdateReceived, "message", USER_B, y + 4, vec![]),
+    ]);
+    let t = NOW - 3_600_000;
+    let second = owner_envelope(vec![
+        owner_event(
+            6,
+            UpdateReceived,
+            "message",
+            USER_A,
+            t,
+            vec![("lang", "fr".into()), ("premium", true.into())],
+        ),
+        owner_event(
+            7,
+            Command,
+            "start",
+            USER_A,
+            t + 1,
+            vec![("source", "later".into())],
+        ),
+        owner_event(
+            8,
+            Payment,
+            "refund",
+            USER_A,
+            t + 2,
+            vec![("amount", 50i64.into()), ("currency", "XTR".into())],
+        ),
+        owner_event(9, User, "user_blocked", USER_B, t + 3, vec![]),
+        owner_event(
+            10,
+            Payment,
+            "payment",
+            USER_B,
+            t + 4,
+            vec![("amount", 199i64.into()), ("currency", "USD".into())],
+        ),
+    ]);
+    (first, second)
+}
+
+/// Every row of the owner analytics tables, as text.
+fn owner_rows(db: &Db) -> Vec<String> {
+    let mut out = Vec::new();
+    for sql in [
+        "SELECT * FROM bot_users ORDER BY bot, user_id",
+        "SELECT * FROM user_days ORDER BY bot, day, user_id",
+        "SELECT * FROM user_events ORDER BY event_id",
+    ] {
+        for row in db
+            .batch(&[Statement::write(sql, vec![])])
+            .unwrap()
+            .remove(0)
+        {
+            out.push(row.to_string());
+        }
+    }
+    out
+}
+
+fn deliver(db: &Db, id: &str, bytes: &[u8], now: i64) {
+    invoke(
+        db,
+        &[message(id, 1, bytes.to_vec())],
+        now,
+        D1::Up,
+        D1::Up,
+        true,
+    );
+}
+
+#[test]
+fn owner_rows_are_exact_and_the_same_redelivered_or_reordered() {
+    let (first, second) = owner_envelopes();
+    let db = Db::migrated();
+    deliver(&db, "1", &first, NOW);
+    deliver(&db, "2", &second, NOW);
+    let rows = owner_rows(&db);
+    let y = yesterday();
+    let t = NOW - 3_600_000;
+    let user_a: Value = db
+        .batch(&[Statement::write(
+            format!("SELECT * FROM bot_users WHERE user_id = {USER_A}"),
+            vec![],
+        )])
+        .unwrap()[0][0]
+        .clone();
+    assert_eq!(
+        user_a,
+        json!({"bot": "telegram-bot", "user_id": USER_A, "first_seen": y, "last_seen": t + 2,
+               "source": "ads", "source_at": y + 1, "lang": "fr", "premium": 1, "seen_at": t,
+               "status": "active", "status_at": null})
+    );
+    assert_eq!(
+        db.count(&format!(
+            "SELECT count(*) FROM bot_users WHERE user_id = {USER_B} AND status = 'blocked' \
+             AND status_at = {} AND lang IS NULL AND source IS NULL",
+            t + 3
+        )),
+        1
+    );
+    // A active yesterday and today, B both days too (the block is not activity, the payment is).
+    let today = NOW.div_euclid(DAY);
+    assert_eq!(db.count("SELECT count(*) FROM user_days"), 4, "{rows:?}");
+    assert_eq!(
+        db.count(&format!(
+            "SELECT count(*) FROM user_days WHERE day = {today} AND user_id = {USER_B}"
+        )),
+        1
+    );
+    assert_eq!(
+        db.count("SELECT count(*) FROM user_events WHERE name = 'payment' AND currency = 'XTR' AND amount = 250"),
+        1
+    );
+    assert_eq!(db.count("SELECT count(*) FROM user_events"), 4);
+    assert_eq!(
+        db.count("SELECT count(*) FROM processed_envelopes WHERE kind_counts = '{\"command\":1,\"payment\":1,\"performance\":1,\"update\":2}'"),
+        1
+    );
+
+    // A copy of a message (another queue message id, the same bytes) writes nothing at all.
+    let before = db.0.total_changes();
+    deliver(&db, "1-copy", &first, NOW + 60_000);
+    assert_eq!(db.0.total_changes(), before, "a copy wrote rows");
+    assert_eq!(owner_rows(&db), rows);
+
+    // The other order, and the first envelope split in two: the same rows.
+    let reordered = Db::migrated();
+    deliver(&reordered, "2", &second, NOW);
+    let envelope = analytics_core::decode(&first).unwrap();
+    let (a, b) = envelope.events.split_at(2);
+    deliver(&reordered, "1b", &owner_envelope(b.to_vec()), NOW);
+    deliver(&reordered, "1a", &owner_envelope(a.to_vec()), NOW);
+    assert_eq!(owner_rows(&reordered), rows);
+}
+
+#[test]
+fn a_forgotten_user_is_erased_and_not_inserted_again() {
+    let (first, second) = owner_envelopes();
+    let db = Db::migrated();
+    deliver(&db, "1", &first, NOW);
+    let user_a = |table: &str| {
+        db.count(&format!(
+            "SELECT count(*) FROM {table} WHERE user_id = {USER_A}"
+        ))
+    };
+    assert_eq!(
+        (
+            user_a("bot_users"),
+            user_a("user_days"),
+            user_a("user_events")
+        ),
+        (1, 1, 1)
+    );
+    forget(&db, USER_A);
+    assert_eq!(
+        (
+            user_a("bot_users"),
+            user_a("user_days"),
+            user_a("user_events")
+        ),
+        (0, 0, 0)
+    );
+    // forget's last statement counts what is left of the user in every table.
+    let sql = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../queries/d1/forget_user.sql"),
+    )
+    .unwrap()
+    .replace(":user_id", &USER_A.to_string());
+    let last = sql.rsplit(';').find(|s| s.contains("SELECT")).unwrap();
+    let left = db.batch(&[Statement::write(last, vec![])]).unwrap()[0][0].clone();
+    for column in ["bot_users_left", "user_days_left", "user_events_left"] {
+        assert_eq!(left[column], 0, "{left}");
+    }
+    // Late records of the user (a redelivery, and a new envelope) bring nothing back; B's do land.
+    deliver(&db, "1-again", &first, NOW + 60_000);
+    deliver(&db, "2", &second, NOW + 60_000);
+    assert_eq!(
+        (
+            user_a("bot_users"),
+            user_a("user_days"),
+            user_a("user_events")
+        ),
+        (0, 0, 0)
+    );
+    assert_eq!(
+        db.count(&format!(
+            "SELECT count(*) FROM bot_users WHERE user_id = {USER_B}"
+        )),
+        1
+    );
+    assert_eq!(
+        db.count(&format!(
+            "SELECT count(*) FROM user_events WHERE user_id = {USER_B}"
+        )),
+        2
+    );
+}
+
+fn rollup_rows(db: &Db) -> Vec<Value> {
+    db.batch(&[Statement::write(
+        "SELECT * FROM daily_rollup ORDER BY bot, day",
+        vec![],
+    )])
+    .unwrap()
+    .remove(0)
+}
+
+#[test]
+fn the_rollup_is_exact_and_a_second_run_writes_the_same_rows() {
+    let (first, second) = owner_envelopes();
+    let db = Db::migrated();
+    // The first envelope is received yesterday, the second today; and an error today.
+    deliver(&db, "1", &first, yesterday() + 60_000);
+    deliver(&db, "2", &second, NOW);
+    deliver(&db, "e", &errors(), NOW);
+    let run = |at: i64| {
+        db.batch(&[ingest_policy::rollup::statement(at)]).unwrap();
+        rollup_rows(&db)
+    };
+    let rows = run(NOW);
+    let today = NOW.div_euclid(DAY);
+    assert_eq!(rows.len(), 3, "today and the two days before: {rows:?}");
+    let day = |d: i64| rows.iter().find(|r| r["day"] == d).unwrap().clone();
+    let y = day(today - 1);
+    assert_eq!(
+        (
+            &y["new_users"],
+            &y["active_users"],
+            &y["blocked"],
+            &y["payers"],
+            &y["revenue"],
+            &y["events"],
+            &y["events_by_kind"],
+            &y["errors"]
+        ),
+        (
+            &json!(2),
+            &json!(2),
+            &json!(0),
+            &json!(1),
+            &json!("{\"XTR\":250}"),
+            &json!(5),
+            &json!("{\"command\":1,\"payment\":1,\"performance\":1,\"update\":2}"),
+            &json!(0)
+        ),
+        "{y}"
+    );
+    let t = day(today);
+    assert_eq!(
+        (
+            &t["new_users"],
+            &t["active_users"],
+            &t["blocked"],
+            &t["unblocked"],
+            &t["payers"],
+            &t["revenue"],
+            &t["events"],
+            &t["errors"]
+        ),
+        (
+            &json!(0),
+            &json!(2),
+            &json!(1),
+            &json!(0),
+            &json!(1),
+            &json!("{\"USD\":199,\"XTR\":-50}"),
+            &json!(6),
+            &json!(1)
+        ),
+        "{t}"
+    );
+    let empty = day(today - 2);
+    assert_eq!(
+        (&empty["events"], &empty["revenue"]),
+        (&json!(0), &json!("{}"))
+    );
+    // A second run an hour later: the same rows, computed_at included (nothing changed, so
+    // nothing is written).
+    let before = db.0.total_changes();
+    assert_eq!(run(NOW + 3_600_000), rows);
+    assert_eq!(db.0.total_changes(), before);
+    // Late data changes the figures on the next run.
+    let late = owner_envelope(vec![owner_event(
+        11,
+        EventKind::Command,
+        "help",
+        5,
+        NOW - 60_000,
+        vec![],
+    )]);
+    deliver(&db, "late", &late, NOW);
+    let again = run(NOW + 7_200_000);
+    let t = again.iter().find(|r| r["day"] == today).unwrap();
+    assert_eq!(
+        (&t["new_users"], &t["active_users"], &t["events"]),
+        (&json!(1), &json!(3), &json!(7))
+    );
+    assert_eq!(t["computed_at"], NOW + 7_200_000);
+}
+
+#[test]
+fn owner_tables_keep_their_own_retention() {
+    let (first, _) = owner_envelopes();
+    let db = Db::migrated();
+    deliver(&db, "1", &first, NOW);
+    db.batch(&[ingest_policy::rollup::statement(NOW)]).unwrap();
+    let count = |table: &str| db.count(&format!("SELECT count(*) FROM {table}"));
+    let (days, events, rollups) = (
+        count("user_days"),
+        count("user_events"),
+        count("daily_rollup"),
+    );
+    retention_run(&db, NOW + 99 * DAY);
+    assert_eq!(count("user_days"), days, "kept 100 days");
+    retention_run(&db, NOW + 101 * DAY);
+    assert_eq!(count("user_days"), 0);
+    retention_run(&db, NOW + 398 * DAY);
+    assert_eq!((count("user_events"), count("bot_users")), (events, 2));
+    retention_run(&db, NOW + 401 * DAY);
+    assert_eq!(count("user_events"), 0);
+    assert_eq!(count("daily_rollup"), rollups);
+    retention_run(&db, NOW + 731 * DAY);
+    assert_eq!(count("daily_rollup"), 0);
+    assert_eq!(count("bot_users"), 2, "kept until forget");
+}
