@@ -188,7 +188,7 @@ lint: tools
 unit:
 	cargo test -p analytics-core -p telegram-policy -p ingest-policy -p bot-analytics -p producer-worker -p consumer-worker -p report -p dashboard-core -p dev-stack
 	cargo test -p bench --lib --test economy_cli
-	cargo test -p demo --test population
+	cargo test -p demo --lib --test population --test rollup
 
 dry-run: build
 	$(WRANGLER) deploy --dry-run -c wrangler.producer.toml --outdir target/dry-run/producer
