@@ -282,7 +282,7 @@ pub fn not_understood_per_day(dialect: Dialect, window: &Window, bot: Option<&st
 }
 
 /// A time no event has: the first time of a step a user never did.
-pub const NEVER_MS: &str = "1e18";
+pub const NEVER_MS: &str = "1000000000000000000.0";
 
 fn step_condition(step: &Step) -> String {
     // Kinds come from a fixed list and names were validated by `funnel::parse_config` (only

@@ -35,6 +35,8 @@ pub struct DashboardOptions {
     pub password: Option<String>,
     /// Where Analytics Engine data comes from.
     pub data: AeData,
+    /// `FUNNELS` (`None`: as wrangler.dashboard.toml has it).
+    pub funnels: Option<String>,
 }
 
 impl DashboardOptions {
@@ -43,6 +45,7 @@ impl DashboardOptions {
         DashboardOptions {
             password: Some(TEST_PASSWORD.into()),
             data: AeData::SqlApi(api.base_url()),
+            funnels: None,
         }
     }
 
@@ -51,7 +54,14 @@ impl DashboardOptions {
         DashboardOptions {
             password: Some(TEST_PASSWORD.into()),
             data: AeData::LocalMirror,
+            funnels: None,
         }
+    }
+
+    /// The same options with `FUNNELS` set to `funnels`.
+    pub fn with_funnels(mut self, funnels: &str) -> DashboardOptions {
+        self.funnels = Some(funnels.to_string());
+        self
     }
 }
 
@@ -98,7 +108,15 @@ impl Dashboard {
     pub fn start(stack: &Stack, name: &str, options: DashboardOptions) -> Dashboard {
         let dir = stack.dir().join(name);
         fs::create_dir_all(&dir).expect("dashboard dir");
-        let config = local_config("wrangler.dashboard.toml");
+        let mut config = local_config("wrangler.dashboard.toml");
+        if let Some(funnels) = &options.funnels {
+            let vars = config
+                .entry("vars")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let Some(vars) = vars.as_table_mut() {
+                vars.insert("FUNNELS".into(), funnels.clone().into());
+            }
+        }
         fs::write(
             dir.join("wrangler.dashboard.toml"),
             toml::to_string(&config).expect("serialize config"),
