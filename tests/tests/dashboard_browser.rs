@@ -85,10 +85,14 @@ fn the_dashboard_works_in_chromium() {
     let sql_api =
         FakeAeSqlApi::start(local_d1_file(&stack.dir().join("state")).expect("local D1 file"));
     post_traffic(&stack);
+    // The owner-analytics pages' known population, beside the traffic.
+    let d1 = local_d1_file(&stack.dir().join("state")).expect("local D1 file");
+    let population = e2e_tests::owner::known_population("known-bot", e2e_tests::now_ms());
+    e2e_tests::owner::seed(&d1, &population).expect("seed the known population");
     let dashboard = Dashboard::start(
         &stack,
         "dashboard",
-        DashboardOptions::with_sql_api(&sql_api),
+        DashboardOptions::with_sql_api(&sql_api).with_funnels(dashboard_core::funnel::EXAMPLE),
     );
     let screenshots = std::env::var_os("SCREENSHOT_DIR")
         .map(PathBuf::from)
@@ -204,6 +208,12 @@ fn the_dashboard_works_in_chromium() {
         !text("pipeline").contains("None in this range"),
         "the rejected message is listed"
     );
+
+    // The owner-analytics pages: the known population's figures, a shaded triangle, a funnel.
+    assert!(text("users").contains("DAU"), "{}", text("users"));
+    assert!(text("retention").contains("100.0 %"), "{}", text("retention"));
+    assert!(text("funnels").contains("Onboarding"), "{}", text("funnels"));
+    assert!(text("sources").contains("ads") && text("sources").contains("300 XTR"));
 
     // Nothing went wrong in the browser: no console error or warning (CSP violations are
     // reported there), no failed request, no error status.
