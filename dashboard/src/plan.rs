@@ -57,9 +57,9 @@ pub enum QueryId {
     RejectedSummary,
     /// [`queries::REJECTED_RECENT`].
     RejectedRecent,
-    /// [`queries::USERS_PER_DAY`].
+    /// [`queries::users_per_day`].
     UsersPerDay,
-    /// [`queries::AUDIENCE`].
+    /// [`queries::audience`].
     Audience,
     /// [`queries::ROLLUP_DAYS`].
     RollupDays,
@@ -245,12 +245,12 @@ pub fn plan(page: &Page, now_ms: i64, dialect: Dialect, settings: &Settings) -> 
             let today = now_ms.div_euclid(DAY_MS);
             plan.d1(
                 QueryId::UsersPerDay,
-                queries::USERS_PER_DAY,
+                &queries::users_per_day(),
                 vec![SqlValue::Integer(first_day), bot_param(bot)],
             );
             plan.d1(
                 QueryId::Audience,
-                queries::AUDIENCE,
+                &queries::audience(),
                 vec![
                     SqlValue::Integer(today),
                     bot_param(bot),

@@ -482,46 +482,77 @@ pub const REJECTED_RECENT: &str = "SELECT id, queue, message_id, reason, \
 
 // ---- D1: owner analytics (docs/owner-analytics.md) ----
 
+/// Most terms D1 accepts in one compound SELECT, counted per nesting level (D1 builds SQLite
+/// with a low `SQLITE_MAX_COMPOUND_SELECT`, and local workerd lower still): [`union_all`] never
+/// puts more than this side by side.
+pub const D1_COMPOUND_TERMS: usize = 2;
+
+/// `terms` joined by `UNION ALL`, nested so that no level holds more than
+/// [`D1_COMPOUND_TERMS`] terms (a subquery in FROM starts a new count).
+pub fn union_all(terms: &[String]) -> String {
+    if terms.len() <= D1_COMPOUND_TERMS {
+        return terms.join(" UNION ALL ");
+    }
+    let half = terms.len().div_ceil(2);
+    let wrap = |part: &[String]| {
+        if part.len() == 1 {
+            part[0].clone()
+        } else {
+            format!("SELECT * FROM ({})", union_all(part))
+        }
+    };
+    format!(
+        "{} UNION ALL {}",
+        wrap(&terms[..half]),
+        wrap(&terms[half..])
+    )
+}
+
 /// Users per UTC day since day `?1` (days since the epoch) of bot `?2` (NULL: every bot), in
 /// long form: `metric` is `new` (first seen that day), `active` (a `user_days` row), `returning`
 /// (active, first seen before that day), `user_blocked` or `user_unblocked` (events that day).
 /// Columns: `day` (days since the epoch), `metric`, `n`. A user of two bots counts for each.
-pub const USERS_PER_DAY: &str = "\
-SELECT first_seen / 86400000 AS day, 'new' AS metric, COUNT(*) AS n FROM bot_users \
-WHERE first_seen >= ?1 * 86400000 AND (?2 IS NULL OR bot = ?2) GROUP BY 1 \
-UNION ALL \
-SELECT day, 'active', COUNT(*) FROM user_days WHERE day >= ?1 AND (?2 IS NULL OR bot = ?2) GROUP BY 1 \
-UNION ALL \
-SELECT d.day, 'returning', COUNT(*) FROM user_days d \
-JOIN bot_users u ON u.bot = d.bot AND u.user_id = d.user_id \
-WHERE d.day >= ?1 AND (?2 IS NULL OR d.bot = ?2) AND u.first_seen < d.day * 86400000 GROUP BY 1 \
-UNION ALL \
-SELECT occurred_at / 86400000, name, COUNT(*) FROM user_events \
-WHERE occurred_at >= ?1 * 86400000 AND (?2 IS NULL OR bot = ?2) \
-AND name IN ('user_blocked', 'user_unblocked') GROUP BY 1, 2 \
-ORDER BY 1, 2";
+pub fn users_per_day() -> String {
+    let terms = [
+        "SELECT first_seen / 86400000 AS day, 'new' AS metric, COUNT(*) AS n FROM bot_users \
+         WHERE first_seen >= ?1 * 86400000 AND (?2 IS NULL OR bot = ?2) GROUP BY 1",
+        "SELECT day, 'active' AS metric, COUNT(*) AS n FROM user_days \
+         WHERE day >= ?1 AND (?2 IS NULL OR bot = ?2) GROUP BY 1",
+        "SELECT d.day AS day, 'returning' AS metric, COUNT(*) AS n FROM user_days d \
+         JOIN bot_users u ON u.bot = d.bot AND u.user_id = d.user_id \
+         WHERE d.day >= ?1 AND (?2 IS NULL OR d.bot = ?2) AND u.first_seen < d.day * 86400000 GROUP BY 1",
+        "SELECT occurred_at / 86400000 AS day, name AS metric, COUNT(*) AS n FROM user_events \
+         WHERE occurred_at >= ?1 * 86400000 AND (?2 IS NULL OR bot = ?2) \
+         AND name IN ('user_blocked', 'user_unblocked') GROUP BY 1, 2",
+    ];
+    format!(
+        "SELECT * FROM ({}) ORDER BY day, metric",
+        union_all(&terms.map(str::to_string))
+    )
+}
 
 /// The audience of bot `?2` (NULL: every bot), in long form (`metric`, `key`, `n`): `dau`,
 /// `wau`, `mau` (distinct users active on day `?1` — today, days since the epoch — and in the 7
 /// and 30 days ending with it), `blocked` (users whose status is blocked now), and among users
 /// seen since `?3` (ms) `lang` by language (`key`, empty: unknown) and `premium` (`key` 1, 0, or
 /// empty: unknown).
-pub const AUDIENCE: &str = "\
-SELECT 'dau' AS metric, '' AS key, COUNT(*) AS n FROM user_days WHERE day = ?1 AND (?2 IS NULL OR bot = ?2) \
-UNION ALL \
-SELECT 'wau', '', COUNT(*) FROM (SELECT DISTINCT bot, user_id FROM user_days \
-WHERE day > ?1 - 7 AND day <= ?1 AND (?2 IS NULL OR bot = ?2)) \
-UNION ALL \
-SELECT 'mau', '', COUNT(*) FROM (SELECT DISTINCT bot, user_id FROM user_days \
-WHERE day > ?1 - 30 AND day <= ?1 AND (?2 IS NULL OR bot = ?2)) \
-UNION ALL \
-SELECT 'blocked', '', COUNT(*) FROM bot_users WHERE status = 'blocked' AND (?2 IS NULL OR bot = ?2) \
-UNION ALL \
-SELECT 'lang', COALESCE(lang, ''), COUNT(*) FROM bot_users \
-WHERE last_seen >= ?3 AND (?2 IS NULL OR bot = ?2) GROUP BY 2 \
-UNION ALL \
-SELECT 'premium', COALESCE(CAST(premium AS TEXT), ''), COUNT(*) FROM bot_users \
-WHERE last_seen >= ?3 AND (?2 IS NULL OR bot = ?2) GROUP BY 2";
+pub fn audience() -> String {
+    let terms = [
+        "SELECT 'dau' AS metric, '' AS key, COUNT(*) AS n FROM user_days \
+         WHERE day = ?1 AND (?2 IS NULL OR bot = ?2)",
+        "SELECT 'wau' AS metric, '' AS key, COUNT(*) AS n FROM (SELECT DISTINCT bot, user_id FROM user_days \
+         WHERE day > ?1 - 7 AND day <= ?1 AND (?2 IS NULL OR bot = ?2))",
+        "SELECT 'mau' AS metric, '' AS key, COUNT(*) AS n FROM (SELECT DISTINCT bot, user_id FROM user_days \
+         WHERE day > ?1 - 30 AND day <= ?1 AND (?2 IS NULL OR bot = ?2))",
+        "SELECT 'blocked' AS metric, '' AS key, COUNT(*) AS n FROM bot_users \
+         WHERE status = 'blocked' AND (?2 IS NULL OR bot = ?2)",
+        "SELECT 'lang' AS metric, COALESCE(lang, '') AS key, COUNT(*) AS n FROM bot_users \
+         WHERE last_seen >= ?3 AND (?2 IS NULL OR bot = ?2) GROUP BY 2",
+        "SELECT 'premium' AS metric, COALESCE(CAST(premium AS TEXT), '') AS key, COUNT(*) AS n \
+         FROM bot_users WHERE last_seen >= ?3 AND (?2 IS NULL OR bot = ?2) GROUP BY 2",
+    ];
+    union_all(&terms.map(str::to_string))
+}
 
 /// The daily rollups of bot `?2` (NULL: every bot, one row per bot and day) since day `?1`
 /// (days since the epoch); the Users page sums them per month.
@@ -600,6 +631,18 @@ mod tests {
                 ]
             })
             .collect()
+    }
+
+    #[test]
+    fn compound_selects_stay_within_d1s_limit() {
+        let terms: Vec<String> = (0..7).map(|i| format!("SELECT {i}")).collect();
+        let sql = union_all(&terms);
+        assert_eq!(
+            sql,
+            "SELECT * FROM (SELECT * FROM (SELECT 0 UNION ALL SELECT 1) UNION ALL SELECT * FROM (SELECT 2 UNION ALL SELECT 3)) \
+             UNION ALL SELECT * FROM (SELECT * FROM (SELECT 4 UNION ALL SELECT 5) UNION ALL SELECT 6)"
+        );
+        assert_eq!(union_all(&terms[..1]), "SELECT 0");
     }
 
     #[test]

@@ -409,7 +409,11 @@ pub fn fill_local_mirror(d1_file: &std::path::Path, n: usize, now_ms: i64) -> ru
 /// active on their first day and on up to 8 more days, one in 4 with a deep-link source (of 5),
 /// one in 20 blocked, one in 50 paying (one in 5 of those refunded); and a year of daily rollups.
 /// Deterministic.
-pub fn fill_owner_tables(d1_file: &std::path::Path, users: usize, now_ms: i64) -> rusqlite::Result<()> {
+pub fn fill_owner_tables(
+    d1_file: &std::path::Path,
+    users: usize,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
     const DAY: i64 = 86_400_000;
     let mut db = rusqlite::Connection::open(d1_file)?;
     db.busy_timeout(Duration::from_secs(30))?;

@@ -211,8 +211,16 @@ fn the_dashboard_works_in_chromium() {
 
     // The owner-analytics pages: the known population's figures, a shaded triangle, a funnel.
     assert!(text("users").contains("DAU"), "{}", text("users"));
-    assert!(text("retention").contains("100.0 %"), "{}", text("retention"));
-    assert!(text("funnels").contains("Onboarding"), "{}", text("funnels"));
+    assert!(
+        text("retention").contains("100.0 %"),
+        "{}",
+        text("retention")
+    );
+    assert!(
+        text("funnels").contains("Onboarding"),
+        "{}",
+        text("funnels")
+    );
     assert!(text("sources").contains("ads") && text("sources").contains("300 XTR"));
 
     // Nothing went wrong in the browser: no console error or warning (CSP violations are
