@@ -571,8 +571,8 @@ WHERE first_seen >= ?1 AND (?2 IS NULL OR bot = ?2) GROUP BY 1 \
 UNION ALL \
 SELECT cohort, week, COUNT(*) FROM (SELECT DISTINCT u.bot, u.user_id, \
 (u.first_seen / 86400000 + 3) / 7 AS cohort, (d.day - u.first_seen / 86400000) / 7 AS week \
-FROM bot_users u JOIN user_days d ON d.bot = u.bot AND d.user_id = u.user_id \
-WHERE u.first_seen >= ?1 AND (?2 IS NULL OR u.bot = ?2) \
+FROM user_days d CROSS JOIN bot_users u ON u.bot = d.bot AND u.user_id = d.user_id \
+WHERE d.day >= CAST(?1 / 86400000 AS INTEGER) AND u.first_seen >= ?1 AND (?2 IS NULL OR d.bot = ?2) \
 AND d.day >= u.first_seen / 86400000 AND d.day < u.first_seen / 86400000 + 91) \
 GROUP BY 1, 2 \
 ORDER BY 1, 2";
@@ -580,17 +580,24 @@ ORDER BY 1, 2";
 /// Users first seen since `?1` (ms) of bot `?2` (NULL: every bot) by their first-touch source
 /// (empty: none): how many, how many were active in their week 1 (days 7–13 after their first
 /// day), blocked the bot at least once, are blocked now, and paid at least once. Columns:
-/// `source`, `users`, `retained_w1`, `blocked_ever`, `blocked_now`, `payers`.
+/// `source`, `users`, `retained_w1`, `blocked_ever`, `blocked_now`, `payers`. (The joins are
+/// driven by `user_days`' and `user_events`' own filters, so each side is read once.)
 pub const SOURCES: &str = "\
 SELECT COALESCE(u.source, '') AS source, COUNT(*) AS users, \
-SUM(EXISTS (SELECT 1 FROM user_days d WHERE d.bot = u.bot AND d.user_id = u.user_id \
-AND d.day BETWEEN u.first_seen / 86400000 + 7 AND u.first_seen / 86400000 + 13)) AS retained_w1, \
-SUM(EXISTS (SELECT 1 FROM user_events e WHERE e.bot = u.bot AND e.user_id = u.user_id \
-AND e.name = 'user_blocked')) AS blocked_ever, \
+SUM(r.user_id IS NOT NULL) AS retained_w1, \
+SUM(COALESCE(e.blocked, 0)) AS blocked_ever, \
 SUM(u.status = 'blocked') AS blocked_now, \
-SUM(EXISTS (SELECT 1 FROM user_events e WHERE e.bot = u.bot AND e.user_id = u.user_id \
-AND e.name = 'payment')) AS payers \
-FROM bot_users u WHERE u.first_seen >= ?1 AND (?2 IS NULL OR u.bot = ?2) \
+SUM(COALESCE(e.paid, 0)) AS payers \
+FROM bot_users u \
+LEFT JOIN (SELECT DISTINCT d.bot, d.user_id FROM user_days d \
+CROSS JOIN bot_users w ON w.bot = d.bot AND w.user_id = d.user_id \
+WHERE d.day >= CAST(?1 / 86400000 AS INTEGER) + 7 AND w.first_seen >= ?1 AND (?2 IS NULL OR d.bot = ?2) \
+AND d.day BETWEEN w.first_seen / 86400000 + 7 AND w.first_seen / 86400000 + 13) r \
+ON r.bot = u.bot AND r.user_id = u.user_id \
+LEFT JOIN (SELECT bot, user_id, MAX(name = 'user_blocked') AS blocked, MAX(name = 'payment') AS paid \
+FROM user_events WHERE name IN ('user_blocked', 'payment') AND (?2 IS NULL OR bot = ?2) \
+GROUP BY bot, user_id) e ON e.bot = u.bot AND e.user_id = u.user_id \
+WHERE u.first_seen >= ?1 AND (?2 IS NULL OR u.bot = ?2) \
 GROUP BY 1 ORDER BY users DESC, source LIMIT 200";
 
 /// What users first seen since `?1` (ms) of bot `?2` (NULL: every bot) paid and were refunded,
