@@ -132,7 +132,12 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         console_error!("dashboard: {error}");
     }
     if let Some(table) = csv_table {
-        return csv_response(&page, table, now_ms, &results, &settings);
+        let mut response = csv_response(&page, table, now_ms, &results, &settings)?;
+        response.headers_mut().set(
+            "Server-Timing",
+            &format!("total;dur={:.1}", js_sys::Date::now() - started),
+        )?;
+        return Ok(response);
     }
     let footer = Footer {
         source: source.label().to_string(),

@@ -510,11 +510,11 @@ impl RetentionPage {
                     .iter()
                     .map(|c| {
                         let mut row = vec![Cell::Day(c.monday), Cell::Count(c.size)];
-                        row.extend(
-                            (0..RETENTION_WEEKS).map(|w| {
-                                Cell::Heat(c.active[w].map(|_| c.share(w).unwrap_or(0.0)))
-                            }),
-                        );
+                        // An empty cohort has no shares: a dash, not 0 %.
+                        row.extend((0..RETENTION_WEEKS).map(|w| match c.active[w] {
+                            Some(_) if c.size == 0 => Cell::Ratio(None),
+                            begun => Cell::Heat(begun.map(|_| c.share(w).unwrap_or(0.0))),
+                        }));
                         row
                     })
                     .collect()
