@@ -58,17 +58,43 @@ fn drive_browser(base: &str, screenshots: &PathBuf) -> Value {
         .process_group(0)
         .spawn()
         .expect("start node");
-    // A guard against a hang, not a timing check: every example page of the registry is visited
-    // (over 50), each with up to 3 queries on ClickHouse.
-    let deadline = Instant::now() + Duration::from_secs(420);
+    // The report outgrows a pipe's buffer: read both streams while the driver runs, or it
+    // blocks writing them.
+    let drain = |stream: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut stream) = stream {
+                let _ = stream.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    );
+    let deadline = Instant::now() + Duration::from_secs(180);
     while child.try_wait().ok().flatten().is_none() {
         if Instant::now() > deadline {
             stop_process_group(&mut child);
-            panic!("the browser run took longer than 7 minutes");
+            panic!("the browser run took longer than 3 minutes");
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let output = child.wait_with_output().expect("browser output");
+    let status = child.wait().expect("browser status");
+    let output = std::process::Output {
+        status,
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    };
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
