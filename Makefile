@@ -233,7 +233,7 @@ chromium:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
 # Screenshots of the dashboard for docs/ (the browser test, writing its PNGs there).
-SCREENSHOTS := overview errors group pipeline
+SCREENSHOTS := overview errors group pipeline users retention funnels sources
 screenshots: build chromium chdb
 	SCREENSHOT_DIR=$(ROOT)/target/dashboard-screenshots \
 	  cargo test -p e2e-tests --test dashboard_browser -- --nocapture

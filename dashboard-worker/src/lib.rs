@@ -8,7 +8,7 @@
 use dashboard_core::auth::{self, AuthDecision};
 use dashboard_core::headers::{security_headers, Kind};
 use dashboard_core::html::{self, Footer};
-use dashboard_core::plan::{self, AeSource, DataPlan, Query, Results, Store};
+use dashboard_core::plan::{self, AeSource, DataPlan, Query, Results, Settings, Store};
 use dashboard_core::route::{self, Route};
 use dashboard_core::rows::Row;
 use dashboard_core::sqlapi::{self, QueryError};
@@ -95,8 +95,9 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         }
         return Ok(response);
     }
-    let page = match route {
-        Route::Page(page) => page,
+    let (page, csv_table) = match route {
+        Route::Page(page) => (page, None),
+        Route::Csv { page, table } => (page, Some(table)),
         Route::Stylesheet => {
             let css = STYLESHEET.as_bytes().to_vec();
             return respond(200, css, "text/css; charset=utf-8", Kind::Asset);
@@ -124,23 +125,62 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         Err(error) => return status_page(500, "Dashboard misconfigured", &error.to_string()),
     };
     let now_ms = started as i64;
-    let plan = plan::plan(&page, now_ms, source.dialect());
+    let settings = Settings::from_vars(setting(&env, "FUNNELS").as_deref());
+    let plan = plan::plan(&page, now_ms, source.dialect(), &settings);
     let results = run(&env, &source, &plan).await;
     for error in results.errors() {
         console_error!("dashboard: {error}");
+    }
+    if let Some(table) = csv_table {
+        let mut response = csv_response(&page, table, now_ms, &results, &settings)?;
+        response.headers_mut().set(
+            "Server-Timing",
+            &format!("total;dur={:.1}", js_sys::Date::now() - started),
+        )?;
+        return Ok(response);
     }
     let footer = Footer {
         source: source.label().to_string(),
         d1_queries: plan.count(Store::D1),
         ae_queries: plan.count(Store::AnalyticsEngine),
     };
-    let html = pages::render(&page, now_ms, &results, &footer);
+    let html = pages::render(&page, now_ms, &results, &settings, &footer);
     let mut response = html_response(200, html)?;
     response.headers_mut().set(
         "Server-Timing",
         &format!("total;dur={:.1}", js_sys::Date::now() - started),
     )?;
     Ok(response)
+}
+
+/// One table of a page as a CSV download; a table whose query failed is a 503 with the reason.
+fn csv_response(
+    page: &route::Page,
+    table: &str,
+    now_ms: i64,
+    results: &Results,
+    settings: &Settings,
+) -> Result<Response> {
+    match pages::csv(page, table, now_ms, results, settings) {
+        Ok(csv) => {
+            let mut response =
+                respond(200, csv.into_bytes(), "text/csv; charset=utf-8", Kind::Page)?;
+            response.headers_mut().set(
+                "Content-Disposition",
+                &format!(
+                    "attachment; filename=\"{}\"",
+                    pages::csv_filename(page, table)
+                ),
+            )?;
+            Ok(response)
+        }
+        Err(pages::CsvError::UnknownTable(name)) => status_page(
+            404,
+            "Not found",
+            &format!("This page has no table {name:?}."),
+        ),
+        Err(error) => status_page(503, "Data unavailable", &error.to_string()),
+    }
 }
 
 /// The outcome of one query.

@@ -19,6 +19,8 @@ pub const NAME: &str = "blob4";
 pub const USER: &str = "blob5";
 /// Property `command`: on handler timings, the command the handler ran.
 pub const COMMAND: &str = "blob13";
+/// Property `source`: the /start deep-link source (on the /start command event).
+pub const SOURCE: &str = "blob16";
 /// Duration in ms, 0 when none.
 pub const DURATION_MS: &str = "double2";
 /// Event time (after clock-skew correction), ms since the epoch.
@@ -34,17 +36,25 @@ pub const KIND_CALLBACK: &str = "callback";
 pub const KIND_PERFORMANCE: &str = "performance";
 /// Value of [`KIND`] for errors.
 pub const KIND_ERROR: &str = "error";
+/// Value of [`KIND`] for user lifecycle events (blocked, unblocked, not understood).
+pub const KIND_USER: &str = "user";
+/// Value of [`NAME`] for a message the bot did not understand (kind [`KIND_USER`]).
+pub const NAME_NOT_UNDERSTOOD: &str = analytics_core::audience::NOT_UNDERSTOOD;
+/// Value of [`NAME`] for a received message (kind [`KIND_UPDATE`]).
+pub const NAME_MESSAGE: &str = "message";
 /// Value of [`NAME`] for the handler's timing (its [`COMMAND`] names the command).
 pub const NAME_HANDLER: &str = "handler";
 
 /// The event kinds in the order the charts list them.
-pub const KINDS: [&str; 6] = [
+pub const KINDS: [&str; 8] = [
     KIND_UPDATE,
     KIND_COMMAND,
     KIND_CALLBACK,
     KIND_PERFORMANCE,
     KIND_ERROR,
     "custom",
+    KIND_USER,
+    "payment",
 ];
 
 #[cfg(test)]
@@ -70,6 +80,7 @@ mod tests {
         assert!(blob_holds(NAME).starts_with("event name"));
         assert!(blob_holds(USER).contains("user"));
         assert!(blob_holds(COMMAND).contains("`command`"));
+        assert!(blob_holds(SOURCE).contains("`source`"));
         assert!(double_holds(DURATION_MS).starts_with("duration in ms"));
         assert!(double_holds(EVENT_TIME_MS).starts_with("event time"));
     }

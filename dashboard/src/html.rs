@@ -3,12 +3,15 @@
 //! in links are percent-encoded first. Pages load nothing but the stylesheet and the icon, run no
 //! script, and work under the strict policy in [`crate::headers`].
 
+use crate::audience::{money, FunnelsPage, RetentionPage, SourcesPage, UsersPage};
 use crate::chart::{bar_chart, line_chart, Series, PALETTE};
 use crate::model::{ErrorsPage, GroupPage, GroupRow, Overview, PipelinePage, Section};
 use crate::pages::bot_param;
+use crate::pages::csv_url;
 use crate::queries::ErrorSort;
 use crate::range::Range;
-use crate::route::{encode, is_fingerprint, ICON_PATH, MAX_BOT_BYTES, STYLESHEET_PATH};
+use crate::route::{encode, is_fingerprint, Page, ICON_PATH, MAX_BOT_BYTES, STYLESHEET_PATH};
+use crate::table::Table;
 use crate::timefmt::{axis_label, display};
 
 /// Escapes text for HTML text and double-quoted attribute values.
@@ -88,6 +91,10 @@ pub struct Footer {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Nav {
     Overview,
+    Users,
+    Retention,
+    Funnels,
+    Sources,
     Errors,
     Pipeline,
     None,
@@ -124,10 +131,14 @@ fn layout(title: &str, nav: Nav, bot: Option<&str>, body: &str, footer: Option<&
          <title>{} · Bot analytics</title>\
          <link rel=\"stylesheet\" href=\"{STYLESHEET_PATH}\">\
          <link rel=\"icon\" href=\"{ICON_PATH}\" type=\"image/svg+xml\"></head>\
-         <body><header><nav><span class=\"brand\">Bot analytics</span>{}{}{}</nav></header>\
+         <body><header><nav><span class=\"brand\">Bot analytics</span>{}{}{}{}{}{}{}</nav></header>\
          <main>{body}</main>{foot}</body></html>\n",
         escape(title),
         link("/", "Overview", Nav::Overview),
+        link("/users", "Users", Nav::Users),
+        link("/retention", "Retention", Nav::Retention),
+        link("/funnels", "Funnels", Nav::Funnels),
+        link("/sources", "Sources", Nav::Sources),
         link("/errors", "Errors", Nav::Errors),
         link("/pipeline", "Pipeline", Nav::Pipeline),
     )
@@ -385,6 +396,10 @@ pub fn overview(page: &Overview, footer: &Footer) -> String {
         t.push_str("</tbody></table><p><a href=\"/errors\">All error groups</a></p>");
         t
     }));
+    body.push_str(&csv_links(&Page::Overview {
+        range: page.range,
+        bot: page.bot.clone(),
+    }));
     layout(
         "Overview",
         Nav::Overview,
@@ -506,6 +521,11 @@ pub fn errors(page: &ErrorsPage, footer: &Footer) -> String {
             )
         }
     }));
+    body.push_str(&csv_links(&Page::Errors {
+        sort: page.sort,
+        release: page.release.clone(),
+        bot: page.bot.clone(),
+    }));
     layout("Errors", Nav::Errors, bot, &body, Some(footer))
 }
 
@@ -592,6 +612,11 @@ pub fn group(page: &GroupPage, footer: &Footer) -> String {
             t
         }));
     }
+    body.push_str(&csv_links(&Page::ErrorGroup {
+        fingerprint: page.fingerprint.clone(),
+        range: page.range,
+        bot: page.bot.clone(),
+    }));
     layout(
         "Error group",
         Nav::Errors,
@@ -757,6 +782,10 @@ pub fn pipeline(page: &PipelinePage, footer: &Footer) -> String {
         t.push_str("</tbody></table>");
         t
     }));
+    body.push_str(&csv_links(&Page::Pipeline {
+        range: page.range,
+        bot: page.bot.clone(),
+    }));
     layout(
         "Pipeline health",
         Nav::Pipeline,
@@ -764,6 +793,296 @@ pub fn pipeline(page: &PipelinePage, footer: &Footer) -> String {
         &body,
         Some(footer),
     )
+}
+
+/// A page's CSV links, one per table.
+fn csv_links(page: &Page) -> String {
+    let url = page.url();
+    let links: Vec<String> = page
+        .kind()
+        .tables()
+        .iter()
+        .map(|t| {
+            format!(
+                "<a href=\"{}\" download>{}</a>",
+                escape(&csv_url(&url, t)),
+                escape(t)
+            )
+        })
+        .collect();
+    format!("<p class=\"exports muted\">CSV: {}</p>", links.join(" · "))
+}
+
+/// A section holding one table, with its CSV link; `empty` when it has no rows, `note` after it.
+fn table_section(title: &str, table: &Table, page_url: &str, empty: &str, note: &str) -> String {
+    let inner = match &table.rows {
+        Err(e) => failed(e),
+        Ok(rows) if rows.is_empty() => format!("<p class=\"muted\">{}</p>", escape(empty)),
+        Ok(rows) => format!("{}{note}", table.html(rows)),
+    };
+    format!(
+        "<section id=\"{}\"><h2>{} <a class=\"csv\" href=\"{}\" download>CSV</a></h2>{inner}</section>",
+        table.name,
+        escape(title),
+        escape(&csv_url(page_url, table.name))
+    )
+}
+
+/// The title line of an owner-analytics page: heading, range picker, bot filter.
+fn owner_title(
+    title: &str,
+    path: &str,
+    range: Range,
+    range_label: &str,
+    bot: Option<&str>,
+) -> String {
+    format!(
+        "<div class=\"title\"><h1>{} <span class=\"muted\">{}{}</span></h1>{}</div>{}",
+        escape(title),
+        escape(range_label),
+        bot_title(bot),
+        range_picker(path, range, bot),
+        bot_filter(path, &[("range", range.as_param())], bot)
+    )
+}
+
+/// The Users page.
+pub fn users(page: &UsersPage, url: &str, footer: &Footer) -> String {
+    let bot = page.bot.as_deref();
+    let mut body = owner_title("Users", "/users", page.range, page.range.label(), bot);
+    let tables = page.tables();
+    body.push_str("<div class=\"cards\">");
+    let audience = page.audience.as_ref().ok();
+    let or_dash = |f: &dyn Fn(&crate::audience::Audience) -> String| {
+        audience.map(f).unwrap_or_else(|| "—".into())
+    };
+    body.push_str(&card(
+        "active today (DAU)",
+        &or_dash(&|a| count(a.dau)),
+        "card-dau",
+    ));
+    body.push_str(&card(
+        "active in 7 days (WAU)",
+        &or_dash(&|a| count(a.wau)),
+        "card-wau",
+    ));
+    body.push_str(&card(
+        "active in 30 days (MAU)",
+        &or_dash(&|a| count(a.mau)),
+        "card-mau",
+    ));
+    body.push_str(&card(
+        "stickiness (DAU/MAU)",
+        &or_dash(&|a| percent(a.stickiness())),
+        "card-stickiness",
+    ));
+    body.push_str(&card(
+        "blocked the bot now",
+        &or_dash(&|a| count(a.blocked_now)),
+        "card-blocked",
+    ));
+    body.push_str(&card(
+        "Premium, of users seen in the range",
+        &or_dash(&|a| {
+            percent((a.premium_known > 0).then(|| a.premium as f64 / a.premium_known as f64))
+        }),
+        "card-premium",
+    ));
+    let not_understood = page.not_understood.as_ref().ok().map(|days| {
+        let n: u64 = days.iter().map(|d| d.not_understood).sum();
+        let m: u64 = days.iter().map(|d| d.messages).sum();
+        percent((m > 0).then(|| n as f64 / m as f64))
+    });
+    body.push_str(&card(
+        "not understood, per message",
+        &not_understood.unwrap_or_else(|| "—".into()),
+        "card-not-understood",
+    ));
+    body.push_str("</div>");
+    if let Ok(days) = &page.days {
+        let new: Vec<f64> = days.iter().map(|d| d.new as f64).collect();
+        let returning: Vec<f64> = days.iter().map(|d| d.returning as f64).collect();
+        let starts: Vec<i64> = days.iter().map(|d| d.day).collect();
+        body.push_str(&format!(
+            "<section id=\"users-chart\"><h2>New and returning users per UTC day</h2>{}{}</section>",
+            line_chart(
+                "New and returning users per UTC day",
+                &starts,
+                false,
+                &[
+                    Series { label: "new", values: &new },
+                    Series { label: "returning", values: &returning },
+                ],
+                "users",
+            ),
+            legend(&[("new", None), ("returning", None)])
+        ));
+    }
+    let [daily, not_understood, languages, months] = <[Table; 4]>::try_from(tables)
+        .unwrap_or_else(|_| unreachable!("the Users page has four tables"));
+    body.push_str(&table_section(
+        "Users per UTC day",
+        &daily,
+        url,
+        "No users in this range.",
+        "<p class=\"muted\">Active: sent the bot something that day. Returning: active and first seen on an earlier day. From D1, exact.</p>",
+    ));
+    body.push_str(&table_section(
+        "Messages not understood per UTC day",
+        &not_understood,
+        url,
+        "No messages in this range.",
+        "<p class=\"muted\">Rate: <code>user/not_understood</code> events per message received (updates of type message), weighted by Analytics Engine's sample interval.</p>",
+    ));
+    body.push_str(&table_section(
+        "Languages of users seen in the range",
+        &languages,
+        url,
+        "No users seen in this range.",
+        "",
+    ));
+    body.push_str(&table_section(
+        "Twelve months (daily rollups)",
+        &months,
+        url,
+        "No rollups yet.",
+        "<p class=\"muted\">From D1 <code>daily_rollup</code> (kept two years, written by the consumer's daily cron). Revenue in the currency's smallest units.</p>",
+    ));
+    layout("Users", Nav::Users, bot, &body, Some(footer))
+}
+
+/// The Retention page.
+pub fn retention(page: &RetentionPage, url: &str, footer: &Footer) -> String {
+    let bot = page.bot.as_deref();
+    let label = format!(
+        "last {} weekly cohorts",
+        crate::audience::cohort_count(page.range)
+    );
+    let mut body = owner_title("Retention", "/retention", page.range, &label, bot);
+    let table = page.tables().remove(0);
+    body.push_str(&table_section(
+        "Weekly cohorts by first seen: share active in week 0–12",
+        &table,
+        url,
+        "No users.",
+        "<p class=\"muted\">A cohort: the users first seen in a UTC week (Monday to Sunday). Week n: days 7n to 7n+6 after a user's first day; blank: not begun yet. From D1 (<code>bot_users</code>, <code>user_days</code>), exact.</p>",
+    ));
+    layout("Retention", Nav::Retention, bot, &body, Some(footer))
+}
+
+/// The Funnels page.
+pub fn funnels(page: &FunnelsPage, url: &str, footer: &Footer) -> String {
+    let bot = page.bot.as_deref();
+    let mut body = owner_title("Funnels", "/funnels", page.range, page.range.label(), bot);
+    if let Some(error) = &page.config_error {
+        body.push_str(&format!(
+            "<section id=\"funnel-config\"><h2>The funnel configuration is invalid</h2><p class=\"failed\">{}</p>\
+             <p class=\"muted\">Fix <code>FUNNELS</code> in wrangler.dashboard.toml (see docs/dashboard.md), e.g. <code>Checkout: /start &gt; callback menu &gt; order_paid within 7d</code>.</p></section>",
+            cell(error)
+        ));
+    }
+    match &page.funnels {
+        Err(e) => body.push_str(&format!("<section id=\"funnels\"><h2>Funnels</h2>{}</section>", failed(e))),
+        Ok(funnels) if funnels.is_empty() && page.config_error.is_none() => body.push_str(
+            "<section id=\"funnels\"><h2>Funnels</h2><p class=\"muted\">No funnels configured: set <code>FUNNELS</code> in wrangler.dashboard.toml, e.g. <code>Checkout: /start &gt; callback menu &gt; order_paid within 7d</code>.</p></section>",
+        ),
+        Ok(funnels) => {
+            for (i, f) in funnels.iter().enumerate() {
+                let steps: Vec<String> = f.funnel.steps.iter().map(|s| s.label()).collect();
+                let mut t = String::from(
+                    "<table class=\"data funnel\"><thead><tr><th>step</th><th>event</th><th class=\"num\">users</th><th class=\"num\">of step 1</th><th class=\"num\">of previous step</th></tr></thead><tbody>",
+                );
+                for (k, label) in steps.iter().enumerate() {
+                    let n = f.overall[k];
+                    let previous = if k == 0 { n } else { f.overall[k - 1] };
+                    let share = |whole: u64| (whole > 0).then(|| n as f64 / whole as f64);
+                    t.push_str(&format!(
+                        "<tr><td class=\"num\">{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                        k + 1,
+                        cell(label),
+                        count(n),
+                        percent(share(f.overall[0])),
+                        percent(share(previous))
+                    ));
+                }
+                t.push_str("</tbody></table>");
+                if !f.by_source.is_empty() {
+                    t.push_str("<h3>By source (first /start deep link in the range)</h3><table class=\"data by-source\"><thead><tr><th>source</th>");
+                    for label in &steps {
+                        t.push_str(&format!("<th class=\"num\">{}</th>", cell(label)));
+                    }
+                    t.push_str("<th class=\"num\">converted</th></tr></thead><tbody>");
+                    for (source, counts) in &f.by_source {
+                        let shown = if source.is_empty() { "(none)" } else { source };
+                        t.push_str(&format!("<tr><td>{}</td>", cell(shown)));
+                        for n in counts {
+                            t.push_str(&format!("<td class=\"num\">{}</td>", count(*n)));
+                        }
+                        let last = counts.last().copied().unwrap_or(0);
+                        t.push_str(&format!(
+                            "<td class=\"num\">{}</td></tr>",
+                            percent((counts[0] > 0).then(|| last as f64 / counts[0] as f64))
+                        ));
+                    }
+                    t.push_str("</tbody></table>");
+                }
+                body.push_str(&format!(
+                    "<section id=\"funnel-{i}\"><h2>{} <span class=\"muted\">{} · within {}</span> <a class=\"csv\" href=\"{}\" download>CSV</a></h2>{t}</section>",
+                    cell(&f.funnel.name),
+                    cell(&steps.join(" → ")),
+                    escape(&limit_label(f.funnel.limit_ms)),
+                    escape(&csv_url(url, "funnels"))
+                ));
+            }
+            body.push_str("<p class=\"muted\">A user reaches step k when their first times of steps 1…k in the range are in order and step k came within the limit after step 1. From Analytics Engine (users are its index, so sampling keeps or drops a user whole).</p>");
+        }
+    }
+    layout("Funnels", Nav::Funnels, bot, &body, Some(footer))
+}
+
+/// `7 d`, `12 h`, `30 min`.
+fn limit_label(ms: i64) -> String {
+    use crate::timefmt::{DAY_MS, HOUR_MS};
+    if ms % DAY_MS == 0 {
+        format!("{} d", ms / DAY_MS)
+    } else if ms % HOUR_MS == 0 {
+        format!("{} h", ms / HOUR_MS)
+    } else {
+        format!("{} min", ms / 60_000)
+    }
+}
+
+/// The Sources page.
+pub fn sources(page: &SourcesPage, url: &str, footer: &Footer) -> String {
+    let bot = page.bot.as_deref();
+    let label = format!("users first seen in the {}", page.range.label());
+    let mut body = owner_title("Sources", "/sources", page.range, &label, bot);
+    let tables = page.tables();
+    if let Ok(revenue) = &page.revenue {
+        let mut totals: Vec<(String, f64)> = Vec::new();
+        for r in revenue {
+            match totals.iter_mut().find(|(c, _)| *c == r.currency) {
+                Some((_, t)) => *t += r.paid - r.refunded,
+                None => totals.push((r.currency.clone(), r.paid - r.refunded)),
+            }
+        }
+        let text = if totals.is_empty() {
+            "—".to_string()
+        } else {
+            money(&totals)
+        };
+        body.push_str(&format!(
+            "<div class=\"cards\">{}</div>",
+            card("net revenue from these users", &text, "card-revenue")
+        ));
+    }
+    for (table, title, empty, note) in [
+        (&tables[0], "New users by first-touch source", "No new users in this range.", "<p class=\"muted\">Source: the deep-link parameter of a user's first <code>/start</code> with one; (none): never had one. Retained week 1: active on day 7–13 after their first day. Payers: paid at least once. From D1, exact.</p>"),
+        (&tables[1], "Revenue of these users by source and currency", "No payments from these users.", "<p class=\"muted\">In the currency's smallest units (as Telegram sends <code>total_amount</code>); net = paid − refunded.</p>"),
+    ] {
+        body.push_str(&table_section(title, table, url, empty, note));
+    }
+    layout("Sources", Nav::Sources, bot, &body, Some(footer))
 }
 
 /// A page without data for a signed-in user: a bad request, a missing page (`message` is
@@ -863,9 +1182,33 @@ mod tests {
             QueryId::DailyActiveUsers,
             Err(crate::sqlapi::QueryError::Malformed(HOSTILE.into())),
         );
+        results.insert(
+            QueryId::Audience,
+            Ok(rows(json!([{"metric": "lang", "key": HOSTILE, "n": 1}]))),
+        );
+        results.insert(
+            QueryId::Retention,
+            Err(crate::sqlapi::QueryError::Malformed(HOSTILE.into())),
+        );
+        results.insert(
+            QueryId::Funnels,
+            Err(crate::sqlapi::QueryError::Malformed(HOSTILE.into())),
+        );
+        results.insert(
+            QueryId::Sources,
+            Ok(rows(json!([{"source": HOSTILE, "users": 1}]))),
+        );
         // Every page of the registry, with every parameter value its examples cover.
         let mut pages: Vec<String> = crate::pages::every_example()
-            .map(|page| crate::pages::render(&page, NOW, &results, &footer()))
+            .map(|page| {
+                crate::pages::render(
+                    &page,
+                    NOW,
+                    &results,
+                    &crate::plan::Settings::example(),
+                    &footer(),
+                )
+            })
             .collect();
         assert!(pages.len() > crate::pages::PageKind::ALL.len());
         let refusal = refusal_page(401, "Password required", HOSTILE);

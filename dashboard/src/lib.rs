@@ -15,14 +15,19 @@
 //! - [`rows`]: reading result rows whatever their number encoding.
 //! - [`stats`]: weighted percentiles.
 //! - [`model`]: query results turned into page models.
+//! - [`audience`]: the owner-analytics pages' models (users, retention, funnels, sources).
+//! - [`funnel`]: the funnel configuration (`FUNNELS`) and the rule of a user's progress.
+//! - [`table`]: tables as data, for CSV export and the owner-analytics pages.
 //! - [`chart`]: inline SVG charts.
 //! - [`html`]: escaping and the pages.
 //! - [`headers`]: security headers.
 #![warn(missing_docs)]
 
+pub mod audience;
 pub mod auth;
 pub mod chart;
 pub mod columns;
+pub mod funnel;
 pub mod headers;
 pub mod html;
 pub mod model;
@@ -34,6 +39,7 @@ pub mod route;
 pub mod rows;
 pub mod sqlapi;
 pub mod stats;
+pub mod table;
 pub mod timefmt;
 
 /// The stylesheet every page links (served at [`route::STYLESHEET_PATH`]).

@@ -5,10 +5,12 @@
 
 use ingest_policy::SqlValue;
 
+use crate::funnel::{parse_config, Funnel, FunnelConfigError};
 use crate::queries::{self, Dialect};
 use crate::route::Page;
 use crate::rows::Row;
 use crate::sqlapi::{sql_api_url, ConfigError, QueryError, DEFAULT_API_BASE};
+use crate::timefmt::DAY_MS;
 
 /// Most D1 queries one page may run.
 pub const MAX_D1_QUERIES: usize = 3;
@@ -55,6 +57,51 @@ pub enum QueryId {
     RejectedSummary,
     /// [`queries::REJECTED_RECENT`].
     RejectedRecent,
+    /// [`queries::users_per_day`].
+    UsersPerDay,
+    /// [`queries::audience`].
+    Audience,
+    /// [`queries::ROLLUP_DAYS`].
+    RollupDays,
+    /// [`queries::not_understood_per_day`].
+    NotUnderstood,
+    /// [`queries::RETENTION`].
+    Retention,
+    /// [`queries::funnels`].
+    Funnels,
+    /// [`queries::SOURCES`].
+    Sources,
+    /// [`queries::SOURCE_REVENUE`].
+    SourceRevenue,
+}
+
+/// The dashboard's own configuration that changes what a page queries (from its variables).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// The funnels of `FUNNELS`, or why they were refused (shown on the Funnels page).
+    pub funnels: Result<Vec<Funnel>, FunnelConfigError>,
+}
+
+impl Default for Settings {
+    fn default() -> Settings {
+        Settings {
+            funnels: Ok(Vec::new()),
+        }
+    }
+}
+
+impl Settings {
+    /// The settings from the `FUNNELS` variable (absent: no funnels).
+    pub fn from_vars(funnels: Option<&str>) -> Settings {
+        Settings {
+            funnels: parse_config(funnels.unwrap_or("")),
+        }
+    }
+
+    /// The settings the tests and examples use: [`crate::funnel::EXAMPLE`].
+    pub fn example() -> Settings {
+        Settings::from_vars(Some(crate::funnel::EXAMPLE))
+    }
 }
 
 /// One query of a plan.
@@ -107,8 +154,9 @@ impl DataPlan {
     }
 }
 
-/// The data plan of `page` at `now_ms`, its Analytics Engine queries in `dialect`.
-pub fn plan(page: &Page, now_ms: i64, dialect: Dialect) -> DataPlan {
+/// The data plan of `page` at `now_ms`, its Analytics Engine queries in `dialect`, with the
+/// dashboard's `settings` (the funnels).
+pub fn plan(page: &Page, now_ms: i64, dialect: Dialect, settings: &Settings) -> DataPlan {
     let mut plan = DataPlan::default();
     // The bot filter: a literal in Analytics Engine SQL (validated), a bound parameter in D1.
     let bot_param =
@@ -189,6 +237,70 @@ pub fn plan(page: &Page, now_ms: i64, dialect: Dialect) -> DataPlan {
             plan.ae(
                 QueryId::DeliveryLagPerHour,
                 queries::delivery_lag_per_hour(dialect, &window, bot.as_deref()),
+            );
+        }
+        Page::Users { range, bot } => {
+            let window = range.window(now_ms);
+            let first_day = window.first_day_ms().div_euclid(DAY_MS);
+            let today = now_ms.div_euclid(DAY_MS);
+            plan.d1(
+                QueryId::UsersPerDay,
+                &queries::users_per_day(),
+                vec![SqlValue::Integer(first_day), bot_param(bot)],
+            );
+            plan.d1(
+                QueryId::Audience,
+                &queries::audience(),
+                vec![
+                    SqlValue::Integer(today),
+                    bot_param(bot),
+                    SqlValue::Integer(window.start_ms),
+                ],
+            );
+            plan.d1(
+                QueryId::RollupDays,
+                queries::ROLLUP_DAYS,
+                vec![
+                    SqlValue::Integer(crate::audience::twelve_months_start(now_ms) / DAY_MS),
+                    bot_param(bot),
+                ],
+            );
+            plan.ae(
+                QueryId::NotUnderstood,
+                queries::not_understood_per_day(dialect, &window, bot.as_deref()),
+            );
+        }
+        Page::Retention { range, bot } => {
+            let since = crate::audience::cohorts_start(*range, now_ms);
+            plan.d1(
+                QueryId::Retention,
+                queries::RETENTION,
+                vec![SqlValue::Integer(since), bot_param(bot)],
+            );
+        }
+        Page::Funnels { range, bot } => {
+            // A bad or empty configuration runs nothing: the page says why.
+            if let Ok(funnels) = &settings.funnels {
+                if !funnels.is_empty() {
+                    let window = range.window(now_ms);
+                    plan.ae(
+                        QueryId::Funnels,
+                        queries::funnels(dialect, &window, bot.as_deref(), funnels),
+                    );
+                }
+            }
+        }
+        Page::Sources { range, bot } => {
+            let since = SqlValue::Integer(range.window(now_ms).start_ms);
+            plan.d1(
+                QueryId::Sources,
+                queries::SOURCES,
+                vec![since.clone(), bot_param(bot)],
+            );
+            plan.d1(
+                QueryId::SourceRevenue,
+                queries::SOURCE_REVENUE,
+                vec![since, bot_param(bot)],
             );
         }
     }
@@ -306,7 +418,7 @@ mod tests {
     fn every_page_runs_at_most_three_queries_per_store() {
         for page in every_page() {
             for dialect in [Dialect::AnalyticsEngine, Dialect::Sqlite] {
-                let plan = plan(&page, 1_764_000_000_000, dialect);
+                let plan = plan(&page, 1_764_000_000_000, dialect, &Settings::example());
                 assert!(plan.count(Store::D1) <= MAX_D1_QUERIES, "{page:?}");
                 assert!(
                     plan.count(Store::AnalyticsEngine) <= MAX_SQL_API_CALLS,
@@ -333,14 +445,14 @@ mod tests {
             release: Some(hostile.into()),
             bot: None,
         };
-        let errors = plan(&page, 0, Dialect::AnalyticsEngine);
+        let errors = plan(&page, 0, Dialect::AnalyticsEngine, &Settings::example());
         assert_eq!(
             errors.queries[0].params,
             vec![SqlValue::Text(hostile.into()), SqlValue::Null]
         );
         for page in every_page() {
             for dialect in [Dialect::AnalyticsEngine, Dialect::Sqlite] {
-                let p = plan(&page, 1_764_000_000_000, dialect);
+                let p = plan(&page, 1_764_000_000_000, dialect, &Settings::example());
                 for q in &p.queries {
                     assert!(!q.sql.contains("DROP"), "{}", q.sql);
                     match q.store {
@@ -353,6 +465,24 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn a_funnels_page_without_good_funnels_queries_nothing() {
+        let page = Page::Funnels {
+            range: crate::range::Range::Week,
+            bot: None,
+        };
+        for settings in [Settings::default(), Settings::from_vars(Some("nonsense"))] {
+            assert!(plan(&page, 0, Dialect::Sqlite, &settings)
+                .queries
+                .is_empty());
+        }
+        assert!(Settings::from_vars(Some("nonsense")).funnels.is_err());
+        assert_eq!(
+            plan(&page, 0, Dialect::Sqlite, &Settings::example()).count(Store::AnalyticsEngine),
+            1
+        );
     }
 
     #[test]

@@ -17,8 +17,10 @@
 
 use crate::columns::{
     BOT, COMMAND, DATASET, DURATION_MS, EVENT_TIME_MS, KIND, KIND_CALLBACK, KIND_COMMAND,
-    KIND_PERFORMANCE, NAME, NAME_HANDLER, USER,
+    KIND_PERFORMANCE, KIND_UPDATE, KIND_USER, NAME, NAME_HANDLER, NAME_MESSAGE,
+    NAME_NOT_UNDERSTOOD, SOURCE, USER,
 };
+use crate::funnel::{Funnel, Step};
 use crate::range::Window;
 use crate::timefmt::sql_datetime;
 
@@ -259,6 +261,123 @@ pub fn delivery_lag_per_hour(dialect: Dialect, window: &Window, bot: Option<&str
     }
 }
 
+/// Messages the bot did not understand per UTC day, and messages received, weighted, from the
+/// first whole day the window touches (the Users page's "not understood" rate is their ratio).
+/// Columns: `day`, `not_understood`, `messages`.
+pub fn not_understood_per_day(dialect: Dialect, window: &Window, bot: Option<&str>) -> String {
+    let not_understood = format!("({KIND} = '{KIND_USER}' AND {NAME} = '{NAME_NOT_UNDERSTOOD}')");
+    let message = format!("({KIND} = '{KIND_UPDATE}' AND {NAME} = '{NAME_MESSAGE}')");
+    format!(
+        "SELECT {day} AS day,\n\
+         \x20      SUM(_sample_interval * {not_understood}) AS not_understood,\n\
+         \x20      SUM(_sample_interval * {message}) AS messages\n\
+         FROM {DATASET}\n\
+         WHERE {since}{bot} AND ({not_understood} OR {message})\n\
+         GROUP BY day\n\
+         ORDER BY day",
+        day = start_of_day(dialect),
+        since = since(dialect, window.first_day_ms()),
+        bot = bot_filter(bot),
+    )
+}
+
+/// A time no event has: the first time of a step a user never did.
+pub const NEVER_MS: &str = "1000000000000000000.0";
+
+fn step_condition(step: &Step) -> String {
+    // Kinds come from a fixed list and names were validated by `funnel::parse_config` (only
+    // `A-Z a-z 0-9 _ - .`); anything else is dropped here as well.
+    let name: String = step
+        .name
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        .collect();
+    let kind = crate::funnel::STEP_KINDS
+        .iter()
+        .find(|k| **k == step.kind)
+        .copied()
+        .unwrap_or("custom");
+    format!("({KIND} = '{kind}' AND {NAME} = '{name}')")
+}
+
+/// The distinct steps of `funnels`, in first-use order: `t<i>` in [`funnels`] is the first time
+/// of step `i`.
+pub fn distinct_steps(funnels: &[Funnel]) -> Vec<Step> {
+    let mut steps: Vec<Step> = Vec::new();
+    for step in funnels.iter().flat_map(|f| &f.steps) {
+        if !steps.contains(step) {
+            steps.push(step.clone());
+        }
+    }
+    steps
+}
+
+/// Per user (and bot) in the window: their source (the largest non-empty `source` of their
+/// events in the window, usually their only one) and the first time of each of the funnels'
+/// distinct steps ([`distinct_steps`]; [`NEVER_MS`] when never). Columns: `bot`, `u`, `src`,
+/// `t0`, `t1`, ….
+pub fn funnel_first_times(
+    dialect: Dialect,
+    window: &Window,
+    bot: Option<&str>,
+    funnels: &[Funnel],
+) -> String {
+    let steps = distinct_steps(funnels);
+    let firsts: Vec<String> = steps
+        .iter()
+        .enumerate()
+        .map(|(i, step)| {
+            let condition = step_condition(step);
+            match dialect {
+                Dialect::AnalyticsEngine => {
+                    format!("min(if({condition}, {EVENT_TIME_MS}, {NEVER_MS})) AS t{i}")
+                }
+                Dialect::Sqlite => format!(
+                    "MIN(CASE WHEN {condition} THEN {EVENT_TIME_MS} ELSE {NEVER_MS} END) AS t{i}"
+                ),
+            }
+        })
+        .collect();
+    let any: Vec<String> = steps.iter().map(step_condition).collect();
+    format!(
+        "SELECT {BOT} AS bot, {USER} AS u, max({SOURCE}) AS src, {firsts}\n\
+         FROM {DATASET}\n\
+         WHERE {since}{bot} AND {USER} != '' AND ({any} OR {SOURCE} != '')\n\
+         GROUP BY bot, u",
+        firsts = firsts.join(", "),
+        since = since(dialect, window.start_ms),
+        bot = bot_filter(bot),
+        any = any.join(" OR "),
+    )
+}
+
+/// Users at each step of each funnel, per source (empty: none), by the rule of
+/// [`crate::funnel::reached`] applied to [`funnel_first_times`]. Columns: `source`, then
+/// `f<i>_<k>` (funnel i, step k, from 0) for every step of every funnel.
+pub fn funnels(dialect: Dialect, window: &Window, bot: Option<&str>, funnels: &[Funnel]) -> String {
+    let steps = distinct_steps(funnels);
+    let index = |step: &Step| steps.iter().position(|s| s == step).unwrap_or(0);
+    let mut columns = Vec::new();
+    for (f, funnel) in funnels.iter().enumerate() {
+        let t: Vec<usize> = funnel.steps.iter().map(index).collect();
+        for k in 0..t.len() {
+            let mut conditions = vec![format!("t{} < {NEVER_MS}", t[0])];
+            for j in 1..=k {
+                conditions.push(format!("t{} >= t{}", t[j], t[j - 1]));
+            }
+            if k > 0 {
+                conditions.push(format!("t{} <= t{} + {}", t[k], t[0], funnel.limit_ms));
+            }
+            columns.push(format!("sum({}) AS f{f}_{k}", conditions.join(" AND ")));
+        }
+    }
+    format!(
+        "SELECT src AS source, {}\nFROM ({})\nGROUP BY source\nORDER BY source",
+        columns.join(",\n       "),
+        funnel_first_times(dialect, window, bot, funnels)
+    )
+}
+
 // ---- D1 (always bound parameters) ----
 
 /// Error groups seen since `?1` (ms), of bot `?2` (NULL: every bot), most recent first (the
@@ -361,6 +480,137 @@ pub const REJECTED_RECENT: &str = "SELECT id, queue, message_id, reason, \
      substr(detail, 1, 300) AS detail, length(payload) AS payload_bytes, received_at \
      FROM rejected_messages WHERE received_at >= ?1 ORDER BY received_at DESC, id DESC LIMIT 20";
 
+// ---- D1: owner analytics (docs/owner-analytics.md) ----
+
+/// Most terms D1 accepts in one compound SELECT, counted per nesting level (D1 builds SQLite
+/// with a low `SQLITE_MAX_COMPOUND_SELECT`, and local workerd lower still): [`union_all`] never
+/// puts more than this side by side.
+pub const D1_COMPOUND_TERMS: usize = 2;
+
+/// `terms` joined by `UNION ALL`, nested so that no level holds more than
+/// [`D1_COMPOUND_TERMS`] terms (a subquery in FROM starts a new count).
+pub fn union_all(terms: &[String]) -> String {
+    if terms.len() <= D1_COMPOUND_TERMS {
+        return terms.join(" UNION ALL ");
+    }
+    let half = terms.len().div_ceil(2);
+    let wrap = |part: &[String]| {
+        if part.len() == 1 {
+            part[0].clone()
+        } else {
+            format!("SELECT * FROM ({})", union_all(part))
+        }
+    };
+    format!(
+        "{} UNION ALL {}",
+        wrap(&terms[..half]),
+        wrap(&terms[half..])
+    )
+}
+
+/// Users per UTC day since day `?1` (days since the epoch) of bot `?2` (NULL: every bot), in
+/// long form: `metric` is `new` (first seen that day), `active` (a `user_days` row), `returning`
+/// (active, first seen before that day), `user_blocked` or `user_unblocked` (events that day).
+/// Columns: `day` (days since the epoch), `metric`, `n`. A user of two bots counts for each.
+pub fn users_per_day() -> String {
+    let terms = [
+        "SELECT first_seen / 86400000 AS day, 'new' AS metric, COUNT(*) AS n FROM bot_users \
+         WHERE first_seen >= ?1 * 86400000 AND (?2 IS NULL OR bot = ?2) GROUP BY 1",
+        "SELECT day, 'active' AS metric, COUNT(*) AS n FROM user_days \
+         WHERE day >= ?1 AND (?2 IS NULL OR bot = ?2) GROUP BY 1",
+        "SELECT d.day AS day, 'returning' AS metric, COUNT(*) AS n FROM user_days d \
+         JOIN bot_users u ON u.bot = d.bot AND u.user_id = d.user_id \
+         WHERE d.day >= ?1 AND (?2 IS NULL OR d.bot = ?2) AND u.first_seen < d.day * 86400000 GROUP BY 1",
+        "SELECT occurred_at / 86400000 AS day, name AS metric, COUNT(*) AS n FROM user_events \
+         WHERE occurred_at >= ?1 * 86400000 AND (?2 IS NULL OR bot = ?2) \
+         AND name IN ('user_blocked', 'user_unblocked') GROUP BY 1, 2",
+    ];
+    format!(
+        "SELECT * FROM ({}) ORDER BY day, metric",
+        union_all(&terms.map(str::to_string))
+    )
+}
+
+/// The audience of bot `?2` (NULL: every bot), in long form (`metric`, `key`, `n`): `dau`,
+/// `wau`, `mau` (distinct users active on day `?1` — today, days since the epoch — and in the 7
+/// and 30 days ending with it), `blocked` (users whose status is blocked now), and among users
+/// seen since `?3` (ms) `lang` by language (`key`, empty: unknown) and `premium` (`key` 1, 0, or
+/// empty: unknown).
+pub fn audience() -> String {
+    let terms = [
+        "SELECT 'dau' AS metric, '' AS key, COUNT(*) AS n FROM user_days \
+         WHERE day = ?1 AND (?2 IS NULL OR bot = ?2)",
+        "SELECT 'wau' AS metric, '' AS key, COUNT(*) AS n FROM (SELECT DISTINCT bot, user_id FROM user_days \
+         WHERE day > ?1 - 7 AND day <= ?1 AND (?2 IS NULL OR bot = ?2))",
+        "SELECT 'mau' AS metric, '' AS key, COUNT(*) AS n FROM (SELECT DISTINCT bot, user_id FROM user_days \
+         WHERE day > ?1 - 30 AND day <= ?1 AND (?2 IS NULL OR bot = ?2))",
+        "SELECT 'blocked' AS metric, '' AS key, COUNT(*) AS n FROM bot_users \
+         WHERE status = 'blocked' AND (?2 IS NULL OR bot = ?2)",
+        "SELECT 'lang' AS metric, COALESCE(lang, '') AS key, COUNT(*) AS n FROM bot_users \
+         WHERE last_seen >= ?3 AND (?2 IS NULL OR bot = ?2) GROUP BY 2",
+        "SELECT 'premium' AS metric, COALESCE(CAST(premium AS TEXT), '') AS key, COUNT(*) AS n \
+         FROM bot_users WHERE last_seen >= ?3 AND (?2 IS NULL OR bot = ?2) GROUP BY 2",
+    ];
+    union_all(&terms.map(str::to_string))
+}
+
+/// The daily rollups of bot `?2` (NULL: every bot, one row per bot and day) since day `?1`
+/// (days since the epoch); the Users page sums them per month.
+pub const ROLLUP_DAYS: &str = "SELECT day, new_users, active_users, blocked, unblocked, payers, \
+     revenue, events, errors FROM daily_rollup WHERE day >= ?1 AND (?2 IS NULL OR bot = ?2) \
+     ORDER BY day";
+
+/// Weekly cohorts: users first seen since `?1` (ms, a Monday) of bot `?2` (NULL: every bot), by
+/// the UTC week (Monday to Sunday) of their first day — `cohort` is weeks since the epoch's first
+/// Monday plus one (`(day + 3) / 7`) — and, for each week after it (`week` = (active day − first
+/// day) / 7, 0 to 12), how many of them were active then; `week` −1 is the cohort's size.
+/// Columns: `cohort`, `week`, `users`.
+pub const RETENTION: &str = "\
+SELECT (first_seen / 86400000 + 3) / 7 AS cohort, -1 AS week, COUNT(*) AS users FROM bot_users \
+WHERE first_seen >= ?1 AND (?2 IS NULL OR bot = ?2) GROUP BY 1 \
+UNION ALL \
+SELECT cohort, week, COUNT(*) FROM (SELECT DISTINCT u.bot, u.user_id, \
+(u.first_seen / 86400000 + 3) / 7 AS cohort, (d.day - u.first_seen / 86400000) / 7 AS week \
+FROM user_days d CROSS JOIN bot_users u ON u.bot = d.bot AND u.user_id = d.user_id \
+WHERE d.day >= CAST(?1 / 86400000 AS INTEGER) AND u.first_seen >= ?1 AND (?2 IS NULL OR d.bot = ?2) \
+AND d.day >= u.first_seen / 86400000 AND d.day < u.first_seen / 86400000 + 91) \
+GROUP BY 1, 2 \
+ORDER BY 1, 2";
+
+/// Users first seen since `?1` (ms) of bot `?2` (NULL: every bot) by their first-touch source
+/// (empty: none): how many, how many were active in their week 1 (days 7–13 after their first
+/// day), blocked the bot at least once, are blocked now, and paid at least once. Columns:
+/// `source`, `users`, `retained_w1`, `blocked_ever`, `blocked_now`, `payers`. (The joins are
+/// driven by `user_days`' and `user_events`' own filters, so each side is read once.)
+pub const SOURCES: &str = "\
+SELECT COALESCE(u.source, '') AS source, COUNT(*) AS users, \
+SUM(r.user_id IS NOT NULL) AS retained_w1, \
+SUM(COALESCE(e.blocked, 0)) AS blocked_ever, \
+SUM(u.status = 'blocked') AS blocked_now, \
+SUM(COALESCE(e.paid, 0)) AS payers \
+FROM bot_users u \
+LEFT JOIN (SELECT DISTINCT d.bot, d.user_id FROM user_days d \
+CROSS JOIN bot_users w ON w.bot = d.bot AND w.user_id = d.user_id \
+WHERE d.day >= CAST(?1 / 86400000 AS INTEGER) + 7 AND w.first_seen >= ?1 AND (?2 IS NULL OR d.bot = ?2) \
+AND d.day BETWEEN w.first_seen / 86400000 + 7 AND w.first_seen / 86400000 + 13) r \
+ON r.bot = u.bot AND r.user_id = u.user_id \
+LEFT JOIN (SELECT bot, user_id, MAX(name = 'user_blocked') AS blocked, MAX(name = 'payment') AS paid \
+FROM user_events WHERE name IN ('user_blocked', 'payment') AND (?2 IS NULL OR bot = ?2) \
+GROUP BY bot, user_id) e ON e.bot = u.bot AND e.user_id = u.user_id \
+WHERE u.first_seen >= ?1 AND (?2 IS NULL OR u.bot = ?2) \
+GROUP BY 1 ORDER BY users DESC, source LIMIT 200";
+
+/// What users first seen since `?1` (ms) of bot `?2` (NULL: every bot) paid and were refunded,
+/// ever, by first-touch source and currency, in the currency's smallest units. Columns:
+/// `source`, `currency`, `paid`, `refunded`.
+pub const SOURCE_REVENUE: &str = "\
+SELECT COALESCE(u.source, '') AS source, COALESCE(e.currency, '') AS currency, \
+SUM(CASE WHEN e.name = 'payment' THEN e.amount ELSE 0 END) AS paid, \
+SUM(CASE WHEN e.name = 'refund' THEN e.amount ELSE 0 END) AS refunded \
+FROM user_events e JOIN bot_users u ON u.bot = e.bot AND u.user_id = e.user_id \
+WHERE u.first_seen >= ?1 AND (?2 IS NULL OR u.bot = ?2) AND e.name IN ('payment', 'refund') \
+GROUP BY 1, 2 ORDER BY 1, 2";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -378,9 +628,28 @@ mod tests {
                     daily_active_users(dialect, window, bot),
                     delivery_lag(dialect, window, bot),
                     delivery_lag_per_hour(dialect, window, bot),
+                    not_understood_per_day(dialect, window, bot),
+                    funnels(
+                        dialect,
+                        window,
+                        bot,
+                        &crate::funnel::parse_config(crate::funnel::EXAMPLE).unwrap(),
+                    ),
                 ]
             })
             .collect()
+    }
+
+    #[test]
+    fn compound_selects_stay_within_d1s_limit() {
+        let terms: Vec<String> = (0..7).map(|i| format!("SELECT {i}")).collect();
+        let sql = union_all(&terms);
+        assert_eq!(
+            sql,
+            "SELECT * FROM (SELECT * FROM (SELECT 0 UNION ALL SELECT 1) UNION ALL SELECT * FROM (SELECT 2 UNION ALL SELECT 3)) \
+             UNION ALL SELECT * FROM (SELECT * FROM (SELECT 4 UNION ALL SELECT 5) UNION ALL SELECT 6)"
+        );
+        assert_eq!(union_all(&terms[..1]), "SELECT 0");
     }
 
     #[test]
@@ -429,7 +698,9 @@ mod tests {
                 );
                 let weighted = sql.contains("_sample_interval");
                 let distinct_users = sql.contains("count(DISTINCT");
-                assert!(weighted || distinct_users, "{sql}");
+                // Funnels count users: one row per user of an inner GROUP BY.
+                let per_user = sql.contains("GROUP BY bot, u");
+                assert!(weighted || distinct_users || per_user, "{sql}");
             }
         }
     }

@@ -51,6 +51,35 @@ pub enum Page {
         /// Only this bot's envelopes and lag (`bot`), or every bot's.
         bot: Option<String>,
     },
+    /// `/users`: new, returning, active and blocked users; languages; twelve months.
+    Users {
+        /// The range of the daily table (default: the last 30 days).
+        range: Range,
+        /// Only this bot's users (`bot`), or every bot's.
+        bot: Option<String>,
+    },
+    /// `/retention`: weekly cohorts by first seen, weeks 0–12.
+    Retention {
+        /// How many weekly cohorts: 24h the last 2, 7d the last 4, 30d (the default) the last
+        /// 13 (weeks 0–12 of the oldest).
+        range: Range,
+        /// Only this bot's users (`bot`), or every bot's.
+        bot: Option<String>,
+    },
+    /// `/funnels`: the configured funnels over a range.
+    Funnels {
+        /// The range picked (default: the last 7 days).
+        range: Range,
+        /// Only this bot's users (`bot`), or every bot's.
+        bot: Option<String>,
+    },
+    /// `/sources`: users by deep-link source (first touch), acquired in a range.
+    Sources {
+        /// The range picked (default: the last 30 days).
+        range: Range,
+        /// Only this bot's users (`bot`), or every bot's.
+        bot: Option<String>,
+    },
 }
 
 /// What a request asks for.
@@ -58,6 +87,14 @@ pub enum Page {
 pub enum Route {
     /// A dashboard page.
     Page(Page),
+    /// One table of a page as CSV (`format=csv&table=<name>`; the name is one of the page
+    /// kind's [`crate::pages::PageKind::tables`]).
+    Csv {
+        /// The page whose table is asked for.
+        page: Page,
+        /// The table's name.
+        table: &'static str,
+    },
     /// The stylesheet.
     Stylesheet,
     /// The favicon.
@@ -98,6 +135,10 @@ pub fn route(method: &str, path: &str, query: &str) -> Route {
     let page = match path {
         "/" => range(Range::Day).map(|range| Page::Overview { range, bot }),
         "/pipeline" => range(Range::Day).map(|range| Page::Pipeline { range, bot }),
+        "/users" => range(Range::Month).map(|range| Page::Users { range, bot }),
+        "/retention" => range(Range::Month).map(|range| Page::Retention { range, bot }),
+        "/funnels" => range(Range::Week).map(|range| Page::Funnels { range, bot }),
+        "/sources" => range(Range::Month).map(|range| Page::Sources { range, bot }),
         "/errors" => errors_page(get("sort"), get("release"), bot),
         STYLESHEET_PATH => return Route::Stylesheet,
         ICON_PATH | "/favicon.ico" => return Route::Icon,
@@ -113,9 +154,30 @@ pub fn route(method: &str, path: &str, query: &str) -> Route {
             _ => return Route::NotFound,
         },
     };
-    match page {
-        Ok(page) => Route::Page(page),
-        Err(message) => Route::BadRequest(message),
+    let page = match page {
+        Ok(page) => page,
+        Err(message) => return Route::BadRequest(message),
+    };
+    match (get("format"), get("table")) {
+        (None | Some("" | "html"), None | Some("")) => Route::Page(page),
+        (None | Some("" | "html"), Some(_)) => {
+            Route::BadRequest("`table` goes with format=csv".into())
+        }
+        (Some("csv"), table) => {
+            let tables = page.kind().tables();
+            match tables.iter().find(|t| Some(**t) == table) {
+                Some(table) => Route::Csv { page, table },
+                None => Route::BadRequest(format!(
+                    "unknown table {:?}; this page has: {}",
+                    analytics_core::text::ellipsize(table.unwrap_or(""), 40),
+                    tables.join(", ")
+                )),
+            }
+        }
+        (Some(other), _) => Route::BadRequest(format!(
+            "unknown format {:?} (csv, or none for the page)",
+            analytics_core::text::ellipsize(other, 20)
+        )),
     }
 }
 
@@ -334,6 +396,85 @@ mod tests {
             Route::Page(Page::Errors {
                 sort: ErrorSort::LastSeen,
                 release: Some("'; DROP TABLE error_groups; --".into()),
+                bot: None
+            })
+        );
+    }
+
+    #[test]
+    fn owner_pages_and_their_defaults() {
+        assert_eq!(
+            get("/users", ""),
+            Route::Page(Page::Users {
+                range: Range::Month,
+                bot: None
+            })
+        );
+        assert_eq!(
+            get("/retention", "bot=quiz-bot"),
+            Route::Page(Page::Retention {
+                range: Range::Month,
+                bot: Some("quiz-bot".into())
+            })
+        );
+        assert_eq!(
+            get("/funnels", "range=24h"),
+            Route::Page(Page::Funnels {
+                range: Range::Day,
+                bot: None
+            })
+        );
+        assert_eq!(
+            get("/sources", ""),
+            Route::Page(Page::Sources {
+                range: Range::Month,
+                bot: None
+            })
+        );
+        assert!(matches!(get("/users", "bot=a%27b"), Route::BadRequest(_)));
+    }
+
+    #[test]
+    fn csv_names_a_table_of_the_page() {
+        assert_eq!(
+            get("/sources", "range=7d&format=csv&table=sources"),
+            Route::Csv {
+                page: Page::Sources {
+                    range: Range::Week,
+                    bot: None
+                },
+                table: "sources"
+            }
+        );
+        assert_eq!(
+            get("/", "format=csv&table=commands"),
+            Route::Csv {
+                page: Page::Overview {
+                    range: Range::Day,
+                    bot: None
+                },
+                table: "commands"
+            }
+        );
+        assert!(
+            matches!(get("/", "format=csv&table=nope"), Route::BadRequest(m) if m.contains("unknown table \"nope\"") && m.contains("commands"))
+        );
+        assert!(
+            matches!(get("/", "format=csv"), Route::BadRequest(m) if m.contains("unknown table"))
+        );
+        assert!(matches!(
+            get("/", "format=xml&table=commands"),
+            Route::BadRequest(_)
+        ));
+        assert!(matches!(get("/", "table=commands"), Route::BadRequest(_)));
+        assert!(matches!(
+            get("/nope", "format=csv&table=x"),
+            Route::NotFound
+        ));
+        assert_eq!(
+            get("/", "format=html"),
+            Route::Page(Page::Overview {
+                range: Range::Day,
                 bot: None
             })
         );

@@ -126,6 +126,12 @@ try {
   await visit("pipeline", () =>
     Promise.all([page.waitForNavigation(), page.getByRole("link", { name: "Pipeline", exact: true }).click()]).then(([r]) => r),
   );
+  // The owner-analytics pages, through the navigation.
+  for (const [name, label] of [["users", "Users"], ["retention", "Retention"], ["funnels", "Funnels"], ["sources", "Sources"]]) {
+    await visit(name, () =>
+      Promise.all([page.waitForNavigation(), page.getByRole("link", { name: label, exact: true }).click()]).then(([r]) => r),
+    );
+  }
   // Every page of the registry, by its URL (no screenshots: the walk above took them).
   report.registry = [];
   for (const { name, url } of JSON.parse(process.env.DASHBOARD_PAGES || "[]")) {

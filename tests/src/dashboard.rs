@@ -35,6 +35,8 @@ pub struct DashboardOptions {
     pub password: Option<String>,
     /// Where Analytics Engine data comes from.
     pub data: AeData,
+    /// `FUNNELS` (`None`: as wrangler.dashboard.toml has it).
+    pub funnels: Option<String>,
 }
 
 impl DashboardOptions {
@@ -43,6 +45,7 @@ impl DashboardOptions {
         DashboardOptions {
             password: Some(TEST_PASSWORD.into()),
             data: AeData::SqlApi(api.base_url()),
+            funnels: None,
         }
     }
 
@@ -51,7 +54,14 @@ impl DashboardOptions {
         DashboardOptions {
             password: Some(TEST_PASSWORD.into()),
             data: AeData::LocalMirror,
+            funnels: None,
         }
+    }
+
+    /// The same options with `FUNNELS` set to `funnels`.
+    pub fn with_funnels(mut self, funnels: &str) -> DashboardOptions {
+        self.funnels = Some(funnels.to_string());
+        self
     }
 }
 
@@ -98,7 +108,15 @@ impl Dashboard {
     pub fn start(stack: &Stack, name: &str, options: DashboardOptions) -> Dashboard {
         let dir = stack.dir().join(name);
         fs::create_dir_all(&dir).expect("dashboard dir");
-        let config = local_config("wrangler.dashboard.toml");
+        let mut config = local_config("wrangler.dashboard.toml");
+        if let Some(funnels) = &options.funnels {
+            let vars = config
+                .entry("vars")
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let Some(vars) = vars.as_table_mut() {
+                vars.insert("FUNNELS".into(), funnels.clone().into());
+            }
+        }
         fs::write(
             dir.join("wrangler.dashboard.toml"),
             toml::to_string(&config).expect("serialize config"),
@@ -382,6 +400,105 @@ pub fn fill_local_mirror(d1_file: &std::path::Path, n: usize, now_ms: i64) -> ru
                 written += 1;
             }
         }
+    }
+    tx.commit()
+}
+
+/// Writes `users` synthetic users of bot `telegram-bot` into the owner-analytics tables of the D1
+/// file `d1_file`, for the dashboard benchmark: first seen over the 90 days before `now_ms`, each
+/// active on their first day and on up to 8 more days, one in 4 with a deep-link source (of 5),
+/// one in 20 blocked, one in 50 paying (one in 5 of those refunded); and a year of daily rollups.
+/// Deterministic.
+pub fn fill_owner_tables(
+    d1_file: &std::path::Path,
+    users: usize,
+    now_ms: i64,
+) -> rusqlite::Result<()> {
+    const DAY: i64 = 86_400_000;
+    let mut db = rusqlite::Connection::open(d1_file)?;
+    db.busy_timeout(Duration::from_secs(30))?;
+    let tx = db.transaction()?;
+    let mut seed = 0x9E37_79B9_7F4A_7C15_u64;
+    let mut next = |m: u64| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed % m
+    };
+    let today = now_ms.div_euclid(DAY);
+    let langs = ["en", "ru", "de", "es", "pt", "uk"];
+    let sources = ["ads", "promo", "partner", "channel", "qr"];
+    for i in 0..users as i64 {
+        let user = 1_000_000 + i;
+        let first = now_ms - (next(90 * 86_400) as i64) * 1000;
+        let first_day = first.div_euclid(DAY);
+        let mut days = vec![first_day];
+        for _ in 0..next(9) {
+            let day = first_day + next(60) as i64;
+            if day <= today && !days.contains(&day) {
+                days.push(day);
+            }
+        }
+        let last_day = *days.iter().max().unwrap_or(&first_day);
+        let last = (last_day * DAY).max(first);
+        let source = (next(4) == 0).then(|| sources[next(5) as usize]);
+        let blocked = next(20) == 0;
+        tx.execute(
+            "INSERT INTO bot_users (bot, user_id, first_seen, last_seen, source, source_at, lang, premium, seen_at, status, status_at) \
+             VALUES ('telegram-bot', ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?3, ?8, ?9)",
+            rusqlite::params![
+                user,
+                first,
+                last,
+                source,
+                source.map(|_| first),
+                langs[next(6) as usize],
+                next(3) as i64 % 2,
+                if blocked { "blocked" } else { "active" },
+                blocked.then_some(last),
+            ],
+        )?;
+        for day in &days {
+            tx.execute(
+                "INSERT OR IGNORE INTO user_days (bot, day, user_id) VALUES ('telegram-bot', ?1, ?2)",
+                rusqlite::params![day, user],
+            )?;
+        }
+        if blocked {
+            tx.execute(
+                "INSERT INTO user_events (event_id, bot, user_id, occurred_at, name) VALUES (?1, 'telegram-bot', ?2, ?3, 'user_blocked')",
+                rusqlite::params![format!("b{user}"), user, last],
+            )?;
+        }
+        if next(50) == 0 {
+            tx.execute(
+                "INSERT INTO user_events (event_id, bot, user_id, occurred_at, name, currency, amount) VALUES (?1, 'telegram-bot', ?2, ?3, 'payment', 'XTR', ?4)",
+                rusqlite::params![format!("p{user}"), user, last, (next(10) + 1) as f64 * 100.0],
+            )?;
+            if next(5) == 0 {
+                tx.execute(
+                    "INSERT INTO user_events (event_id, bot, user_id, occurred_at, name, currency, amount) VALUES (?1, 'telegram-bot', ?2, ?3, 'refund', 'XTR', 100)",
+                    rusqlite::params![format!("r{user}"), user, last],
+                )?;
+            }
+        }
+    }
+    for day in today - 365..today {
+        tx.execute(
+            "INSERT OR REPLACE INTO daily_rollup (bot, day, new_users, active_users, blocked, unblocked, payers, revenue, events, events_by_kind, errors, computed_at) \
+             VALUES ('telegram-bot', ?1, ?2, ?3, ?4, 0, ?5, ?6, ?7, '{}', ?8, ?9)",
+            rusqlite::params![
+                day,
+                next(200) as i64,
+                next(1000) as i64,
+                next(10) as i64,
+                next(5) as i64,
+                format!("{{\"XTR\":{}}}", next(5000)),
+                next(100_000) as i64,
+                next(500) as i64,
+                (day + 1) * DAY,
+            ],
+        )?;
     }
     tx.commit()
 }

@@ -8,6 +8,7 @@
 pub mod dashboard;
 pub mod fake_ae_sql;
 pub mod fake_bot_api;
+pub mod owner;
 pub mod process;
 pub mod stack;
 

@@ -27,6 +27,7 @@ fn the_dashboard_shows_the_pipeline_behind_a_password() {
         DashboardOptions {
             password: None,
             data: AeData::SqlApi(sql_api.base_url()),
+            funnels: None,
         },
     );
     for auth in [

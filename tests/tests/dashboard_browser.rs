@@ -58,6 +58,29 @@ fn drive_browser(base: &str, screenshots: &PathBuf) -> Value {
         .process_group(0)
         .spawn()
         .expect("start node");
+    // The report outgrows a pipe's buffer: read both streams while the driver runs, or it
+    // blocks writing them.
+    let drain = |stream: Option<Box<dyn std::io::Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut stream) = stream {
+                let _ = stream.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    );
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn std::io::Read + Send>),
+    );
     let deadline = Instant::now() + Duration::from_secs(180);
     while child.try_wait().ok().flatten().is_none() {
         if Instant::now() > deadline {
@@ -66,7 +89,12 @@ fn drive_browser(base: &str, screenshots: &PathBuf) -> Value {
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    let output = child.wait_with_output().expect("browser output");
+    let status = child.wait().expect("browser status");
+    let output = std::process::Output {
+        status,
+        stdout: out.join().expect("stdout reader"),
+        stderr: err.join().expect("stderr reader"),
+    };
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(
         output.status.success(),
@@ -85,10 +113,14 @@ fn the_dashboard_works_in_chromium() {
     let sql_api =
         FakeAeSqlApi::start(local_d1_file(&stack.dir().join("state")).expect("local D1 file"));
     post_traffic(&stack);
+    // The owner-analytics pages' known population, beside the traffic.
+    let d1 = local_d1_file(&stack.dir().join("state")).expect("local D1 file");
+    let population = e2e_tests::owner::known_population("known-bot", e2e_tests::now_ms());
+    e2e_tests::owner::seed(&d1, &population).expect("seed the known population");
     let dashboard = Dashboard::start(
         &stack,
         "dashboard",
-        DashboardOptions::with_sql_api(&sql_api),
+        DashboardOptions::with_sql_api(&sql_api).with_funnels(dashboard_core::funnel::EXAMPLE),
     );
     let screenshots = std::env::var_os("SCREENSHOT_DIR")
         .map(PathBuf::from)
@@ -204,6 +236,20 @@ fn the_dashboard_works_in_chromium() {
         !text("pipeline").contains("None in this range"),
         "the rejected message is listed"
     );
+
+    // The owner-analytics pages: the known population's figures, a shaded triangle, a funnel.
+    assert!(text("users").contains("DAU"), "{}", text("users"));
+    assert!(
+        text("retention").contains("100.0 %"),
+        "{}",
+        text("retention")
+    );
+    assert!(
+        text("funnels").contains("Onboarding"),
+        "{}",
+        text("funnels")
+    );
+    assert!(text("sources").contains("ads") && text("sources").contains("300 XTR"));
 
     // Nothing went wrong in the browser: no console error or warning (CSP violations are
     // reported there), no failed request, no error status.

@@ -10,7 +10,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use dashboard_core::plan::{plan, Store};
+use dashboard_core::plan::{plan, Settings, Store};
 use dashboard_core::queries::Dialect;
 use dashboard_core::range::Range;
 use dashboard_core::route::Page;
@@ -38,7 +38,9 @@ fn page_queries(dialect: Dialect) -> Vec<String> {
     let mut seen = BTreeSet::new();
     let mut out = Vec::new();
     for page in every_page() {
-        for query in plan(&page, NOW, dialect).in_store(Store::AnalyticsEngine) {
+        for query in
+            plan(&page, NOW, dialect, &Settings::example()).in_store(Store::AnalyticsEngine)
+        {
             if seen.insert(query.sql.clone()) {
                 out.push(query.sql.clone());
             }
@@ -339,6 +341,7 @@ fn points(now: i64, days: i64) -> Vec<Point> {
         "performance",
         "error",
         "custom",
+        "user",
     ];
     let commands = ["start", "help", "menu", "ping"];
     let mut out = Vec::new();
@@ -349,7 +352,12 @@ fn points(now: i64, days: i64) -> Vec<Point> {
         let kind = if out.len() < 2 {
             "update"
         } else {
-            kinds[next(6) as usize]
+            // Every third custom event is a user event instead (no extra draw from the
+            // generator, so the other points stay as they were).
+            match kinds[next(6) as usize] {
+                "custom" if out.len() % 3 == 0 => "user",
+                kind => kind,
+            }
         };
         // Two bots, one of them the registry's example bot filter, so filtered pages have rows.
         let example_bot = dashboard_core::pages::EXAMPLE_BOTS[1].unwrap_or("bot_b");
@@ -362,7 +370,16 @@ fn points(now: i64, days: i64) -> Vec<Point> {
             "performance" => ("handler", if next(3) > 0 { command } else { "" }),
             "command" => (command, ""),
             "callback" => ("menu", ""),
+            "update" => (["message", "callback_query"][out.len() % 2], ""),
+            "custom" => (["order_paid", "x"][out.len() % 2], ""),
+            "user" => ("not_understood", ""),
             _ => ("x", ""),
+        };
+        // /start carries a deep-link source now and then (the funnels' per-source rows).
+        let source = if name == "start" {
+            ["", "ads", "promo"][out.len() % 3]
+        } else {
+            ""
         };
         let user = if next(5) == 0 {
             String::new()
@@ -380,6 +397,7 @@ fn points(now: i64, days: i64) -> Vec<Point> {
             ("blob4", json!(name)),
             ("blob5", json!(user)),
             ("blob13", json!(prop)),
+            ("blob16", json!(source)),
             ("double2", json!(ms)),
             ("double3", json!((written - skew) as f64)),
         ];
@@ -517,8 +535,8 @@ fn every_page_query_agrees_with_its_sqlite_twin() {
     let mut compared = 0;
     let mut queries = 0;
     for page in every_page() {
-        let ae = plan(&page, NOW, Dialect::AnalyticsEngine);
-        let local = plan(&page, NOW, Dialect::Sqlite);
+        let ae = plan(&page, NOW, Dialect::AnalyticsEngine, &Settings::example());
+        let local = plan(&page, NOW, Dialect::Sqlite, &Settings::example());
         let ae: Vec<_> = ae.in_store(Store::AnalyticsEngine).collect();
         let local: Vec<_> = local.in_store(Store::AnalyticsEngine).collect();
         assert_eq!(ae.len(), local.len());
@@ -595,4 +613,74 @@ fn a_query_ignoring_the_sample_interval_fails_its_comparison() {
     )
     .expect_err("an unweighted quantile passed its comparison");
     println!("an unweighted quantile: {unweighted}");
+}
+
+/// The funnel SQL follows the funnel rule: on ClickHouse, the per-user first times
+/// (`queries::funnel_first_times`) run through `funnel::reached` give, per source, exactly the
+/// counts the aggregated query (`queries::funnels`) answers.
+#[test]
+fn the_funnel_sql_follows_the_funnel_rule() {
+    use dashboard_core::funnel::{parse_config, reached, step_counts};
+    use dashboard_core::queries::{distinct_steps, funnel_first_times, funnels};
+    let points = points(NOW, 10);
+    let engine = engine_with(&points);
+    let configured = parse_config(
+        "A: /start > callback menu > order_paid within 3d; B: callback menu > /help within 2h; C: /ping > not_understood",
+    )
+    .unwrap();
+    let window = Range::Week.window(NOW);
+    let steps = distinct_steps(&configured);
+    let per_user = engine
+        .query(&funnel_first_times(
+            Dialect::AnalyticsEngine,
+            &window,
+            None,
+            &configured,
+        ))
+        .unwrap();
+    let per_user = parse_response(200, &per_user.to_string()).unwrap();
+    assert!(per_user.len() > 10, "{} users", per_user.len());
+    let aggregated = engine
+        .query(&funnels(
+            Dialect::AnalyticsEngine,
+            &window,
+            None,
+            &configured,
+        ))
+        .unwrap();
+    let aggregated = parse_response(200, &aggregated.to_string()).unwrap();
+    let mut compared = 0;
+    for row in &aggregated {
+        let source = text(row, "source");
+        let users: Vec<&Row> = per_user
+            .iter()
+            .filter(|u| text(u, "src") == source)
+            .collect();
+        for (f, funnel) in configured.iter().enumerate() {
+            let expected = step_counts(
+                users.iter().map(|u| {
+                    let times: Vec<Option<f64>> = funnel
+                        .steps
+                        .iter()
+                        .map(|s| {
+                            let i = steps.iter().position(|x| x == s).unwrap();
+                            num(u, &format!("t{i}")).filter(|t| *t < 1e18)
+                        })
+                        .collect();
+                    reached(&times, funnel.limit_ms)
+                }),
+                funnel.steps.len(),
+            );
+            let got: Vec<u64> = (0..funnel.steps.len())
+                .map(|k| num(row, &format!("f{f}_{k}")).unwrap() as u64)
+                .collect();
+            assert_eq!(got, expected, "funnel {} source {source:?}", funnel.name);
+            compared += got.iter().filter(|n| **n > 0).count();
+        }
+    }
+    assert!(
+        compared > 5,
+        "too few non-zero steps to compare: {compared}"
+    );
+    println!("funnels: {compared} non-zero step counts equal the funnel rule's");
 }

@@ -30,6 +30,7 @@ fn a_hung_sql_api_is_a_timeout_on_the_page_not_a_hung_page() {
         DashboardOptions {
             password: Some(TEST_PASSWORD.into()),
             data: AeData::SqlApi(format!("http://127.0.0.1:{port}/client/v4")),
+            funnels: None,
         },
     );
     let started = Instant::now();

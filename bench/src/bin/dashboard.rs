@@ -1,6 +1,7 @@
-//! `make bench`, dashboard part: the overview's server time with 100,000 points in the local
-//! mirror (`--points N`), read through D1 by the dashboard Worker in local workerd, as under
-//! `make dev`. Reports, per page, the server time the Worker measures (its `Server-Timing`
+//! `make bench`, dashboard part: each page's server time with 100,000 points in the local
+//! mirror (`--points N`) and 10,000 users in the owner-analytics tables (`--users N`:
+//! `bot_users`, `user_days`, `user_events`, a year of `daily_rollup`), read through D1 by the
+//! dashboard Worker in local workerd, as under `make dev`. Reports, per page, the server time the Worker measures (its `Server-Timing`
 //! header: queries, model and rendering) and the latency the client sees, over `--requests N`
 //! requests after two warm-up requests, and the page's HTML size. Asserts that every page loads
 //! whole, never anything about speed. `--smoke` (2,000 points, 3 requests) keeps the harness from
@@ -11,7 +12,7 @@ use std::time::Instant;
 
 use bench::{arg, flag, percentile, replace_block};
 use e2e_tests::dashboard::{
-    basic_auth, fill_local_mirror, Dashboard, DashboardOptions, TEST_PASSWORD,
+    basic_auth, fill_local_mirror, fill_owner_tables, Dashboard, DashboardOptions, TEST_PASSWORD,
 };
 use e2e_tests::fake_ae_sql::local_d1_file;
 use e2e_tests::{now_ms, repo_root, Stack, StackOptions};
@@ -30,6 +31,7 @@ fn main() {
     let smoke = flag("--smoke");
     let points = arg("--points", if smoke { 2_000 } else { 100_000 });
     let requests = arg("--requests", if smoke { 3 } else { 20 }).max(1);
+    let users = arg("--users", if smoke { 200 } else { 10_000 });
     let stack = Stack::start(StackOptions::default());
     let d1 = local_d1_file(&stack.dir().join("state")).expect("the stack's local D1 file");
     let started = Instant::now();
@@ -38,10 +40,21 @@ fn main() {
         "bench: {points} points written to the local mirror in {:.1?}",
         started.elapsed()
     );
-    let dashboard = Dashboard::start(&stack, "dashboard", DashboardOptions::local_mirror());
+    let started = Instant::now();
+    fill_owner_tables(&d1, users, now_ms()).expect("fill the owner-analytics tables");
+    println!(
+        "bench: {users} users written to the owner-analytics tables in {:.1?}",
+        started.elapsed()
+    );
+    let dashboard = Dashboard::start(
+        &stack,
+        "dashboard",
+        DashboardOptions::local_mirror()
+            .with_funnels("Menu: /start > callback menu > /help within 7d; Ping: /ping > /stats"),
+    );
     let auth = basic_auth("bench", TEST_PASSWORD);
     let mut table = format!(
-        "| page ({points} points in the local mirror, {requests} requests) | server p50 ms | server p95 ms | client p50 ms | client p95 ms | HTML bytes |\n\
+        "| page ({points} points in the local mirror, {users} users, {requests} requests) | server p50 ms | server p95 ms | client p50 ms | client p95 ms | HTML bytes |\n\
          | --- | --- | --- | --- | --- | --- |\n"
     );
     for path in [
@@ -50,6 +63,11 @@ fn main() {
         "/?range=30d",
         "/pipeline?range=30d",
         "/errors",
+        "/users?range=30d",
+        "/retention",
+        "/funnels?range=30d",
+        "/sources?range=30d",
+        "/sources?range=30d&format=csv&table=sources",
     ] {
         let mut server = Vec::new();
         let mut client = Vec::new();
