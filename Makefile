@@ -232,13 +232,10 @@ chromium:
 	  echo "installing Debian's chromium for the dashboard's browser test"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 
-# Screenshots of the dashboard for docs/ (the browser test, writing its PNGs there).
-SCREENSHOTS := overview errors group pipeline users retention funnels sources
-screenshots: build chromium chdb
-	SCREENSHOT_DIR=$(ROOT)/target/dashboard-screenshots \
-	  cargo test -p e2e-tests --test dashboard_browser -- --nocapture
-	for page in $(SCREENSHOTS); do \
-	  cp target/dashboard-screenshots/dashboard-$$page.png docs/dashboard-$$page.png; done
+# Screenshots of the dashboard for docs/: the overview, pipeline and owner pages from the data of
+# `make demo` (in a state of its own), the error pages from the browser test's known errors.
+screenshots: build chromium chdb dev-vars
+	scripts/screenshots.sh
 
 # A few hundred requests through the benchmark harness, so it cannot rot (asserts no speed).
 bench-smoke: build
