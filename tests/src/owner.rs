@@ -461,7 +461,6 @@ pub fn mirror_backdate_sql(bot: &str, since_ms: i64) -> String {
     )
 }
 
-
 /// Runs the consumer's rollup statement (`ingest_policy::rollup`) on the local D1 file
 /// `d1_file` for every day of the `days` days up to `now_ms`, oldest first: the consumer's cron
 /// recomputes only the last [`ingest_policy::rollup::ROLLUP_DAYS`] days, so older history gets
@@ -549,13 +548,15 @@ pub fn update_json(population: &Population, action: &Action, update_id: i64) -> 
             "chat_instance": format!("-84200000{}", user.id),
             "data": format!("{name}:stats"),
         }}),
-        What::PreCheckout(currency, amount) => json!({"update_id": update_id, "pre_checkout_query": {
-            "id": format!("pc{}{}", user.id, message_id),
-            "from": from,
-            "currency": currency,
-            "total_amount": *amount as i64,
-            "invoice_payload": "premium_month",
-        }}),
+        What::PreCheckout(currency, amount) => {
+            json!({"update_id": update_id, "pre_checkout_query": {
+                "id": format!("pc{}{}", user.id, message_id),
+                "from": from,
+                "currency": currency,
+                "total_amount": *amount as i64,
+                "invoice_payload": "premium_month",
+            }})
+        }
         What::Payment(currency, amount) => message(json!({"successful_payment": {
             "currency": currency,
             "total_amount": *amount as i64,
@@ -690,7 +691,8 @@ pub fn check_pages(dashboard: &Dashboard, population: &Population) {
     let cohorts = csv(dashboard, "/retention", "retention");
     assert_eq!(cohorts.len(), 14, "a header and 13 cohorts");
     let monday = |d: i64| d - (d + 3).rem_euclid(7);
-    let first = dashboard_core::timefmt::sql_datetime(monday(today - 14) * DAY_MS)[..10].to_string();
+    let first =
+        dashboard_core::timefmt::sql_datetime(monday(today - 14) * DAY_MS)[..10].to_string();
     let abc = row(&cohorts, &[&first]);
     assert_eq!(
         &abc[1..5],

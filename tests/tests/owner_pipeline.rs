@@ -226,7 +226,11 @@ fn the_owner_pages_show_real_traffic_exactly() {
         funnels.contains("/start → callback menu → chat_size"),
         "{funnels}"
     );
-    assert!(has_row("sources", &["ads", "2", "2"]), "{:?}", rows("sources"));
+    assert!(
+        has_row("sources", &["ads", "2", "2"]),
+        "{:?}",
+        rows("sources")
+    );
     assert!(
         has_row("sources", &["(none)", "XTR", "500", "200", "300"]),
         "{:?}",
