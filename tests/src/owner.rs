@@ -2,21 +2,29 @@
 //! users and what each did, as actions in time, so a test can check exact figures. [`seed`]
 //! writes what the consumer would store for them straight into the local D1 (`bot_users`,
 //! `user_days`, `user_events`, `daily_rollup`) and the local mirror (Analytics Engine points);
-//! a pipeline test can instead send the same actions as Telegram updates and expect the same
-//! pages.
+//! [`update_json`] makes the same actions Telegram updates for the example bot
+//! (`producer-worker`), which `tests/tests/owner_pipeline.rs` sends through the real pipeline;
+//! [`check_pages`] checks the exact figures both ways must show.
+//!
+//! Every action is one the example bot really tracks: it answers commands and buttons, answers
+//! no plain text (so every text is `not_understood`), and `/members` records the custom event
+//! `chat_size`. Telegram omits `is_premium` unless the user has Premium, so a user with a
+//! language is "not premium" when not premium (never unknown).
 //!
 //! Today is day `T` (UTC). Users (raw Telegram ids; stored as [`crate::stack::pseudonym`]):
-//! - A 5001 (en, premium): T−14 /start from `ads`, menu button, `order_paid`, /help; T−7 /help;
-//!   T a text the bot understood.
+//! - A 5001 (en, premium): T−14 /start from `ads`, menu button, /members (`chat_size`), /help;
+//!   T−7 /help; T /ping.
 //! - B 5002 (ru, not premium): T−14 /start from `ads`; blocked the bot on T−12, unblocked it on
 //!   T−10; T−7 /help.
-//! - C 5003 (en, premium unknown): T−14 /start; T−13 paid 500 XTR; refunded 200 XTR on T−12.
-//! - D 5004 (de, not premium): T−3 /start from `promo`, menu button; T a text not understood.
-//! - E 5005 (en, premium): T /start, then a text the bot understood.
+//! - C 5003 (en, not premium): T−14 /start; T−13 checkout and paid 500 XTR, refunded 200 XTR
+//!   later that day.
+//! - D 5004 (de, not premium): T−3 /start from `promo`, menu button; T a text (not understood).
+//! - E 5005 (en, premium): T /start, then /ping.
 
 use std::path::Path;
 use std::time::Duration;
 
+use crate::dashboard::Dashboard;
 use crate::stack::pseudonym;
 
 const DAY_MS: i64 = 86_400_000;
@@ -31,13 +39,12 @@ pub enum What {
     Command(&'static str),
     /// A button press with this callback name.
     Button(&'static str),
-    /// A text message; `false`: the bot did not understand it (a `user/not_understood` event).
-    Text {
-        /// Whether the bot understood it.
-        understood: bool,
-    },
-    /// A custom event the bot tracks (`order_paid`).
-    Custom(&'static str),
+    /// A plain text message: the example bot answers none (a `user/not_understood` event).
+    Text,
+    /// `/members`: the bot asks the Bot API and tracks the custom event `chat_size`.
+    Members,
+    /// A `pre_checkout_query` (currency, amount).
+    PreCheckout(&'static str, f64),
     /// Blocked the bot (a membership change: not an active day).
     Blocked,
     /// Unblocked it.
@@ -112,7 +119,7 @@ pub fn known_population(bot: &str, now_ms: i64) -> Population {
         Action {
             user: a,
             at: at(14, 10, 2),
-            what: What::Custom("order_paid"),
+            what: What::Members,
         },
         Action {
             user: a,
@@ -131,6 +138,11 @@ pub fn known_population(bot: &str, now_ms: i64) -> Population {
         },
         Action {
             user: c,
+            at: at(13, 11, 59),
+            what: What::PreCheckout("XTR", 500.0),
+        },
+        Action {
+            user: c,
             at: at(13, 12, 0),
             what: What::Payment("XTR", 500.0),
         },
@@ -141,7 +153,7 @@ pub fn known_population(bot: &str, now_ms: i64) -> Population {
         },
         Action {
             user: c,
-            at: at(12, 9, 0),
+            at: at(13, 18, 0),
             what: What::Refund("XTR", 200.0),
         },
         Action {
@@ -172,12 +184,12 @@ pub fn known_population(bot: &str, now_ms: i64) -> Population {
         Action {
             user: a,
             at: at(0, 0, 1),
-            what: What::Text { understood: true },
+            what: What::Command("ping"),
         },
         Action {
             user: d,
             at: at(0, 0, 2),
-            what: What::Text { understood: false },
+            what: What::Text,
         },
         Action {
             user: e,
@@ -187,7 +199,7 @@ pub fn known_population(bot: &str, now_ms: i64) -> Population {
         Action {
             user: e,
             at: at(0, 0, 4),
-            what: What::Text { understood: true },
+            what: What::Command("ping"),
         },
     ];
     actions.sort_by_key(|x| x.at);
@@ -208,7 +220,7 @@ pub fn known_population(bot: &str, now_ms: i64) -> Population {
             KnownUser {
                 id: c,
                 lang: "en",
-                premium: None,
+                premium: Some(false),
             },
             KnownUser {
                 id: d,
@@ -225,9 +237,10 @@ pub fn known_population(bot: &str, now_ms: i64) -> Population {
     }
 }
 
-/// The Analytics Engine points (kind, name, source) one action makes, as the bot tracks them:
-/// an `update` for what the user sent, then the event itself.
-fn points_of(what: &What) -> Vec<(&'static str, String, &'static str)> {
+/// The Analytics Engine points (kind, name, source) one action makes, as the example bot tracks
+/// them: an `update` for what Telegram sent, then the events it yields (the bot's timings and
+/// errors aside).
+pub fn points_of(what: &What) -> Vec<(&'static str, String, &'static str)> {
     match what {
         What::Start(source) => vec![
             ("update", "message".into(), ""),
@@ -241,14 +254,19 @@ fn points_of(what: &What) -> Vec<(&'static str, String, &'static str)> {
             ("update", "callback_query".into(), ""),
             ("callback", name.to_string(), ""),
         ],
-        What::Text { understood } => {
-            let mut points = vec![("update", "message".into(), "")];
-            if !understood {
-                points.push(("user", "not_understood".into(), ""));
-            }
-            points
-        }
-        What::Custom(name) => vec![("custom", name.to_string(), "")],
+        What::Text => vec![
+            ("update", "message".into(), ""),
+            ("user", "not_understood".into(), ""),
+        ],
+        What::Members => vec![
+            ("update", "message".into(), ""),
+            ("command", "members".into(), ""),
+            ("custom", "chat_size".into(), ""),
+        ],
+        What::PreCheckout(..) => vec![
+            ("update", "pre_checkout_query".into(), ""),
+            ("payment", "pre_checkout".into(), ""),
+        ],
         What::Blocked => vec![
             ("update", "my_chat_member".into(), ""),
             ("user", "user_blocked".into(), ""),
@@ -261,7 +279,11 @@ fn points_of(what: &What) -> Vec<(&'static str, String, &'static str)> {
             ("update", "message".into(), ""),
             ("payment", "payment".into(), ""),
         ],
-        What::Refund(..) => vec![("payment", "refund".into(), "")],
+        // Telegram sends a refund as a message with `refunded_payment`.
+        What::Refund(..) => vec![
+            ("update", "message".into(), ""),
+            ("payment", "refund".into(), ""),
+        ],
     }
 }
 
@@ -331,7 +353,11 @@ pub fn seed(d1_file: &Path, population: &Population) -> rusqlite::Result<()> {
         for (j, (kind, name, source)) in points_of(&action.what).into_iter().enumerate() {
             let timestamp = dashboard_core::timefmt::sql_datetime(action.at + 1_000);
             let (currency, amount) = match &action.what {
-                What::Payment(c, a) | What::Refund(c, a) if kind == "payment" => (*c, *a),
+                What::Payment(c, a) | What::Refund(c, a) | What::PreCheckout(c, a)
+                    if kind == "payment" =>
+                {
+                    (*c, *a)
+                }
                 _ => ("", 0.0),
             };
             tx.execute(
@@ -354,12 +380,12 @@ pub fn seed(d1_file: &Path, population: &Population) -> rusqlite::Result<()> {
             )?;
         }
     }
-    // The consumer's daily rollup of each day before today.
+    // The consumer's daily rollup of each day, today included (its cron recomputes today too).
     let days: std::collections::BTreeSet<i64> = population
         .actions
         .iter()
         .map(|x| x.at.div_euclid(DAY_MS))
-        .filter(|d| *d < population.today)
+        .filter(|d| *d <= population.today)
         .collect();
     for day in days {
         let on = |x: &&Action| x.at.div_euclid(DAY_MS) == day;
@@ -385,15 +411,17 @@ pub fn seed(d1_file: &Path, population: &Population) -> rusqlite::Result<()> {
         active.sort_unstable();
         active.dedup();
         let count = |f: fn(&What) -> bool| today.iter().filter(|x| f(&x.what)).count() as i64;
+        // Revenue: payments minus refunds (docs/owner-analytics.md).
         let paid: f64 = today
             .iter()
             .map(|x| match x.what {
                 What::Payment(_, amount) => amount,
+                What::Refund(_, amount) => -amount,
                 _ => 0.0,
             })
             .sum();
         let payers = count(|w| matches!(w, What::Payment(..)));
-        let revenue = if paid > 0.0 {
+        let revenue = if paid != 0.0 {
             format!("{{\"XTR\":{paid}}}")
         } else {
             "{}".to_string()
@@ -421,4 +449,316 @@ pub fn seed(d1_file: &Path, population: &Population) -> rusqlite::Result<()> {
         )?;
     }
     tx.commit()
+}
+/// The SQL that dates the local mirror's rows of `bot` written since `since_ms` whose event
+/// happened before it (the run's backdated events) a second after their event time.
+pub fn mirror_backdate_sql(bot: &str, since_ms: i64) -> String {
+    let since = since_ms / 1000;
+    let bot = bot.replace('\'', "''");
+    format!(
+        "UPDATE analytics_points_local SET timestamp = strftime('%Y-%m-%d %H:%M:%S', CAST(double3 / 1000 AS INTEGER) + 1, 'unixepoch') \
+         WHERE blob1 = '{bot}' AND timestamp >= strftime('%Y-%m-%d %H:%M:%S', {since}, 'unixepoch') AND double3 < {since} * 1000.0"
+    )
+}
+
+/// Runs the consumer's rollup statement (`ingest_policy::rollup`) on the local D1 file
+/// `d1_file` for every day of the `days` days up to `now_ms`, oldest first: the consumer's cron
+/// recomputes only the last [`ingest_policy::rollup::ROLLUP_DAYS`] days, so older history gets
+/// its rollups the way `make demo` gives them.
+pub fn rollup_history(d1_file: &Path, now_ms: i64, days: i64) -> rusqlite::Result<()> {
+    use ingest_policy::rollup::{statement, ROLLUP_DAYS};
+    use ingest_policy::SqlValue;
+    let db = rusqlite::Connection::open(d1_file)?;
+    db.busy_timeout(Duration::from_secs(30))?;
+    let mut back = (days / ROLLUP_DAYS + 1) * ROLLUP_DAYS;
+    while back >= 0 {
+        let statement = statement(now_ms - back * DAY_MS);
+        let params: Vec<rusqlite::types::Value> = statement
+            .params
+            .iter()
+            .map(|v| match v {
+                SqlValue::Text(t) => rusqlite::types::Value::Text(t.clone()),
+                SqlValue::Integer(n) => rusqlite::types::Value::Integer(*n),
+                SqlValue::Real(x) => rusqlite::types::Value::Real(*x),
+                SqlValue::Null => rusqlite::types::Value::Null,
+                SqlValue::Blob(b) => rusqlite::types::Value::Blob(b.clone()),
+            })
+            .collect();
+        db.execute(&statement.sql, rusqlite::params_from_iter(params))?;
+        back -= ROLLUP_DAYS;
+    }
+    Ok(())
+}
+
+/// The Bot API update JSON of `action` (numbered `update_id`) as Telegram sends it to the
+/// example bot: commands with their entity, button presses on the menu (`<name>:stats`),
+/// membership changes in the private chat, checkout, payments and refunds; `from` carries the
+/// user's `language_code` and, for Premium users only, `is_premium` (as Telegram does).
+pub fn update_json(population: &Population, action: &Action, update_id: i64) -> String {
+    use serde_json::{json, Value};
+    let user = population
+        .users
+        .iter()
+        .find(|u| u.id == action.user)
+        .expect("the action's user is in the population");
+    let date = action.at / 1000;
+    let message_id = update_id % 100_000;
+    let mut from = json!({"id": user.id, "is_bot": false, "first_name": "Known",
+                          "language_code": user.lang});
+    if user.premium == Some(true) {
+        from["is_premium"] = json!(true);
+    }
+    let chat = json!({"id": user.id, "type": "private", "first_name": "Known"});
+    let bot = json!({"id": 7_000_000_001i64, "is_bot": true, "first_name": "Bot", "username": "known_test_bot"});
+    let message = |fields: Value| {
+        let mut m = json!({"message_id": message_id, "from": from, "chat": chat, "date": date});
+        if let (Value::Object(m), Value::Object(extra)) = (&mut m, fields) {
+            m.extend(extra);
+        }
+        json!({"update_id": update_id, "message": m})
+    };
+    let command = |text: String| {
+        let length = text.split(' ').next().unwrap_or_default().len();
+        message(json!({"text": text,
+                       "entities": [{"offset": 0, "length": length, "type": "bot_command"}]}))
+    };
+    let member = |old: &str, new: &str| {
+        let mut new_member = json!({"status": new, "user": bot});
+        if new == "kicked" {
+            new_member["until_date"] = json!(0);
+        }
+        json!({"update_id": update_id, "my_chat_member": {
+            "chat": chat, "from": from, "date": date,
+            "old_chat_member": {"status": old, "user": bot},
+            "new_chat_member": new_member,
+        }})
+    };
+    let charge = format!("stxknown{}", user.id);
+    let value = match &action.what {
+        What::Start(Some(source)) => command(format!("/start {source}")),
+        What::Start(None) => command("/start".into()),
+        What::Command(name) => command(format!("/{name}")),
+        What::Members => command("/members".into()),
+        What::Text => message(json!({"text": "what can you do?"})),
+        What::Button(name) => json!({"update_id": update_id, "callback_query": {
+            "id": format!("{}{}", user.id, message_id),
+            "from": from,
+            "message": {"message_id": message_id - 1, "from": bot, "chat": chat,
+                        "date": date - 5, "text": "Choose:"},
+            "chat_instance": format!("-84200000{}", user.id),
+            "data": format!("{name}:stats"),
+        }}),
+        What::PreCheckout(currency, amount) => {
+            json!({"update_id": update_id, "pre_checkout_query": {
+                "id": format!("pc{}{}", user.id, message_id),
+                "from": from,
+                "currency": currency,
+                "total_amount": *amount as i64,
+                "invoice_payload": "premium_month",
+            }})
+        }
+        What::Payment(currency, amount) => message(json!({"successful_payment": {
+            "currency": currency,
+            "total_amount": *amount as i64,
+            "invoice_payload": "premium_month",
+            "telegram_payment_charge_id": charge,
+            "provider_payment_charge_id": "",
+        }})),
+        What::Refund(currency, amount) => message(json!({"refunded_payment": {
+            "currency": currency,
+            "total_amount": *amount as i64,
+            "invoice_payload": "premium_month",
+            "telegram_payment_charge_id": charge,
+        }})),
+        What::Blocked => member("member", "kicked"),
+        What::Unblocked => member("kicked", "member"),
+    };
+    value.to_string()
+}
+
+/// The funnels the owner-page tests configure (`FUNNELS`).
+pub const FUNNELS: &str =
+    "Onboarding: /start > callback menu > chat_size within 7d; Help: /start > /help within 1h";
+
+/// The text of the card `id` (its value) in the page's HTML.
+pub fn card(html: &str, id: &str) -> String {
+    html.split(&format!("id=\"{id}\"><div class=\"value\">"))
+        .nth(1)
+        .and_then(|s| s.split("</div>").next())
+        .unwrap_or_else(|| panic!("no card {id}"))
+        .to_string()
+}
+
+/// The CSV of `table` on `path`: checks the response and returns its records.
+pub fn csv(dashboard: &Dashboard, path: &str, table: &str) -> Vec<Vec<String>> {
+    let join = if path.contains('?') { '&' } else { '?' };
+    let url = format!("{path}{join}format=csv&table={table}");
+    let page = dashboard.get_ok(&url);
+    assert_eq!(page.status, 200, "{url}: {}", page.body);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/csv; charset=utf-8"),
+        "{url}"
+    );
+    let disposition = page.header("content-disposition").unwrap_or_default();
+    assert!(
+        disposition.starts_with("attachment; filename=\"") && disposition.ends_with(".csv\""),
+        "{url}: {disposition}"
+    );
+    assert!(page.body.ends_with("\r\n"), "{url}: records end in CRLF");
+    page.body
+        .split("\r\n")
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect()
+}
+
+/// The record whose first fields are `key`.
+pub fn row<'a>(records: &'a [Vec<String>], key: &[&str]) -> &'a [String] {
+    records
+        .iter()
+        .find(|r| r.iter().zip(key).all(|(a, b)| a == b))
+        .unwrap_or_else(|| panic!("no row {key:?} in {records:?}"))
+}
+
+/// The key figures of the four pages that a browser test checks in the rendered DOM:
+/// (page path, card id, value).
+pub const KEY_CARDS: &[(&str, &str, &str)] = &[
+    ("/users?range=30d", "card-dau", "3"),
+    ("/users?range=30d", "card-wau", "3"),
+    ("/users?range=30d", "card-mau", "5"),
+    ("/users?range=30d", "card-stickiness", "60.0 %"),
+    ("/users?range=30d", "card-blocked", "0"),
+    ("/users?range=30d", "card-premium", "40.0 %"),
+    // One of the fourteen messages of the range (today: one of four).
+    ("/users?range=30d", "card-not-understood", "7.1 %"),
+    ("/sources", "card-revenue", "300 XTR"),
+];
+
+/// Checks the exact figures of the known population (bot `population.bot`, configured with
+/// [`FUNNELS`]) on the Users, Retention, Funnels and Sources pages of `dashboard`, through
+/// their HTML and CSV exports.
+pub fn check_pages(dashboard: &Dashboard, population: &Population) {
+    let today = population.today;
+    let day = |days_ago: i64| {
+        dashboard_core::timefmt::sql_datetime((today - days_ago) * DAY_MS)[..10].to_string()
+    };
+
+    // Users.
+    let users = dashboard.get_ok("/users?range=30d");
+    assert_eq!(users.status, 200);
+    assert!(!users.body.contains("Could not load"), "{}", users.body);
+    for (_, id, value) in KEY_CARDS.iter().filter(|c| c.0.starts_with("/users")) {
+        assert_eq!(card(&users.body, id), *value, "{id}");
+    }
+    let daily = csv(dashboard, "/users?range=30d", "daily");
+    assert_eq!(
+        daily[0],
+        ["day", "new", "returning", "active", "blocked", "unblocked"]
+    );
+    assert_eq!(&row(&daily, &[&day(14)])[1..], ["3", "0", "3", "0", "0"]);
+    assert_eq!(&row(&daily, &[&day(13)])[1..], ["0", "1", "1", "0", "0"]);
+    assert_eq!(&row(&daily, &[&day(12)])[1..], ["0", "0", "0", "1", "0"]);
+    assert_eq!(&row(&daily, &[&day(10)])[1..], ["0", "0", "0", "0", "1"]);
+    assert_eq!(&row(&daily, &[&day(7)])[1..], ["0", "2", "2", "0", "0"]);
+    assert_eq!(&row(&daily, &[&day(3)])[1..], ["1", "0", "1", "0", "0"]);
+    assert_eq!(&row(&daily, &[&day(0)])[1..], ["1", "2", "3", "0", "0"]);
+    let nu = csv(dashboard, "/users?range=30d", "not_understood");
+    assert_eq!(&row(&nu, &[&day(0)])[1..], ["1", "4", "0.2500"]);
+    assert_eq!(&row(&nu, &[&day(14)])[1..], ["0", "5", "0.0000"]);
+    let languages = csv(dashboard, "/users?range=30d", "languages");
+    assert_eq!(languages[1], ["en", "3", "0.6000"]);
+    assert_eq!(&row(&languages, &["ru"])[1..], ["1", "0.2000"]);
+    let months = csv(dashboard, "/users", "months");
+    assert_eq!(months.len(), 13, "a header and twelve months");
+    let total = |i: usize| {
+        months[1..]
+            .iter()
+            .map(|r| r[i].parse::<u64>().unwrap())
+            .sum::<u64>()
+    };
+    // New users, blocks, unblocks of the rollups (today's included).
+    assert_eq!((total(1), total(3), total(4)), (5, 1, 1), "{months:?}");
+
+    // Retention: A, B and C share a cohort; week 1: A and B; week 2: A.
+    let retention = dashboard.get_ok("/retention");
+    assert!(
+        !retention.body.contains("Could not load"),
+        "{}",
+        retention.body
+    );
+    assert!(retention.body.contains("class=\"num heat h10\">100.0 %"));
+    let cohorts = csv(dashboard, "/retention", "retention");
+    assert_eq!(cohorts.len(), 14, "a header and 13 cohorts");
+    let monday = |d: i64| d - (d + 3).rem_euclid(7);
+    let first =
+        dashboard_core::timefmt::sql_datetime(monday(today - 14) * DAY_MS)[..10].to_string();
+    let abc = row(&cohorts, &[&first]);
+    assert_eq!(
+        &abc[1..5],
+        ["3", "1.0000", "0.6667", "0.3333"],
+        "{cohorts:?}"
+    );
+    let sizes: u64 = cohorts[1..]
+        .iter()
+        .map(|r| r[1].parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(sizes, 5);
+
+    // Sources.
+    let sources = dashboard.get_ok("/sources");
+    assert!(!sources.body.contains("Could not load"), "{}", sources.body);
+    for (_, id, value) in KEY_CARDS.iter().filter(|c| c.0 == "/sources") {
+        assert_eq!(card(&sources.body, id), *value, "{id}");
+    }
+    let table = csv(dashboard, "/sources", "sources");
+    assert_eq!(
+        &row(&table, &["ads"])[1..],
+        ["2", "2", "1.0000", "1", "0", "0"]
+    );
+    assert_eq!(
+        &row(&table, &["(none)"])[1..],
+        ["2", "0", "0.0000", "0", "0", "1"]
+    );
+    assert_eq!(
+        &row(&table, &["promo"])[1..],
+        ["1", "0", "0.0000", "0", "0", "0"]
+    );
+    let revenue = csv(dashboard, "/sources", "revenue");
+    assert_eq!(revenue[1], ["(none)", "XTR", "500", "200", "300"]);
+    assert_eq!(revenue.len(), 2);
+
+    // Funnels.
+    let funnels = dashboard.get_ok("/funnels?range=30d");
+    assert!(!funnels.body.contains("Could not load"), "{}", funnels.body);
+    assert!(funnels.body.contains("/start → callback menu → chat_size"));
+    let table = csv(dashboard, "/funnels?range=30d", "funnels");
+    let users_at = |funnel: &str, source: &str| -> Vec<String> {
+        table
+            .iter()
+            .filter(|r| r[0] == funnel && r[1] == source)
+            .map(|r| r[4].clone())
+            .collect()
+    };
+    assert_eq!(users_at("Onboarding", "all"), ["5", "2", "1"]);
+    assert_eq!(users_at("Onboarding", "ads"), ["2", "1", "1"]);
+    assert_eq!(users_at("Onboarding", "promo"), ["1", "1", "0"]);
+    assert_eq!(users_at("Onboarding", "(none)"), ["2", "0", "0"]);
+    // B's /help came a week after /start: beyond the hour.
+    assert_eq!(users_at("Help", "all"), ["5", "1"]);
+    assert_eq!(
+        &row(&table, &["Onboarding", "all", "2"])[5..],
+        ["0.4000", "0.4000"]
+    );
+
+    // A bot filter: another bot has none of them.
+    let other = csv(dashboard, "/sources?bot=someone-else", "sources");
+    assert_eq!(other.len(), 1, "only the header: {other:?}");
+
+    // The overview's commands: five /start.
+    let commands = csv(dashboard, "/?range=30d", "commands");
+    assert_eq!(
+        &row(&commands, &[population.bot.as_str(), "command", "start"])[3],
+        "5"
+    );
 }

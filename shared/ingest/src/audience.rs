@@ -86,12 +86,16 @@ pub struct UserFact {
 
 /// Whether an event means its user was active that day: **the user sent the bot something**.
 /// Every event with a user counts except the `user` kind's `user_blocked` / `user_unblocked`
-/// (a membership change, or a failed send to someone who blocked the bot) and the
-/// `performance` and `error` kinds (the bot's own work; the update that caused it counts).
+/// and the `my_chat_member` update that carries them (a membership change, or a failed send to
+/// someone who blocked the bot), the `payment` kind's `refund` (the bot or Telegram refunded;
+/// the user sent nothing) and the `performance` and `error` kinds (the bot's own work; the
+/// update that caused it counts).
 pub fn is_active(kind: EventKind, name: &str) -> bool {
     match kind {
         EventKind::Performance | EventKind::Error => false,
         EventKind::User => name != audience::USER_BLOCKED && name != audience::USER_UNBLOCKED,
+        EventKind::UpdateReceived => name != "my_chat_member",
+        EventKind::Payment => name != audience::REFUND,
         _ => true,
     }
 }
@@ -434,6 +438,10 @@ mod tests {
         assert!(is_active(EventKind::User, audience::NOT_UNDERSTOOD));
         assert!(!is_active(EventKind::User, audience::USER_BLOCKED));
         assert!(!is_active(EventKind::User, audience::USER_UNBLOCKED));
+        // The update of a block or an unblock, and a refund: the user sent nothing.
+        assert!(!is_active(EventKind::UpdateReceived, "my_chat_member"));
+        assert!(!is_active(EventKind::Payment, audience::REFUND));
+        assert!(is_active(EventKind::Payment, audience::PRE_CHECKOUT));
         assert!(!is_active(EventKind::Performance, "handler"));
         assert!(!is_active(EventKind::Error, "x"));
         let timing = &samples::typical_events()[2];

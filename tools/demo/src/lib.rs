@@ -539,16 +539,9 @@ fn started_ms(instant: Instant) -> i64 {
     e2e_tests::now_ms() - instant.elapsed().as_millis() as i64
 }
 
-/// The SQL that dates the local mirror's rows of `bot` written since `since_ms` whose event
-/// happened before it (the run's backdated events) a second after their event time.
-pub fn mirror_backdate_sql(bot: &str, since_ms: i64) -> String {
-    let since = since_ms / 1000;
-    let bot = bot.replace('\'', "''");
-    format!(
-        "UPDATE analytics_points_local SET timestamp = strftime('%Y-%m-%d %H:%M:%S', CAST(double3 / 1000 AS INTEGER) + 1, 'unixepoch') \
-         WHERE blob1 = '{bot}' AND timestamp >= strftime('%Y-%m-%d %H:%M:%S', {since}, 'unixepoch') AND double3 < {since} * 1000.0"
-    )
-}
+/// The SQL that dates the local mirror's rows by their event time (moved to the e2e-tests
+/// crate, which the pipeline test of the owner pages shares).
+pub use e2e_tests::owner::mirror_backdate_sql;
 
 /// The consumer's rollup statement (`ingest_policy::rollup`) for every day of the last `days`
 /// days up to `now_ms`, as literal SQL for `wrangler d1 execute` (which binds no parameters):
