@@ -504,22 +504,20 @@ pub fn run(options: &Options) -> Result<Summary, DemoError> {
     )?;
 
     // The consumer's cron writes daily_rollup for the last few days only; the demo's history
-    // needs it for every day of the run (the Users page's twelve months read it).
-    wrangler_cmd(
-        &options.work,
-        &[
-            "d1",
-            "execute",
-            "DB",
-            "--local",
-            "--persist-to",
-            &state,
-            "-c",
-            "consumer.toml",
-            "--command",
-            &rollup_sql(e2e_tests::now_ms(), options.population.days as usize),
-        ],
-    )?;
+    // needs it for every day of the run (the Users page's twelve months read it). wrangler dev
+    // is stopped, so the rollup runs on the local D1 file itself.
+    let rollup = open_d1(&options.state)
+        .and_then(|db| db.path().map(PathBuf::from))
+        .ok_or_else(|| DemoError::Setup("no local D1 file with processed_envelopes".into()))
+        .and_then(|file| {
+            e2e_tests::owner::rollup_history(
+                &file,
+                e2e_tests::now_ms(),
+                options.population.days.into(),
+            )
+            .map_err(|e| DemoError::Setup(format!("the rollup over the demo's days: {e}")))
+        });
+    rollup?;
 
     Ok(Summary {
         users: population.users.len(),
@@ -542,35 +540,6 @@ fn started_ms(instant: Instant) -> i64 {
 /// The SQL that dates the local mirror's rows by their event time (moved to the e2e-tests
 /// crate, which the pipeline test of the owner pages shares).
 pub use e2e_tests::owner::mirror_backdate_sql;
-
-/// The consumer's rollup statement (`ingest_policy::rollup`) for every day of the last `days`
-/// days up to `now_ms`, as literal SQL for `wrangler d1 execute` (which binds no parameters):
-/// one run per [`ingest_policy::rollup::ROLLUP_DAYS`] days, oldest first.
-pub fn rollup_sql(now_ms: i64, days: usize) -> String {
-    use ingest_policy::rollup::{statement, ROLLUP_DAYS};
-    use ingest_policy::SqlValue;
-    const DAY_MS: i64 = 86_400_000;
-    let step = ROLLUP_DAYS as usize;
-    let mut runs = Vec::new();
-    let backs: Vec<usize> = (0..=days + step).step_by(step).collect();
-    for back in backs.into_iter().rev() {
-        let statement = statement(now_ms - back as i64 * DAY_MS);
-        let mut sql = statement.sql.clone();
-        // Highest number first, so ?1 does not replace the start of ?10.
-        for (i, value) in statement.params.iter().enumerate().rev() {
-            let literal = match value {
-                SqlValue::Text(t) => format!("'{}'", t.replace('\'', "''")),
-                SqlValue::Integer(n) => n.to_string(),
-                SqlValue::Real(x) => format!("{x:?}"),
-                SqlValue::Null => "NULL".into(),
-                SqlValue::Blob(_) => unreachable!("the rollup binds no blob"),
-            };
-            sql = sql.replace(&format!("?{}", i + 1), &literal);
-        }
-        runs.push(sql);
-    }
-    runs.join(";\n")
-}
 
 /// The summary as `make demo` prints it.
 pub fn describe(summary: &Summary) -> String {

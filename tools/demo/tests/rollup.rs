@@ -1,4 +1,5 @@
-//! The demo's rollup over its past days (`demo::rollup_sql`), run on SQLite built from the
+//! The rollup the demo runs over its past days (`e2e_tests::owner::rollup_history`, the
+//! consumer's statement run back in steps of its three days), on SQLite built from the
 //! migrations: every day of the history gets its daily_rollup row, not only the cron's last
 //! three.
 
@@ -6,8 +7,8 @@ use rusqlite::Connection;
 
 const DAY_MS: i64 = 86_400_000;
 
-fn database() -> Connection {
-    let db = Connection::open_in_memory().unwrap();
+fn database(file: &std::path::Path) -> Connection {
+    let db = Connection::open(file).unwrap();
     let dir = e2e_tests::repo_root().join("migrations");
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
@@ -24,7 +25,9 @@ fn database() -> Connection {
 #[test]
 fn every_day_of_the_demo_gets_its_rollup_row() {
     let now = 20_000 * DAY_MS + 5_000;
-    let db = database();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("d1.sqlite");
+    let db = database(&file);
     // Users first seen 40 and 89 days ago, active those days; one processed envelope today
     // (the demo's envelopes are all received during the run).
     for (user, back) in [(1, 40), (2, 89)] {
@@ -48,7 +51,7 @@ fn every_day_of_the_demo_gets_its_rollup_row() {
     )
     .unwrap();
 
-    db.execute_batch(&demo::rollup_sql(now, 90)).unwrap();
+    e2e_tests::owner::rollup_history(&file, now, 90).unwrap();
 
     let row = |back: i64| -> (i64, i64) {
         db.query_row(
