@@ -59,9 +59,10 @@ fn status_page(status: u16, title: &str, message: &str) -> Result<Response> {
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let started = js_sys::Date::now();
-    let url = req.url()?;
+    let url = req.inner().url();
+    let (path, query) = dashboard_core::urls::path_and_query(&url);
     let method = req.method();
-    let route = route::route(method.as_ref(), url.path(), url.query().unwrap_or(""));
+    let route = route::route(method.as_ref(), path, query);
     // The liveness probe is the one thing served without the password; it shows no data.
     if route == Route::Health {
         return respond(

@@ -41,6 +41,7 @@ pub mod sqlapi;
 pub mod stats;
 pub mod table;
 pub mod timefmt;
+pub mod urls;
 
 /// The stylesheet every page links (served at [`route::STYLESHEET_PATH`]).
 pub const STYLESHEET: &str = include_str!("../assets/dashboard.css");

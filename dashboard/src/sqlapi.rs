@@ -68,30 +68,18 @@ pub fn sql_api_url(base: &str, account_id: &str) -> Result<String, ConfigError> 
     if account_id.len() != 32 || !account_id.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(ConfigError::AccountId);
     }
-    let clean = base
-        .bytes()
-        .all(|b| b.is_ascii_graphic() && !b"?#\"'<>\\@".contains(&b));
-    let url = url::Url::parse(base).map_err(|_| ConfigError::Base)?;
-    let loopback = match url.host() {
-        Some(url::Host::Ipv4(ip)) => ip == std::net::Ipv4Addr::LOCALHOST,
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        Some(url::Host::Domain(domain)) => domain == "localhost",
-        None => false,
-    };
-    let allowed = match url.scheme() {
-        "https" => url.host().is_some(),
-        "http" => loopback,
+    let url = crate::urls::parse_base(base).ok_or(ConfigError::Base)?;
+    let allowed = match url.scheme.as_str() {
+        "https" => true,
+        "http" => url.is_loopback(),
         _ => false,
     };
-    let plain = url.username().is_empty()
-        && url.password().is_none()
-        && url.query().is_none()
-        && url.fragment().is_none()
-        && !url.cannot_be_a_base();
-    if !clean || !allowed || !plain {
+    if !allowed {
         return Err(ConfigError::Base);
     }
-    let base = url.as_str().trim_end_matches('/');
+    let port = url.port.map(|p| format!(":{p}")).unwrap_or_default();
+    let base = format!("{}://{}{port}{}", url.scheme, url.host, url.path);
+    let base = base.trim_end_matches('/');
     Ok(format!("{base}/accounts/{account_id}/analytics_engine/sql"))
 }
 
