@@ -11,6 +11,7 @@ pub mod fake_bot_api;
 pub mod owner;
 pub mod process;
 pub mod stack;
+pub mod updates;
 
 pub use fake_bot_api::{ApiCall, FakeBotApi};
 pub use stack::{SecondBot, Stack, StackOptions};

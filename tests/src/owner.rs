@@ -495,83 +495,59 @@ pub fn rollup_history(d1_file: &Path, now_ms: i64, days: i64) -> rusqlite::Resul
 /// membership changes in the private chat, checkout, payments and refunds; `from` carries the
 /// user's `language_code` and, for Premium users only, `is_premium` (as Telegram does).
 pub fn update_json(population: &Population, action: &Action, update_id: i64) -> String {
-    use serde_json::{json, Value};
+    use crate::updates::{BotIdentity, Charge, PrivateChat};
     let user = population
         .users
         .iter()
         .find(|u| u.id == action.user)
         .expect("the action's user is in the population");
+    let chat = PrivateChat {
+        user_id: user.id,
+        first_name: "Known",
+        lang: Some(user.lang),
+        premium: user.premium == Some(true),
+        bot: BotIdentity {
+            id: 7_000_000_001,
+            first_name: "Bot",
+            username: "known_test_bot",
+        },
+    };
     let date = action.at / 1000;
     let message_id = update_id % 100_000;
-    let mut from = json!({"id": user.id, "is_bot": false, "first_name": "Known",
-                          "language_code": user.lang});
-    if user.premium == Some(true) {
-        from["is_premium"] = json!(true);
-    }
-    let chat = json!({"id": user.id, "type": "private", "first_name": "Known"});
-    let bot = json!({"id": 7_000_000_001i64, "is_bot": true, "first_name": "Bot", "username": "known_test_bot"});
-    let message = |fields: Value| {
-        let mut m = json!({"message_id": message_id, "from": from, "chat": chat, "date": date});
-        if let (Value::Object(m), Value::Object(extra)) = (&mut m, fields) {
-            m.extend(extra);
-        }
-        json!({"update_id": update_id, "message": m})
+    let command = |text: &str| chat.command(update_id, message_id, date, text);
+    let telegram_id = format!("stxknown{}", user.id);
+    let charge = |currency, amount: &f64| Charge {
+        currency,
+        amount: *amount as i64,
+        telegram_id: &telegram_id,
+        provider_id: "",
     };
-    let command = |text: String| {
-        let length = text.split(' ').next().unwrap_or_default().len();
-        message(json!({"text": text,
-                       "entities": [{"offset": 0, "length": length, "type": "bot_command"}]}))
-    };
-    let member = |old: &str, new: &str| {
-        let mut new_member = json!({"status": new, "user": bot});
-        if new == "kicked" {
-            new_member["until_date"] = json!(0);
-        }
-        json!({"update_id": update_id, "my_chat_member": {
-            "chat": chat, "from": from, "date": date,
-            "old_chat_member": {"status": old, "user": bot},
-            "new_chat_member": new_member,
-        }})
-    };
-    let charge = format!("stxknown{}", user.id);
     let value = match &action.what {
-        What::Start(Some(source)) => command(format!("/start {source}")),
-        What::Start(None) => command("/start".into()),
-        What::Command(name) => command(format!("/{name}")),
-        What::Members => command("/members".into()),
-        What::Text => message(json!({"text": "what can you do?"})),
-        What::Button(name) => json!({"update_id": update_id, "callback_query": {
-            "id": format!("{}{}", user.id, message_id),
-            "from": from,
-            "message": {"message_id": message_id - 1, "from": bot, "chat": chat,
-                        "date": date - 5, "text": "Choose:"},
-            "chat_instance": format!("-84200000{}", user.id),
-            "data": format!("{name}:stats"),
-        }}),
-        What::PreCheckout(currency, amount) => {
-            json!({"update_id": update_id, "pre_checkout_query": {
-                "id": format!("pc{}{}", user.id, message_id),
-                "from": from,
-                "currency": currency,
-                "total_amount": *amount as i64,
-                "invoice_payload": "premium_month",
-            }})
+        What::Start(Some(source)) => command(&format!("/start {source}")),
+        What::Start(None) => command("/start"),
+        What::Command(name) => command(&format!("/{name}")),
+        What::Members => command("/members"),
+        What::Text => chat.message(
+            update_id,
+            message_id,
+            date,
+            serde_json::json!({"text": "what can you do?"}),
+        ),
+        What::Button(name) => chat.button(update_id, message_id, date, &format!("{name}:stats")),
+        What::PreCheckout(currency, amount) => chat.pre_checkout(
+            update_id,
+            &format!("pc{}{}", user.id, message_id),
+            currency,
+            *amount as i64,
+        ),
+        What::Payment(currency, amount) => {
+            chat.payment(update_id, message_id, date, &charge(currency, amount))
         }
-        What::Payment(currency, amount) => message(json!({"successful_payment": {
-            "currency": currency,
-            "total_amount": *amount as i64,
-            "invoice_payload": "premium_month",
-            "telegram_payment_charge_id": charge,
-            "provider_payment_charge_id": "",
-        }})),
-        What::Refund(currency, amount) => message(json!({"refunded_payment": {
-            "currency": currency,
-            "total_amount": *amount as i64,
-            "invoice_payload": "premium_month",
-            "telegram_payment_charge_id": charge,
-        }})),
-        What::Blocked => member("member", "kicked"),
-        What::Unblocked => member("kicked", "member"),
+        What::Refund(currency, amount) => {
+            chat.refund(update_id, message_id, date, &charge(currency, amount))
+        }
+        What::Blocked => chat.membership(update_id, date, "member", "kicked"),
+        What::Unblocked => chat.membership(update_id, date, "kicked", "member"),
     };
     value.to_string()
 }

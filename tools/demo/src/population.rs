@@ -12,7 +12,8 @@
 
 use std::collections::HashMap;
 
-use serde_json::{json, Value};
+use e2e_tests::updates::{BotIdentity, Charge, PrivateChat};
+use serde_json::json;
 
 /// A day in milliseconds.
 pub const DAY_MS: i64 = 86_400_000;
@@ -299,92 +300,73 @@ impl Population {
     pub fn body(&self, index: usize, update_id: i64) -> String {
         let update = &self.updates[index];
         let user = &self.users[update.user];
+        let chat = PrivateChat {
+            user_id: user.id,
+            first_name: user.first_name,
+            lang: user.lang,
+            premium: user.premium,
+            bot: BotIdentity {
+                id: BOT_ID,
+                first_name: "Demo bot",
+                username: "demo_analytics_bot",
+            },
+        };
         let date = update.at_ms / 1000;
-        let mut from = json!({"id": user.id, "is_bot": false, "first_name": user.first_name});
-        if let Some(lang) = user.lang {
-            from["language_code"] = json!(lang);
-        }
-        if user.premium {
-            from["is_premium"] = json!(true);
-        }
-        let chat = json!({"id": user.id, "type": "private", "first_name": user.first_name});
-        let bot = json!({"id": BOT_ID, "is_bot": true, "first_name": "Demo bot", "username": "demo_analytics_bot"});
-        let message = |fields: Value| {
-            let mut m =
-                json!({"message_id": update.message_id, "from": from, "chat": chat, "date": date});
-            if let (Value::Object(m), Value::Object(extra)) = (&mut m, fields) {
-                m.extend(extra);
-            }
-            json!({"update_id": update_id, "message": m})
-        };
-        let command = |text: String| {
-            let length = text
-                .split(' ')
-                .next()
-                .unwrap_or_default()
-                .encode_utf16()
-                .count();
-            message(
-                json!({"text": text, "entities": [{"offset": 0, "length": length, "type": "bot_command"}]}),
-            )
-        };
-        let member = |old: &str, new: &str| {
-            let mut new_member = json!({"status": new, "user": bot});
-            if new == "kicked" {
-                new_member["until_date"] = json!(0);
-            }
-            json!({"update_id": update_id, "my_chat_member": {
-                "chat": chat, "from": from, "date": date,
-                "old_chat_member": {"status": old, "user": bot},
-                "new_chat_member": new_member,
-            }})
-        };
+        let message_id = update.message_id;
         let value = match &update.action {
-            Action::Start(Some(source)) => command(format!("/start {source}")),
-            Action::Start(None) => command("/start".into()),
-            Action::Command(name) => command(format!("/{name}")),
-            Action::Text(text) => message(json!({"text": text})),
-            Action::Sticker => message(json!({"sticker": {
-                "file_id": format!("CAACAgIAAxkBAAE{}", update.message_id),
-                "file_unique_id": format!("AgAD{}", update.message_id),
-                "type": "regular", "width": 512, "height": 512,
-                "is_animated": false, "is_video": false, "emoji": "👍",
-            }})),
-            Action::Button(data) => json!({"update_id": update_id, "callback_query": {
-                "id": format!("{}{}", user.id, update.message_id),
-                "from": from,
-                "message": {"message_id": update.message_id - 1, "from": bot, "chat": chat, "date": date - 5, "text": "Choose:"},
-                "chat_instance": format!("-{}", 8_420_000_000_000_000_000u64 + user.id as u64),
-                "data": data,
-            }}),
-            Action::PreCheckout { currency, amount } => {
-                json!({"update_id": update_id, "pre_checkout_query": {
-                    "id": format!("pc{}{}", user.id, update.message_id),
-                    "from": from,
-                    "currency": currency,
-                    "total_amount": amount,
-                    "invoice_payload": "premium_month",
-                }})
+            Action::Start(Some(source)) => {
+                chat.command(update_id, message_id, date, &format!("/start {source}"))
             }
+            Action::Start(None) => chat.command(update_id, message_id, date, "/start"),
+            Action::Command(name) => chat.command(update_id, message_id, date, &format!("/{name}")),
+            Action::Text(text) => chat.message(update_id, message_id, date, json!({"text": text})),
+            Action::Sticker => chat.message(
+                update_id,
+                message_id,
+                date,
+                json!({"sticker": {
+                    "file_id": format!("CAACAgIAAxkBAAE{message_id}"),
+                    "file_unique_id": format!("AgAD{message_id}"),
+                    "type": "regular", "width": 512, "height": 512,
+                    "is_animated": false, "is_video": false, "emoji": "👍",
+                }}),
+            ),
+            Action::Button(data) => chat.button(update_id, message_id, date, data),
+            Action::PreCheckout { currency, amount } => chat.pre_checkout(
+                update_id,
+                &format!("pc{}{message_id}", user.id),
+                currency,
+                *amount,
+            ),
             Action::Paid {
                 currency,
                 amount,
                 charge,
-            } => message(json!({"successful_payment": {
-                "currency": currency,
-                "total_amount": amount,
-                "invoice_payload": "premium_month",
-                "telegram_payment_charge_id": charge,
-                "provider_payment_charge_id": if *currency == "XTR" { String::new() } else { format!("ch_{charge}") },
-            }})),
-            Action::Refunded { amount, charge } => message(json!({"refunded_payment": {
-                "currency": "XTR",
-                "total_amount": amount,
-                "invoice_payload": "premium_month",
-                "telegram_payment_charge_id": charge,
-            }})),
-            Action::Blocked => member("member", "kicked"),
-            Action::Unblocked => member("kicked", "member"),
+            } => {
+                let provider_id = if *currency == "XTR" {
+                    String::new()
+                } else {
+                    format!("ch_{charge}")
+                };
+                let paid = Charge {
+                    currency,
+                    amount: *amount,
+                    telegram_id: charge,
+                    provider_id: &provider_id,
+                };
+                chat.payment(update_id, message_id, date, &paid)
+            }
+            Action::Refunded { amount, charge } => {
+                let refund = Charge {
+                    currency: "XTR",
+                    amount: *amount,
+                    telegram_id: charge,
+                    provider_id: "",
+                };
+                chat.refund(update_id, message_id, date, &refund)
+            }
+            Action::Blocked => chat.membership(update_id, date, "member", "kicked"),
+            Action::Unblocked => chat.membership(update_id, date, "kicked", "member"),
         };
         value.to_string()
     }
