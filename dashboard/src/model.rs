@@ -70,6 +70,10 @@ pub struct GroupRow {
     /// The bot the group belongs to (its Worker's name; empty for groups stored before
     /// migration 0006 whose events are gone).
     pub bot: String,
+    /// `unresolved`, `resolved`, `muted` or `regressed` (empty where the query did not read it).
+    pub status: String,
+    /// The release it was resolved in (empty: none).
+    pub resolved_in_release: String,
 }
 
 fn group_row(row: &Row) -> GroupRow {
@@ -84,6 +88,8 @@ fn group_row(row: &Row) -> GroupRow {
         last_seen: millis(row, "last_seen"),
         release: text(row, "release"),
         bot: text(row, "bot"),
+        status: text(row, "status"),
+        resolved_in_release: text(row, "resolved_in_release"),
     }
 }
 
@@ -293,6 +299,8 @@ pub struct GroupPage {
     pub hours: Vec<i64>,
     /// Events per hourly bucket.
     pub per_hour: Section<Vec<f64>>,
+    /// The CSRF token of its status form (`None`: no form, e.g. in examples).
+    pub csrf: Option<String>,
 }
 
 /// Builds a group's page from its results.
@@ -340,6 +348,7 @@ pub fn group(
             values
         }),
         hours,
+        csrf: None,
     }
 }
 

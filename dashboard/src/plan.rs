@@ -80,12 +80,15 @@ pub enum QueryId {
 pub struct Settings {
     /// The funnels of `FUNNELS`, or why they were refused (shown on the Funnels page).
     pub funnels: Result<Vec<Funnel>, FunnelConfigError>,
+    /// The key of the group status form's CSRF tokens (`None`: pages show no form).
+    pub csrf: Option<crate::lifecycle::CsrfKey>,
 }
 
 impl Default for Settings {
     fn default() -> Settings {
         Settings {
             funnels: Ok(Vec::new()),
+            csrf: None,
         }
     }
 }
@@ -95,7 +98,14 @@ impl Settings {
     pub fn from_vars(funnels: Option<&str>) -> Settings {
         Settings {
             funnels: parse_config(funnels.unwrap_or("")),
+            csrf: None,
         }
+    }
+
+    /// With the CSRF key of `password` (the status forms need it).
+    pub fn with_password(mut self, password: &str) -> Settings {
+        self.csrf = Some(crate::lifecycle::CsrfKey::from_password(password));
+        self
     }
 
     /// The settings the tests and examples use: [`crate::funnel::EXAMPLE`].

@@ -426,7 +426,7 @@ pub fn error_groups(sort: ErrorSort) -> String {
     };
     format!(
         "SELECT g.fingerprint, g.kind, g.location, g.last_message, g.count, g.first_seen, \
-         g.last_seen, g.release, g.bot, \
+         g.last_seen, g.release, g.bot, g.status, g.resolved_in_release, \
          (SELECT COUNT(DISTINCT e.user_id) FROM error_events e WHERE e.fingerprint = g.fingerprint) AS users \
          FROM error_groups g \
          WHERE (?1 IS NULL OR g.fingerprint IN (SELECT fingerprint FROM error_events WHERE release = ?1)) \
@@ -443,7 +443,7 @@ pub const RELEASES: &str = "SELECT release, COUNT(*) AS events, MAX(occurred_at)
 
 /// One error group (`?1` = fingerprint) with the users it affected.
 pub const GROUP: &str = "SELECT fingerprint, kind, location, first_seen, last_seen, count, \
-     last_message, sample_event_id, release, bot, \
+     last_message, sample_event_id, release, bot, status, resolved_in_release, \
      (SELECT COUNT(DISTINCT user_id) FROM error_events WHERE fingerprint = ?1) AS users \
      FROM error_groups WHERE fingerprint = ?1";
 

@@ -105,12 +105,29 @@ pub enum Route {
     NotFound,
     /// A parameter was invalid (400), with a message that may echo it (escape it!).
     BadRequest(String),
-    /// Only GET and HEAD are served (405).
+    /// Only GET and HEAD are served (405), and POST to a group's status.
     MethodNotAllowed,
+    /// `POST /errors/<fingerprint>/status`: resolve, mute, unmute or reopen a group
+    /// ([`crate::lifecycle`]).
+    GroupStatus {
+        /// The group's fingerprint (16 lowercase hex digits).
+        fingerprint: String,
+    },
 }
 
 /// Routes a request: `method`, the URL path and the raw query string (without `?`).
 pub fn route(method: &str, path: &str, query: &str) -> Route {
+    if method == "POST" {
+        return match path
+            .strip_prefix("/errors/")
+            .and_then(|rest| rest.strip_suffix("/status"))
+        {
+            Some(fingerprint) if is_fingerprint(fingerprint) => Route::GroupStatus {
+                fingerprint: fingerprint.to_string(),
+            },
+            _ => Route::MethodNotAllowed,
+        };
+    }
     if method != "GET" && method != "HEAD" {
         return Route::MethodNotAllowed;
     }

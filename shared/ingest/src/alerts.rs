@@ -81,7 +81,9 @@ impl AlertConfig {
     /// The settings; unparsable numbers mean the defaults.
     pub fn from_vars(vars: AlertVars<'_>) -> AlertConfig {
         let off = matches!(
-            vars.alerts.map(|a| a.trim().to_ascii_lowercase()).as_deref(),
+            vars.alerts
+                .map(|a| a.trim().to_ascii_lowercase())
+                .as_deref(),
             Some("off" | "0" | "false" | "no")
         );
         let chat_id = vars.chat_id.unwrap_or("").trim().to_string();
@@ -749,16 +751,20 @@ mod tests {
             };
             assert!(!AlertConfig::from_vars(vars).enabled, "{alerts}");
         }
-        assert!(!AlertConfig::from_vars(AlertVars {
-            chat_id: None,
-            ..base
-        })
-        .enabled);
-        assert!(!AlertConfig::from_vars(AlertVars {
-            has_token: false,
-            ..base
-        })
-        .enabled);
+        assert!(
+            !AlertConfig::from_vars(AlertVars {
+                chat_id: None,
+                ..base
+            })
+            .enabled
+        );
+        assert!(
+            !AlertConfig::from_vars(AlertVars {
+                has_token: false,
+                ..base
+            })
+            .enabled
+        );
         let c = AlertConfig::from_vars(AlertVars {
             webhook_pending: Some("5"),
             spike_ratio: Some("0.5"),
@@ -905,10 +911,7 @@ mod tests {
             WebhookInfo::parse(r#"{"ok":false,"description":"Unauthorized"}"#),
             Err(WebhookInfoError::Refused("Unauthorized".into()))
         );
-        assert_eq!(
-            WebhookInfo::parse("<html>"),
-            Err(WebhookInfoError::NotJson)
-        );
+        assert_eq!(WebhookInfo::parse("<html>"), Err(WebhookInfoError::NotJson));
         assert_eq!(
             WebhookInfo::parse(r#"{"ok":true}"#),
             Err(WebhookInfoError::NoResult)
@@ -926,7 +929,10 @@ mod tests {
             ..Observations::default()
         };
         assert!(spike_alert(&o(9, 100, 0, 100), &c).is_none(), "too few");
-        assert!(spike_alert(&o(10, 100, 0, 100), &c).is_some(), "none before");
+        assert!(
+            spike_alert(&o(10, 100, 0, 100), &c).is_some(),
+            "none before"
+        );
         assert!(spike_alert(&o(30, 100, 10, 100), &c).is_some(), "3×");
         assert!(spike_alert(&o(29, 100, 10, 100), &c).is_none(), "below 3×");
         assert!(

@@ -161,7 +161,8 @@ fn a_muted_group_never_alerts_and_a_regression_within_the_hour_is_not_sent() {
 fn a_condition_is_claimed_once_an_hour_whoever_asks() {
     let conn = migrated();
     let keys = vec!["spike".to_string(), "webhook:bot:error".to_string()];
-    let take = |now| alerts::claimed_keys(&batch(&conn, &[alerts::throttle_statement(&keys, now)])[0]);
+    let take =
+        |now| alerts::claimed_keys(&batch(&conn, &[alerts::throttle_statement(&keys, now)])[0]);
     assert_eq!(take(NOW).len(), 2);
     assert!(take(NOW).is_empty(), "a cron that runs twice");
     assert!(take(NOW + alerts::THROTTLE_MS - 1).is_empty());
@@ -172,7 +173,10 @@ fn a_condition_is_claimed_once_an_hour_whoever_asks() {
 fn the_observations_read_the_last_window_and_the_day_before() {
     let conn = migrated();
     let day = 86_400_000;
-    for (i, at) in [NOW - 1000, NOW - 2000, NOW - day - 1000].iter().enumerate() {
+    for (i, at) in [NOW - 1000, NOW - 2000, NOW - day - 1000]
+        .iter()
+        .enumerate()
+    {
         event(&conn, &format!("e{i}"), "fp", "1", *at);
     }
     conn.execute_batch(&format!(
@@ -183,10 +187,7 @@ fn the_observations_read_the_last_window_and_the_day_before() {
         NOW - day - 1000
     ))
     .unwrap();
-    let rows = batch(
-        &conn,
-        &[alerts::observations_statement(NOW)],
-    );
+    let rows = batch(&conn, &[alerts::observations_statement(NOW)]);
     let o = alerts::Observations::read(&rows[0][0]);
     assert_eq!(
         o,
@@ -201,4 +202,3 @@ fn the_observations_read_the_last_window_and_the_day_before() {
         }
     );
 }
-
