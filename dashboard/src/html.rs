@@ -677,6 +677,36 @@ pub fn pipeline(page: &PipelinePage, footer: &Footer) -> String {
         )
     );
     body.push_str(&section(
+        "Webhooks (getWebhookInfo, every 5 minutes)",
+        "webhooks",
+        &page.webhooks,
+        |rows| {
+            if rows.is_empty() {
+                return "<p class=\"muted\">No webhook checked yet: the consumer's 5-minute cron checks each bot whose token it has (docs/alerts.md).</p>".into();
+            }
+            let mut t = String::from(
+                "<table class=\"webhooks\"><thead><tr><th>bot</th><th class=\"num\">pending updates</th><th>last error</th><th>error</th><th>checked</th></tr></thead><tbody>",
+            );
+            for w in rows {
+                let error = if w.ok {
+                    cell(&w.last_error_message)
+                } else {
+                    cell(&format!("getWebhookInfo failed: {}", w.problem))
+                };
+                t.push_str(&format!(
+                    "<tr><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    cell(&w.bot),
+                    if w.ok { count(w.pending) } else { "–".into() },
+                    w.last_error_at.map(display).unwrap_or_else(|| "none".into()),
+                    error,
+                    display(w.checked_at)
+                ));
+            }
+            t.push_str("</tbody></table>");
+            t
+        },
+    ));
+    body.push_str(&section(
         "Queue messages stored",
         "messages",
         &page.envelopes,

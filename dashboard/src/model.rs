@@ -439,6 +439,27 @@ pub struct PipelinePage {
     pub hours: Vec<i64>,
     /// Per hourly bucket: events stored, p50 and p95 lag (ms).
     pub lag_per_hour: Section<(Vec<f64>, Vec<f64>, Vec<f64>)>,
+    /// Each bot's webhook as `getWebhookInfo` last answered.
+    pub webhooks: Section<Vec<WebhookRow>>,
+}
+
+/// One bot's webhook health (`webhook_health`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookRow {
+    /// The bot.
+    pub bot: String,
+    /// When the cron asked, ms.
+    pub checked_at: i64,
+    /// Whether `getWebhookInfo` answered.
+    pub ok: bool,
+    /// Pending updates.
+    pub pending: u64,
+    /// Telegram's last failed delivery, ms (`None`: none reported).
+    pub last_error_at: Option<i64>,
+    /// Telegram's error text (scrubbed).
+    pub last_error_message: String,
+    /// Why the call failed, when it did.
+    pub problem: String,
 }
 
 /// Builds the pipeline page from its results.
@@ -527,6 +548,19 @@ pub fn pipeline(range: Range, bot: Option<String>, now_ms: i64, results: &Result
         }
         (events, p50, p95)
     });
+    let webhooks = section(results, QueryId::WebhookHealth, |rows| {
+        rows.iter()
+            .map(|r| WebhookRow {
+                bot: text(r, "bot"),
+                checked_at: millis(r, "checked_at"),
+                ok: count(r, "ok") == 1,
+                pending: count(r, "pending_update_count"),
+                last_error_at: Some(millis(r, "last_error_date")).filter(|ms| *ms > 0),
+                last_error_message: text(r, "last_error_message"),
+                problem: text(r, "problem"),
+            })
+            .collect()
+    });
     PipelinePage {
         range,
         bot,
@@ -536,6 +570,7 @@ pub fn pipeline(range: Range, bot: Option<String>, now_ms: i64, results: &Result
         lag,
         hours,
         lag_per_hour,
+        webhooks,
     }
 }
 

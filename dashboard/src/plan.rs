@@ -13,7 +13,7 @@ use crate::sqlapi::{sql_api_url, ConfigError, QueryError, DEFAULT_API_BASE};
 use crate::timefmt::DAY_MS;
 
 /// Most D1 queries one page may run.
-pub const MAX_D1_QUERIES: usize = 3;
+pub const MAX_D1_QUERIES: usize = 4;
 /// Most Analytics Engine SQL API calls one page may make.
 pub const MAX_SQL_API_CALLS: usize = 3;
 
@@ -57,6 +57,8 @@ pub enum QueryId {
     RejectedSummary,
     /// [`queries::REJECTED_RECENT`].
     RejectedRecent,
+    /// [`queries::WEBHOOK_HEALTH`].
+    WebhookHealth,
     /// [`queries::users_per_day`].
     UsersPerDay,
     /// [`queries::audience`].
@@ -239,6 +241,11 @@ pub fn plan(page: &Page, now_ms: i64, dialect: Dialect, settings: &Settings) -> 
                 QueryId::RejectedRecent,
                 queries::REJECTED_RECENT,
                 vec![since],
+            );
+            plan.d1(
+                QueryId::WebhookHealth,
+                queries::WEBHOOK_HEALTH,
+                vec![bot_param(bot)],
             );
             plan.ae(
                 QueryId::DeliveryLag,

@@ -460,6 +460,12 @@ pub const GROUP_EVENTS: &str = "SELECT event_id, occurred_at, received_at, messa
 pub const GROUP_PER_HOUR: &str = "SELECT occurred_at / 3600000 AS hour, COUNT(*) AS events \
      FROM error_events WHERE fingerprint = ?1 AND occurred_at >= ?2 GROUP BY hour ORDER BY hour";
 
+/// What `getWebhookInfo` last answered for each bot (the consumer's 5-minute cron), of bot `?1`
+/// (NULL: every bot).
+pub const WEBHOOK_HEALTH: &str = "SELECT bot, checked_at, ok, pending_update_count, \
+     last_error_date, last_error_message, problem FROM webhook_health \
+     WHERE ?1 IS NULL OR bot = ?1 ORDER BY bot LIMIT 50";
+
 /// Stored queue messages since `?1` (ms) of bot `?2` (NULL: every bot) by their number of
 /// events, with the producers' drop counts. Columns: `event_count`, `messages`, `send_failed`,
 /// `oversize`, `buffer_full`, `cancelled`.
