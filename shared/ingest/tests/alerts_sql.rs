@@ -93,7 +93,11 @@ fn a_new_group_is_claimed_once_and_a_redelivery_claims_nothing() {
     assert!(claim(&conn, &["fp1"], NOW + 1).is_empty());
     // A later event of the same group is no new group either.
     event(&conn, "e3", "fp1", "1.0.0", NOW + 2);
-    assert!(claim(&conn, &["fp1"], NOW + 2).is_empty());
+    let pending: Option<String> = conn
+        .query_row("SELECT alert FROM error_groups", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(pending, None, "a later event marks nothing");
+    assert!(claim(&conn, &["fp1"], NOW + 2 * alerts::THROTTLE_MS).is_empty());
 }
 
 fn resolve(conn: &Connection, fp: &str) {
