@@ -373,6 +373,30 @@ mod tests {
     }
 
     #[test]
+    fn only_a_groups_status_takes_a_post() {
+        assert_eq!(
+            route("POST", "/errors/0123456789abcdef/status", ""),
+            Route::GroupStatus {
+                fingerprint: "0123456789abcdef".into()
+            }
+        );
+        for path in [
+            "/errors/0123456789ABCDEF/status",
+            "/errors/0123456789abcdef",
+            "/errors/0123456789abcdef/status/x",
+            "/errors/../status",
+            "/errors",
+        ] {
+            assert_eq!(route("POST", path, ""), Route::MethodNotAllowed, "{path}");
+        }
+        assert_eq!(get("/errors/0123456789abcdef/status", ""), Route::NotFound);
+        assert_eq!(
+            route("PUT", "/errors/0123456789abcdef/status", ""),
+            Route::MethodNotAllowed
+        );
+    }
+
+    #[test]
     fn hostile_values_are_refused_or_kept_as_data() {
         assert_eq!(get("/errors/0123456789ABCDEF", ""), Route::NotFound);
         assert_eq!(get("/errors/../../etc/passwd", ""), Route::NotFound);
