@@ -123,22 +123,40 @@ async fn call(base: &str, token: &str, method: &str, body: &str) -> Result<(u16,
     }
 }
 
-/// After a batch's commit: claims the pending alerts of its groups (`fingerprints`) and sends
-/// them. The claim runs even when alerts are off, so a group first seen while they were off is
-/// not announced as new at its next event once they are on.
-pub async fn after_batch(env: &Env, db: &Db, fingerprints: &[String]) {
-    let statements = alerts::claim_group_statements(fingerprints, js_sys::Date::now() as i64);
+/// After a batch's commit: claims the pending alerts of its groups (`fingerprints`), and the
+/// dead-letter alert when the batch came from the dead letter queue (`dead_lettered` messages),
+/// and sends them. The group claim runs even when alerts are off, so a group first seen while
+/// they were off is not announced as new at its next event once they are on.
+pub async fn after_batch(env: &Env, db: &Db, fingerprints: &[String], dead_lettered: usize) {
+    let now_ms = js_sys::Date::now() as i64;
+    let mut statements = alerts::claim_group_statements(fingerprints, now_ms);
+    let groups = statements.len();
+    let sender = Sender::from_env(env);
+    let dead = (dead_lettered > 0 && sender.config.enabled).then_some(Alert::DeadLettered {
+        messages: dead_lettered as u64,
+    });
+    if let Some(alert) = &dead {
+        statements.push(alerts::throttle_statement(&[alert.key()], now_ms));
+    }
     if statements.is_empty() {
         return;
     }
-    let sender = Sender::from_env(env);
     match db.batch(&statements).await {
-        Ok(answer) if answer.rows.len() == 2 => {
-            let claimed = alerts::claimed_groups(&answer.rows[0], &answer.rows[1]);
+        Ok(answer) if answer.rows.len() == statements.len() => {
+            let mut claimed = if groups == 2 {
+                alerts::claimed_groups(&answer.rows[0], &answer.rows[1])
+            } else {
+                Vec::new()
+            };
+            if let Some(alert) = dead {
+                if !alerts::claimed_keys(&answer.rows[groups]).is_empty() {
+                    claimed.push(alert);
+                }
+            }
             sender.send(&claimed).await;
         }
-        Ok(_) => console_error!("alerts: the group claim answered oddly"),
-        Err(error) => console_error!("alerts: claiming group alerts failed: {error}"),
+        Ok(_) => console_error!("alerts: the claim answered oddly"),
+        Err(error) => console_error!("alerts: claiming alerts failed: {error}"),
     }
 }
 

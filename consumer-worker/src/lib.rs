@@ -269,7 +269,12 @@ async fn consume(batch: &MessageBatchSys, env: &Env) {
     }
     log.report(&queue_name, &messages, &plan, &actions);
     if let Some((db, fingerprints)) = alert_groups {
-        alerting::after_batch(env, db, &fingerprints).await;
+        let dead_lettered = if queue_name.ends_with("-dlq") {
+            messages.len()
+        } else {
+            0
+        };
+        alerting::after_batch(env, db, &fingerprints, dead_lettered).await;
     }
 }
 
