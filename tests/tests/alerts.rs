@@ -291,3 +291,40 @@ fn alert_on_a_webhook_with_a_recent_error_once_however_often_the_cron_runs() {
         .count();
     assert_eq!(webhook_calls, 2, "one getWebhookInfo per bot per run");
 }
+
+#[test]
+fn alert_on_a_message_dead_lettered_and_its_new_error_in_one_go() {
+    let api = FakeBotApi::start();
+    let stack = Stack::start(StackOptions {
+        api_base: Some(api.base_url()),
+        extra_vars: alert_vars(&[]),
+        max_retries: Some(1),
+        ..StackOptions::default()
+    });
+    // D1 refuses the error rows: the message fails twice on the main queue and moves to the
+    // dead letter queue, whose consumer stores it once D1 is back.
+    stack.d1("ALTER TABLE error_events RENAME TO error_events_offline");
+    enqueue(&stack, &error_envelope(1, "1.0.0"));
+    poll_until(Duration::from_secs(90), || {
+        stack
+            .log()
+            .lines()
+            .any(|l| l.contains("QUEUE telegram-analytics-dlq"))
+            .then_some(())
+    })
+    .unwrap_or_else(|| panic!("no dead letter delivery\n{}", stack.log_tail()));
+    assert!(alert_texts(&api).is_empty(), "{:?}", alert_texts(&api));
+    stack.d1("ALTER TABLE error_events_offline RENAME TO error_events");
+    stack.wait_count("the error stored", "SELECT count(*) FROM error_events", 1);
+    let texts = wait_alerts(&api, 2);
+    assert!(
+        texts.iter().any(|t| t.contains("New error in ")),
+        "{texts:?}"
+    );
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("Pipeline: 1 messages reached the dead letter queue")),
+        "{texts:?}"
+    );
+}

@@ -253,7 +253,7 @@ impl Alert {
                 format!("Pipeline: {events} events dropped by the bots in 15 minutes")
             }
             Alert::DeadLettered { messages } => {
-                format!("Pipeline: {messages} messages dead-lettered in 15 minutes")
+                format!("Pipeline: {messages} messages reached the dead letter queue (retries used up)")
             }
             Alert::Deferring { messages } => format!(
                 "Pipeline: the consumer is deferring through an outage ({messages} messages in 15 minutes)"
