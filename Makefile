@@ -28,7 +28,7 @@ export WRANGLER_SEND_METRICS := false
 
 .PHONY: dev-vars demo api new-bot build-bot deploy economy help bootstrap tools npm build build-producer build-consumer build-minimal-bot build-dashboard \
         migrate dev test lint unit e2e dry-run docs sizes errors bench bench-smoke soak soak-chaos soak-small fuzz fuzz-smoke \
-        clean chromium chdb screenshots
+        clean chromium chdb screenshots alerts-demo
 
 help:
 	@echo "make dev      build the Workers and run them locally (bot + consumer, and the dashboard);"
@@ -48,6 +48,7 @@ help:
 	@echo "make api      rewrite bot-analytics/public-api.txt, the library's public API snapshot"
 	@echo "make sizes    print the size of every .wasm file (raw and gzip)"
 	@echo "make screenshots  refresh the dashboard screenshots in docs/ (real Chromium)"
+	@echo "make alerts-demo  what a Telegram alert looks like: one failing update, the alert the fake Bot API gets"
 
 ## ---- bootstrap: everything a fresh machine lacks ----
 bootstrap: tools npm
@@ -236,6 +237,11 @@ chromium:
 # `make demo` (in a state of its own), the error pages from the browser test's known errors.
 screenshots: build chromium chdb dev-vars
 	scripts/screenshots.sh
+
+# What a Telegram alert looks like (docs/alerts.md): the local stack with the fake Bot API, one
+# update whose reply fails, and the alert the fake Bot API receives, printed.
+alerts-demo: build-producer build-consumer
+	cargo run -q -p e2e-tests --bin alerts-demo
 
 # A few hundred requests through the benchmark harness, so it cannot rot (asserts no speed).
 bench-smoke: build

@@ -28,6 +28,7 @@ use worker::{
     Env, Queue, ScheduleContext, ScheduledEvent,
 };
 
+mod alerting;
 mod d1;
 
 use d1::Db;
@@ -182,6 +183,8 @@ async fn consume(batch: &MessageBatchSys, env: &Env) {
     let mirror = flag(env, "AE_LOCAL_MIRROR").then_some(AE_DATASET);
 
     let mut log = Outcome::default();
+    // The error groups of a committed batch, whose pending alerts are claimed at the end.
+    let mut alert_groups: Option<(&Db, Vec<String>)> = None;
     let actions = match (&analytics, &db) {
         (None, _) => {
             let fallback = ingest_policy::cannot_store(
@@ -209,6 +212,7 @@ async fn consume(batch: &MessageBatchSys, env: &Env) {
             };
             match committed {
                 Ok((result, db)) => {
+                    alert_groups = Some((db, error_fingerprints(&plan)));
                     let after =
                         ingest_policy::after_commit(&plan, &messages, &result, &ctx, mirror);
                     log.summary = after.summary;
@@ -264,6 +268,28 @@ async fn consume(batch: &MessageBatchSys, env: &Env) {
         act(message, action);
     }
     log.report(&queue_name, &messages, &plan, &actions);
+    if let Some((db, fingerprints)) = alert_groups {
+        let dead_lettered = if queue_name.ends_with("-dlq") {
+            messages.len()
+        } else {
+            0
+        };
+        alerting::after_batch(env, db, &fingerprints, dead_lettered).await;
+    }
+}
+
+/// The distinct fingerprints of the batch's error events.
+fn error_fingerprints(plan: &BatchPlan) -> Vec<String> {
+    let mut fingerprints: Vec<String> = plan
+        .items
+        .iter()
+        .filter_map(|item| item.accepted())
+        .flat_map(|a| a.events.iter())
+        .filter_map(|e| e.error.as_ref().map(|r| r.fingerprint.clone()))
+        .collect();
+    fingerprints.sort();
+    fingerprints.dedup();
+    fingerprints
 }
 
 /// Dev-only: behaves like an invocation that died here — no message acknowledged, the whole
@@ -389,12 +415,34 @@ fn write_points(dataset: &AnalyticsEngineDataset, points: &[&DataPoint]) {
     }
 }
 
+/// The 5-minute cron's schedule in `wrangler.consumer.toml`: it runs
+/// [`alerting::every_five_minutes`]; every other schedule (the daily `17 3 * * *`) runs the
+/// daily work.
+pub const FIVE_MINUTE_CRON: &str = "*/5 * * * *";
+
+/// The cron triggers: the 5-minute one (webhook health and alerts,
+/// [`alerting::every_five_minutes`]) and the daily one ([`daily`]).
+#[event(scheduled)]
+async fn scheduled(event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+    if event.cron() != FIVE_MINUTE_CRON {
+        daily(env).await;
+    } else {
+        let faults = D1Faults::from_vars(
+            var(&env, "DEV_FAULT_D1_SWITCH").as_deref(),
+            var(&env, "DEV_FAULT_D1_FAIL_RATE").as_deref(),
+        );
+        match env.d1(DB_BINDING) {
+            Ok(db) => alerting::every_five_minutes(&env, &Db::new(db, faults)).await,
+            Err(error) => console_error!("alerts: no {DB_BINDING} binding: {error}"),
+        }
+    }
+}
+
 /// The daily cron: the rollup of the last days (`ingest_policy::rollup`), then retention's
 /// chunked deletes, a bounded amount per run (`ingest_policy::retention`). The rollup goes
 /// first: it reads rows retention may delete, and a failed rollup is redone by the next run
 /// (it recomputes three days) without holding retention back.
-#[event(scheduled)]
-async fn scheduled(_event: ScheduledEvent, env: Env, _ctx: ScheduleContext) {
+async fn daily(env: Env) {
     let config = RetentionConfig::from_vars(
         var(&env, "RETENTION_DAYS").as_deref(),
         var(&env, "RETENTION_MAX_ROWS_WRITTEN").as_deref(),

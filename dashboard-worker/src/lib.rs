@@ -12,7 +12,7 @@ use dashboard_core::plan::{self, AeSource, DataPlan, Query, Results, Settings, S
 use dashboard_core::route::{self, Route};
 use dashboard_core::rows::Row;
 use dashboard_core::sqlapi::{self, QueryError};
-use dashboard_core::{pages, ICON_SVG, STYLESHEET};
+use dashboard_core::{lifecycle, pages, ICON_SVG, STYLESHEET};
 use futures_util::future::{join, join_all};
 use ingest_policy::SqlValue;
 use wasm_bindgen::JsValue;
@@ -56,6 +56,53 @@ fn status_page(status: u16, title: &str, message: &str) -> Result<Response> {
     html_response(status, html::status_page(status, title, message))
 }
 
+/// `POST /errors/<fingerprint>/status`, once the password was checked: the form's CSRF token
+/// and action ([`lifecycle::read_form`]), the change in D1, then a redirect (303) to the group.
+async fn group_status(
+    mut req: Request,
+    env: &Env,
+    fingerprint: &str,
+    password: &str,
+) -> Result<Response> {
+    let body = req.bytes().await.unwrap_or_default();
+    let key = lifecycle::CsrfKey::from_password(password);
+    let action = match lifecycle::read_form(&body, fingerprint, &key) {
+        Ok(action) => action,
+        Err(error) => {
+            let title = if error.status() == 403 {
+                "Forbidden"
+            } else {
+                "Bad request"
+            };
+            return status_page(error.status(), title, &error.to_string());
+        }
+    };
+    let statement = lifecycle::statement(fingerprint, action, js_sys::Date::now() as i64);
+    let db = match env.d1(DB_BINDING) {
+        Ok(db) => db,
+        Err(error) => return status_page(503, "Data unavailable", &error.to_string()),
+    };
+    let params: Vec<JsValue> = statement.params.iter().map(bind).collect();
+    let run = match db.prepare(statement.sql.as_str()).bind(&params) {
+        Ok(prepared) => prepared.run().await,
+        Err(error) => Err(error),
+    };
+    if let Err(error) = run {
+        console_error!("dashboard: status change failed: {error}");
+        return status_page(
+            503,
+            "Data unavailable",
+            "The change could not be saved; try again.",
+        );
+    }
+    let headers = Headers::new();
+    headers.set("Location", &format!("/errors/{fingerprint}"))?;
+    for (name, value) in security_headers(Kind::Page) {
+        headers.set(name, value)?;
+    }
+    Ok(Response::empty()?.with_status(303).with_headers(headers))
+}
+
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let started = js_sys::Date::now();
@@ -96,6 +143,9 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         }
         return Ok(response);
     }
+    if let (Route::GroupStatus { fingerprint }, Some(password)) = (&route, &password) {
+        return group_status(req, &env, fingerprint, password).await;
+    }
     let (page, csv_table) = match route {
         Route::Page(page) => (page, None),
         Route::Csv { page, table } => (page, Some(table)),
@@ -109,9 +159,15 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         }
         Route::BadRequest(message) => return status_page(400, "Bad request", &message),
         Route::MethodNotAllowed => {
-            return status_page(405, "Method not allowed", "Only GET and HEAD are served.")
+            return status_page(
+                405,
+                "Method not allowed",
+                "Only GET and HEAD are served (and POST to a group's status).",
+            )
         }
-        Route::NotFound | Route::Health => return status_page(404, "Not found", "No such page."),
+        Route::NotFound | Route::Health | Route::GroupStatus { .. } => {
+            return status_page(404, "Not found", "No such page.")
+        }
     };
     let source = match AeSource::from_config(
         setting(&env, "CF_ACCOUNT_ID").as_deref(),
@@ -126,7 +182,10 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         Err(error) => return status_page(500, "Dashboard misconfigured", &error.to_string()),
     };
     let now_ms = started as i64;
-    let settings = Settings::from_vars(setting(&env, "FUNNELS").as_deref());
+    let mut settings = Settings::from_vars(setting(&env, "FUNNELS").as_deref());
+    if let Some(password) = &password {
+        settings = settings.with_password(password);
+    }
     let plan = plan::plan(&page, now_ms, source.dialect(), &settings);
     let results = run(&env, &source, &plan).await;
     for error in results.errors() {

@@ -412,11 +412,11 @@ pub fn overview(page: &Overview, footer: &Footer) -> String {
 fn groups_table(groups: &[GroupRow]) -> String {
     let mut t = String::from(
         "<table class=\"groups\"><thead><tr><th>kind</th><th>message</th><th class=\"num\">count</th>\
-         <th class=\"num\">users</th><th>first seen</th><th>last seen</th><th>release</th><th>bot</th></tr></thead><tbody>",
+         <th class=\"num\">users</th><th>first seen</th><th>last seen</th><th>release</th><th>bot</th><th>status</th></tr></thead><tbody>",
     );
     for g in groups {
         t.push_str(&format!(
-            "<tr><td>{}</td><td>{}<div class=\"muted\">{}</div></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}<div class=\"muted\">{}</div></td><td class=\"num\">{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             cell(&g.kind),
             group_link(&g.fingerprint, &g.message),
             cell(&g.location),
@@ -425,7 +425,8 @@ fn groups_table(groups: &[GroupRow]) -> String {
             display(g.first_seen),
             display(g.last_seen),
             cell(&g.release),
-            bot_cell("/errors", &g.bot)
+            bot_cell("/errors", &g.bot),
+            cell(&status_label(g))
         ));
     }
     t.push_str("</tbody></table>");
@@ -529,6 +530,38 @@ pub fn errors(page: &ErrorsPage, footer: &Footer) -> String {
     layout("Errors", Nav::Errors, bot, &body, Some(footer))
 }
 
+/// A group's status as shown: `resolved in 1.2.0`, `regressed`, `muted`, `unresolved`.
+fn status_label(g: &GroupRow) -> String {
+    match g.status.as_str() {
+        "resolved" if !g.resolved_in_release.is_empty() => format!(
+            "resolved in {}",
+            analytics_core::text::ellipsize(&g.resolved_in_release, 40)
+        ),
+        "" => "unresolved".into(),
+        other => analytics_core::text::ellipsize(other, 20),
+    }
+}
+
+/// The status form of a group: one button per action its status offers, with the CSRF token.
+fn status_form(fingerprint: &str, status: &str, token: &str) -> String {
+    let mut form = format!(
+        "<form class=\"status\" method=\"post\" action=\"/errors/{}/status\">\
+         <input type=\"hidden\" name=\"csrf\" value=\"{}\">",
+        escape(fingerprint),
+        escape(token)
+    );
+    for action in crate::lifecycle::Action::offered(status) {
+        form.push_str(&format!(
+            "<button type=\"submit\" name=\"action\" value=\"{}\" id=\"action-{}\">{}</button> ",
+            action.as_str(),
+            action.as_str(),
+            action.label()
+        ));
+    }
+    form.push_str("</form>");
+    form
+}
+
 /// One error group's page.
 pub fn group(page: &GroupPage, footer: &Footer) -> String {
     let path = format!("/errors/{}", page.fingerprint);
@@ -571,7 +604,11 @@ pub fn group(page: &GroupPage, footer: &Footer) -> String {
             &analytics_core::text::ellipsize(&g.bot, 40),
             "card-bot",
         ));
+        body.push_str(&card("status", &status_label(g), "card-status"));
         body.push_str("</div>");
+        if let Some(token) = &page.csrf {
+            body.push_str(&status_form(&page.fingerprint, &g.status, token));
+        }
         let hourly = page.range == Range::Day;
         body.push_str(&section(
             &format!("Occurrences per hour, {}", page.range.label()),
@@ -639,6 +676,36 @@ pub fn pipeline(page: &PipelinePage, footer: &Footer) -> String {
             page.bot.as_deref()
         )
     );
+    body.push_str(&section(
+        "Webhooks (getWebhookInfo, every 5 minutes)",
+        "webhooks",
+        &page.webhooks,
+        |rows| {
+            if rows.is_empty() {
+                return "<p class=\"muted\">No webhook checked yet: the consumer's 5-minute cron checks each bot whose token it has (docs/alerts.md).</p>".into();
+            }
+            let mut t = String::from(
+                "<table class=\"webhooks\"><thead><tr><th>bot</th><th class=\"num\">pending updates</th><th>last error</th><th>error</th><th>checked</th></tr></thead><tbody>",
+            );
+            for w in rows {
+                let error = if w.ok {
+                    cell(&w.last_error_message)
+                } else {
+                    cell(&format!("getWebhookInfo failed: {}", w.problem))
+                };
+                t.push_str(&format!(
+                    "<tr><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                    cell(&w.bot),
+                    if w.ok { count(w.pending) } else { "–".into() },
+                    w.last_error_at.map(display).unwrap_or_else(|| "none".into()),
+                    error,
+                    display(w.checked_at)
+                ));
+            }
+            t.push_str("</tbody></table>");
+            t
+        },
+    ));
     body.push_str(&section(
         "Queue messages stored",
         "messages",

@@ -7,6 +7,7 @@
 //! - [`route`]: which page a request asks for, with every parameter validated.
 //! - [`pages`]: the registry of pages: kinds, URLs, test examples, and page → model → HTML.
 //! - [`auth`]: the access decision (fails closed; HTTP Basic, constant-time compare).
+//! - [`lifecycle`]: an error group's resolve / mute form, its CSRF token and its D1 update.
 //! - [`range`]: the time ranges a user can pick and the hour-aligned windows they cover.
 //! - [`columns`]: the Analytics Engine columns the dashboard reads (from the column map).
 //! - [`queries`]: every SQL text, in both dialects (Analytics Engine and SQLite/D1).
@@ -30,6 +31,7 @@ pub mod columns;
 pub mod funnel;
 pub mod headers;
 pub mod html;
+pub mod lifecycle;
 pub mod model;
 pub mod pages;
 pub mod plan;

@@ -70,6 +70,10 @@ pub struct GroupRow {
     /// The bot the group belongs to (its Worker's name; empty for groups stored before
     /// migration 0006 whose events are gone).
     pub bot: String,
+    /// `unresolved`, `resolved`, `muted` or `regressed` (empty where the query did not read it).
+    pub status: String,
+    /// The release it was resolved in (empty: none).
+    pub resolved_in_release: String,
 }
 
 fn group_row(row: &Row) -> GroupRow {
@@ -84,6 +88,8 @@ fn group_row(row: &Row) -> GroupRow {
         last_seen: millis(row, "last_seen"),
         release: text(row, "release"),
         bot: text(row, "bot"),
+        status: text(row, "status"),
+        resolved_in_release: text(row, "resolved_in_release"),
     }
 }
 
@@ -293,6 +299,8 @@ pub struct GroupPage {
     pub hours: Vec<i64>,
     /// Events per hourly bucket.
     pub per_hour: Section<Vec<f64>>,
+    /// The CSRF token of its status form (`None`: no form, e.g. in examples).
+    pub csrf: Option<String>,
 }
 
 /// Builds a group's page from its results.
@@ -340,6 +348,7 @@ pub fn group(
             values
         }),
         hours,
+        csrf: None,
     }
 }
 
@@ -430,6 +439,27 @@ pub struct PipelinePage {
     pub hours: Vec<i64>,
     /// Per hourly bucket: events stored, p50 and p95 lag (ms).
     pub lag_per_hour: Section<(Vec<f64>, Vec<f64>, Vec<f64>)>,
+    /// Each bot's webhook as `getWebhookInfo` last answered.
+    pub webhooks: Section<Vec<WebhookRow>>,
+}
+
+/// One bot's webhook health (`webhook_health`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookRow {
+    /// The bot.
+    pub bot: String,
+    /// When the cron asked, ms.
+    pub checked_at: i64,
+    /// Whether `getWebhookInfo` answered.
+    pub ok: bool,
+    /// Pending updates.
+    pub pending: u64,
+    /// Telegram's last failed delivery, ms (`None`: none reported).
+    pub last_error_at: Option<i64>,
+    /// Telegram's error text (scrubbed).
+    pub last_error_message: String,
+    /// Why the call failed, when it did.
+    pub problem: String,
 }
 
 /// Builds the pipeline page from its results.
@@ -518,6 +548,19 @@ pub fn pipeline(range: Range, bot: Option<String>, now_ms: i64, results: &Result
         }
         (events, p50, p95)
     });
+    let webhooks = section(results, QueryId::WebhookHealth, |rows| {
+        rows.iter()
+            .map(|r| WebhookRow {
+                bot: text(r, "bot"),
+                checked_at: millis(r, "checked_at"),
+                ok: count(r, "ok") == 1,
+                pending: count(r, "pending_update_count"),
+                last_error_at: Some(millis(r, "last_error_date")).filter(|ms| *ms > 0),
+                last_error_message: text(r, "last_error_message"),
+                problem: text(r, "problem"),
+            })
+            .collect()
+    });
     PipelinePage {
         range,
         bot,
@@ -527,6 +570,7 @@ pub fn pipeline(range: Range, bot: Option<String>, now_ms: i64, results: &Result
         lag,
         hours,
         lag_per_hour,
+        webhooks,
     }
 }
 

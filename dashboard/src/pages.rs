@@ -229,10 +229,11 @@ pub fn render(
         }
         Page::ErrorGroup {
             fingerprint, range, ..
-        } => html::group(
-            &model::group(fingerprint, *range, bot, now_ms, results),
-            footer,
-        ),
+        } => {
+            let mut model = model::group(fingerprint, *range, bot, now_ms, results);
+            model.csrf = settings.csrf.as_ref().map(|key| key.token(fingerprint));
+            html::group(&model, footer)
+        }
         Page::Pipeline { range, .. } => {
             html::pipeline(&model::pipeline(*range, bot, now_ms, results), footer)
         }

@@ -13,7 +13,7 @@ use crate::sqlapi::{sql_api_url, ConfigError, QueryError, DEFAULT_API_BASE};
 use crate::timefmt::DAY_MS;
 
 /// Most D1 queries one page may run.
-pub const MAX_D1_QUERIES: usize = 3;
+pub const MAX_D1_QUERIES: usize = 4;
 /// Most Analytics Engine SQL API calls one page may make.
 pub const MAX_SQL_API_CALLS: usize = 3;
 
@@ -57,6 +57,8 @@ pub enum QueryId {
     RejectedSummary,
     /// [`queries::REJECTED_RECENT`].
     RejectedRecent,
+    /// [`queries::WEBHOOK_HEALTH`].
+    WebhookHealth,
     /// [`queries::users_per_day`].
     UsersPerDay,
     /// [`queries::audience`].
@@ -80,12 +82,15 @@ pub enum QueryId {
 pub struct Settings {
     /// The funnels of `FUNNELS`, or why they were refused (shown on the Funnels page).
     pub funnels: Result<Vec<Funnel>, FunnelConfigError>,
+    /// The key of the group status form's CSRF tokens (`None`: pages show no form).
+    pub csrf: Option<crate::lifecycle::CsrfKey>,
 }
 
 impl Default for Settings {
     fn default() -> Settings {
         Settings {
             funnels: Ok(Vec::new()),
+            csrf: None,
         }
     }
 }
@@ -95,7 +100,14 @@ impl Settings {
     pub fn from_vars(funnels: Option<&str>) -> Settings {
         Settings {
             funnels: parse_config(funnels.unwrap_or("")),
+            csrf: None,
         }
+    }
+
+    /// With the CSRF key of `password` (the status forms need it).
+    pub fn with_password(mut self, password: &str) -> Settings {
+        self.csrf = Some(crate::lifecycle::CsrfKey::from_password(password));
+        self
     }
 
     /// The settings the tests and examples use: [`crate::funnel::EXAMPLE`].
@@ -229,6 +241,11 @@ pub fn plan(page: &Page, now_ms: i64, dialect: Dialect, settings: &Settings) -> 
                 QueryId::RejectedRecent,
                 queries::REJECTED_RECENT,
                 vec![since],
+            );
+            plan.d1(
+                QueryId::WebhookHealth,
+                queries::WEBHOOK_HEALTH,
+                vec![bot_param(bot)],
             );
             plan.ae(
                 QueryId::DeliveryLag,

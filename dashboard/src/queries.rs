@@ -426,7 +426,7 @@ pub fn error_groups(sort: ErrorSort) -> String {
     };
     format!(
         "SELECT g.fingerprint, g.kind, g.location, g.last_message, g.count, g.first_seen, \
-         g.last_seen, g.release, g.bot, \
+         g.last_seen, g.release, g.bot, g.status, g.resolved_in_release, \
          (SELECT COUNT(DISTINCT e.user_id) FROM error_events e WHERE e.fingerprint = g.fingerprint) AS users \
          FROM error_groups g \
          WHERE (?1 IS NULL OR g.fingerprint IN (SELECT fingerprint FROM error_events WHERE release = ?1)) \
@@ -443,7 +443,7 @@ pub const RELEASES: &str = "SELECT release, COUNT(*) AS events, MAX(occurred_at)
 
 /// One error group (`?1` = fingerprint) with the users it affected.
 pub const GROUP: &str = "SELECT fingerprint, kind, location, first_seen, last_seen, count, \
-     last_message, sample_event_id, release, bot, \
+     last_message, sample_event_id, release, bot, status, resolved_in_release, \
      (SELECT COUNT(DISTINCT user_id) FROM error_events WHERE fingerprint = ?1) AS users \
      FROM error_groups WHERE fingerprint = ?1";
 
@@ -459,6 +459,12 @@ pub const GROUP_EVENTS: &str = "SELECT event_id, occurred_at, received_at, messa
 /// the epoch), `events`.
 pub const GROUP_PER_HOUR: &str = "SELECT occurred_at / 3600000 AS hour, COUNT(*) AS events \
      FROM error_events WHERE fingerprint = ?1 AND occurred_at >= ?2 GROUP BY hour ORDER BY hour";
+
+/// What `getWebhookInfo` last answered for each bot (the consumer's 5-minute cron), of bot `?1`
+/// (NULL: every bot).
+pub const WEBHOOK_HEALTH: &str = "SELECT bot, checked_at, ok, pending_update_count, \
+     last_error_date, last_error_message, problem FROM webhook_health \
+     WHERE ?1 IS NULL OR bot = ?1 ORDER BY bot LIMIT 50";
 
 /// Stored queue messages since `?1` (ms) of bot `?2` (NULL: every bot) by their number of
 /// events, with the producers' drop counts. Columns: `event_count`, `messages`, `send_failed`,

@@ -105,12 +105,29 @@ pub enum Route {
     NotFound,
     /// A parameter was invalid (400), with a message that may echo it (escape it!).
     BadRequest(String),
-    /// Only GET and HEAD are served (405).
+    /// Only GET and HEAD are served (405), and POST to a group's status.
     MethodNotAllowed,
+    /// `POST /errors/<fingerprint>/status`: resolve, mute, unmute or reopen a group
+    /// ([`crate::lifecycle`]).
+    GroupStatus {
+        /// The group's fingerprint (16 lowercase hex digits).
+        fingerprint: String,
+    },
 }
 
 /// Routes a request: `method`, the URL path and the raw query string (without `?`).
 pub fn route(method: &str, path: &str, query: &str) -> Route {
+    if method == "POST" {
+        return match path
+            .strip_prefix("/errors/")
+            .and_then(|rest| rest.strip_suffix("/status"))
+        {
+            Some(fingerprint) if is_fingerprint(fingerprint) => Route::GroupStatus {
+                fingerprint: fingerprint.to_string(),
+            },
+            _ => Route::MethodNotAllowed,
+        };
+    }
     if method != "GET" && method != "HEAD" {
         return Route::MethodNotAllowed;
     }
@@ -353,6 +370,30 @@ mod tests {
             })
         );
         assert_eq!(route("POST", "/", ""), Route::MethodNotAllowed);
+    }
+
+    #[test]
+    fn only_a_groups_status_takes_a_post() {
+        assert_eq!(
+            route("POST", "/errors/0123456789abcdef/status", ""),
+            Route::GroupStatus {
+                fingerprint: "0123456789abcdef".into()
+            }
+        );
+        for path in [
+            "/errors/0123456789ABCDEF/status",
+            "/errors/0123456789abcdef",
+            "/errors/0123456789abcdef/status/x",
+            "/errors/../status",
+            "/errors",
+        ] {
+            assert_eq!(route("POST", path, ""), Route::MethodNotAllowed, "{path}");
+        }
+        assert_eq!(get("/errors/0123456789abcdef/status", ""), Route::NotFound);
+        assert_eq!(
+            route("PUT", "/errors/0123456789abcdef/status", ""),
+            Route::MethodNotAllowed
+        );
     }
 
     #[test]

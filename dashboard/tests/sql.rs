@@ -104,7 +104,10 @@ fn run(db: &Connection, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, Quer
 /// Runs a whole page plan the way the Worker does under `make dev` (everything in D1).
 fn results_of(db: &Connection, page: &Page) -> Results {
     let plan = plan(page, NOW, Dialect::Sqlite, &Settings::example());
-    assert!(plan.count(Store::D1) <= 3 && plan.count(Store::AnalyticsEngine) <= 3);
+    assert!(
+        plan.count(Store::D1) <= dashboard_core::plan::MAX_D1_QUERIES
+            && plan.count(Store::AnalyticsEngine) <= 3
+    );
     let mut results = Results::default();
     for q in &plan.queries {
         results.insert(q.id, run(db, &q.sql, &q.params));
@@ -465,6 +468,17 @@ fn a_group_page_has_its_events_and_hours() {
 #[test]
 fn the_pipeline_page_reads_envelopes_rejections_and_lag() {
     let db = typical();
+    // One bot's webhook health, written by the consumer cron's own statement.
+    let info = ingest_policy::alerts::WebhookInfo::parse(
+        &serde_json::json!({"ok": true, "result": {"url": "https://bot.example/telegram",
+            "pending_update_count": 12, "last_error_date": (NOW - 120_000) / 1000,
+            "last_error_message": "Wrong response from the webhook: 502 Bad Gateway"}})
+        .to_string(),
+    )
+    .unwrap();
+    let stored =
+        ingest_policy::alerts::webhook_health_statement("quiz-bot", NOW - 60_000, &Ok(info));
+    run(&db, &stored.sql, &stored.params).unwrap();
     let p = model::pipeline(
         Range::Day,
         None,
@@ -502,6 +516,22 @@ fn the_pipeline_page_reads_envelopes_rejections_and_lag() {
         },
     );
     assert!(html.contains("<tr><td>cancelled</td><td class=\"num\">3</td></tr>"));
+    let webhooks = p.webhooks.clone().unwrap();
+    assert_eq!(webhooks.len(), 1);
+    assert_eq!(
+        (
+            webhooks[0].bot.as_str(),
+            webhooks[0].ok,
+            webhooks[0].pending
+        ),
+        ("quiz-bot", true, 12)
+    );
+    assert_eq!(
+        webhooks[0].last_error_at,
+        Some((NOW - 120_000) / 1000 * 1000)
+    );
+    assert!(html.contains("502 Bad Gateway"));
+    assert!(!html.contains("bot.example"), "no webhook URL is stored");
     let rejected = p.rejected.unwrap();
     assert_eq!(
         (

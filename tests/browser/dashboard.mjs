@@ -123,6 +123,17 @@ try {
   await visit("group", () =>
     Promise.all([page.waitForNavigation(), page.locator("table.groups a[href^='/errors/']").first().click()]).then(([r]) => r),
   );
+  // The group's status form: each button is a POST with the page's CSRF token, answered with
+  // a redirect back to the group.
+  report.groupStatus = { before: await page.locator("#card-status .value").innerText() };
+  for (const [state, button] of [["resolved", "Resolve"], ["reopened", "Reopen"], ["muted", "Mute"], ["unmuted", "Unmute"]]) {
+    const entry = await visit(`group-${state}`, () =>
+      Promise.all([page.waitForNavigation(), page.getByRole("button", { name: button, exact: true }).click()]).then(([r]) => r),
+      true,
+    );
+    report.groupStatus[state] = await page.locator("#card-status .value").innerText();
+    report.groupStatus[`${state}Url`] = entry.url;
+  }
   await visit("pipeline", () =>
     Promise.all([page.waitForNavigation(), page.getByRole("link", { name: "Pipeline", exact: true }).click()]).then(([r]) => r),
   );

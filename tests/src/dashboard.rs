@@ -189,6 +189,43 @@ impl Dashboard {
     }
 }
 
+impl Dashboard {
+    /// POSTs a form (`application/x-www-form-urlencoded`) to `path` with the given
+    /// `Authorization` value (or none), following no redirect: status, `Location`, body.
+    pub fn post_form(
+        &self,
+        path: &str,
+        authorization: Option<&str>,
+        form: &str,
+    ) -> (u16, Option<String>, String) {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .max_redirects(0)
+            .timeout_global(Some(Duration::from_secs(60)))
+            .build()
+            .into();
+        let mut request = agent
+            .post(&self.url(path))
+            .header("Content-Type", "application/x-www-form-urlencoded");
+        if let Some(value) = authorization {
+            request = request.header("Authorization", value);
+        }
+        let mut response = request
+            .send(form.as_bytes())
+            .expect("POST to the dashboard");
+        let location = response
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        (
+            response.status().as_u16(),
+            location,
+            response.body_mut().read_to_string().unwrap_or_default(),
+        )
+    }
+}
+
 /// GET `url` with the given `Authorization` value (or none), 60 s timeout.
 fn get_page(url: &str, authorization: Option<&str>) -> Result<Page, ureq::Error> {
     let mut request = http_agent(Duration::from_secs(60)).get(url);

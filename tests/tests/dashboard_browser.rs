@@ -11,8 +11,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use e2e_tests::dashboard::{
-    dashboard_stack, post_traffic, refusing_bot_api, Dashboard, DashboardOptions, HOSTILE_CALLBACK,
-    TEST_PASSWORD,
+    basic_auth, dashboard_stack, post_traffic, refusing_bot_api, Dashboard, DashboardOptions,
+    HOSTILE_CALLBACK, TEST_PASSWORD,
 };
 use e2e_tests::fake_ae_sql::{local_d1_file, FakeAeSqlApi};
 use e2e_tests::process::stop_process_group;
@@ -104,6 +104,117 @@ fn drive_browser(base: &str, screenshots: &PathBuf) -> Value {
     );
     serde_json::from_str(stdout.trim())
         .unwrap_or_else(|e| panic!("report is not JSON ({e}): {stdout}"))
+}
+
+/// The group's status form clicked through in Chromium (resolve, reopen, mute, unmute, each
+/// stored in D1 and shown after the redirect), then refused over HTTP without the password or
+/// without the right CSRF token.
+fn group_status_form(report: &Value, dashboard: &Dashboard, stack: &e2e_tests::Stack, url: &str) {
+    let status = &report["groupStatus"];
+    assert_eq!(status["before"], "unresolved", "{status}");
+    assert!(
+        status["resolved"]
+            .as_str()
+            .unwrap()
+            .starts_with("resolved in "),
+        "{status}"
+    );
+    assert_eq!(status["reopened"], "unresolved", "{status}");
+    assert_eq!(status["muted"], "muted", "{status}");
+    assert_eq!(status["unmuted"], "unresolved", "{status}");
+    let path = url
+        .split_once("/errors/")
+        .map(|(_, fp)| format!("/errors/{}", &fp[..16]))
+        .unwrap();
+    for state in ["resolved", "reopened", "muted", "unmuted"] {
+        assert!(
+            status[format!("{state}Url")]
+                .as_str()
+                .unwrap()
+                .ends_with(&path),
+            "{status}"
+        );
+    }
+    let fingerprint = &path["/errors/".len()..];
+    let group_status = || {
+        stack.d1(&format!(
+            "SELECT status FROM error_groups WHERE fingerprint = '{fingerprint}'"
+        ))[0]["status"]
+            .clone()
+    };
+    assert_eq!(group_status(), "unresolved");
+    assert_eq!(
+        stack.d1_count(&format!(
+            "SELECT count(*) FROM error_groups WHERE fingerprint = '{fingerprint}' AND status_changed_at IS NOT NULL"
+        )),
+        1,
+        "the browser's changes reached D1"
+    );
+
+    let html = dashboard.get_ok(&path).body;
+    let token = html
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page's CSRF token")
+        .to_string();
+    let auth = basic_auth("tester", TEST_PASSWORD);
+    let action = format!("{path}/status");
+    let refusals = [
+        (None, format!("action=resolve&csrf={token}"), 401),
+        (
+            Some(basic_auth("tester", "wrong password!")),
+            format!("action=resolve&csrf={token}"),
+            401,
+        ),
+        (Some(auth.clone()), "action=resolve".to_string(), 403),
+        (
+            Some(auth.clone()),
+            format!("action=resolve&csrf={}", "0".repeat(64)),
+            403,
+        ),
+        (
+            Some(auth.clone()),
+            format!("action=resolve&csrf={}", &token[..32]),
+            403,
+        ),
+        (
+            Some(auth.clone()),
+            format!("action=delete&csrf={token}"),
+            400,
+        ),
+    ];
+    for (authorization, form, expected) in refusals {
+        let (code, _, body) = dashboard.post_form(&action, authorization.as_deref(), &form);
+        assert_eq!(code, expected, "{form}: {body}");
+        assert_eq!(group_status(), "unresolved", "{form} changed nothing");
+    }
+    // The token of another group does not work for this one.
+    let (code, _, _) = dashboard.post_form(
+        "/errors/0123456789abcdef/status",
+        Some(&auth),
+        &format!("action=resolve&csrf={token}"),
+    );
+    assert_eq!(code, 403);
+    // GET on the form's URL is no way around it.
+    assert_eq!(
+        dashboard
+            .get(
+                &format!("{action}?action=resolve&csrf={token}"),
+                Some(&auth)
+            )
+            .unwrap()
+            .status,
+        404
+    );
+    // With the password and the token: a redirect to the group, and the change in D1.
+    let (code, location, _) = dashboard.post_form(
+        &action,
+        Some(&auth),
+        &format!("action=resolve&csrf={token}"),
+    );
+    assert_eq!((code, location.as_deref()), (303, Some(path.as_str())));
+    assert_eq!(group_status(), "resolved");
 }
 
 #[test]
@@ -230,6 +341,12 @@ fn the_dashboard_works_in_chromium() {
         .contains("Bad Request"));
     assert!(text("group").contains("bot_api:editMessageText"));
     assert!(page("group")["chartLines"].as_u64().unwrap() > 0);
+    group_status_form(
+        &report,
+        &dashboard,
+        &stack,
+        page("group")["url"].as_str().unwrap(),
+    );
     assert!(text("pipeline").contains("Events dropped, by reason"));
     assert!(text("pipeline").contains("Latest rejected messages"));
     assert!(

@@ -17,7 +17,7 @@
 //!    second transaction failed, [`store::settle`] defers what it would have written.
 //!
 //! The daily cron writes the [`rollup`] of the last days, then runs [`retention`], the chunked
-//! clean-up; [`audience`] builds the owner analytics rows of step 2; [`faults`] the dev-only fault switches;
+//! clean-up; [`alerts`] decides the Telegram alerts; [`audience`] builds the owner analytics rows of step 2; [`faults`] the dev-only fault switches;
 //! [`retry`] the backoff of retried messages; [`local_ae`] the local mirror of Analytics Engine.
 //!
 //! # ingest-policy — the consumer's policy
@@ -26,6 +26,7 @@
 //! policy: the consumer stores what any source sends.
 #![warn(missing_docs)]
 
+pub mod alerts;
 pub mod audience;
 pub mod backdate;
 pub mod deferred;
@@ -118,6 +119,8 @@ pub enum StatementRole {
     Envelopes,
     /// `k`: the keys a retention chunk deleted.
     Deleted,
+    /// Alert claims ([`alerts`]): the keys or groups a claim took.
+    Alerts,
 }
 
 /// One D1 statement with its parameters (never more than [`D1_MAX_PARAMS`]).

@@ -317,7 +317,7 @@ impl CommitResult {
                     row: row.to_string(),
                 };
                 match statement.role {
-                    StatementRole::Write | StatementRole::Deleted => {}
+                    StatementRole::Write | StatementRole::Deleted | StatementRole::Alerts => {}
                     StatementRole::Winners => {
                         let key = text(row, "request_key").ok_or_else(bad)?;
                         let attempt = integer(row, "attempt")
