@@ -83,7 +83,9 @@ fn isolates_spread_a_trace_and_keep_the_json_fields() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("trace.csv");
     // 40 updates of 2 events, 1 s apart: one isolate packs them 25 events to a message.
-    let trace: String = (0..40).map(|i| format!("{},2,0,{}\n", i * 1_000, i % 7)).collect();
+    let trace: String = (0..40)
+        .map(|i| format!("{},2,0,{}\n", i * 1_000, i % 7))
+        .collect();
     std::fs::write(&path, trace).unwrap();
     let path = path.to_str().unwrap();
     let run = |extra: &[&str]| -> serde_json::Value {

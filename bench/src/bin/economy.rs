@@ -7,6 +7,10 @@
 //! economy --trace FILE --json [--window-ms N] [--isolates N] [--routing random|sticky[:SHARE]]
 //!                               one trace (CSV: offset_ms,events,error_events[,user]) → one JSON
 //!                               object, its requests spread over N bot isolates (default 1)
+//! economy --scale [--events N] [--write-doc]
+//!                               `make scale`: one D1 database's speed and a day's storage,
+//!                               measured with the consumer's statements, and the documented
+//!                               limits in events a day (written into docs/scale.md)
 //! ```
 //! Exit code 2 on bad arguments or an unreadable trace, with the reason on stderr.
 
@@ -26,6 +30,8 @@ struct Args {
     window_ms: Option<f64>,
     isolates: Option<usize>,
     routing: Option<Routing>,
+    scale: bool,
+    events: Option<u64>,
 }
 
 /// The most isolates the trace mode takes (a bound, so a typo cannot ask for a billion
@@ -40,6 +46,8 @@ fn parse_args() -> Result<Args, String> {
         window_ms: None,
         isolates: None,
         routing: None,
+        scale: false,
+        events: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -67,12 +75,29 @@ fn parse_args() -> Result<Args, String> {
                     })?;
                 args.isolates = Some(n);
             }
+            "--scale" => args.scale = true,
+            "--events" => {
+                let v = it.next().ok_or("--events needs a number")?;
+                let n: u64 = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1_000..=100_000_000).contains(n))
+                    .ok_or_else(|| {
+                        format!("--events {v:?} is not a whole number from 1000 to 100000000")
+                    })?;
+                args.events = Some(n);
+            }
             "--routing" => {
-                let v = it.next().ok_or("--routing needs random, sticky or sticky:SHARE")?;
+                let v = it
+                    .next()
+                    .ok_or("--routing needs random, sticky or sticky:SHARE")?;
                 args.routing = Some(Routing::parse(&v).map_err(|e| format!("--routing: {e}"))?);
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
+    }
+    if args.events.is_some() && !args.scale {
+        return Err("--events goes with --scale".into());
     }
     if args.json && args.trace.is_none() {
         return Err("--json goes with --trace FILE".into());
@@ -201,7 +226,11 @@ fn isolates_table(config: Config, one_ceiling: u64) -> String {
         };
         out += &format!(
             "| {isolates} | {} | {:.1} | {} | {:.1} | {} | {} |\n",
-            if isolates == 1 { "any".into() } else { routing.label() },
+            if isolates == 1 {
+                "any".into()
+            } else {
+                routing.label()
+            },
             a.events_per_message(),
             thousands(a.queue_operations),
             b.events_per_message(),
@@ -244,6 +273,14 @@ fn run() -> Result<(), String> {
     if let Some(routing) = args.routing {
         config.routing = routing;
     }
+    if args.scale {
+        let report = bench::economy::scale::report(args.events.unwrap_or(1_000_000), config)?;
+        println!("{report}");
+        if args.write_doc {
+            write_block("docs/scale.md", "scale", &report)?;
+        }
+        return Ok(());
+    }
     if let Some(path) = &args.trace {
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
         let updates = parse_trace(&text).map_err(|e| format!("{path}: {e}"))?;
@@ -275,13 +312,18 @@ fn run() -> Result<(), String> {
     );
     println!("{report}");
     if args.write_doc {
-        let path = e2e_tests::repo_root().join("docs/economy.md");
-        let doc = std::fs::read_to_string(&path).map_err(|e| format!("docs/economy.md: {e}"))?;
-        let updated =
-            replace_block(&doc, "economy", &report).map_err(|e| format!("docs/economy.md {e}"))?;
-        std::fs::write(&path, updated).map_err(|e| format!("docs/economy.md: {e}"))?;
-        println!("economy: written to docs/economy.md");
+        write_block("docs/economy.md", "economy", &report)?;
     }
+    Ok(())
+}
+
+/// Rewrites the `name` block of the repository's document `doc`.
+fn write_block(doc: &str, name: &str, report: &str) -> Result<(), String> {
+    let path = e2e_tests::repo_root().join(doc);
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{doc}: {e}"))?;
+    let updated = replace_block(&text, name, report).map_err(|e| format!("{doc} {e}"))?;
+    std::fs::write(&path, updated).map_err(|e| format!("{doc}: {e}"))?;
+    println!("economy: written to {doc}");
     Ok(())
 }
 

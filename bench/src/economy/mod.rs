@@ -5,6 +5,7 @@
 //! that says which isolate serves each request (see `docs/economy.md`).
 
 pub mod d1_cost;
+pub mod scale;
 pub mod sqlite;
 pub mod traffic;
 
@@ -49,7 +50,11 @@ impl Routing {
                 .ok()
                 .filter(|s| (0.0..=1.0).contains(s))
                 .map(|share| Routing::Sticky { share })
-                .ok_or_else(|| RoutingError(format!("sticky share {share:?} is not a number from 0 to 1"))),
+                .ok_or_else(|| {
+                    RoutingError(format!(
+                        "sticky share {share:?} is not a number from 0 to 1"
+                    ))
+                }),
             _ => Err(RoutingError(format!(
                 "routing {text:?} is not random, sticky or sticky:SHARE"
             ))),
@@ -165,6 +170,7 @@ const QUEUE_OPERATION_BYTES: usize = 64 * 1024;
 struct Consumer {
     config: Config,
     d1: D1,
+    probe: Probe,
     batch: Vec<IncomingMessage>,
     batch_started_ms: f64,
     next_id: u64,
@@ -212,14 +218,22 @@ impl Consumer {
         };
         let plan = ingest_policy::plan_batch(&batch, &ctx);
         let statements = ingest_policy::commit_statements(&plan, &ctx);
+        let started = std::time::Instant::now();
         let answer = self
             .d1
             .batch(&statements)
             .expect("the consumer's statements run");
+        self.probe.d1_seconds += started.elapsed().as_secs_f64();
+        self.probe.d1_transactions += 1;
+        self.probe.d1_statements += statements.len() as u64;
         let result = CommitResult::read(&statements, &answer).expect("D1's answer reads");
         let after = ingest_policy::after_commit(&plan, &batch, &result, &ctx, None);
         self.usage.ae_points += after.points.len() as u64;
+        let started = std::time::Instant::now();
         self.d1.batch(&after.finish).expect("the marks run");
+        self.probe.d1_seconds += started.elapsed().as_secs_f64();
+        self.probe.d1_transactions += 1;
+        self.probe.d1_statements += after.finish.len() as u64;
         self.usage.d1_rows_written = self.d1.rows_written;
     }
 }
@@ -267,14 +281,38 @@ fn events_of(update: &Update, seed: u64) -> (Vec<analytics_core::Event>, DropCou
 /// day gives the same figures); each isolate has its own outbox and its own flushers, and all
 /// send to the one queue.
 pub fn simulate(updates: &[Update], config: Config) -> Usage {
+    simulate_probed(updates, config, D1::new().expect("the migrations apply")).0
+}
+
+/// What [`simulate_probed`] measured besides the bill: the time the consumer's D1
+/// transactions took on the stand-in, and what the day's rows occupy before retention.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Probe {
+    /// Wall time spent in the consumer's D1 transactions (both of every invocation), s.
+    pub d1_seconds: f64,
+    /// Those transactions.
+    pub d1_transactions: u64,
+    /// The statements they ran.
+    pub d1_statements: u64,
+    /// Bytes each table (with its indexes) gained over the day, before the retention deletes:
+    /// SQLite's `dbstat` pages in use at the end less those of the empty table; tables that
+    /// gained nothing are left out.
+    pub table_bytes: Vec<(String, u64)>,
+}
+
+/// [`simulate`] on a given stand-in database (in memory, or a file for
+/// [`scale`]'s measurements), returning what it measured too.
+pub fn simulate_probed(updates: &[Update], config: Config, d1: D1) -> (Usage, Probe) {
     let isolates = config.isolates.max(1);
     let mut outboxes: Vec<Outbox> = (0..isolates)
         .map(|_| Outbox::new(&samples::source(), config.window_ms))
         .collect();
     let mut routes = traffic::Rng::new(ROUTING_SEED);
+    let empty_tables = d1.table_bytes().expect("dbstat reads");
     let mut consumer = Consumer {
         config,
-        d1: D1::new().expect("the migrations apply"),
+        d1,
+        probe: Probe::default(),
         batch: Vec::new(),
         batch_started_ms: 0.0,
         next_id: 0,
@@ -326,6 +364,19 @@ pub fn simulate(updates: &[Update], config: Config) -> Usage {
         .d1
         .batch(&[ingest_policy::rollup::statement(end as i64)])
         .expect("the rollup runs");
+    // What the day added: each table's pages now, less what the empty table held.
+    let now = consumer.d1.table_bytes().expect("dbstat reads");
+    consumer.probe.table_bytes = now
+        .into_iter()
+        .map(|(table, bytes)| {
+            let empty = empty_tables
+                .iter()
+                .find(|(t, _)| *t == table)
+                .map_or(0, |(_, b)| *b);
+            (table, bytes.saturating_sub(empty))
+        })
+        .filter(|(_, bytes)| *bytes > 0)
+        .collect();
     // In a steady state every day's rows are deleted again by retention (requests after a week,
     // envelopes and error events after 30 days, active days after 100, user events after 400,
     // rollups after two years; groups keep their counts, users their row): bill those deletes
@@ -345,7 +396,7 @@ pub fn simulate(updates: &[Update], config: Config) -> Usage {
     consumer.d1.batch(&deletes).expect("retention deletes run");
     consumer.usage.d1_rows_written = consumer.d1.rows_written;
     consumer.usage.dropped = outboxes.iter().map(|o| o.carried().total()).sum();
-    consumer.usage
+    (consumer.usage, consumer.probe)
 }
 
 /// The Cloudflare plans' numbers the report uses (checked 2026-11-27 in Cloudflare's docs).
@@ -586,7 +637,10 @@ mod tests {
             assert!(more.queue_operations >= fewer.queue_operations);
         }
         // 16 isolates at random split a session's taps: far fewer events share a message.
-        assert!(days[4].queue_messages > days[0].queue_messages * 2, "{days:?}");
+        assert!(
+            days[4].queue_messages > days[0].queue_messages * 2,
+            "{days:?}"
+        );
     }
 
     #[test]
@@ -610,13 +664,19 @@ mod tests {
         for _ in 0..40_000 {
             counts[Routing::Random.pick(4, &mut rng)] += 1;
         }
-        assert!(counts.iter().all(|&c| (9_000..11_000).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (9_000..11_000).contains(&c)),
+            "{counts:?}"
+        );
         let mut counts = [0usize; 4];
         for _ in 0..40_000 {
             counts[Routing::Sticky { share: 0.8 }.pick(4, &mut rng)] += 1;
         }
         assert!((31_000..33_000).contains(&counts[0]), "{counts:?}");
-        assert!(counts[1..].iter().all(|&c| (2_300..3_000).contains(&c)), "{counts:?}");
+        assert!(
+            counts[1..].iter().all(|&c| (2_300..3_000).contains(&c)),
+            "{counts:?}"
+        );
         assert_eq!(Routing::parse("random"), Ok(Routing::Random));
         assert_eq!(
             Routing::parse("sticky"),
