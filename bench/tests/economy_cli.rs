@@ -136,3 +136,29 @@ fn isolates_spread_a_trace_and_keep_the_json_fields() {
         assert!(stderr.contains(why), "{bad:?}: {stderr}");
     }
 }
+
+#[test]
+fn the_scale_mode_reports_the_limits_of_a_small_day() {
+    let (code, stdout, stderr) = economy(&["--scale", "--events", "2000"]);
+    assert_eq!(code, 0, "{stderr}");
+    for part in [
+        "SQLite in memory",
+        "SQLite file, WAL",
+        "`request_attempts`",
+        "one D1 database: 10 GB",
+        "queue messages a second",
+        "**Before**",
+        "**After**",
+        "first to bind",
+    ] {
+        assert!(stdout.contains(part), "{part} in {stdout}");
+    }
+    for (bad, why) in [
+        (&["--scale", "--events", "10"][..], "--events"),
+        (&["--events", "5000"][..], "--events goes with --scale"),
+    ] {
+        let (code, _, stderr) = economy(bad);
+        assert_eq!(code, 2, "{bad:?}");
+        assert!(stderr.contains(why), "{bad:?}: {stderr}");
+    }
+}

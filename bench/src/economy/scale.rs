@@ -197,6 +197,59 @@ pub fn bounds(day: &Day, file: &Day) -> Vec<Bound> {
     ]
 }
 
+/// The bounds with the bots' rows spread over `shards` D1 databases by bot (each bot's rows in
+/// one database, bots balanced over them): what is per database is multiplied, the rest stays.
+/// One bot alone still has the single-database bounds.
+pub fn sharded(bounds: &[Bound], shards: usize) -> Vec<Bound> {
+    bounds
+        .iter()
+        .map(|b| {
+            if b.component.starts_with("one D1 database") {
+                Bound {
+                    component: b.component,
+                    limit: format!("{} — × {shards} databases", b.limit),
+                    events_per_day: b.events_per_day * shards as f64,
+                }
+            } else {
+                b.clone()
+            }
+        })
+        .collect()
+}
+
+/// The `first to bind` table of `bounds` at [`LEVELS`].
+fn levels_table(bounds: &[Bound]) -> String {
+    let mut sorted = bounds.to_vec();
+    sorted.sort_by(|a, b| a.events_per_day.total_cmp(&b.events_per_day));
+    let mut out = String::from("| events a day |");
+    for b in bounds {
+        out += &format!(" {} |", b.component);
+    }
+    out += " first to bind |\n| --- |";
+    for _ in bounds {
+        out += " --- |";
+    }
+    out += " --- |\n";
+    for level in LEVELS {
+        out += &format!("| {} |", per_day(level));
+        for b in bounds {
+            out += &format!(" {:.0} % |", 100.0 * level / b.events_per_day);
+        }
+        out += &match sorted.iter().find(|b| b.events_per_day < level) {
+            Some(b) => format!(" {} (from {}) |\n", b.component, per_day(b.events_per_day)),
+            None => format!(
+                " none (next: {} at {}) |\n",
+                sorted[0].component,
+                per_day(sorted[0].events_per_day)
+            ),
+        };
+    }
+    out
+}
+
+/// Databases the sharded design of `docs/scale.md` is costed with.
+pub const SHARDS: usize = 16;
+
 /// The whole `make scale` report (markdown), from a day of `events` on SQLite in memory and
 /// in a WAL file.
 pub fn report(events: u64, config: Config) -> Result<String, String> {
@@ -271,26 +324,12 @@ pub fn report(events: u64, config: Config) -> Result<String, String> {
             per_day(b.events_per_day)
         );
     }
-    out += "\nAt 10 M, 100 M and 1 B events a day (share of each limit used):\n\n| events a day |";
-    for b in &bounds {
-        out += &format!(" {} |", b.component);
-    }
-    out += " first to bind |\n| --- |";
-    for _ in &bounds {
-        out += " --- |";
-    }
-    out += " --- |\n";
-    for level in LEVELS {
-        out += &format!("| {} |", per_day(level));
-        for b in &bounds {
-            out += &format!(" {:.0} % |", 100.0 * level / b.events_per_day);
-        }
-        let over: Vec<&Bound> = sorted.iter().filter(|b| b.events_per_day < level).collect();
-        out += &match over.first() {
-            Some(b) => format!(" {} (from {}) |\n", b.component, per_day(b.events_per_day)),
-            None => " none |\n".into(),
-        };
-    }
+    out += "\n**Before** (the shipped design: one D1 database), share of each limit used:\n\n";
+    out += &levels_table(&bounds);
+    out += &format!(
+        "\n**After** (bots' rows sharded by bot over {SHARDS} D1 databases; one bot alone keeps the single-database figures):\n\n"
+    );
+    out += &levels_table(&sharded(&bounds, SHARDS));
     Ok(out)
 }
 
@@ -333,6 +372,37 @@ mod tests {
         );
         assert!(day.steady_bytes_per_event() > 0.0);
         assert!(day.kept_bytes_per_event() > 0.0);
+    }
+
+    #[test]
+    fn sharding_multiplies_only_what_is_per_database() {
+        let bound = |component, events_per_day| Bound {
+            component,
+            limit: String::new(),
+            events_per_day,
+        };
+        let before = vec![
+            bound("one D1 database: 10 GB", 20e6),
+            bound("queue messages a second", 1.6e9),
+        ];
+        let after = sharded(&before, 16);
+        assert_eq!(after[0].events_per_day, 320e6);
+        assert_eq!(after[1].events_per_day, 1.6e9);
+        let table = levels_table(&before);
+        assert!(table.contains("| 10 M |"), "{table}");
+        assert!(
+            table.contains("one D1 database: 10 GB (from 20 M)"),
+            "{table}"
+        );
+        let table = levels_table(&after);
+        assert!(
+            table.contains("none (next: one D1 database: 10 GB at 320 M)"),
+            "{table}"
+        );
+        assert!(
+            table.contains("one D1 database: 10 GB (from 320 M)"),
+            "{table}"
+        );
     }
 
     #[test]
