@@ -248,7 +248,7 @@ fn levels_table(bounds: &[Bound]) -> String {
 }
 
 /// Databases the sharded design of `docs/scale.md` is costed with.
-pub const SHARDS: usize = 16;
+pub const SHARDS: usize = 64;
 
 /// The whole `make scale` report (markdown), from a day of `events` on SQLite in memory and
 /// in a WAL file.
