@@ -212,8 +212,9 @@ pub fn bounds(day: &Day, file: &Day) -> Vec<Bound> {
 }
 
 /// The bounds with the bots' rows spread over `shards` D1 databases by bot (each bot's rows in
-/// one database, bots balanced over them): what is per database is multiplied, the rest stays.
-/// One bot alone still has the single-database bounds.
+/// one database, bots balanced over them): what is per database is multiplied, and the
+/// consumer's `max_concurrency` (capped at 10 to protect the one database) is raised to the
+/// platform's 250; the rest stays. One bot alone still has the single-database bounds.
 pub fn sharded(bounds: &[Bound], shards: usize) -> Vec<Bound> {
     bounds
         .iter()
@@ -223,6 +224,13 @@ pub fn sharded(bounds: &[Bound], shards: usize) -> Vec<Bound> {
                     component: b.component,
                     limit: format!("{} — × {shards} databases", b.limit),
                     events_per_day: b.events_per_day * shards as f64,
+                }
+            } else if b.component.contains("max_concurrency") {
+                Bound {
+                    component: b.component,
+                    limit: format!("{} — raised to 250", b.limit),
+                    events_per_day: b.events_per_day * limits::CONSUMER_CONCURRENCY
+                        / SHIPPED_MAX_CONCURRENCY,
                 }
             } else {
                 b.clone()
@@ -341,7 +349,7 @@ pub fn report(events: u64, config: Config) -> Result<String, String> {
     out += "\n**Before** (the shipped design: one D1 database), share of each limit used:\n\n";
     out += &levels_table(&bounds);
     out += &format!(
-        "\n**After** (bots' rows sharded by bot over {SHARDS} D1 databases; one bot alone keeps the single-database figures):\n\n"
+        "\n**After** (bots' rows sharded by bot over {SHARDS} D1 databases, and the consumer's `max_concurrency` raised from 10 to 250; one bot alone keeps the single-database figures):\n\n"
     );
     out += &levels_table(&sharded(&bounds, SHARDS));
     Ok(out)
@@ -398,10 +406,12 @@ mod tests {
         let before = vec![
             bound("one D1 database: 10 GB", 20e6),
             bound("queue messages a second", 1.6e9),
+            bound("consumer at the shipped max_concurrency 10", 300e6),
         ];
         let after = sharded(&before, 16);
         assert_eq!(after[0].events_per_day, 320e6);
         assert_eq!(after[1].events_per_day, 1.6e9);
+        assert_eq!(after[2].events_per_day, 7.5e9);
         let table = levels_table(&before);
         assert!(table.contains("| 10 M |"), "{table}");
         assert!(
