@@ -26,7 +26,7 @@ export ESBUILD_BIN := $(ROOT)/node_modules/@esbuild/linux-x64/bin/esbuild
 export WASM_OPT_BIN := $(ROOT)/node_modules/.bin/wasm-opt
 export WRANGLER_SEND_METRICS := false
 
-.PHONY: dev-vars demo api new-bot build-bot deploy economy help bootstrap tools npm build build-producer build-consumer build-minimal-bot build-dashboard \
+.PHONY: dev-vars demo api new-bot build-bot deploy economy scale help bootstrap tools npm build build-producer build-consumer build-minimal-bot build-dashboard \
         migrate dev test lint unit e2e dry-run docs sizes errors bench bench-smoke soak soak-chaos soak-small fuzz fuzz-smoke \
         clean chromium chdb screenshots alerts-demo
 
@@ -42,6 +42,7 @@ help:
 	@echo "make errors   error reports from D1, e.g. make errors ARGS='top --since 24h'"
 	@echo "make deploy   create the queues and D1 database when missing, migrate, deploy consumer then bot"
 	@echo "make economy  what a day of traffic costs on the free and paid plans (docs/economy.md)"
+	@echo "make scale    which Cloudflare limit a growing bot hits first: measured D1 speed and storage (docs/scale.md)"
 	@echo "make docs     regenerate generated parts of docs/"
 	@echo "make new-bot  a new bot crate outside the repository: make new-bot NAME=quiz DIR=../quiz"
 	@echo "make build-bot  build any bot crate with the pinned tools: make build-bot DIR=../quiz"
@@ -292,6 +293,13 @@ docs:
 # written into docs/economy.md (trace mode: see docs/economy.md).
 economy:
 	cargo run -q --release -p bench --bin economy -- --write-doc
+
+# Not part of make test: one D1 database's speed and a day's storage, measured on SQLite with
+# the consumer's statements, and the documented limits in events a day (docs/scale.md).
+# SCALE_EVENTS sets the measured day (default 1,000,000 events).
+SCALE_EVENTS ?= 1000000
+scale:
+	cargo run -q --release -p bench --bin economy -- --scale --events $(SCALE_EVENTS) --write-doc
 
 # Error reports from D1: make errors ARGS="top --since 24h" (add --remote for production)
 errors:

@@ -18,6 +18,9 @@
 //! 4. Sizes, the analytics path's instruction count (callgrind), MessagePack vs JSON, consumer
 //!    throughput, the native micro-benchmarks.
 //!
+//! `--consumer-only [--consumer-events N]` measures only the consumer's throughput (events a
+//! second at the local consumer concurrency, which is 1: `docs/scale.md` uses it) and prints it.
+//!
 //! Variants run in their own local `wrangler dev`, interleaved in shuffled order for several
 //! rounds. `--smoke` runs a few requests of everything, to keep the harness from rotting; it
 //! asserts that every request was answered 200 and nothing about speed.
@@ -719,6 +722,13 @@ fn main() {
         format!("TELEGRAM_WEBHOOK_SECRET={TEST_SECRET}\n"),
     )
     .unwrap();
+    if flag("--consumer-only") {
+        let (events_per_second, pushed) = consumer_throughput(s.consumer_events);
+        println!(
+            "consumer: {pushed} events through queue → D1 + local AE table at consumer concurrency 1: {events_per_second:.0} events/s"
+        );
+        return;
+    }
     if let Some(spec) = arg_str("--cold-variants") {
         println!("{}", cold_variants(&s, dir.path(), &spec));
         return;

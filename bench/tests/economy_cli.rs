@@ -77,3 +77,88 @@ fn bad_input_is_a_clear_error() {
     assert_eq!(code, 2);
     assert!(stderr.contains("cannot read"), "{stderr}");
 }
+
+#[test]
+fn isolates_spread_a_trace_and_keep_the_json_fields() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("trace.csv");
+    // 40 updates of 2 events, 1 s apart: one isolate packs them 25 events to a message.
+    let trace: String = (0..40)
+        .map(|i| format!("{},2,0,{}\n", i * 1_000, i % 7))
+        .collect();
+    std::fs::write(&path, trace).unwrap();
+    let path = path.to_str().unwrap();
+    let run = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec!["--trace", path, "--json"];
+        args.extend_from_slice(extra);
+        let (code, stdout, stderr) = economy(&args);
+        assert_eq!(code, 0, "{extra:?}: {stderr}");
+        let json: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON object");
+        let fields = [
+            "events",
+            "queue_messages",
+            "queue_operations",
+            "ae_points",
+            "d1_rows_written",
+            "consumer_invocations",
+        ];
+        for field in fields {
+            assert!(json[field].is_u64(), "{field}: {json}");
+        }
+        assert_eq!(json.as_object().unwrap().len(), fields.len(), "{json}");
+        json
+    };
+    let default = run(&[]);
+    assert_eq!(default, run(&["--isolates", "1"]));
+    assert_eq!(default["queue_messages"], 4);
+    // Every request on the warm isolate: the same as one isolate.
+    assert_eq!(default, run(&["--isolates", "8", "--routing", "sticky:1"]));
+    let spread = run(&["--isolates", "8"]);
+    assert_eq!(spread["events"], 80);
+    assert!(
+        spread["queue_messages"].as_u64() > default["queue_messages"].as_u64(),
+        "{spread} vs {default}"
+    );
+    let sticky = run(&["--isolates", "8", "--routing", "sticky"]);
+    assert!(sticky["queue_messages"].as_u64() <= spread["queue_messages"].as_u64());
+
+    for (bad, why) in [
+        (&["--isolates", "0"][..], "--isolates"),
+        (&["--isolates", "x"][..], "--isolates"),
+        (&["--isolates"][..], "--isolates needs"),
+        (&["--routing", "round-robin"][..], "--routing"),
+        (&["--routing", "sticky:1.5"][..], "sticky share"),
+    ] {
+        let mut args = vec!["--trace", path, "--json"];
+        args.extend_from_slice(bad);
+        let (code, _, stderr) = economy(&args);
+        assert_eq!(code, 2, "{bad:?}");
+        assert!(stderr.contains(why), "{bad:?}: {stderr}");
+    }
+}
+
+#[test]
+fn the_scale_mode_reports_the_limits_of_a_small_day() {
+    let (code, stdout, stderr) = economy(&["--scale", "--events", "2000"]);
+    assert_eq!(code, 0, "{stderr}");
+    for part in [
+        "SQLite in memory",
+        "SQLite file, WAL",
+        "`request_attempts`",
+        "one D1 database: 10 GB",
+        "queue messages a second",
+        "**Before**",
+        "**After**",
+        "first to bind",
+    ] {
+        assert!(stdout.contains(part), "{part} in {stdout}");
+    }
+    for (bad, why) in [
+        (&["--scale", "--events", "10"][..], "--events"),
+        (&["--events", "5000"][..], "--events goes with --scale"),
+    ] {
+        let (code, _, stderr) = economy(bad);
+        assert_eq!(code, 2, "{bad:?}");
+        assert!(stderr.contains(why), "{bad:?}: {stderr}");
+    }
+}

@@ -4,8 +4,13 @@
 //! economy                       built-in model at 1k … 10M events a day, the window choice,
 //!                               and the free plan's ceiling (markdown tables)
 //! economy --write-doc           the same, written into docs/economy.md
-//! economy --trace FILE --json [--window-ms N]
-//!                               one trace (CSV: offset_ms,events,error_events) → one JSON object
+//! economy --trace FILE --json [--window-ms N] [--isolates N] [--routing random|sticky[:SHARE]]
+//!                               one trace (CSV: offset_ms,events,error_events[,user]) → one JSON
+//!                               object, its requests spread over N bot isolates (default 1)
+//! economy --scale [--events N] [--write-doc]
+//!                               `make scale`: one D1 database's speed and a day's storage,
+//!                               measured with the consumer's statements, and the documented
+//!                               limits in events a day (written into docs/scale.md)
 //! ```
 //! Exit code 2 on bad arguments or an unreadable trace, with the reason on stderr.
 
@@ -13,7 +18,7 @@ use std::process::ExitCode;
 
 use bench::economy::d1_cost::repository_schema;
 use bench::economy::traffic::{parse_trace, sessions};
-use bench::economy::{free_plan, paid_plan, simulate, Config, Usage};
+use bench::economy::{free_plan, paid_plan, simulate, Config, Routing, Usage};
 use bench::replace_block;
 
 const SEED: u64 = 20_261_127;
@@ -23,7 +28,15 @@ struct Args {
     json: bool,
     write_doc: bool,
     window_ms: Option<f64>,
+    isolates: Option<usize>,
+    routing: Option<Routing>,
+    scale: bool,
+    events: Option<u64>,
 }
+
+/// The most isolates the trace mode takes (a bound, so a typo cannot ask for a billion
+/// outboxes).
+const MAX_ISOLATES: usize = 10_000;
 
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
@@ -31,6 +44,10 @@ fn parse_args() -> Result<Args, String> {
         json: false,
         write_doc: false,
         window_ms: None,
+        isolates: None,
+        routing: None,
+        scale: false,
+        events: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -47,8 +64,40 @@ fn parse_args() -> Result<Args, String> {
                     .ok_or_else(|| format!("--window-ms {v:?} is not a number ≥ 0"))?;
                 args.window_ms = Some(ms.min(analytics_core::delivery::MAX_WINDOW_MS));
             }
+            "--isolates" => {
+                let v = it.next().ok_or("--isolates needs a number")?;
+                let n: usize = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1..=MAX_ISOLATES).contains(n))
+                    .ok_or_else(|| {
+                        format!("--isolates {v:?} is not a whole number from 1 to {MAX_ISOLATES}")
+                    })?;
+                args.isolates = Some(n);
+            }
+            "--scale" => args.scale = true,
+            "--events" => {
+                let v = it.next().ok_or("--events needs a number")?;
+                let n: u64 = v
+                    .parse()
+                    .ok()
+                    .filter(|n| (1_000..=100_000_000).contains(n))
+                    .ok_or_else(|| {
+                        format!("--events {v:?} is not a whole number from 1000 to 100000000")
+                    })?;
+                args.events = Some(n);
+            }
+            "--routing" => {
+                let v = it
+                    .next()
+                    .ok_or("--routing needs random, sticky or sticky:SHARE")?;
+                args.routing = Some(Routing::parse(&v).map_err(|e| format!("--routing: {e}"))?);
+            }
             other => return Err(format!("unknown argument {other:?}")),
         }
+    }
+    if args.events.is_some() && !args.scale {
+        return Err("--events goes with --scale".into());
     }
     if args.json && args.trace.is_none() {
         return Err("--json goes with --trace FILE".into());
@@ -141,9 +190,61 @@ fn window_table() -> String {
     out
 }
 
-/// The largest events/day of the built-in model that fits every free-plan line (to 1 %).
-fn free_ceiling(config: Config) -> (u64, &'static str) {
-    let (mut low, mut high) = (1_000u64, 1_000_000u64);
+/// The many-isolate table: events per message and queue operations at 10,000 and 100,000
+/// events a day, and the free plan's ceiling, for 1 to 16 isolates and both routing models.
+/// `one_ceiling` is the one-isolate ceiling (more isolates never coalesce better, so it bounds
+/// the search).
+fn isolates_table(config: Config, one_ceiling: u64) -> String {
+    let ten = sessions(10_000, SEED);
+    let hundred = sessions(100_000, SEED);
+    let mut out = String::from(
+        "| isolates | routing | events/message at 10,000 a day | queue operations at 10,000 | events/message at 100,000 a day | queue operations at 100,000 | free plan ceiling, events a day |\n\
+         | --- | --- | --- | --- | --- | --- | --- |\n",
+    );
+    let mut rows = vec![(1, Routing::Random)];
+    for n in [2, 4, 8, 16] {
+        rows.push((n, Routing::Random));
+        rows.push((
+            n,
+            Routing::Sticky {
+                share: Routing::DEFAULT_STICKY_SHARE,
+            },
+        ));
+    }
+    for (isolates, routing) in rows {
+        let c = Config {
+            isolates,
+            routing,
+            ..config
+        };
+        let a = simulate(&ten, c);
+        let b = simulate(&hundred, c);
+        let ceiling = if isolates == 1 {
+            one_ceiling
+        } else {
+            free_ceiling(c, one_ceiling + one_ceiling / 50).0
+        };
+        out += &format!(
+            "| {isolates} | {} | {:.1} | {} | {:.1} | {} | {} |\n",
+            if isolates == 1 {
+                "any".into()
+            } else {
+                routing.label()
+            },
+            a.events_per_message(),
+            thousands(a.queue_operations),
+            b.events_per_message(),
+            thousands(b.queue_operations),
+            thousands(ceiling)
+        );
+    }
+    out
+}
+
+/// The largest events/day of the built-in model that fits every free-plan line (to 1 %),
+/// searched below `high`.
+fn free_ceiling(config: Config, high: u64) -> (u64, &'static str) {
+    let (mut low, mut high) = (1_000u64, high);
     let mut binding = "";
     while high - low > low / 100 {
         let mid = (low + high) / 2;
@@ -166,6 +267,20 @@ fn run() -> Result<(), String> {
     if let Some(window) = args.window_ms {
         config.window_ms = window;
     }
+    if let Some(isolates) = args.isolates {
+        config.isolates = isolates;
+    }
+    if let Some(routing) = args.routing {
+        config.routing = routing;
+    }
+    if args.scale {
+        let report = bench::economy::scale::report(args.events.unwrap_or(1_000_000), config)?;
+        println!("{report}");
+        if args.write_doc {
+            write_block("docs/scale.md", "scale", &report)?;
+        }
+        return Ok(());
+    }
     if let Some(path) = &args.trace {
         let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {path}: {e}"))?;
         let updates = parse_trace(&text).map_err(|e| format!("{path}: {e}"))?;
@@ -179,12 +294,16 @@ fn run() -> Result<(), String> {
     }
     let scales = scale_table(config);
     let windows = window_table();
-    let (ceiling, binding) = free_ceiling(config);
+    let (ceiling, binding) = free_ceiling(config, 1_000_000);
+    let isolates = isolates_table(config, ceiling);
     let error_row = schema.insert_cost("error_events");
     let report = format!(
         "Built-in model, one bot isolate, window {} s, consumer `max_batch_size` {} and `max_batch_timeout` {} s:\n\n{scales}\n\
          The window at 10,000 events a day:\n\n{windows}\n\
          Free plan ceiling: **{} events a day** (then {binding} runs out first).\n\n\
+         Many isolates (each coalesces only the requests it serves; `random`: every request on \
+         one of them at random, `sticky 80 %`: 80 % on one warm isolate, the rest at random on the \
+         others):\n\n{isolates}\n\
          One error event costs **{error_row} D1 rows written** (its row, the indexes of `error_events`, the trigger's upsert into `error_groups` and its indexes).\n",
         config.window_ms / 1_000.0,
         config.max_batch_size,
@@ -193,13 +312,18 @@ fn run() -> Result<(), String> {
     );
     println!("{report}");
     if args.write_doc {
-        let path = e2e_tests::repo_root().join("docs/economy.md");
-        let doc = std::fs::read_to_string(&path).map_err(|e| format!("docs/economy.md: {e}"))?;
-        let updated =
-            replace_block(&doc, "economy", &report).map_err(|e| format!("docs/economy.md {e}"))?;
-        std::fs::write(&path, updated).map_err(|e| format!("docs/economy.md: {e}"))?;
-        println!("economy: written to docs/economy.md");
+        write_block("docs/economy.md", "economy", &report)?;
     }
+    Ok(())
+}
+
+/// Rewrites the `name` block of the repository's document `doc`.
+fn write_block(doc: &str, name: &str, report: &str) -> Result<(), String> {
+    let path = e2e_tests::repo_root().join(doc);
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{doc}: {e}"))?;
+    let updated = replace_block(&text, name, report).map_err(|e| format!("{doc} {e}"))?;
+    std::fs::write(&path, updated).map_err(|e| format!("{doc}: {e}"))?;
+    println!("economy: written to {doc}");
     Ok(())
 }
 

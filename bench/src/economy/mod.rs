@@ -1,9 +1,11 @@
 //! `make economy`: what a day of traffic costs on Cloudflare, computed by running the real
 //! policy code on a virtual clock — the bot's outbox (coalescing, full messages, splitting)
 //! from `analytics_core::delivery`, the consumer's batching (`max_batch_size`, `max_batch_timeout`) and
-//! its D1 statements from `ingest_policy` — for one bot isolate (see `docs/economy.md`).
+//! its D1 statements from `ingest_policy` — for one bot isolate or several, with a routing model
+//! that says which isolate serves each request (see `docs/economy.md`).
 
 pub mod d1_cost;
+pub mod scale;
 pub mod sqlite;
 pub mod traffic;
 
@@ -18,6 +20,91 @@ use ingest_policy::{BatchContext, IncomingMessage};
 use sqlite::D1;
 use traffic::Update;
 
+/// How the platform spreads a Worker's requests over its isolates. Each isolate has its own
+/// outbox and coalesces only the requests it serves.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Routing {
+    /// Every request lands on one of the isolates, uniformly at random.
+    Random,
+    /// A share of the requests (0 to 1) lands on one warm isolate; the rest are spread
+    /// uniformly over the others.
+    Sticky {
+        /// The warm isolate's share of the requests.
+        share: f64,
+    },
+}
+
+impl Routing {
+    /// The sticky model's default share: 80 % of the requests on the warm isolate.
+    pub const DEFAULT_STICKY_SHARE: f64 = 0.8;
+
+    /// Parses `random`, `sticky` (the default share) or `sticky:SHARE` (0 to 1).
+    pub fn parse(text: &str) -> Result<Routing, RoutingError> {
+        match text.split_once(':') {
+            None if text == "random" => Ok(Routing::Random),
+            None if text == "sticky" => Ok(Routing::Sticky {
+                share: Routing::DEFAULT_STICKY_SHARE,
+            }),
+            Some(("sticky", share)) => share
+                .parse::<f64>()
+                .ok()
+                .filter(|s| (0.0..=1.0).contains(s))
+                .map(|share| Routing::Sticky { share })
+                .ok_or_else(|| {
+                    RoutingError(format!(
+                        "sticky share {share:?} is not a number from 0 to 1"
+                    ))
+                }),
+            _ => Err(RoutingError(format!(
+                "routing {text:?} is not random, sticky or sticky:SHARE"
+            ))),
+        }
+    }
+
+    /// The isolate (0 to `isolates` − 1) that serves the next request. Draws nothing when
+    /// there is one isolate, so one isolate is the same day whatever the model.
+    pub fn pick(&self, isolates: usize, rng: &mut traffic::Rng) -> usize {
+        if isolates <= 1 {
+            return 0;
+        }
+        match *self {
+            Routing::Random => ((rng.next_f64() * isolates as f64) as usize).min(isolates - 1),
+            Routing::Sticky { share } => {
+                if rng.next_f64() < share {
+                    0
+                } else {
+                    let others = isolates - 1;
+                    1 + ((rng.next_f64() * others as f64) as usize).min(others - 1)
+                }
+            }
+        }
+    }
+
+    /// A short name for tables: `random`, or `sticky 80 %`.
+    pub fn label(&self) -> String {
+        match self {
+            Routing::Random => "random".into(),
+            Routing::Sticky { share } => format!("sticky {:.0} %", share * 100.0),
+        }
+    }
+}
+
+/// A routing model that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoutingError(pub String);
+
+impl std::fmt::Display for RoutingError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for RoutingError {}
+
+/// The seed of the routing draws (apart from the traffic's, so routing never changes the
+/// updates of a day).
+const ROUTING_SEED: u64 = 0x150_1a7e;
+
 /// The knobs the simulation turns.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Config {
@@ -27,6 +114,10 @@ pub struct Config {
     pub max_batch_size: usize,
     /// The consumer's `max_batch_timeout`, ms.
     pub max_batch_timeout_ms: f64,
+    /// Bot isolates serving the day's requests (at least 1).
+    pub isolates: usize,
+    /// Which isolate serves each request.
+    pub routing: Routing,
 }
 
 impl Config {
@@ -37,6 +128,8 @@ impl Config {
             window_ms: analytics_core::delivery::DEFAULT_WINDOW_MS,
             max_batch_size: 10,
             max_batch_timeout_ms: 5_000.0,
+            isolates: 1,
+            routing: Routing::Random,
         }
     }
 }
@@ -77,6 +170,7 @@ const QUEUE_OPERATION_BYTES: usize = 64 * 1024;
 struct Consumer {
     config: Config,
     d1: D1,
+    probe: Probe,
     batch: Vec<IncomingMessage>,
     batch_started_ms: f64,
     next_id: u64,
@@ -124,14 +218,22 @@ impl Consumer {
         };
         let plan = ingest_policy::plan_batch(&batch, &ctx);
         let statements = ingest_policy::commit_statements(&plan, &ctx);
+        let started = std::time::Instant::now();
         let answer = self
             .d1
             .batch(&statements)
             .expect("the consumer's statements run");
+        self.probe.d1_seconds += started.elapsed().as_secs_f64();
+        self.probe.d1_transactions += 1;
+        self.probe.d1_statements += statements.len() as u64;
         let result = CommitResult::read(&statements, &answer).expect("D1's answer reads");
         let after = ingest_policy::after_commit(&plan, &batch, &result, &ctx, None);
         self.usage.ae_points += after.points.len() as u64;
+        let started = std::time::Instant::now();
         self.d1.batch(&after.finish).expect("the marks run");
+        self.probe.d1_seconds += started.elapsed().as_secs_f64();
+        self.probe.d1_transactions += 1;
+        self.probe.d1_statements += after.finish.len() as u64;
         self.usage.d1_rows_written = self.d1.rows_written;
     }
 }
@@ -174,19 +276,50 @@ fn events_of(update: &Update, seed: u64) -> (Vec<analytics_core::Event>, DropCou
     tracker.take_events()
 }
 
-/// Runs one day of `updates` (sorted by time) through one bot isolate and the consumer.
+/// Runs one day of `updates` (sorted by time) through the bot's isolates and the consumer.
+/// Each request is served by the isolate [`Routing::pick`] draws (a seeded generator: the same
+/// day gives the same figures); each isolate has its own outbox and its own flushers, and all
+/// send to the one queue.
 pub fn simulate(updates: &[Update], config: Config) -> Usage {
-    let mut outbox = Outbox::new(&samples::source(), config.window_ms);
+    simulate_probed(updates, config, D1::new().expect("the migrations apply")).0
+}
+
+/// What [`simulate_probed`] measured besides the bill: the time the consumer's D1
+/// transactions took on the stand-in, and what the day's rows occupy before retention.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Probe {
+    /// Wall time spent in the consumer's D1 transactions (both of every invocation), s.
+    pub d1_seconds: f64,
+    /// Those transactions.
+    pub d1_transactions: u64,
+    /// The statements they ran.
+    pub d1_statements: u64,
+    /// Bytes each table (with its indexes) gained over the day, before the retention deletes:
+    /// SQLite's `dbstat` pages in use at the end less those of the empty table; tables that
+    /// gained nothing are left out.
+    pub table_bytes: Vec<(String, u64)>,
+}
+
+/// [`simulate`] on a given stand-in database (in memory, or a file for
+/// [`scale`]'s measurements), returning what it measured too.
+pub fn simulate_probed(updates: &[Update], config: Config, d1: D1) -> (Usage, Probe) {
+    let isolates = config.isolates.max(1);
+    let mut outboxes: Vec<Outbox> = (0..isolates)
+        .map(|_| Outbox::new(&samples::source(), config.window_ms))
+        .collect();
+    let mut routes = traffic::Rng::new(ROUTING_SEED);
+    let empty_tables = d1.table_bytes().expect("dbstat reads");
     let mut consumer = Consumer {
         config,
-        d1: D1::new().expect("the migrations apply"),
+        d1,
+        probe: Probe::default(),
         batch: Vec::new(),
         batch_started_ms: 0.0,
         next_id: 0,
         usage: Usage::default(),
     };
-    // Flushers waiting, by the time they take the outbox: (time in µs, lease).
-    let mut flushes: BinaryHeap<Reverse<(u64, u64)>> = BinaryHeap::new();
+    // Flushers waiting, by the time they take their outbox: (time in µs, isolate, lease).
+    let mut flushes: BinaryHeap<Reverse<(u64, usize, u64)>> = BinaryHeap::new();
     let send = |outbox: &mut Outbox, consumer: &mut Consumer, at: f64, messages: Vec<Message>| {
         for message in messages {
             outbox.sent(message.ticket, SendOutcome::Sent);
@@ -195,32 +328,35 @@ pub fn simulate(updates: &[Update], config: Config) -> Usage {
     };
     let run_flushes_until =
         |t: f64,
-         outbox: &mut Outbox,
+         outboxes: &mut [Outbox],
          consumer: &mut Consumer,
-         flushes: &mut BinaryHeap<Reverse<(u64, u64)>>| {
-            while let Some(Reverse((at_us, lease))) = flushes.peek().copied() {
+         flushes: &mut BinaryHeap<Reverse<(u64, usize, u64)>>| {
+            while let Some(Reverse((at_us, isolate, lease))) = flushes.peek().copied() {
                 let at = at_us as f64 / 1000.0;
                 if at > t {
                     break;
                 }
                 flushes.pop();
+                let outbox = &mut outboxes[isolate];
                 let messages = outbox.take(lease, at);
                 send(outbox, consumer, at, messages);
             }
         };
     for (i, update) in updates.iter().enumerate() {
         let t = update.at_ms;
-        run_flushes_until(t, &mut outbox, &mut consumer, &mut flushes);
+        run_flushes_until(t, &mut outboxes, &mut consumer, &mut flushes);
         let (events, dropped) = events_of(update, i as u64 + 1);
         consumer.usage.updates += 1;
         consumer.usage.events += events.len() as u64;
+        let isolate = config.routing.pick(isolates, &mut routes);
+        let outbox = &mut outboxes[isolate];
         let handover = outbox.add(t, t, events, dropped);
-        send(&mut outbox, &mut consumer, t, handover.ready);
+        send(outbox, &mut consumer, t, handover.ready);
         if let Role::Flusher { lease, wait_ms } = handover.role {
-            flushes.push(Reverse((((t + wait_ms) * 1000.0) as u64, lease)));
+            flushes.push(Reverse((((t + wait_ms) * 1000.0) as u64, isolate, lease)));
         }
     }
-    run_flushes_until(f64::INFINITY, &mut outbox, &mut consumer, &mut flushes);
+    run_flushes_until(f64::INFINITY, &mut outboxes, &mut consumer, &mut flushes);
     let end = consumer.batch_started_ms + config.max_batch_timeout_ms;
     consumer.deliver(end);
     // The daily cron's rollup (three days of one bot), as it runs at the end of the day.
@@ -228,6 +364,19 @@ pub fn simulate(updates: &[Update], config: Config) -> Usage {
         .d1
         .batch(&[ingest_policy::rollup::statement(end as i64)])
         .expect("the rollup runs");
+    // What the day added: each table's pages now, less what the empty table held.
+    let now = consumer.d1.table_bytes().expect("dbstat reads");
+    consumer.probe.table_bytes = now
+        .into_iter()
+        .map(|(table, bytes)| {
+            let empty = empty_tables
+                .iter()
+                .find(|(t, _)| *t == table)
+                .map_or(0, |(_, b)| *b);
+            (table, bytes.saturating_sub(empty))
+        })
+        .filter(|(_, bytes)| *bytes > 0)
+        .collect();
     // In a steady state every day's rows are deleted again by retention (requests after a week,
     // envelopes and error events after 30 days, active days after 100, user events after 400,
     // rollups after two years; groups keep their counts, users their row): bill those deletes
@@ -246,8 +395,8 @@ pub fn simulate(updates: &[Update], config: Config) -> Usage {
     .collect();
     consumer.d1.batch(&deletes).expect("retention deletes run");
     consumer.usage.d1_rows_written = consumer.d1.rows_written;
-    consumer.usage.dropped = outbox.carried().total();
-    consumer.usage
+    consumer.usage.dropped = outboxes.iter().map(|o| o.carried().total()).sum();
+    (consumer.usage, consumer.probe)
 }
 
 /// The Cloudflare plans' numbers the report uses (checked 2026-11-27 in Cloudflare's docs).
@@ -432,6 +581,116 @@ mod tests {
             9 * 2,
             "{one:?} {ten:?}"
         );
+    }
+
+    /// The built-in model's day at 10,000 events, as `make economy` draws it.
+    fn ten_thousand() -> Vec<Update> {
+        traffic::sessions(10_000, 20_261_127)
+    }
+
+    fn with(isolates: usize, routing: Routing) -> Config {
+        Config {
+            isolates,
+            routing,
+            ..Config::shipped()
+        }
+    }
+
+    #[test]
+    fn one_isolate_is_the_single_isolate_day_whatever_the_routing() {
+        let updates = ten_thousand();
+        let random = simulate(&updates, with(1, Routing::Random));
+        // The figures docs/economy.md printed for one isolate before isolates existed.
+        assert_eq!(
+            (
+                random.queue_messages,
+                random.queue_operations,
+                random.d1_rows_written,
+                random.consumer_invocations
+            ),
+            (1_045, 3_135, 14_073, 1_036),
+            "{random:?}"
+        );
+        let sticky = simulate(&updates, with(1, Routing::Sticky { share: 0.3 }));
+        assert_eq!(random, sticky);
+        // All requests on the warm isolate: the same day as one isolate.
+        let all_warm = simulate(&updates, with(8, Routing::Sticky { share: 1.0 }));
+        assert_eq!(random, all_warm);
+    }
+
+    #[test]
+    fn more_isolates_never_pack_more_events_per_message() {
+        let updates = ten_thousand();
+        let days: Vec<Usage> = [1, 2, 4, 8, 16]
+            .iter()
+            .map(|&n| simulate(&updates, with(n, Routing::Random)))
+            .collect();
+        for pair in days.windows(2) {
+            let (fewer, more) = (&pair[0], &pair[1]);
+            assert_eq!(fewer.events, more.events);
+            assert_eq!(more.ae_points, more.events);
+            assert_eq!(more.dropped, 0);
+            assert!(
+                more.events_per_message() <= fewer.events_per_message(),
+                "{fewer:?} then {more:?}"
+            );
+            assert!(more.queue_operations >= fewer.queue_operations);
+        }
+        // 16 isolates at random split a session's taps: far fewer events share a message.
+        assert!(
+            days[4].queue_messages > days[0].queue_messages * 2,
+            "{days:?}"
+        );
+    }
+
+    #[test]
+    fn a_warm_isolate_keeps_most_of_the_coalescing() {
+        let updates = ten_thousand();
+        let one = simulate(&updates, with(1, Routing::Random));
+        let random = simulate(&updates, with(8, Routing::Random));
+        let sticky = simulate(&updates, with(8, Routing::Sticky { share: 0.8 }));
+        assert!(
+            one.events_per_message() > sticky.events_per_message()
+                && sticky.events_per_message() > random.events_per_message(),
+            "{one:?} {sticky:?} {random:?}"
+        );
+        assert_eq!(sticky.events, random.events);
+    }
+
+    #[test]
+    fn routing_draws_as_its_model_says() {
+        let mut rng = traffic::Rng::new(3);
+        let mut counts = [0usize; 4];
+        for _ in 0..40_000 {
+            counts[Routing::Random.pick(4, &mut rng)] += 1;
+        }
+        assert!(
+            counts.iter().all(|&c| (9_000..11_000).contains(&c)),
+            "{counts:?}"
+        );
+        let mut counts = [0usize; 4];
+        for _ in 0..40_000 {
+            counts[Routing::Sticky { share: 0.8 }.pick(4, &mut rng)] += 1;
+        }
+        assert!((31_000..33_000).contains(&counts[0]), "{counts:?}");
+        assert!(
+            counts[1..].iter().all(|&c| (2_300..3_000).contains(&c)),
+            "{counts:?}"
+        );
+        assert_eq!(Routing::parse("random"), Ok(Routing::Random));
+        assert_eq!(
+            Routing::parse("sticky"),
+            Ok(Routing::Sticky {
+                share: Routing::DEFAULT_STICKY_SHARE
+            })
+        );
+        assert_eq!(
+            Routing::parse("sticky:0.5"),
+            Ok(Routing::Sticky { share: 0.5 })
+        );
+        for bad in ["", "sticky:2", "sticky:x", "round-robin", "random:1"] {
+            assert!(Routing::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]
