@@ -88,11 +88,11 @@ fn points_written(log: &str) -> (u64, u64) {
     let mut total = 0;
     let mut crashed = 0;
     for line in log.lines().filter(|l| l.contains("consumer: ")) {
-        if line.contains(" points, ") {
-            total += number_after(line, " deferred, ").unwrap_or(0);
-        } else if let Some(n) = number_after(line, "injected crash after writing ") {
+        if let Some(n) = number_after(line, "injected crash after writing ") {
             total += n;
             crashed += n;
+        } else if line.contains(" points, ") {
+            total += number_after(line, " deferred, ").unwrap_or(0);
         }
     }
     (total, crashed)
@@ -101,7 +101,7 @@ fn points_written(log: &str) -> (u64, u64) {
 /// The sum of a field of the consumer's invocation reports (`… N retried, M deferred, …`).
 fn report_sum(log: &str, field: &str) -> u64 {
     log.lines()
-        .filter(|l| l.contains("consumer: ") && l.contains(" points, "))
+        .filter(|l| l.contains("consumer: ") && l.contains(" written ahead of D1"))
         .flat_map(|l| l.split(", "))
         .filter_map(|part| {
             part.strip_suffix(field)?
@@ -140,17 +140,45 @@ struct Injected {
     ae_outage: Option<Duration>,
 }
 
-/// The faults the harness injects during the load, in turn, as the load reaches a fifth, two
-/// fifths and a half of its requests: a handler panic (delivered again until answered 200, as
-/// Telegram does), the bot's isolate killed inside its coalescing window, Analytics Engine
-/// switched off for `outage`.
-fn inject(stack: &Stack, done: &AtomicUsize, total: usize, outage: Duration) -> Injected {
+/// Waits until `done` reaches `share` of `total`.
+fn wait_for_share(done: &AtomicUsize, total: usize, share: f64) {
+    while (done.load(Ordering::Relaxed) as f64) < total as f64 * share {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Switches Analytics Engine off for `outage` once the load reached a tenth of its requests
+/// (the table takes a few seconds to create through wrangler: it lands while the load runs);
+/// returns how long the switch table existed (as seen from here).
+fn switch_analytics_off(
+    stack: &Stack,
+    done: &AtomicUsize,
+    total: usize,
+    outage: Duration,
+) -> Option<Duration> {
+    if outage.is_zero() {
+        return None;
+    }
+    wait_for_share(done, total, 0.1);
+    stack.d1(&format!(
+        "CREATE TABLE {} (x)",
+        ingest_policy::faults::AE_SWITCH_TABLE
+    ));
+    let off = Instant::now();
+    std::thread::sleep(outage);
+    stack.d1(&format!(
+        "DROP TABLE {}",
+        ingest_policy::faults::AE_SWITCH_TABLE
+    ));
+    Some(off.elapsed())
+}
+
+/// The faults the harness injects in the bot during the load, in turn, as the load reaches a
+/// fifth and two fifths of its requests: a handler panic (delivered again until answered 200,
+/// as Telegram does), then the bot's isolate killed inside its coalescing window.
+fn inject(stack: &Stack, done: &AtomicUsize, total: usize) -> Injected {
     let mut injected = Injected::default();
-    let wait_until = |share: f64| {
-        while (done.load(Ordering::Relaxed) as f64) < total as f64 * share {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
+    let wait_until = |share: f64| wait_for_share(done, total, share);
     let client = agent();
     let url = stack.url("/telegram");
     wait_until(0.2);
@@ -182,20 +210,6 @@ fn inject(stack: &Stack, done: &AtomicUsize, total: usize, outage: Duration) -> 
         }
     }
 
-    wait_until(0.5);
-    if !outage.is_zero() {
-        let off = Instant::now();
-        stack.d1(&format!(
-            "CREATE TABLE {} (x)",
-            ingest_policy::faults::AE_SWITCH_TABLE
-        ));
-        std::thread::sleep(outage);
-        stack.d1(&format!(
-            "DROP TABLE {}",
-            ingest_policy::faults::AE_SWITCH_TABLE
-        ));
-        injected.ae_outage = Some(off.elapsed());
-    }
     injected
 }
 
@@ -268,7 +282,9 @@ fn main() {
     );
     let done = Arc::new(AtomicUsize::new(0));
     let (results, load_time, injected) = std::thread::scope(|scope| {
-        let chaos_thread = chaos.then(|| scope.spawn(|| inject(&stack, &done, updates, outage)));
+        let chaos_thread = chaos.then(|| scope.spawn(|| inject(&stack, &done, updates)));
+        let outage_thread =
+            chaos.then(|| scope.spawn(|| switch_analytics_off(&stack, &done, updates, outage)));
         let (results, load_time) = post_updates_counting(
             &stack.url("/telegram"),
             &bodies,
@@ -276,9 +292,10 @@ fn main() {
             concurrency,
             &done,
         );
-        let injected = chaos_thread
+        let mut injected = chaos_thread
             .map(|t| t.join().expect("the chaos thread"))
             .unwrap_or_default();
+        injected.ae_outage = outage_thread.and_then(|t| t.join().expect("the outage thread"));
         (results, load_time, injected)
     });
     let load_seconds = load_time.as_secs_f64();
@@ -374,6 +391,7 @@ fn main() {
     let twice_uncounted = ae_points as i64 - rows;
     let panics_stored = stack.d1_count("SELECT count(*) FROM error_events WHERE kind = 'panic'");
     let panics_injected = i64::from(injected.panic.is_some());
+    let (ae_messages, ae_batches) = log_sum(&log, "DEV_FAULT_AE_SWITCH: ");
     // Messages given up after their retry: with the sent ones, every message the bot made.
     let given_up = fired("analytics: queue send failed twice") as u64;
     let window_zero = window.as_deref().map(str::trim) == Some("0");
@@ -398,6 +416,21 @@ fn main() {
             twice_uncounted == crash_points as i64,
         ),
         ("every handler panic stored as an error event", panics_stored == panics_injected),
+        (
+            "every fault fired (the rates aside)",
+            !chaos
+                || [
+                    // (The 5 % rates may by chance not fire in a short run.)
+                    fired("DEV_FAULT_CONSUMER_CRASH=after_commit: injected crash"),
+                    fired("DEV_FAULT_CONSUMER_CRASH=after_points: injected crash"),
+                    kills as usize,
+                    panics_injected as usize,
+                    // Analytics Engine off met a batch, unless the soak was told not to.
+                    ae_batches as usize + usize::from(outage.is_zero()),
+                ]
+                .iter()
+                .all(|n| *n > 0),
+        ),
         ("every isolate kill logged what it lost", kills == u64::from(injected.kill.1)),
         ("stored = sent", stored as u64 == sent_events),
         (
@@ -449,7 +482,6 @@ fn main() {
     println!("| drain after the load | {drain_seconds:.1} s ({flushes} flush updates to carry the last drop counts) |");
     if chaos {
         let report = |field: &str| report_sum(&log, field);
-        let (ae_messages, ae_batches) = log_sum(&log, "DEV_FAULT_AE_SWITCH: ");
         let outage_s = injected.ae_outage.map_or(0.0, |d| d.as_secs_f64());
         let (panic_first, panic_deliveries) = injected.panic.unwrap_or((0, 0));
         let rows = [
@@ -529,6 +561,10 @@ fn main() {
     println!(
         "soak: {emitted} emitted, {stored} stored, {duplicated} duplicated, {dropped} dropped (counted), {killed} lost with a killed isolate, {unaccounted} unaccounted"
     );
+    // `SOAK_LOG=path` keeps the Workers' log (the stack's directory goes with it).
+    if let Ok(path) = std::env::var("SOAK_LOG") {
+        let _ = std::fs::write(path, &log);
+    }
     drop(stack);
     drop(api);
     if failed {
