@@ -571,3 +571,34 @@ fn main() {
         std::process::exit(1);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOG: &str = "\
+[consumer] consumer: telegram-analytics: 10 messages, 10 items: 10 stored, 0 duplicates, 0 duplicate events, 0 rejected, 0 over budget, 2 retried, 0 deferred, 250 points, 0 written ahead of D1, 0 counted twice, D1 rows written [Some(46)]
+ERROR consumer: DEV_FAULT_CONSUMER_CRASH=after_points: injected crash after writing 225 points, batch retried
+ERROR consumer: DEV_FAULT_CONSUMER_CRASH=after_commit: injected crash after writing 0 points, batch retried
+[consumer] consumer: telegram-analytics: 4 messages, 4 items: 0 stored, 0 duplicates, 0 duplicate events, 0 rejected, 0 over budget, 1 retried, 4 deferred, 7 points, 7 written ahead of D1, 0 counted twice, D1 rows written []
+[bot] analytics: dev kill: 21 waiting events and 3 drop counts lost with the isolate
+";
+
+    #[test]
+    fn the_points_written_include_those_of_a_crash() {
+        assert_eq!(points_written(LOG), (250 + 225 + 7, 225));
+    }
+
+    #[test]
+    fn report_fields_are_summed_over_invocations() {
+        assert_eq!(report_sum(LOG, "retried"), 3);
+        assert_eq!(report_sum(LOG, "deferred"), 4);
+        assert_eq!(report_sum(LOG, "stored"), 10);
+    }
+
+    #[test]
+    fn a_kill_line_gives_its_events_and_drop_counts() {
+        assert_eq!(log_sum(LOG, "analytics: dev kill: "), (21, 1));
+        assert_eq!(log_sum(LOG, "waiting events and "), (3, 1));
+    }
+}
