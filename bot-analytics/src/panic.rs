@@ -87,7 +87,9 @@ pub enum KillRefused {
 
 /// Dev only (the chaos soak, behind a dev-only route): behaves like this isolate being destroyed
 /// inside its coalescing window. It logs what is lost with it
-/// (`analytics: dev kill: N waiting events and C drop counts lost with the isolate`), then
+/// (`analytics: dev kill: N waiting events and C drop counts lost with the isolate; R requests'
+/// follow-up calls cut off`: those requests' events tracked after their hand-over — their
+/// follow-up timing, the errors of their calls — were never handed over), then
 /// panics with the panic hook keeping nothing, so the Wasm instance is reset and everything in
 /// its memory is gone, as in an out-of-memory kill or a deployment replacing the isolate:
 /// waiting events and unreported drop counts, which the pipeline cannot count
@@ -105,8 +107,9 @@ pub fn dev_kill_isolate() -> Result<std::convert::Infallible, KillRefused> {
     if waiting == 0 {
         return Err(KillRefused::NothingWaiting);
     }
+    let cut_off = RUNNING.with(|r| r.borrow().len());
     worker::console_log!(
-        "analytics: dev kill: {waiting} waiting events and {} drop counts lost with the isolate",
+        "analytics: dev kill: {waiting} waiting events and {} drop counts lost with the isolate; {cut_off} requests' follow-up calls cut off",
         carried.total()
     );
     DESTROYING.with(|d| d.set(true));
