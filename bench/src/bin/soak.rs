@@ -147,9 +147,10 @@ fn wait_for_share(done: &AtomicUsize, total: usize, share: f64) {
     }
 }
 
-/// Switches Analytics Engine off for `outage` once the load reached a tenth of its requests
-/// (the table takes a few seconds to create through wrangler: it lands while the load runs);
-/// returns how long the switch table existed (as seen from here).
+/// Switches Analytics Engine off for `outage` (and until a batch met it, at most a minute more)
+/// once the load reached a tenth of its requests (the table takes a few seconds to create
+/// through wrangler: it lands while the load runs); returns how long the switch table existed
+/// (as seen from here).
 fn switch_analytics_off(
     stack: &Stack,
     done: &AtomicUsize,
@@ -166,6 +167,11 @@ fn switch_analytics_off(
     ));
     let off = Instant::now();
     std::thread::sleep(outage);
+    // On a slow machine a short outage can fall between two batches: it lasts until one met it
+    // (bounded), so the fault is exercised every run.
+    let _ = e2e_tests::poll_until(Duration::from_secs(60), || {
+        stack.log().contains("DEV_FAULT_AE_SWITCH: ").then_some(())
+    });
     stack.d1(&format!(
         "DROP TABLE {}",
         ingest_policy::faults::AE_SWITCH_TABLE
@@ -536,7 +542,7 @@ fn main() {
             (
                 "Analytics Engine binding removed".into(),
                 format!(
-                    "`DEV_FAULT_AE_SWITCH=1` and table `dev_fault_ae_down` for {} s (with wrangler's calls: {outage_s:.1} s)",
+                    "`DEV_FAULT_AE_SWITCH=1` and table `dev_fault_ae_down` for {} s or until a batch met it (with wrangler's calls: {outage_s:.1} s)",
                     outage.as_secs()
                 ),
                 format!("{ae_batches} batches ({ae_messages} messages)"),
