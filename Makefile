@@ -37,7 +37,7 @@ help:
 	@echo "make test     formatting, clippy, unit tests, dry-run deploys, end-to-end tests"
 	@echo "make bench    benchmarks: bot variants side by side, sizes, consumer throughput"
 	@echo "make soak     10,000 updates at concurrency 50, then checks nothing was lost or doubled"
-	@echo "make soak-chaos  the same with faults injected during the load (queue, D1, a crash, a slow Bot API)"
+	@echo "make soak-chaos  the same with faults injected during the load (queue, D1, consumer crashes, a panic, a killed isolate, no AE for a while, a slow Bot API)"
 	@echo "make fuzz     fuzz envelope decoding, update parsing, the webhook request path and the report CLI's arguments (FUZZ_SECONDS per target)"
 	@echo "make errors   error reports from D1, e.g. make errors ARGS='top --since 24h'"
 	@echo "make deploy   create the queues and D1 database when missing, migrate, deploy consumer then bot"
@@ -258,15 +258,17 @@ soak: bootstrap build
 	cargo run --release -q -p bench --bin soak -- --updates $(SOAK_UPDATES) --concurrency $(SOAK_CONCURRENCY) --coalesce-ms 0
 	cargo run --release -q -p bench --bin soak -- --updates $(SOAK_UPDATES) --concurrency $(SOAK_CONCURRENCY)
 
-# Faults during the load: ~5 % of queue sends and of D1 calls fail, one consumer crash after a
-# commit, a slow Bot API. Ends with `soak: E emitted, S stored, 0 duplicated, D dropped
-# (counted), 0 unaccounted`.
+# Faults during the load: ~5 % of queue sends and of D1 calls fail, the consumer crashes once
+# after a commit and once after the points (before their marks), a handler panics, the bot's
+# isolate is killed inside its coalescing window, Analytics Engine is removed for 10 s, the Bot
+# API is slow. Prints a table of the faults and what each cost; ends with `soak: E emitted,
+# S stored, 0 duplicated, D dropped (counted), K lost with a killed isolate, 0 unaccounted`.
 soak-chaos: bootstrap build
 	cargo run --release -q -p bench --bin soak -- --updates $(SOAK_UPDATES) --concurrency $(SOAK_CONCURRENCY) --chaos
 
-# The small soak of make test: the chaos soak, shorter.
+# The small soak of make test: the chaos soak, shorter (Analytics Engine off for 3 s).
 soak-small: build
-	cargo run -q -p bench --bin soak -- --updates 600 --concurrency 20 --chaos
+	cargo run -q -p bench --bin soak -- --updates 600 --concurrency 20 --chaos --ae-outage-s 3
 
 # Coverage-guided fuzzing of the shared/ crates (cargo-fuzz + libFuzzer, on stable without a sanitizer; see
 # shared/fuzz/run.sh). A crash fails the run and is saved as a regression input.

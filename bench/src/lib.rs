@@ -155,20 +155,36 @@ pub fn post_updates(
     requests: usize,
     concurrency: usize,
 ) -> (Vec<Outcome>, Duration) {
-    let prepared: Arc<Vec<String>> = Arc::new(
-        (0..requests)
-            .map(|i| with_update_id(&bodies[i % bodies.len()], 1_000_000 + i as u64))
-            .collect(),
-    );
+    post_updates_counting(url, bodies, requests, concurrency, &Arc::default())
+}
+
+/// The body [`post_updates`] sends as request `i`.
+pub fn update_body(bodies: &[String], i: usize) -> String {
+    with_update_id(&bodies[i % bodies.len()], 1_000_000 + i as u64)
+}
+
+/// [`post_updates`], counting answered requests in `done` as it goes (the chaos soak times its
+/// faults by it).
+pub fn post_updates_counting(
+    url: &str,
+    bodies: &Arc<Vec<String>>,
+    requests: usize,
+    concurrency: usize,
+    done: &Arc<std::sync::atomic::AtomicUsize>,
+) -> (Vec<Outcome>, Duration) {
+    let prepared: Arc<Vec<String>> =
+        Arc::new((0..requests).map(|i| update_body(bodies, i)).collect());
     let agent = agent();
     let started = Instant::now();
     let threads: Vec<_> = (0..concurrency.max(1))
         .map(|t| {
             let (agent, url, bodies) = (agent.clone(), url.to_string(), prepared.clone());
+            let done = done.clone();
             std::thread::spawn(move || {
                 let mut outcomes = Vec::new();
                 for i in (t..requests).step_by(concurrency.max(1)) {
                     outcomes.push(post_one(&agent, &url, &bodies[i], i).0);
+                    done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
                 outcomes
             })

@@ -89,6 +89,7 @@ pub use analytics::Analytics;
 pub use analytics_core::privacy::IdPolicy;
 pub use analytics_core::{DropCounts, NewEvent, PropValue, Source};
 pub use outbox::state as outbox_state;
+pub use panic::{dev_kill_isolate, KillRefused};
 pub use settings::{Faults, Mode, Settings, DEFAULT_QUEUE_BINDING};
 pub use tracker::Tracker;
 pub use warm::warm_up;

@@ -67,6 +67,53 @@ thread_local! {
     /// This instance's copy of the panicked keys (read once: the list only grows in a panic
     /// hook, after which this instance is gone).
     static PANICKED_KEYS: RefCell<Option<Vec<String>>> = const { RefCell::new(None) };
+    /// Set by [`dev_kill_isolate`]: the panic that follows keeps nothing.
+    static DESTROYING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Why [`dev_kill_isolate`] did not kill: what it would lose could not be told exactly.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KillRefused {
+    /// Nothing waits in the outbox: not inside a coalescing window.
+    #[error("nothing waits in the outbox")]
+    NothingWaiting,
+    /// Sends are under way: their events may or may not reach the queue.
+    #[error("{0} sends in flight")]
+    InFlight(usize),
+    /// What an earlier panic kept has not been taken by a hand-over yet.
+    #[error("what a panic kept is not taken yet")]
+    KeptPending,
+}
+
+/// Dev only (the chaos soak, behind a dev-only route): behaves like this isolate being destroyed
+/// inside its coalescing window. It logs what is lost with it
+/// (`analytics: dev kill: N waiting events and C drop counts lost with the isolate; R requests'
+/// follow-up calls cut off`: those requests' events tracked after their hand-over — their
+/// follow-up timing, the errors of their calls — were never handed over), then
+/// panics with the panic hook keeping nothing, so the Wasm instance is reset and everything in
+/// its memory is gone, as in an out-of-memory kill or a deployment replacing the isolate:
+/// waiting events and unreported drop counts, which the pipeline cannot count
+/// (docs/coalescing.md). Requests still running in the instance fail (the messenger delivers
+/// them again). Returns only when it refuses: when nothing waits, or while a send is under way
+/// or a panic's kept events are untaken (what those lose could not be told exactly).
+pub fn dev_kill_isolate() -> Result<std::convert::Infallible, KillRefused> {
+    let (waiting, carried, in_flight) = crate::outbox::state().unwrap_or_default();
+    if in_flight > 0 {
+        return Err(KillRefused::InFlight(in_flight));
+    }
+    if js::has_kept() {
+        return Err(KillRefused::KeptPending);
+    }
+    if waiting == 0 {
+        return Err(KillRefused::NothingWaiting);
+    }
+    let cut_off = RUNNING.with(|r| r.borrow().len());
+    worker::console_log!(
+        "analytics: dev kill: {waiting} waiting events and {} drop counts lost with the isolate; {cut_off} requests' follow-up calls cut off",
+        carried.total()
+    );
+    DESTROYING.with(|d| d.set(true));
+    panic!("dev kill: the isolate is destroyed on purpose (DEV_ENQUEUE)");
 }
 
 /// Installs the panic hook, once per Wasm instance (a fresh instance installs it again). It
@@ -169,6 +216,9 @@ fn hex(key: u64) -> String {
 /// tried, not forced.
 #[cfg(target_arch = "wasm32")]
 fn keep(info: &std::panic::PanicHookInfo<'_>) {
+    if DESTROYING.with(Cell::get) {
+        return;
+    }
     let payload = info.payload();
     let message = payload
         .downcast_ref::<&str>()
@@ -310,6 +360,11 @@ mod js {
         while keys.length() > MAX_PANICKED {
             keys.shift();
         }
+    }
+
+    /// Whether a panic kept something no hand-over has taken yet.
+    pub(super) fn has_kept() -> bool {
+        get(KEPT).is_object()
     }
 
     pub(super) fn panicked_keys() -> Vec<String> {

@@ -7,7 +7,7 @@
 //! and one ack or retry per message. It never returns an error to the runtime: every outcome
 //! is a per-message ack or retry. `docs/reliability.md` says what that guarantees.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::thread::LocalKey;
 
 use analytics_core::datapoint::{DataPoint, MAX_POINTS_PER_INVOCATION};
@@ -43,8 +43,8 @@ pub const DEFER_QUEUE_BINDING: &str = "DEFER_QUEUE";
 pub const AE_DATASET: &str = "telegram_bot_events";
 
 thread_local! {
-    /// Dev-only crash injection fires once per isolate, so the redelivery succeeds.
-    static FAULT_FIRED: Cell<bool> = const { Cell::new(false) };
+    /// Dev-only crash injection fires once per isolate and point, so the redelivery succeeds.
+    static CRASHED_AT: RefCell<Vec<&'static str>> = const { RefCell::new(Vec::new()) };
     /// A missing binding is logged once per isolate, not once per batch.
     static SAID_NO_ANALYTICS: Cell<bool> = const { Cell::new(false) };
     static SAID_NO_DEFER_QUEUE: Cell<bool> = const { Cell::new(false) };
@@ -63,10 +63,36 @@ fn flag(env: &Env, name: &str) -> bool {
     matches!(var(env, name).as_deref(), Some("1" | "true" | "on"))
 }
 
-/// Whether the dev-only crash switch `DEV_FAULT_CONSUMER_CRASH` names `point` and has not fired
-/// yet in this isolate. Never set in production.
-fn crash_fault(env: &Env, point: &str) -> bool {
-    var(env, "DEV_FAULT_CONSUMER_CRASH").as_deref() == Some(point) && first_time(&FAULT_FIRED)
+/// Whether the dev-only crash switch `DEV_FAULT_CONSUMER_CRASH` (a comma-separated list) names
+/// `point` and it has not fired there yet in this isolate. Never set in production.
+fn crash_fault(env: &Env, point: &'static str) -> bool {
+    ingest_policy::faults::crash_point_named(var(env, "DEV_FAULT_CONSUMER_CRASH").as_deref(), point)
+        && CRASHED_AT.with(|fired| {
+            let mut fired = fired.borrow_mut();
+            let first = !fired.contains(&point);
+            fired.push(point);
+            first
+        })
+}
+
+/// Dev only (`DEV_FAULT_AE_SWITCH=1`): whether the table `dev_fault_ae_down` exists, in which
+/// case the batch is handled as if the `ANALYTICS` binding were missing. Read past the D1 fault
+/// switches; a failed probe means no.
+async fn analytics_switched_off(env: &Env) -> bool {
+    if !ingest_policy::faults::switch_on(var(env, "DEV_FAULT_AE_SWITCH").as_deref()) {
+        return false;
+    }
+    let Ok(db) = env.d1(DB_BINDING) else {
+        return false;
+    };
+    match db
+        .prepare(ingest_policy::faults::AE_SWITCH_PROBE_SQL)
+        .first::<serde_json::Value>(None)
+        .await
+    {
+        Ok(Some(row)) => row["n"].as_i64().unwrap_or(0) > 0,
+        _ => false,
+    }
 }
 
 fn body_bytes(body: JsValue) -> Result<Vec<u8>, String> {
@@ -164,7 +190,15 @@ async fn consume(batch: &MessageBatchSys, env: &Env) {
             "consumer: no {DEFER_QUEUE_BINDING} binding: a batch D1 cannot take is only retried in place"
         );
     }
+    let switched_off = analytics_switched_off(env).await;
+    if switched_off {
+        console_error!(
+            "consumer: DEV_FAULT_AE_SWITCH: {} messages handled as if the {AE_BINDING} binding were missing",
+            messages.len()
+        );
+    }
     let analytics = match env.analytics_engine(AE_BINDING) {
+        Ok(_) if switched_off => None,
         Ok(dataset) => Some(dataset),
         Err(error) => {
             if first_time(&SAID_NO_ANALYTICS) {
@@ -217,11 +251,11 @@ async fn consume(batch: &MessageBatchSys, env: &Env) {
                         ingest_policy::after_commit(&plan, &messages, &result, &ctx, mirror);
                     log.summary = after.summary;
                     if crash_fault(env, "after_commit") {
-                        return crash(batch, "after_commit");
+                        return crash(batch, "after_commit", 0);
                     }
                     write_points(dataset, &after.points);
                     if crash_fault(env, "after_points") {
-                        return crash(batch, "after_points");
+                        return crash(batch, "after_points", after.points.len());
                     }
                     let finished = after.finish.is_empty()
                         || match db.batch(&after.finish).await {
@@ -293,9 +327,13 @@ fn error_fingerprints(plan: &BatchPlan) -> Vec<String> {
 }
 
 /// Dev-only: behaves like an invocation that died here — no message acknowledged, the whole
-/// batch delivered again. (Not a real panic: a panic would leave the instance unusable.)
-fn crash(batch: &MessageBatchSys, point: &str) {
-    console_error!("consumer: DEV_FAULT_CONSUMER_CRASH={point}: injected crash, batch retried");
+/// batch delivered again. (Not a real panic: a panic would leave the instance unusable.) Says
+/// how many points it had written to Analytics Engine (the chaos soak counts every point
+/// written, these too).
+fn crash(batch: &MessageBatchSys, point: &str, points_written: usize) {
+    console_error!(
+        "consumer: DEV_FAULT_CONSUMER_CRASH={point}: injected crash after writing {points_written} points, batch retried"
+    );
     let _ = batch.retry_all(JsValue::NULL);
 }
 

@@ -30,12 +30,21 @@ async fn fetch(req: Request, env: Env, ctx: Context) -> Result<Response> {
             dev_enqueue(req, env).await
         }
         (Method::Get, "/__dev/outbox") if dev_enqueue_enabled(&env) => dev_outbox(),
+        // Dev only: the chaos soak kills the isolate inside its coalescing window. Answers 409
+        // when it refuses (see `dev_kill_isolate`); otherwise the request fails with the isolate.
+        (Method::Post, "/__dev/kill") if dev_enqueue_enabled(&env) => {
+            match bot_analytics::dev_kill_isolate() {
+                Ok(never) => match never {},
+                Err(refused) => Response::error(format!("not killed: {refused}"), 409),
+            }
+        }
         _ => Response::error("not found", 404),
     }
 }
 
-/// Whether the dev-only raw enqueue route is on (`DEV_ENQUEUE=1`, set only in the tests'
-/// `.dev.vars`; never in `wrangler.producer.toml`, so production answers 404).
+/// Whether the dev-only routes (`/__dev/enqueue`, `/__dev/outbox`, `/__dev/kill`) are on
+/// (`DEV_ENQUEUE=1`, set only in the tests' `.dev.vars`; never in `wrangler.producer.toml`, and
+/// refused by `scripts/deploy.sh`, so production answers 404).
 fn dev_enqueue_enabled(env: &Env) -> bool {
     env.var("DEV_ENQUEUE")
         .map(|v| v.to_string() == "1")

@@ -184,6 +184,8 @@ fn corpus() -> Vec<Case> {
         "/%00",
         "/..%2f..%2fetc/passwd",
         "/__dev/enqueue",
+        "/__dev/outbox",
+        "/__dev/kill",
     ] {
         let mut case = json_case(format!("POST {path}"), good.clone());
         case.path = path;

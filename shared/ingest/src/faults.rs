@@ -9,6 +9,11 @@
 //! - `DEV_FAULT_D1_FAIL_RATE=0.05`: each D1 call fails with that probability; half of those
 //!   failures happen before the call runs, half after it committed (a lost answer), the two
 //!   ways a real D1 call fails.
+//! - `DEV_FAULT_AE_SWITCH=1`: before each batch the consumer looks for a table named
+//!   [`AE_SWITCH_TABLE`]; while it exists, the batch is handled as if the `ANALYTICS` binding
+//!   were missing (the chaos soak removes Analytics Engine for a while this way).
+//! - `DEV_FAULT_CONSUMER_CRASH=after_commit,after_points`: the first batch of an isolate to reach
+//!   each named point behaves like an invocation that died there ([`crash_point_named`]).
 
 /// The table whose existence turns D1 off when `DEV_FAULT_D1_SWITCH` is set.
 pub const SWITCH_TABLE: &str = "dev_fault_d1_down";
@@ -21,6 +26,25 @@ pub const CALM_TABLE: &str = "dev_fault_d1_calm";
 /// that exist).
 pub const SWITCH_PROBE_SQL: &str = "SELECT name FROM sqlite_master WHERE type = 'table' \
      AND name IN ('dev_fault_d1_down', 'dev_fault_d1_calm')";
+
+/// The table whose existence makes the consumer handle a batch as if its `ANALYTICS` binding
+/// were missing, when `DEV_FAULT_AE_SWITCH` is set.
+pub const AE_SWITCH_TABLE: &str = "dev_fault_ae_down";
+
+/// The query that counts [`AE_SWITCH_TABLE`] (one row, `n` = 0 or 1).
+pub const AE_SWITCH_PROBE_SQL: &str =
+    "SELECT count(*) AS n FROM sqlite_master WHERE type = 'table' AND name = 'dev_fault_ae_down'";
+
+/// Whether a dev-only switch variable is on: `1`, `true` or `on`.
+pub fn switch_on(value: Option<&str>) -> bool {
+    matches!(value.map(str::trim), Some("1" | "true" | "on"))
+}
+
+/// Whether `DEV_FAULT_CONSUMER_CRASH` (a comma-separated list, e.g. `after_commit,after_points`)
+/// names `point`.
+pub fn crash_point_named(value: Option<&str>, point: &str) -> bool {
+    value.is_some_and(|v| v.split(',').any(|p| p.trim() == point))
+}
 
 /// Which switch tables exist.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -70,7 +94,7 @@ impl D1Faults {
     /// number within 0..=1 (anything else means 0).
     pub fn from_vars(switch: Option<&str>, fail_rate: Option<&str>) -> D1Faults {
         D1Faults {
-            switch: matches!(switch.map(str::trim), Some("1" | "true" | "on")),
+            switch: switch_on(switch),
             fail_rate: fail_rate
                 .and_then(|r| r.trim().parse::<f64>().ok())
                 .filter(|r| r.is_finite())
@@ -138,6 +162,18 @@ mod tests {
             .count();
         assert_eq!(failures, 50);
         assert_eq!(D1Faults::default().draw(0.0, 0.0), D1Fault::None);
+    }
+
+    #[test]
+    fn the_crash_switch_names_one_or_several_points() {
+        assert!(crash_point_named(Some("after_commit"), "after_commit"));
+        assert!(!crash_point_named(Some("after_commit"), "after_points"));
+        let both = Some("after_commit, after_points");
+        assert!(crash_point_named(both, "after_commit"));
+        assert!(crash_point_named(both, "after_points"));
+        assert!(!crash_point_named(both, "after"));
+        assert!(!crash_point_named(None, "after_commit"));
+        assert!(switch_on(Some(" on")) && !switch_on(Some("0")) && !switch_on(None));
     }
 
     #[test]
