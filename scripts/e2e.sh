@@ -15,7 +15,7 @@ LANES=${E2E_LANES:-3}
 LANE1=${E2E_LANE1:-consumer}
 LANE1_THREADS=${E2E_LANE1_THREADS:-2}
 # The files by their wall time in a fresh-clone run, longest first; files not named here go last.
-SLOW_FIRST=(producer owner_analytics sparse new_bot privacy dashboard_browser two_bots backdating
+SLOW_FIRST=(alerts producer owner_analytics sparse new_bot privacy dashboard_browser two_bots backdating
     dashboard minimal_bot owner_events owner_pipeline dashboard_owner pipeline dashboard_sql_timeout
     hostile dashboard_sql)
 
@@ -61,7 +61,10 @@ run() { # name threads
     local start=$SECONDS status
     "${exe[$1]}" --test-threads="$2" --nocapture
     status=$?
-    echo "e2e: $1 took $((SECONDS - start)) s, exit $status" | tee /dev/fd/3
+    # Into the lane's log, and a progress line on the script's own output (fd 3; not
+    # `tee /dev/fd/3`, which reopens a redirected output file at offset 0 and overwrites it).
+    echo "e2e: $1 took $((SECONDS - start)) s, exit $status"
+    echo "e2e: $1 took $((SECONDS - start)) s, exit $status" >&3
     [ $status -eq 0 ] || echo "$1" >>"$failures"
     return 0
 }
