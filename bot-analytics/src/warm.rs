@@ -25,7 +25,8 @@ pub fn warm_up() {
         "warm-up",
         update.update_id,
     ));
-    for event in auto::request_events(&update, &bot, 2_000.0, 1.0, None, auto::Answered::default()) {
+    for event in auto::request_events(&update, &bot, 2_000.0, 1.0, None, auto::Answered::default())
+    {
         tracker.record(event);
     }
     let (mut events, dropped) = tracker.take_events();

@@ -488,7 +488,11 @@ mod tests {
             .push((DELIVERY_LAG_PROPERTY.into(), PropValue::Int(30_250)));
         let p = point(&update);
         assert_eq!((p.doubles[8], p.doubles[9]), (30_250.0, 1.0));
-        assert!(!p.blobs[16].contains(DELIVERY_LAG_PROPERTY), "{}", p.blobs[16]);
+        assert!(
+            !p.blobs[16].contains(DELIVERY_LAG_PROPERTY),
+            "{}",
+            p.blobs[16]
+        );
         // A measured 0 is a lag (flagged), a negative one reads as 0, text is not a lag.
         update.properties.last_mut().unwrap().1 = PropValue::Int(0);
         assert_eq!(point(&update).doubles[8..10], [0.0, 1.0]);

@@ -537,7 +537,10 @@ mod tests {
         assert_eq!(lag_property(&events), Some(PropValue::Int(1_250)));
         // 30 s late, as an edit too (dated by its edit_date).
         let late = dated("edited_message", "1763999971");
-        assert_eq!(lag_property(&events_of(&late, &BOT)), Some(PropValue::Int(30_250)));
+        assert_eq!(
+            lag_property(&events_of(&late, &BOT)),
+            Some(PropValue::Int(30_250))
+        );
     }
 
     #[test]
@@ -545,10 +548,16 @@ mod tests {
         // The bot's clock 2 s behind Telegram's.
         let ahead = dated("message", "1764000003");
         assert_eq!(delivery_lag_ms(&ahead, RECEIVED_MS), Some(0));
-        assert_eq!(lag_property(&events_of(&ahead, &BOT)), Some(PropValue::Int(0)));
+        assert_eq!(
+            lag_property(&events_of(&ahead, &BOT)),
+            Some(PropValue::Int(0))
+        );
         // No date, a date that is not one, a kind without a date of its own.
         assert_eq!(lag_property(&events_of(&text_update("hi"), &BOT)), None);
-        assert_eq!(lag_property(&events_of(&dated("message", "\"x\""), &BOT)), None);
+        assert_eq!(
+            lag_property(&events_of(&dated("message", "\"x\""), &BOT)),
+            None
+        );
         let press = update(
             r#"{"update_id":8,"callback_query":{"id":"1","from":{"id":42},"message":{"message_id":1,"chat":{"id":42,"type":"private"},"date":1764000000},"data":"go","chat_instance":"1"}}"#,
         );
@@ -984,7 +993,8 @@ mod tests {
     fn a_text_nobody_answered_is_not_understood_once_and_without_its_text() {
         let text = owner("text_private");
         let silent = Answered::default();
-        let events: Vec<NewEvent> = request_events(&text, &BOT, RECEIVED_MS, 1.0, None, silent).collect();
+        let events: Vec<NewEvent> =
+            request_events(&text, &BOT, RECEIVED_MS, 1.0, None, silent).collect();
         assert_eq!(
             names(&events),
             vec![

@@ -489,7 +489,12 @@ mod tests {
     fn the_update_date_is_the_payloads_own_date_where_telegram_sends_one() {
         let date = |body: &str| Update::parse(body.as_bytes()).unwrap().date();
         let chat = r#""chat":{"id":7,"type":"private"}"#;
-        for kind in ["message", "channel_post", "business_message", "guest_message"] {
+        for kind in [
+            "message",
+            "channel_post",
+            "business_message",
+            "guest_message",
+        ] {
             let body = format!(
                 r#"{{"update_id":1,"{kind}":{{"message_id":1,{chat},"date":1764000000,"text":"x"}}}}"#
             );
@@ -529,19 +534,42 @@ mod tests {
         // A business connection's date is when it was established, not this update's.
         let connection = r#"{"update_id":1,"business_connection":{"id":"b","user":{"id":7},"user_chat_id":7,"date":1764000000,"is_enabled":true}}"#;
         assert_eq!(date(connection), None);
-        assert_eq!(date(r#"{"update_id":1,"inline_query":{"id":"1","from":{"id":7},"query":"","offset":""}}"#), None);
-        assert_eq!(date(r#"{"update_id":1,"future_kind":{"date":1764000000}}"#), None);
-        assert_eq!(date(r#"{"update_id":1,"message":{"message_id":1,"chat":{"id":7,"type":"private"}}}"#), None);
+        assert_eq!(
+            date(
+                r#"{"update_id":1,"inline_query":{"id":"1","from":{"id":7},"query":"","offset":""}}"#
+            ),
+            None
+        );
+        assert_eq!(
+            date(r#"{"update_id":1,"future_kind":{"date":1764000000}}"#),
+            None
+        );
+        assert_eq!(
+            date(r#"{"update_id":1,"message":{"message_id":1,"chat":{"id":7,"type":"private"}}}"#),
+            None
+        );
     }
 
     #[test]
     fn a_date_of_the_wrong_type_is_ignored_not_refused() {
-        for bad in [r#""soon""#, "-5", "0", "1.5", "null", "[1]", "99999999999999999999"] {
+        for bad in [
+            r#""soon""#,
+            "-5",
+            "0",
+            "1.5",
+            "null",
+            "[1]",
+            "99999999999999999999",
+        ] {
             let body = format!(
                 r#"{{"update_id":1,"message":{{"message_id":1,"chat":{{"id":7,"type":"private"}},"date":{bad},"edit_date":{bad},"text":"hi"}}}}"#
             );
             let u = Update::parse(body.as_bytes()).unwrap();
-            assert_eq!((u.date(), u.payload.text.as_deref()), (None, Some("hi")), "{bad}");
+            assert_eq!(
+                (u.date(), u.payload.text.as_deref()),
+                (None, Some("hi")),
+                "{bad}"
+            );
         }
     }
 
