@@ -91,7 +91,8 @@ impl Tracker {
     /// - the **first numeric** property (integer or float): its key in `blob18`, its value in
     ///   `double8` — so put the number you want to sum or average first;
     /// - the properties named `chat_type`, `command`, `method`, `outcome` and `source`: their
-    ///   own columns (`blob12`–`blob16`);
+    ///   own columns (`blob12`–`blob16`); `currency` (`blob19`) and `delivery_lag_ms` (the
+    ///   update event's Telegram → bot lag: `double9`, flagged in `double10`) likewise;
     /// - every other property: in one JSON object in `blob17` (bounded; whole entries only),
     ///   readable in SQL but not a column of its own.
     pub fn track<K, V>(&self, name: &str, properties: impl IntoIterator<Item = (K, V)>)

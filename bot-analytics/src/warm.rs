@@ -6,7 +6,7 @@ use analytics_core::{samples, Tracker};
 use telegram_policy::auto::{self, BotProfile};
 use telegram_policy::reply::Reply;
 
-const SAMPLE_UPDATE: &[u8] = br#"{"update_id":1,"message":{"message_id":1,"from":{"id":42},"chat":{"id":42,"type":"private"},"text":"/start warm_up"}}"#;
+const SAMPLE_UPDATE: &[u8] = br#"{"update_id":1,"message":{"message_id":1,"from":{"id":42},"chat":{"id":42,"type":"private"},"date":1,"text":"/start warm_up"}}"#;
 
 /// Runs the pure parts of a webhook request once, with sample data and no I/O: parsing, the
 /// automatic events, the pseudonyms, the encoding and packing, the reply. Call it from the
@@ -25,7 +25,8 @@ pub fn warm_up() {
         "warm-up",
         update.update_id,
     ));
-    for event in auto::request_events(&update, &bot, 1.0, None, auto::Answered::default()) {
+    for event in auto::request_events(&update, &bot, 2_000.0, 1.0, None, auto::Answered::default())
+    {
         tracker.record(event);
     }
     let (mut events, dropped) = tracker.take_events();

@@ -25,6 +25,11 @@ pub const SOURCE: &str = "blob16";
 pub const DURATION_MS: &str = "double2";
 /// Event time (after clock-skew correction), ms since the epoch.
 pub const EVENT_TIME_MS: &str = "double3";
+/// Telegram → bot delivery lag of an update, ms (meaningful where [`HAS_TELEGRAM_LAG`] is 1).
+pub const TELEGRAM_LAG_MS: &str = "double9";
+/// 1 when [`TELEGRAM_LAG_MS`] holds a delivery lag, 0 otherwise (other events, undated update
+/// kinds, points written before the column existed).
+pub const HAS_TELEGRAM_LAG: &str = "double10";
 
 /// Value of [`KIND`] for received updates.
 pub const KIND_UPDATE: &str = "update";

@@ -707,6 +707,31 @@ pub fn pipeline(page: &PipelinePage, footer: &Footer) -> String {
         },
     ));
     body.push_str(&section(
+        "Telegram → bot delivery (update received minus its date)",
+        "telegram-lag",
+        &page.telegram_lag,
+        |hours| {
+            if hours.is_empty() {
+                return "<p class=\"muted\">No dated update received in this range.</p>".into();
+            }
+            let ms = |v: Option<f64>| v.map(|v| count(v.round() as u64)).unwrap_or_else(|| "—".into());
+            let mut t = String::from(
+                "<table class=\"telegram-lag\"><thead><tr><th>hour (UTC)</th><th class=\"num\">updates</th><th class=\"num\">p50 lag (ms)</th><th class=\"num\">p95 lag (ms)</th></tr></thead><tbody>",
+            );
+            for h in hours {
+                t.push_str(&format!(
+                    "<tr><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+                    display(h.hour),
+                    count(h.updates),
+                    ms(h.p50_ms),
+                    ms(h.p95_ms)
+                ));
+            }
+            t.push_str("</tbody></table><p class=\"muted\">Telegram dates an update in whole seconds, so a lag is good to a second. Only updates with a date of their own count (messages, edits, channel posts, membership changes, join requests, reactions); button presses and inline queries have none.</p>");
+            t
+        },
+    ));
+    body.push_str(&section(
         "Queue messages stored",
         "messages",
         &page.envelopes,

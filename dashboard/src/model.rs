@@ -441,6 +441,22 @@ pub struct PipelinePage {
     pub lag_per_hour: Section<(Vec<f64>, Vec<f64>, Vec<f64>)>,
     /// Each bot's webhook as `getWebhookInfo` last answered.
     pub webhooks: Section<Vec<WebhookRow>>,
+    /// Telegram → bot delivery per hour with dated updates, oldest first.
+    pub telegram_lag: Section<Vec<TelegramLagHour>>,
+}
+
+/// One hour of Telegram → bot delivery (`telegram_lag_per_hour`): dated updates received and
+/// their lag (the bot's receipt minus the update's `date`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TelegramLagHour {
+    /// Start of the hour, ms.
+    pub hour: i64,
+    /// Dated updates received, weighted.
+    pub updates: u64,
+    /// Median lag, ms.
+    pub p50_ms: Option<f64>,
+    /// 95th percentile lag, ms.
+    pub p95_ms: Option<f64>,
 }
 
 /// One bot's webhook health (`webhook_health`).
@@ -561,6 +577,25 @@ pub fn pipeline(range: Range, bot: Option<String>, now_ms: i64, results: &Result
             })
             .collect()
     });
+    let telegram_lag = section(results, QueryId::TelegramLagPerHour, |rows| {
+        let mut out: Vec<TelegramLagHour> = rows
+            .iter()
+            .filter_map(|row| {
+                let hour = parse_datetime(&text(row, "hour"))?;
+                let updates = count(row, "updates");
+                let lag = |c: &str| num(row, c).filter(|_| updates > 0).map(|v| v.max(0.0));
+                Some(TelegramLagHour {
+                    hour,
+                    updates,
+                    p50_ms: lag("p50_ms"),
+                    p95_ms: lag("p95_ms"),
+                })
+            })
+            .filter(|h| h.updates > 0)
+            .collect();
+        out.sort_by_key(|h| h.hour);
+        out
+    });
     PipelinePage {
         range,
         bot,
@@ -571,6 +606,7 @@ pub fn pipeline(range: Range, bot: Option<String>, now_ms: i64, results: &Result
         hours,
         lag_per_hour,
         webhooks,
+        telegram_lag,
     }
 }
 
@@ -675,6 +711,43 @@ mod tests {
         assert_eq!(p.lag.unwrap().p50_ms, None, "no events, no percentiles");
         let (events, _, p95) = p.lag_per_hour.unwrap();
         assert_eq!((events[23], p95[23]), (4.0, 1500.0));
+        assert_eq!(
+            p.telegram_lag.unwrap_err(),
+            QueryError::NotConfigured.to_string()
+        );
+    }
+
+    #[test]
+    fn telegram_delivery_hours_are_read_in_order_without_empty_ones() {
+        let mut results = Results::default();
+        results.insert(
+            QueryId::TelegramLagPerHour,
+            Ok(rows(json!([
+                {"hour": "2025-11-24 16:00:00", "updates": "3", "p50_ms": 30250.0, "p95_ms": "31000"},
+                {"hour": "2025-11-24 15:00:00", "updates": 1, "p50_ms": -2, "p95_ms": null},
+                {"hour": "2025-11-24 14:00:00", "updates": 0, "p50_ms": null, "p95_ms": null},
+                {"hour": "not a time", "updates": 9, "p50_ms": 1, "p95_ms": 1},
+            ]))),
+        );
+        let p = pipeline(Range::Day, None, NOW, &results);
+        let hours = p.telegram_lag.unwrap();
+        assert_eq!(
+            hours,
+            vec![
+                TelegramLagHour {
+                    hour: NOW - 90 * 60_000,
+                    updates: 1,
+                    p50_ms: Some(0.0),
+                    p95_ms: None,
+                },
+                TelegramLagHour {
+                    hour: NOW - 30 * 60_000,
+                    updates: 3,
+                    p50_ms: Some(30_250.0),
+                    p95_ms: Some(31_000.0),
+                },
+            ]
+        );
     }
 
     #[test]

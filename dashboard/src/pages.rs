@@ -139,6 +139,7 @@ impl PageKind {
                 "rejected",
                 "recent_rejected",
                 "lag_per_hour",
+                "telegram_lag",
             ],
             PageKind::Users => &["daily", "not_understood", "languages", "months"],
             PageKind::Retention => &["retention"],
@@ -560,6 +561,23 @@ pub fn tables(page: &Page, now_ms: i64, results: &Results, settings: &Settings) 
                                     Cell::Number(events.get(i).copied()),
                                     Cell::Ms(p50.get(i).copied().filter(|v| *v > 0.0)),
                                     Cell::Ms(p95.get(i).copied().filter(|v| *v > 0.0)),
+                                ]
+                            })
+                            .collect()
+                    }),
+                ),
+                Table::new(
+                    "telegram_lag",
+                    &["hour", "updates", "lag p50 ms", "lag p95 ms"],
+                    p.telegram_lag.clone().map(|hours| {
+                        hours
+                            .iter()
+                            .map(|h| {
+                                vec![
+                                    Cell::Time(h.hour),
+                                    Cell::Count(h.updates),
+                                    Cell::Ms(h.p50_ms),
+                                    Cell::Ms(h.p95_ms),
                                 ]
                             })
                             .collect()

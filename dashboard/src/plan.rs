@@ -39,6 +39,8 @@ pub enum QueryId {
     DeliveryLag,
     /// [`queries::delivery_lag_per_hour`].
     DeliveryLagPerHour,
+    /// [`queries::telegram_lag_per_hour`].
+    TelegramLagPerHour,
     /// [`queries::RECENT_GROUPS`].
     RecentGroups,
     /// [`queries::error_groups`].
@@ -254,6 +256,10 @@ pub fn plan(page: &Page, now_ms: i64, dialect: Dialect, settings: &Settings) -> 
             plan.ae(
                 QueryId::DeliveryLagPerHour,
                 queries::delivery_lag_per_hour(dialect, &window, bot.as_deref()),
+            );
+            plan.ae(
+                QueryId::TelegramLagPerHour,
+                queries::telegram_lag_per_hour(dialect, &window, bot.as_deref()),
             );
         }
         Page::Users { range, bot } => {

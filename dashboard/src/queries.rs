@@ -16,9 +16,9 @@
 //! **D1 queries** are static text with numbered parameters (`?1`, `?2`), always bound.
 
 use crate::columns::{
-    BOT, COMMAND, DATASET, DURATION_MS, EVENT_TIME_MS, KIND, KIND_CALLBACK, KIND_COMMAND,
-    KIND_PERFORMANCE, KIND_UPDATE, KIND_USER, NAME, NAME_HANDLER, NAME_MESSAGE,
-    NAME_NOT_UNDERSTOOD, SOURCE, USER,
+    BOT, COMMAND, DATASET, DURATION_MS, EVENT_TIME_MS, HAS_TELEGRAM_LAG, KIND, KIND_CALLBACK,
+    KIND_COMMAND, KIND_PERFORMANCE, KIND_UPDATE, KIND_USER, NAME, NAME_HANDLER, NAME_MESSAGE,
+    NAME_NOT_UNDERSTOOD, SOURCE, TELEGRAM_LAG_MS, USER,
 };
 use crate::funnel::{Funnel, Step};
 use crate::range::Window;
@@ -255,6 +255,38 @@ pub fn delivery_lag_per_hour(dialect: Dialect, window: &Window, bot: Option<&str
             ),
             &["hour"],
             &[("SUM(w)", "events")],
+            &[(0.5, "p50_ms"), (0.95, "p95_ms")],
+            "\nORDER BY hour",
+        ),
+    }
+}
+
+/// Telegram → bot delivery per hour (the hour the point was written): dated updates
+/// received, weighted, and the percentiles of their lag (the bot's receipt minus the update's
+/// `date`, good to a second). Columns: `hour`, `updates`, `p50_ms`, `p95_ms`.
+pub fn telegram_lag_per_hour(dialect: Dialect, window: &Window, bot: Option<&str>) -> String {
+    let hour = start_of_hour(dialect);
+    let filter = format!(
+        "{} AND {KIND} = '{KIND_UPDATE}' AND {HAS_TELEGRAM_LAG} = 1{}",
+        since(dialect, window.start_ms),
+        bot_filter(bot)
+    );
+    match dialect {
+        Dialect::AnalyticsEngine => format!(
+            "SELECT {hour} AS hour, SUM(_sample_interval) AS updates,\n\
+             \x20      quantileExactWeighted(0.5)({TELEGRAM_LAG_MS}, _sample_interval) AS p50_ms,\n\
+             \x20      quantileExactWeighted(0.95)({TELEGRAM_LAG_MS}, _sample_interval) AS p95_ms\n\
+             FROM {DATASET}\n\
+             WHERE {filter}\n\
+             GROUP BY hour\n\
+             ORDER BY hour"
+        ),
+        Dialect::Sqlite => sqlite_weighted(
+            &format!(
+                "SELECT {hour} AS hour, {TELEGRAM_LAG_MS} AS v, _sample_interval AS w FROM {DATASET} WHERE {filter}"
+            ),
+            &["hour"],
+            &[("SUM(w)", "updates")],
             &[(0.5, "p50_ms"), (0.95, "p95_ms")],
             "\nORDER BY hour",
         ),
@@ -634,6 +666,7 @@ mod tests {
                     daily_active_users(dialect, window, bot),
                     delivery_lag(dialect, window, bot),
                     delivery_lag_per_hour(dialect, window, bot),
+                    telegram_lag_per_hour(dialect, window, bot),
                     not_understood_per_day(dialect, window, bot),
                     funnels(
                         dialect,

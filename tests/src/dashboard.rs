@@ -270,6 +270,9 @@ impl Drop for Dashboard {
 pub fn message(update_id: i64, user: i64, text: &str) -> String {
     let mut update: Value = serde_json::from_str(&fixture("updates/message_start.json")).unwrap();
     update["update_id"] = update_id.into();
+    // Sent (by Telegram's date, whole seconds) `MESSAGE_AGE_S` ago: the Telegram → bot delivery
+    // lag the pipeline page shows is at least that.
+    update["message"]["date"] = (crate::now_ms() / 1000 - MESSAGE_AGE_S).into();
     update["message"]["from"]["id"] = user.into();
     update["message"]["chat"]["id"] = user.into();
     update["message"]["text"] = text.into();
@@ -277,6 +280,9 @@ pub fn message(update_id: i64, user: i64, text: &str) -> String {
         (text.split(' ').next().unwrap_or_default().chars().count() as i64).into();
     update.to_string()
 }
+
+/// How long before it is posted [`message`] dates a message, in seconds.
+pub const MESSAGE_AGE_S: i64 = 30;
 
 /// A button press with `data` (its callback name is the part before the first `:`).
 pub fn button(update_id: i64, user: i64, data: &str) -> String {
@@ -293,7 +299,8 @@ pub const HOSTILE_CALLBACK: &str = "<script>alert('cb')</script>";
 /// A Bot API error message that is markup.
 pub const HOSTILE_ERROR: &str = "Bad Request: <script>alert(\"err\")</script>";
 
-/// Posts a small day of traffic: four commands by three users, button presses (one with a
+/// Posts a small day of traffic: four commands by three users (each dated [`MESSAGE_AGE_S`]
+/// before it is posted), button presses (undated: no delivery lag; one with a
 /// hostile name) whose follow-up edits fail at the Bot API, and one queue message that is not an
 /// envelope (the consumer rejects it); waits until the pipeline stored it all. The stack must
 /// come from [`dashboard_stack`].

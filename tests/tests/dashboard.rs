@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use e2e_tests::dashboard::{
     basic_auth, dashboard_stack, post_traffic, refusing_bot_api, AeData, Dashboard,
-    DashboardOptions, TEST_PASSWORD,
+    DashboardOptions, MESSAGE_AGE_S, TEST_PASSWORD,
 };
 use e2e_tests::fake_ae_sql::{local_d1_file, FakeAeSqlApi};
 use e2e_tests::wait_for;
@@ -196,6 +196,22 @@ fn the_dashboard_shows_the_pipeline_behind_a_password() {
             .contains("id=\"card-lag-p50\"><div class=\"value\">—"),
         "lag percentiles are known"
     );
+    // Telegram → bot delivery: the four messages, each dated 30 s before it was posted; the
+    // button presses carry no date of their own and are not counted.
+    // (One row per hour: the traffic may straddle the turn of an hour.)
+    let telegram_lag = telegram_lag_rows(&pipeline.body);
+    let updates: i64 = telegram_lag.iter().map(|(n, _, _)| n).sum();
+    assert_eq!(updates, 4, "{telegram_lag:?}");
+    println!("e2e: Telegram → bot delivery (updates, p50 ms, p95 ms) per hour: {telegram_lag:?}");
+    let sent_ms = MESSAGE_AGE_S * 1000;
+    for (_, p50, p95) in &telegram_lag {
+        // At least the 30 s (less Telegram's whole-second rounding), and nowhere near the
+        // fixture's original date a year back.
+        assert!(
+            (sent_ms - 1_000..sent_ms * 60).contains(p50) && p95 >= p50,
+            "a lag that is not the date's: p50 {p50} ms, p95 {p95} ms"
+        );
+    }
 
     // Hostile values: refused, or bound and escaped; the tables survive.
     let drop_table = "/errors?release=%27%3B%20DROP%20TABLE%20error_groups%3B%20--";
@@ -259,9 +275,41 @@ fn the_dashboard_shows_the_pipeline_behind_a_password() {
         "{}",
         local_pipeline.body
     );
+    assert_eq!(
+        telegram_lag_rows(&local_pipeline.body),
+        telegram_lag,
+        "the local mirror's Telegram delivery differs from the SQL API's"
+    );
     assert!(
         sql_api.calls().is_empty(),
         "the local dashboard used the SQL API"
     );
     println!("e2e: dashboard verified (SQL API and local mirror)");
+}
+
+/// The rows of the pipeline page's Telegram → bot delivery table (one per hour with dated
+/// updates): updates, p50 and p95 lag in ms.
+fn telegram_lag_rows(html: &str) -> Vec<(i64, i64, i64)> {
+    let table = html
+        .split("<table class=\"telegram-lag\">")
+        .nth(1)
+        .and_then(|t| t.split("</table>").next())
+        .unwrap_or_else(|| panic!("no Telegram delivery table: {html}"));
+    table
+        .split("<tr>")
+        .skip(2)
+        .map(|row| {
+            let cells: Vec<i64> = row
+                .split("<td class=\"num\">")
+                .skip(1)
+                .map(|c| {
+                    let n = c.split('<').next().unwrap_or_default().replace(',', "");
+                    n.parse()
+                        .unwrap_or_else(|_| panic!("not a number: {c:?} in {table}"))
+                })
+                .collect();
+            assert_eq!(cells.len(), 3, "{table}");
+            (cells[0], cells[1], cells[2])
+        })
+        .collect()
 }

@@ -350,6 +350,11 @@ fn the_dashboard_works_in_chromium() {
     assert!(text("pipeline").contains("Events dropped, by reason"));
     assert!(text("pipeline").contains("Latest rejected messages"));
     assert!(
+        text("pipeline").contains("Telegram → bot delivery"),
+        "{}",
+        text("pipeline")
+    );
+    assert!(
         !text("pipeline").contains("None in this range"),
         "the rejected message is listed"
     );

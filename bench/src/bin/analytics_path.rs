@@ -35,7 +35,14 @@ fn main() {
         let tracker = Tracker::new(source.clone(), clock as fn() -> f64, [i as u8; 16]);
         tracker.set_request_key(update_request_key("telegram-bot:123", update.update_id));
         tracker.set_context(update.user_id(), update.chat().map(|c| c.id));
-        for event in auto::request_events(&update, &profile, 1.5, None, auto::Answered::default()) {
+        for event in auto::request_events(
+            &update,
+            &profile,
+            clock(),
+            1.5,
+            None,
+            auto::Answered::default(),
+        ) {
             tracker.record(event);
         }
         let (events, dropped) = tracker.take_events();

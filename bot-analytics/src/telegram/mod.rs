@@ -122,6 +122,9 @@ impl Bot {
             return webhook::skip_redelivery(&analytics, &ctx).await;
         }
         let tracker = tracker_for(&analytics, key, &parsed, clock_offset);
+        // When the update came in, by the tracker's clock (simulated in `make demo`): its
+        // delivery lag is this minus the update's `date`.
+        let received_ms = tracker.now_ms();
         let update = Update::new(parsed, body, &telegram.username);
         let handled = handler(update.clone(), env, tracker.clone());
         let watched = panic::watch(key, &analytics, &tracker, handled);
@@ -142,7 +145,14 @@ impl Bot {
                 commands,
             };
             let failure = failure.as_ref();
-            auto::request_events(update.parsed(), &profile, handler_ms, failure, answered)
+            auto::request_events(
+                update.parsed(),
+                &profile,
+                received_ms,
+                handler_ms,
+                failure,
+                answered,
+            )
         };
         let mode = analytics.mode();
         let after = AfterResponse {

@@ -17,15 +17,32 @@ pub const MAX_DOUBLES: usize = 20;
 /// Most data points one Worker invocation may write.
 pub const MAX_POINTS_PER_INVOCATION: usize = 250;
 
-/// Property keys that get a column of their own (so SQL can group by them).
-pub const PROMOTED_PROPERTIES: [&str; 6] = [
+/// Property keys that get a column of their own (so SQL can group or aggregate by them).
+pub const PROMOTED_PROPERTIES: [&str; 7] = [
     "chat_type",
     "command",
     "method",
     "outcome",
     "source",
     "currency",
+    DELIVERY_LAG_PROPERTY,
 ];
+
+/// The property of an update event with its Telegram → bot delivery lag in ms (the time the
+/// bot received the update minus the update's `date`): `double9`, with `double10` = 1 saying
+/// it is there.
+pub const DELIVERY_LAG_PROPERTY: &str = "delivery_lag_ms";
+
+/// The delivery lag property's value, when it is a number (negative reads as 0).
+fn delivery_lag(p: &PointInput) -> Option<f64> {
+    p.event
+        .properties
+        .iter()
+        .find(|(k, _)| k == DELIVERY_LAG_PROPERTY)
+        .and_then(|(_, v)| v.as_f64())
+        .filter(|x| x.is_finite())
+        .map(|x| x.max(0.0))
+}
 
 /// What a data point is built from: the event, who sent it, and its corrected time.
 #[derive(Debug, Clone, Copy)]
@@ -290,6 +307,14 @@ pub const DOUBLES: &[DoubleColumn] = &[
         holds: "value of the first numeric property (key in `blob18`), 0 when none",
         value: |p| first_number(p).map(|(_, x)| x).unwrap_or(0.0),
     },
+    DoubleColumn {
+        holds: "property `delivery_lag_ms` (on update events: Telegram → bot delivery lag, ms: receipt by the bot's clock − the update's `date`, at least 0), 0 when none (`double10` tells)",
+        value: |p| delivery_lag(p).unwrap_or(0.0),
+    },
+    DoubleColumn {
+        holds: "1 when `double9` holds a delivery lag (an update Telegram dated), 0 otherwise",
+        value: |p| f64::from(u8::from(delivery_lag(p).is_some())),
+    },
 ];
 
 /// The index value (see [`INDEX_HOLDS`]).
@@ -450,6 +475,32 @@ mod tests {
         assert_eq!(p.doubles[7], 1999.0);
         let none = point(&samples::typical_events()[0]);
         assert_eq!((none.blobs[17].as_str(), none.doubles[7]), ("", 0.0));
+    }
+
+    #[test]
+    fn the_delivery_lag_has_its_own_double_and_a_flag() {
+        let mut update = samples::typical_events()[0].clone();
+        assert_eq!(update.kind, crate::EventKind::UpdateReceived);
+        let before = point(&update);
+        assert_eq!((before.doubles[8], before.doubles[9]), (0.0, 0.0));
+        update
+            .properties
+            .push((DELIVERY_LAG_PROPERTY.into(), PropValue::Int(30_250)));
+        let p = point(&update);
+        assert_eq!((p.doubles[8], p.doubles[9]), (30_250.0, 1.0));
+        assert!(
+            !p.blobs[16].contains(DELIVERY_LAG_PROPERTY),
+            "{}",
+            p.blobs[16]
+        );
+        // A measured 0 is a lag (flagged), a negative one reads as 0, text is not a lag.
+        update.properties.last_mut().unwrap().1 = PropValue::Int(0);
+        assert_eq!(point(&update).doubles[8..10], [0.0, 1.0]);
+        update.properties.last_mut().unwrap().1 = PropValue::Float(-4.0);
+        assert_eq!(point(&update).doubles[8..10], [0.0, 1.0]);
+        update.properties.last_mut().unwrap().1 = PropValue::Str("late".into());
+        assert_eq!(point(&update).doubles[8..10], [0.0, 0.0]);
+        p.check_limits().unwrap();
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //!
 //! | kind | name | when | properties |
 //! | --- | --- | --- | --- |
-//! | update | the update kind (`message`, `callback_query`, …) or `unknown` | every accepted update | `update_id`, `chat_type`, `unknown_kind`; the user's `lang` (two lowercase letters of `language_code`) and `premium` (`true` for Telegram Premium), each only when known |
+//! | update | the update kind (`message`, `callback_query`, …) or `unknown` | every accepted update | `update_id`, `chat_type`, `unknown_kind`; the user's `lang` (two lowercase letters of `language_code`) and `premium` (`true` for Telegram Premium), each only when known; `delivery_lag_ms` (Telegram → bot, see [`delivery_lag_ms`]) when the update is dated |
 //! | command | the command (`start`, …) or `unknown` | a message whose text is a command for this bot | `source` (`/start` deep link, numbers masked), `referrer` (the id a referral link ends in, pseudonymised by the library), `attempted` (an unknown command's name) |
 //! | callback | the callback data up to the first `:` (numbers masked) | a button press | `data` (numbers of 5+ digits as `<n>`) |
 //! | user | `user_blocked` | a private chat's `my_chat_member` to `kicked`, or a Bot API call through the library answered 403 "Forbidden: bot was blocked by the user" (once per update and user) | none |
@@ -19,6 +19,7 @@
 use crate::reply::Reply;
 use crate::update::{Command, Price, Update};
 use analytics_core::audience;
+use analytics_core::datapoint::DELIVERY_LAG_PROPERTY;
 use analytics_core::event::{ErrorDetails, EventKind, PropValue};
 use analytics_core::tracker::NewEvent;
 use serde_json::Value;
@@ -160,12 +161,35 @@ pub fn command_of(update: &Update, bot: &BotProfile) -> Option<TrackedCommand> {
     })
 }
 
+/// How long Telegram took to deliver `update`, in ms: `received_ms` (when the bot got the
+/// request, by the tracker's clock, ms since the epoch) minus the update's own date
+/// ([`Update::date`], seconds). `None` when the update has no date (or the clock is not a
+/// number).
+///
+/// Telegram dates in whole seconds, so the lag is only good to a second: an update received
+/// 300 ms after it was sent reads 300–1,299 ms. A negative lag (the bot's clock behind
+/// Telegram's) counts as 0.
+pub fn delivery_lag_ms(update: &Update, received_ms: f64) -> Option<i64> {
+    let date = update.date()?;
+    let lag = received_ms - date as f64 * 1000.0;
+    // `as` saturates; a finite lag is far inside i64 anyway.
+    lag.is_finite().then(|| lag.round().max(0.0) as i64)
+}
+
 /// The events an accepted update yields before its handler runs — the update, and its command
-/// (`command`, from [`command_of`]) or button press.
-pub fn update_events(update: &Update, command: Option<&TrackedCommand>) -> Vec<NewEvent> {
+/// (`command`, from [`command_of`]) or button press. `received_ms` is when the request came in,
+/// by the tracker's clock (for the update's [`delivery_lag_ms`]).
+pub fn update_events(
+    update: &Update,
+    command: Option<&TrackedCommand>,
+    received_ms: f64,
+) -> Vec<NewEvent> {
     let mut events = Vec::with_capacity(2);
-    let mut properties = Vec::with_capacity(3);
+    let mut properties = Vec::with_capacity(4);
     properties.push(("update_id".to_string(), PropValue::Int(update.update_id)));
+    if let Some(lag) = delivery_lag_ms(update, received_ms) {
+        properties.push((DELIVERY_LAG_PROPERTY.to_string(), PropValue::Int(lag)));
+    }
     if let Some(chat) = update.chat() {
         properties.push(("chat_type".into(), chat.kind.as_str().into()));
     }
@@ -386,11 +410,13 @@ pub fn blocked_event(user: i64) -> NewEvent {
 }
 
 /// Every automatic event of one handled update, in order: [`update_events`] for its command
-/// (by [`command_of`] under `bot`) or button press, then [`not_understood_event`] (by what the
-/// handler `answered`), then [`handler_events`] named after that command.
+/// (by [`command_of`] under `bot`) or button press, with the update received at `received_ms`
+/// (the tracker's clock), then [`not_understood_event`] (by what the handler `answered`), then
+/// [`handler_events`] named after that command.
 pub fn request_events(
     update: &Update,
     bot: &BotProfile,
+    received_ms: f64,
     handler_ms: f64,
     failure: Option<&HandlerFailure>,
     answered: Answered,
@@ -399,7 +425,7 @@ pub fn request_events(
     let name = command.as_ref().map(|c| c.name.as_str());
     let handler = handler_events(update, name, handler_ms, failure);
     let not_understood = not_understood_event(update, answered, failure.is_some());
-    update_events(update, command.as_ref())
+    update_events(update, command.as_ref(), received_ms)
         .into_iter()
         .chain(not_understood)
         .chain(handler)
@@ -471,17 +497,74 @@ mod tests {
         ))
     }
 
+    /// When the tests' updates arrive: 2025-11-24 16:00:01.250 UTC.
+    const RECEIVED_MS: f64 = 1_764_000_001_250.0;
+
     const BOT: BotProfile = BotProfile {
         username: "MyBot",
         commands: &["start", "help"],
     };
 
     fn events_of(update: &Update, bot: &BotProfile) -> Vec<NewEvent> {
-        update_events(update, command_of(update, bot).as_ref())
+        update_events(update, command_of(update, bot).as_ref(), RECEIVED_MS)
     }
 
     fn names(events: &[NewEvent]) -> Vec<(Option<EventKind>, String)> {
         events.iter().map(|e| (e.kind, e.name.clone())).collect()
+    }
+
+    fn dated(kind: &str, date: &str) -> Update {
+        update(&format!(
+            r#"{{"update_id":7,"{kind}":{{"message_id":2,"from":{{"id":42}},"chat":{{"id":42,"type":"private"}},"date":{date},"edit_date":{date},"text":"hi"}}}}"#
+        ))
+    }
+
+    fn lag_property(events: &[NewEvent]) -> Option<PropValue> {
+        events[0]
+            .properties
+            .iter()
+            .find(|(k, _)| k == DELIVERY_LAG_PROPERTY)
+            .map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn the_update_event_carries_the_delivery_lag_from_the_updates_date() {
+        // Sent at 16:00:00 (Telegram's whole second), received at 16:00:01.250.
+        let message = dated("message", "1764000000");
+        assert_eq!(delivery_lag_ms(&message, RECEIVED_MS), Some(1_250));
+        let events = events_of(&message, &BOT);
+        assert_eq!(events[0].kind, Some(EventKind::UpdateReceived));
+        assert_eq!(lag_property(&events), Some(PropValue::Int(1_250)));
+        // 30 s late, as an edit too (dated by its edit_date).
+        let late = dated("edited_message", "1763999971");
+        assert_eq!(
+            lag_property(&events_of(&late, &BOT)),
+            Some(PropValue::Int(30_250))
+        );
+    }
+
+    #[test]
+    fn a_lag_below_zero_counts_as_zero_and_undated_updates_have_none() {
+        // The bot's clock 2 s behind Telegram's.
+        let ahead = dated("message", "1764000003");
+        assert_eq!(delivery_lag_ms(&ahead, RECEIVED_MS), Some(0));
+        assert_eq!(
+            lag_property(&events_of(&ahead, &BOT)),
+            Some(PropValue::Int(0))
+        );
+        // No date, a date that is not one, a kind without a date of its own.
+        assert_eq!(lag_property(&events_of(&text_update("hi"), &BOT)), None);
+        assert_eq!(
+            lag_property(&events_of(&dated("message", "\"x\""), &BOT)),
+            None
+        );
+        let press = update(
+            r#"{"update_id":8,"callback_query":{"id":"1","from":{"id":42},"message":{"message_id":1,"chat":{"id":42,"type":"private"},"date":1764000000},"data":"go","chat_instance":"1"}}"#,
+        );
+        assert_eq!(delivery_lag_ms(&press, RECEIVED_MS), None);
+        assert_eq!(lag_property(&events_of(&press, &BOT)), None);
+        // A clock that is not a number gives no lag rather than a wrong one.
+        assert_eq!(delivery_lag_ms(&dated("message", "1"), f64::NAN), None);
     }
 
     #[test]
@@ -697,9 +780,9 @@ mod tests {
     fn a_request_yields_its_update_events_then_its_handler_named_after_the_command() {
         let update = text_update("/start");
         let events: Vec<NewEvent> =
-            request_events(&update, &BOT, 3.0, None, Answered::default()).collect();
+            request_events(&update, &BOT, RECEIVED_MS, 3.0, None, Answered::default()).collect();
         let command = command_of(&update, &BOT);
-        let mut expected = names(&update_events(&update, command.as_ref()));
+        let mut expected = names(&update_events(&update, command.as_ref(), RECEIVED_MS));
         expected.extend(names(&handler_events(&update, Some("start"), 3.0, None)));
         assert_eq!(names(&events), expected);
         let handler = events.last().unwrap();
@@ -910,7 +993,8 @@ mod tests {
     fn a_text_nobody_answered_is_not_understood_once_and_without_its_text() {
         let text = owner("text_private");
         let silent = Answered::default();
-        let events: Vec<NewEvent> = request_events(&text, &BOT, 1.0, None, silent).collect();
+        let events: Vec<NewEvent> =
+            request_events(&text, &BOT, RECEIVED_MS, 1.0, None, silent).collect();
         assert_eq!(
             names(&events),
             vec![

@@ -153,7 +153,44 @@ pub struct Payload {
     pub old_chat_member: Option<ChatMember>,
     /// A `my_chat_member`/`chat_member` update's member after the change.
     pub new_chat_member: Option<ChatMember>,
+    /// `date` (Unix seconds): when a message was sent, or when a membership change, join
+    /// request or reaction change happened. Anything but an integer reads as absent.
+    #[serde(deserialize_with = "lenient_i64")]
+    pub date: Option<i64>,
+    /// `edit_date` (Unix seconds): when an edited message was last edited. Anything but an
+    /// integer reads as absent.
+    #[serde(deserialize_with = "lenient_i64")]
+    pub edit_date: Option<i64>,
 }
+
+/// An integer field read leniently: a value of another type (or out of range) is `None`, never
+/// a reason to refuse the whole update.
+fn lenient_i64<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<i64>, D::Error> {
+    Ok(serde_json::Value::deserialize(deserializer)?.as_i64())
+}
+
+/// The update kinds whose payload's `date` is when the update's event happened (Bot API:
+/// `Message.date`, `ChatMemberUpdated.date`, `ChatJoinRequest.date`,
+/// `MessageReactionUpdated.date`, `MessageReactionCountUpdated.date`).
+const DATED_KINDS: &[&str] = &[
+    "message",
+    "channel_post",
+    "business_message",
+    "guest_message",
+    "message_reaction",
+    "message_reaction_count",
+    "my_chat_member",
+    "chat_member",
+    "chat_join_request",
+];
+
+/// The update kinds whose payload is an edited message: its `date` is when the message was
+/// first sent, so the update's own time is `edit_date`.
+const EDITED_KINDS: &[&str] = &[
+    "edited_message",
+    "edited_channel_post",
+    "edited_business_message",
+];
 
 /// What a webhook body is, once parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -202,6 +239,25 @@ impl Update {
     pub fn user(&self) -> Option<&User> {
         let p = &self.payload;
         p.from.as_ref().or(p.user.as_ref())
+    }
+
+    /// When the update's event happened, in Unix seconds, as Telegram dates it: the payload's
+    /// `date` for messages, channel and business posts, guest messages, membership changes,
+    /// join requests and reaction changes; `edit_date` for edited messages and posts. `None`
+    /// for every other kind (callback and inline queries, polls, payments, boosts,
+    /// business connections, unknown kinds, …: they carry no date of their own; a callback
+    /// query's message is dated when that message was sent, not when the button was pressed),
+    /// and for a date that is missing or not positive.
+    pub fn date(&self) -> Option<i64> {
+        let kind = self.kind.as_str();
+        let date = if DATED_KINDS.contains(&kind) {
+            self.payload.date
+        } else if EDITED_KINDS.contains(&kind) {
+            self.payload.edit_date
+        } else {
+            None
+        };
+        date.filter(|d| *d > 0)
     }
 
     /// The chat the update happened in (for callback queries: the message's chat).
@@ -427,6 +483,94 @@ mod tests {
             "]".repeat(MAX_NESTING - 1)
         );
         assert!(Update::parse(ok.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn the_update_date_is_the_payloads_own_date_where_telegram_sends_one() {
+        let date = |body: &str| Update::parse(body.as_bytes()).unwrap().date();
+        let chat = r#""chat":{"id":7,"type":"private"}"#;
+        for kind in [
+            "message",
+            "channel_post",
+            "business_message",
+            "guest_message",
+        ] {
+            let body = format!(
+                r#"{{"update_id":1,"{kind}":{{"message_id":1,{chat},"date":1764000000,"text":"x"}}}}"#
+            );
+            assert_eq!(date(&body), Some(1_764_000_000), "{kind}");
+        }
+        for kind in ["my_chat_member", "chat_member"] {
+            let body = format!(
+                r#"{{"update_id":1,"{kind}":{{{chat},"from":{{"id":7}},"date":1764000001,"old_chat_member":{{"status":"left"}},"new_chat_member":{{"status":"member"}}}}}}"#
+            );
+            assert_eq!(date(&body), Some(1_764_000_001), "{kind}");
+        }
+        let join = format!(
+            r#"{{"update_id":1,"chat_join_request":{{{chat},"from":{{"id":7}},"user_chat_id":7,"date":1764000002}}}}"#
+        );
+        assert_eq!(date(&join), Some(1_764_000_002));
+        let reaction = format!(
+            r#"{{"update_id":1,"message_reaction":{{{chat},"message_id":3,"user":{{"id":7}},"date":1764000003,"old_reaction":[],"new_reaction":[]}}}}"#
+        );
+        assert_eq!(date(&reaction), Some(1_764_000_003));
+        // An edit is dated by `edit_date`: its `date` is when the message was first sent.
+        let edited = format!(
+            r#"{{"update_id":1,"edited_message":{{"message_id":1,{chat},"date":1700000000,"edit_date":1764000004,"text":"y"}}}}"#
+        );
+        assert_eq!(date(&edited), Some(1_764_000_004));
+        let edited_without_edit_date = format!(
+            r#"{{"update_id":1,"edited_channel_post":{{"message_id":1,{chat},"date":1700000000}}}}"#
+        );
+        assert_eq!(date(&edited_without_edit_date), None);
+    }
+
+    #[test]
+    fn kinds_without_a_date_of_their_own_have_none() {
+        let date = |body: &str| Update::parse(body.as_bytes()).unwrap().date();
+        // A button press: the message's date is when the bot's message was sent.
+        let callback = r#"{"update_id":1,"callback_query":{"id":"1","from":{"id":7},"message":{"message_id":3,"chat":{"id":7,"type":"private"},"date":1764000000},"data":"x","chat_instance":"1"}}"#;
+        assert_eq!(date(callback), None);
+        // A business connection's date is when it was established, not this update's.
+        let connection = r#"{"update_id":1,"business_connection":{"id":"b","user":{"id":7},"user_chat_id":7,"date":1764000000,"is_enabled":true}}"#;
+        assert_eq!(date(connection), None);
+        assert_eq!(
+            date(
+                r#"{"update_id":1,"inline_query":{"id":"1","from":{"id":7},"query":"","offset":""}}"#
+            ),
+            None
+        );
+        assert_eq!(
+            date(r#"{"update_id":1,"future_kind":{"date":1764000000}}"#),
+            None
+        );
+        assert_eq!(
+            date(r#"{"update_id":1,"message":{"message_id":1,"chat":{"id":7,"type":"private"}}}"#),
+            None
+        );
+    }
+
+    #[test]
+    fn a_date_of_the_wrong_type_is_ignored_not_refused() {
+        for bad in [
+            r#""soon""#,
+            "-5",
+            "0",
+            "1.5",
+            "null",
+            "[1]",
+            "99999999999999999999",
+        ] {
+            let body = format!(
+                r#"{{"update_id":1,"message":{{"message_id":1,"chat":{{"id":7,"type":"private"}},"date":{bad},"edit_date":{bad},"text":"hi"}}}}"#
+            );
+            let u = Update::parse(body.as_bytes()).unwrap();
+            assert_eq!(
+                (u.date(), u.payload.text.as_deref()),
+                (None, Some("hi")),
+                "{bad}"
+            );
+        }
     }
 
     #[test]
