@@ -236,12 +236,17 @@ pub fn delivery_lag(dialect: Dialect, window: &Window, bot: Option<&str>) -> Str
 /// Events stored per hour with their delivery lag percentiles. Columns: `hour`, `events`,
 /// `p50_ms`, `p95_ms`.
 pub fn delivery_lag_per_hour(dialect: Dialect, window: &Window, bot: Option<&str>) -> String {
-    let lag = lag_ms(dialect);
-    let hour = start_of_hour(dialect);
     let filter = lag_filter(dialect, window, bot);
+    lag_per_hour(dialect, &lag_ms(dialect), &filter, "events")
+}
+
+/// Points matching `filter` per hour (`hour`, their weighted count as `count`) and the weighted
+/// p50/p95 of `lag` (`p50_ms`, `p95_ms`), in either dialect.
+fn lag_per_hour(dialect: Dialect, lag: &str, filter: &str, count: &str) -> String {
+    let hour = start_of_hour(dialect);
     match dialect {
         Dialect::AnalyticsEngine => format!(
-            "SELECT {hour} AS hour, SUM(_sample_interval) AS events,\n\
+            "SELECT {hour} AS hour, SUM(_sample_interval) AS {count},\n\
              \x20      quantileExactWeighted(0.5)({lag}, _sample_interval) AS p50_ms,\n\
              \x20      quantileExactWeighted(0.95)({lag}, _sample_interval) AS p95_ms\n\
              FROM {DATASET}\n\
@@ -254,7 +259,7 @@ pub fn delivery_lag_per_hour(dialect: Dialect, window: &Window, bot: Option<&str
                 "SELECT {hour} AS hour, {lag} AS v, _sample_interval AS w FROM {DATASET} WHERE {filter}"
             ),
             &["hour"],
-            &[("SUM(w)", "events")],
+            &[("SUM(w)", count)],
             &[(0.5, "p50_ms"), (0.95, "p95_ms")],
             "\nORDER BY hour",
         ),
@@ -265,32 +270,12 @@ pub fn delivery_lag_per_hour(dialect: Dialect, window: &Window, bot: Option<&str
 /// received, weighted, and the percentiles of their lag (the bot's receipt minus the update's
 /// `date`, good to a second). Columns: `hour`, `updates`, `p50_ms`, `p95_ms`.
 pub fn telegram_lag_per_hour(dialect: Dialect, window: &Window, bot: Option<&str>) -> String {
-    let hour = start_of_hour(dialect);
     let filter = format!(
         "{} AND {KIND} = '{KIND_UPDATE}' AND {HAS_TELEGRAM_LAG} = 1{}",
         since(dialect, window.start_ms),
         bot_filter(bot)
     );
-    match dialect {
-        Dialect::AnalyticsEngine => format!(
-            "SELECT {hour} AS hour, SUM(_sample_interval) AS updates,\n\
-             \x20      quantileExactWeighted(0.5)({TELEGRAM_LAG_MS}, _sample_interval) AS p50_ms,\n\
-             \x20      quantileExactWeighted(0.95)({TELEGRAM_LAG_MS}, _sample_interval) AS p95_ms\n\
-             FROM {DATASET}\n\
-             WHERE {filter}\n\
-             GROUP BY hour\n\
-             ORDER BY hour"
-        ),
-        Dialect::Sqlite => sqlite_weighted(
-            &format!(
-                "SELECT {hour} AS hour, {TELEGRAM_LAG_MS} AS v, _sample_interval AS w FROM {DATASET} WHERE {filter}"
-            ),
-            &["hour"],
-            &[("SUM(w)", "updates")],
-            &[(0.5, "p50_ms"), (0.95, "p95_ms")],
-            "\nORDER BY hour",
-        ),
-    }
+    lag_per_hour(dialect, TELEGRAM_LAG_MS, &filter, "updates")
 }
 
 /// Messages the bot did not understand per UTC day, and messages received, weighted, from the
