@@ -14,6 +14,8 @@ use crate::tracker::Tracker;
 
 thread_local! {
     static WARNED_NO_QUEUE: Cell<bool> = const { Cell::new(false) };
+    /// The queue binding found in this isolate, so it is looked up once, not per request.
+    static QUEUE_FOUND: RefCell<Option<Rc<str>>> = const { RefCell::new(None) };
     /// The isolate's pseudonyms (its settings do not change while it lives).
     static PSEUDONYMS: RefCell<Option<Pseudonyms>> = const { RefCell::new(None) };
 }
@@ -74,6 +76,23 @@ impl Analytics {
         }
     }
 
+    /// Whether the queue binding is there: looked up once per isolate (a binding does not
+    /// come or go while an isolate lives), so a request that only hands its events over makes
+    /// no call into JavaScript for it.
+    fn has_queue(&self) -> bool {
+        if QUEUE_FOUND.with(|found| found.borrow().as_deref() == Some(&*self.binding)) {
+            return true;
+        }
+        let found = self
+            .env
+            .as_ref()
+            .is_some_and(|env| Self::queue(env, &self.binding).is_some());
+        if found {
+            QUEUE_FOUND.with(|f| *f.borrow_mut() = Some(self.binding.clone()));
+        }
+        found
+    }
+
     /// How analytics behave (`ANALYTICS`: on, off, await).
     pub fn mode(&self) -> Mode {
         self.settings.mode
@@ -101,20 +120,23 @@ impl Analytics {
         }
     }
 
-    /// Sends the tracker's events after the response, inside `ctx.wait_until`: call it just
-    /// before returning the response. Never delays the response (in `await` mode, use
-    /// [`Analytics::send`] instead).
+    /// Sends the tracker's events after the response: call it just before returning the
+    /// response. The events go to the isolate's outbox at once (Rust only: no call into
+    /// JavaScript, no timer); what falls to this request after that (a full message to send,
+    /// or the flush it holds) runs inside `ctx.wait_until`, after the response. Most requests
+    /// under load join a pending flush and register nothing. Never waits for the queue (in
+    /// `await` mode, use [`Analytics::send`] instead).
     pub fn send_after(&self, ctx: &Context, tracker: &Tracker) {
         if !tracker.is_enabled() {
             return;
         }
-        let response_at = now_ms();
-        let handover = self.handover(tracker, response_at);
-        ctx.wait_until(async move {
-            // Runs after the response has been handed to the runtime, not in its turn.
-            crate::runtime::yield_now().await;
-            handover.await;
-        });
+        if let Some(sending) = self.hand_over_now(tracker, now_ms()) {
+            ctx.wait_until(async move {
+                // Runs after the response has been handed to the runtime, not in its turn.
+                crate::runtime::yield_now().await;
+                sending.await;
+            });
+        }
     }
 
     /// Sends the tracker's events now and waits: for use inside your own `wait_until` (or to
@@ -140,6 +162,37 @@ impl Analytics {
                 (event.user_id, event.chat_id) = (None, None);
             }
         }
+    }
+
+    /// Hands the tracker's events to the isolate's outbox now, in the caller's turn, and
+    /// returns what falls to this request after that (sending a message it completed, or the
+    /// flush it holds); `None` when nothing does, so the caller needs no `wait_until`. The
+    /// events are then in the outbox exactly as after [`Analytics::handover`]: a pending flush,
+    /// kept alive by its flusher's `wait_until`, takes them.
+    pub(crate) fn hand_over_now(
+        &self,
+        tracker: &Tracker,
+        response_at: f64,
+    ) -> Option<impl std::future::Future<Output = ()> + 'static> {
+        let (mut events, dropped) = tracker.take();
+        if events.is_empty() && dropped.total() == 0 {
+            return None;
+        }
+        if !self.has_queue() {
+            return None;
+        }
+        self.pseudonymize(&mut events);
+        let sending = outbox::hand_over(&self.settings, events, dropped, response_at)?;
+        let (settings, env, binding) = (
+            self.settings.clone(),
+            self.env.clone(),
+            self.binding.clone(),
+        );
+        Some(async move {
+            if let Some(queue) = env.as_ref().and_then(|env| Self::queue(env, &binding)) {
+                sending.run(&settings, &queue).await;
+            }
+        })
     }
 
     /// Takes the tracker's events at once, and returns the future that hands them to the

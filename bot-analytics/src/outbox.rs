@@ -37,6 +37,24 @@ pub async fn deliver(
     dropped: DropCounts,
     response_at: f64,
 ) {
+    if let Some(sending) = hand_over(settings, events, dropped, response_at) {
+        sending.run(settings, queue).await;
+    }
+}
+
+/// What falls to a request after its hand-over: the full messages it completed, and the flush
+/// when it is the flusher.
+pub struct Sending(Handover);
+
+/// Hands one unit of work's events over to the outbox, now, in the caller's turn (no
+/// JavaScript call, no timer): `None` when nothing falls to this request
+/// ([`Handover::leaves_nothing_to_do`]), so it needs no `wait_until` of its own.
+pub fn hand_over(
+    settings: &Settings,
+    events: Vec<Event>,
+    dropped: DropCounts,
+    response_at: f64,
+) -> Option<Sending> {
     if settings.faults.log_sends {
         console_log!("analytics: handed over {} events", events.len());
     }
@@ -44,23 +62,32 @@ pub async fn deliver(
     if let (Some((_, fresh)), true) = (&kept, settings.faults.log_sends) {
         console_log!("analytics: handed over {fresh} events (kept through a panic)");
     }
-    let Handover { ready, role } = with_outbox(settings, |o| {
+    let handover = with_outbox(settings, |o| {
         // What a panic kept goes first: its unfinished sends now, its events with this flush.
         let mut ready = kept.map_or_else(Vec::new, |(held, _)| o.restore(now_ms(), held));
         let mut handover = o.add(now_ms(), response_at, events, dropped);
         ready.append(&mut handover.ready);
         Handover { ready, ..handover }
     });
-    let now = send_all(settings, queue, ready);
-    match role {
-        Role::Joined => now.await,
-        Role::Flusher { lease, wait_ms } => {
-            let later = async {
-                runtime::sleep(wait_ms).await;
-                let messages = with_outbox(settings, |o| o.take(lease, now_ms()));
-                send_all(settings, queue, messages).await;
-            };
-            join(now, later).await;
+    (!handover.leaves_nothing_to_do()).then_some(Sending(handover))
+}
+
+impl Sending {
+    /// Sends the completed messages and, for the flusher, waits the window and sends what is
+    /// waiting then.
+    pub async fn run(self, settings: &Settings, queue: &Queue) {
+        let Handover { ready, role } = self.0;
+        let now = send_all(settings, queue, ready);
+        match role {
+            Role::Joined => now.await,
+            Role::Flusher { lease, wait_ms } => {
+                let later = async {
+                    runtime::sleep(wait_ms).await;
+                    let messages = with_outbox(settings, |o| o.take(lease, now_ms()));
+                    send_all(settings, queue, messages).await;
+                };
+                join(now, later).await;
+            }
         }
     }
 }

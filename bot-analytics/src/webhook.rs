@@ -11,7 +11,9 @@
 //!    queue message of its own), answered with a 4xx and a short reason.
 //! 2. [`timed`] runs the handler and measures it across its awaits.
 //! 3. [`AfterResponse::schedule`] queues the work after the response (inside `wait_until`, or
-//!    awaited in `await` mode): it yields to the runtime first, records the automatic events,
+//!    awaited in `await` mode). Without follow-ups it only hands the events to the isolate's
+//!    outbox, at once, and registers a `wait_until` only when a send or the flush falls to this
+//!    request. With follow-ups it yields to the runtime first, records the automatic events,
 //!    hands every event to the isolate's outbox **before** the follow-up calls (a follow-up that
 //!    hangs cannot cost them), runs the follow-ups under one deadline inside the `wait_until`
 //!    limit ([`served::follow_up_deadline`]), records their duration and the calls the deadline
@@ -22,7 +24,7 @@ use std::future::Future;
 
 use analytics_core::served::{self, FollowUps, RejectionCounts};
 use analytics_core::NewEvent;
-use futures_util::future::join;
+use futures_util::future::{join, OptionFuture};
 use worker::{Context, Response};
 
 use crate::analytics::Analytics;
@@ -123,8 +125,25 @@ where
     /// Schedules the work: inside `ctx.wait_until`, or, in `await` mode (benchmarks only),
     /// awaited here before the response leaves. Nothing is scheduled with analytics off and no
     /// follow-ups.
+    ///
+    /// With analytics on and no follow-ups (most updates) the events are handed to the
+    /// isolate's outbox now, before the response leaves (Rust only, a few microseconds: no call
+    /// into JavaScript, no timer), and `wait_until` is registered only when something falls to
+    /// this request: a message it filled, or the flush it holds. Under load most requests join
+    /// a pending flush and register nothing (issue 27: the per-request `wait_until`, its
+    /// promise and its zero-delay timer cost more than the analytics themselves).
     pub async fn schedule(self, ctx: &Context) {
         let mode = self.analytics.mode();
+        if mode == Mode::On && self.follow_ups.is_none() {
+            if let Some(sending) = self.hand_over_now(now_ms()) {
+                ctx.wait_until(async move {
+                    // Nothing of this runs in the response's turn.
+                    yield_now().await;
+                    sending.await;
+                });
+            }
+            return;
+        }
         let work_after = mode != Mode::Off || self.follow_ups.is_some();
         let after = self.run(now_ms());
         if mode == Mode::Await {
@@ -132,6 +151,30 @@ where
         } else if work_after {
             ctx.wait_until(after);
         }
+    }
+
+    /// Records the automatic events and hands every event over now; returns what falls to
+    /// this request after that (`None`: nothing).
+    fn hand_over_now(self, response_at: f64) -> Option<impl Future<Output = ()> + 'static> {
+        let AfterResponse {
+            analytics,
+            tracker,
+            automatic,
+            follow_ups: _,
+        } = self;
+        if tracker.is_enabled() {
+            for event in automatic() {
+                tracker.record(event);
+            }
+        }
+        let handed = analytics.hand_over_now(&tracker, response_at);
+        let rejections = hand_over_rejections(&analytics, response_at);
+        if handed.is_none() && rejections.is_none() {
+            return None;
+        }
+        Some(async move {
+            join(OptionFuture::from(handed), OptionFuture::from(rejections)).await;
+        })
     }
 
     async fn run(self, response_at: f64) {

@@ -112,6 +112,16 @@ pub struct Handover {
     pub role: Role,
 }
 
+impl Handover {
+    /// Whether nothing falls to this request after the hand-over: no full message to send and
+    /// no flush to wait for (another request already holds it). Then the request needs no
+    /// `wait_until` and no timer of its own: the events wait in the outbox for the pending
+    /// flush, which the flusher's `wait_until` keeps alive.
+    pub fn leaves_nothing_to_do(&self) -> bool {
+        self.ready.is_empty() && self.role == Role::Joined
+    }
+}
+
 /// The result of one send attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendOutcome {
@@ -476,6 +486,30 @@ mod tests {
             .iter()
             .map(|m| decode(&m.bytes).unwrap().events.len())
             .sum()
+    }
+
+    #[test]
+    fn only_the_flusher_and_a_filler_have_work_after_the_hand_over() {
+        // The bot skips `wait_until` and its timer for a hand-over that leaves nothing to do
+        // (issue 27): that must be every request that joins a pending flush without filling a
+        // message, and no other.
+        let mut o = outbox(20_000.0);
+        let first = o.add(0.0, 0.0, events(3), DropCounts::default());
+        assert!(matches!(first.role, Role::Flusher { .. }));
+        assert!(!first.leaves_nothing_to_do(), "the first one flushes later");
+        let joined = o.add(1.0, 1.0, events(3), DropCounts::default());
+        assert!(
+            joined.leaves_nothing_to_do(),
+            "a flush is pending: {joined:?}"
+        );
+        let filler = o.add(2.0, 2.0, events(20), DropCounts::default());
+        assert_eq!(filler.ready.len(), 1, "26 waiting: one full message");
+        assert!(!filler.leaves_nothing_to_do(), "the filler sends it");
+        // With a window of 0 every hand-over sends its own message.
+        let mut now = outbox(0.0);
+        assert!(!now
+            .add(0.0, 0.0, events(1), DropCounts::default())
+            .leaves_nothing_to_do());
     }
 
     #[test]
