@@ -18,6 +18,11 @@
 //! 4. Sizes, the analytics path's instruction count (callgrind), MessagePack vs JSON, consumer
 //!    throughput, the native micro-benchmarks.
 //!
+//! `--idle-race [--bursts N]` shows why a benchmark request may get wrangler's "Your worker
+//! restarted mid-request" 503 (issue 21 item 14): bursts of 20 concurrent updates to one bot
+//! (`ANALYTICS=off`), after pauses of 3 s and of 4.97 s, no request sent again; it prints how
+//! many the local dev proxy lost after each pause (`bench::DEV_PROXY_LOST`).
+//!
 //! `--consumer-only [--consumer-events N]` measures only the consumer's throughput (events a
 //! second at the local consumer concurrency, which is 1: `docs/scale.md` uses it) and prints it.
 //!
@@ -34,7 +39,8 @@ use std::time::{Duration, Instant};
 
 use analytics_core::{encode, samples, NewEvent, Tracker};
 use bench::{
-    agent, arg, arg_str, describe_failures, flag, percentile, post_one, post_updates, replace_block,
+    agent, arg, arg_str, describe_failures, flag, percentile, post_one, post_updates,
+    post_updates_retrying, replace_block,
 };
 use e2e_tests::process::{spawn_wrangler_dev, stop_process_group, wait_until_serving};
 use e2e_tests::stack::{local_config, TEST_ID_KEY, TEST_SECRET, TEST_TOKEN};
@@ -76,8 +82,14 @@ struct Variant {
     ack_ms: Vec<f64>,
     busy: Duration,
     cpu_ticks: u64,
+    /// The same, of its `workerd` processes only (the Worker, wrangler's proxy Worker and the
+    /// local queue broker; not wrangler's Node.js process, which logs every request).
+    workerd_ticks: u64,
     requests: usize,
     failures: usize,
+    /// Attempts wrangler's local dev proxy lost on their way to the Worker, sent again
+    /// (`bench::DEV_PROXY_LOST`).
+    dev_proxy_retries: u32,
     /// Its `wrangler dev` output, where a failed request's cause shows.
     log: std::path::PathBuf,
 }
@@ -93,6 +105,7 @@ impl Variant {
         self.latencies_ms.clear();
         self.ack_ms.clear();
         (self.busy, self.cpu_ticks, self.requests, self.failures) = (Duration::ZERO, 0, 0, 0);
+        (self.workerd_ticks, self.dev_proxy_retries) = (0, 0);
     }
 
     fn url(&self) -> String {
@@ -128,8 +141,10 @@ fn start_variant(
         ack_ms: Vec::new(),
         busy: Duration::ZERO,
         cpu_ticks: 0,
+        workerd_ticks: 0,
         requests: 0,
         failures: 0,
+        dev_proxy_retries: 0,
         log: log.clone(),
     };
     wait_until_serving(&format!("variant {key}"), &mut variant.child, &log, || {
@@ -141,9 +156,10 @@ fn start_variant(
     variant
 }
 
-/// CPU ticks (user + system) of every process in the variant's process group.
-fn group_cpu_ticks(pgid: u32) -> u64 {
-    let mut total = 0;
+/// CPU ticks (user + system) of every process in the variant's process group, and of its
+/// `workerd` processes alone.
+fn group_cpu_ticks(pgid: u32) -> (u64, u64) {
+    let (mut total, mut workerd) = (0, 0);
     for entry in fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
             continue;
@@ -154,15 +170,22 @@ fn group_cpu_ticks(pgid: u32) -> u64 {
         let fields: Vec<&str> = after.split_whitespace().collect();
         // After "pid (comm) ": state ppid pgrp … utime(11) stime(12)
         if fields.get(2).and_then(|p| p.parse::<u32>().ok()) == Some(pgid) {
-            for i in [11, 12] {
-                total += fields
-                    .get(i)
-                    .and_then(|v| v.parse::<u64>().ok())
-                    .unwrap_or(0);
+            let ticks: u64 = [11, 12]
+                .iter()
+                .map(|&i| {
+                    fields
+                        .get(i)
+                        .and_then(|v| v.parse::<u64>().ok())
+                        .unwrap_or(0)
+                })
+                .sum();
+            total += ticks;
+            if stat.contains("(workerd)") {
+                workerd += ticks;
             }
         }
     }
-    total
+    (total, workerd)
 }
 
 fn clock_ticks_per_second() -> f64 {
@@ -177,14 +200,17 @@ fn clock_ticks_per_second() -> f64 {
 
 /// Sends `requests` updates at `concurrency` to one variant; records latencies and CPU.
 fn drive(variant: &mut Variant, bodies: &Arc<Vec<String>>, requests: usize, concurrency: usize) {
-    let cpu_before = group_cpu_ticks(variant.child.id());
-    let (outcomes, wall) = post_updates(&variant.url(), bodies, requests, concurrency);
+    let (cpu_before, workerd_before) = group_cpu_ticks(variant.child.id());
+    let (outcomes, wall) = post_updates_retrying(&variant.url(), bodies, requests, concurrency);
     variant.busy += wall;
-    variant.cpu_ticks += group_cpu_ticks(variant.child.id()).saturating_sub(cpu_before);
+    let (cpu_after, workerd_after) = group_cpu_ticks(variant.child.id());
+    variant.cpu_ticks += cpu_after.saturating_sub(cpu_before);
+    variant.workerd_ticks += workerd_after.saturating_sub(workerd_before);
     for outcome in &outcomes {
         variant.latencies_ms.push(outcome.ms);
         variant.requests += 1;
         variant.failures += usize::from(!outcome.ok());
+        variant.dev_proxy_retries += outcome.dev_proxy_retries;
     }
     let log = fs::read_to_string(&variant.log).unwrap_or_default();
     let failures = describe_failures(&outcomes, &log);
@@ -269,8 +295,11 @@ struct Row {
     ack_p99: f64,
     rps: f64,
     cpu_ms: f64,
+    /// CPU of the `workerd` processes alone, ms per request.
+    workerd_ms: f64,
     requests: usize,
     failures: usize,
+    dev_proxy_retries: u32,
 }
 
 fn rows(variants: &mut [Variant], ticks: f64) -> Vec<Row> {
@@ -287,8 +316,10 @@ fn rows(variants: &mut [Variant], ticks: f64) -> Vec<Row> {
                 ack_p99: percentile(&v.ack_ms, 0.99),
                 rps: v.requests as f64 / v.busy.as_secs_f64().max(1e-9),
                 cpu_ms: v.cpu_ticks as f64 / ticks * 1000.0 / v.requests.max(1) as f64,
+                workerd_ms: v.workerd_ticks as f64 / ticks * 1000.0 / v.requests.max(1) as f64,
                 requests: v.requests,
                 failures: v.failures,
+                dev_proxy_retries: v.dev_proxy_retries,
             }
         })
         .collect()
@@ -490,14 +521,22 @@ fn overhead(s: &Settings, dir: &Path) -> (String, String, usize) {
         let rows = rows(&mut variants, ticks);
         failures += rows.iter().map(|r| r.failures).sum::<usize>();
         let mut table = format!(
-            "Concurrency {concurrency} ({} rounds × {} requests per variant):\n\n| variant | requests | non-200 | p50 ms | p99 ms | req/s | CPU ms/request (whole wrangler dev group) |\n| --- | --- | --- | --- | --- | --- | --- |\n",
+            "Concurrency {concurrency} ({} rounds × {} requests per variant):\n\n| variant | requests | non-200 | sent again (lost by the dev proxy) | p50 ms | p99 ms | req/s | CPU ms/request: workerd | whole wrangler dev group |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
             s.rounds,
             requests.max(1)
         );
         for r in &rows {
             table += &format!(
-                "| {} | {} | {} | {:.3} | {:.3} | {:.0} | {:.3} |\n",
-                r.label, r.requests, r.failures, r.p50, r.p99, r.rps, r.cpu_ms
+                "| {} | {} | {} | {} | {:.3} | {:.3} | {:.0} | {:.3} | {:.3} |\n",
+                r.label,
+                r.requests,
+                r.failures,
+                r.dev_proxy_retries,
+                r.p50,
+                r.p99,
+                r.rps,
+                r.workerd_ms,
+                r.cpu_ms
             );
         }
         let [a, b, b2, e, d] = [&rows[0], &rows[1], &rows[2], &rows[3], &rows[4]];
@@ -508,9 +547,11 @@ fn overhead(s: &Settings, dir: &Path) -> (String, String, usize) {
              | e/b (analytics without the local broker / off) | {:.3} | {:.3} |\n\
              | a/d (Rust / JavaScript) | {:.3} | {:.3} |\n\
              | throughput a/b | {:.3} | |\n\
-             | CPU per update: a − b (analytics, broker included) | {:.3} ms | |\n\
-             | CPU per update: e − b (the bot's own analytics) | {:.3} ms | |\n\
-             | CPU per update: a − e (the local queue broker) | {:.3} ms | |\n",
+             | CPU per update (workerd): a − b (analytics, broker included) | {:.3} ms | |\n\
+             | CPU per update (workerd): e − b (the bot's own analytics) | {:.3} ms | |\n\
+             | CPU per update (workerd): a − e (the local queue broker) | {:.3} ms | |\n\
+             | CPU per update (workerd): b′ − b (the same bot twice: the noise floor) | {:.3} ms | |\n\
+             | CPU per update (whole group): e − b | {:.3} ms | |\n",
             a.p50 / b.p50,
             a.p99 / b.p99,
             b2.p50 / b.p50,
@@ -520,9 +561,11 @@ fn overhead(s: &Settings, dir: &Path) -> (String, String, usize) {
             a.p50 / d.p50,
             a.p99 / d.p99,
             a.rps / b.rps,
-            a.cpu_ms - b.cpu_ms,
-            e.cpu_ms - b.cpu_ms,
-            a.cpu_ms - e.cpu_ms
+            a.workerd_ms - b.workerd_ms,
+            e.workerd_ms - b.workerd_ms,
+            a.workerd_ms - e.workerd_ms,
+            b2.workerd_ms - b.workerd_ms,
+            e.cpu_ms - b.cpu_ms
         );
         tables.push(table);
     }
@@ -530,6 +573,41 @@ fn overhead(s: &Settings, dir: &Path) -> (String, String, usize) {
     let saturation = tables.pop().unwrap_or_default();
     let single = tables.pop().unwrap_or_default();
     (single, saturation, failures)
+}
+
+/// `--idle-race`: bursts of 20 concurrent updates after a pause of 3 s, and of 4.97 s (just
+/// under the local runtime's 5 s idle close of a kept-alive connection), to one bot; how many
+/// the local dev proxy lost after each pause. Nothing is sent again.
+fn idle_race(dir: &Path, bursts: usize) -> String {
+    let variant = start_variant(
+        dir,
+        "idle",
+        "the Rust bot, ANALYTICS=off",
+        producer_config("bench-idle", &[("ANALYTICS", "off")]),
+    );
+    let bodies = Arc::new(vec![fixture("updates/message_start.json")]);
+    let mut table = format!(
+        "{bursts} bursts of 20 concurrent updates per pause, to {}:\n\n| pause before each burst | requests | answered 200 | lost by the dev proxy (503) | other |\n| --- | --- | --- | --- | --- |\n",
+        variant.label
+    );
+    for pause in [3.0, 4.97] {
+        let mut outcomes = Vec::new();
+        for _ in 0..bursts {
+            std::thread::sleep(Duration::from_secs_f64(pause));
+            outcomes.extend(post_updates(&variant.url(), &bodies, 20, 20).0);
+        }
+        let ok = outcomes.iter().filter(|o| o.ok()).count();
+        let lost = outcomes
+            .iter()
+            .filter(|o| o.status == 503 && o.dev_proxy_lost())
+            .count();
+        table += &format!(
+            "| {pause} s | {} | {ok} | {lost} | {} |\n",
+            outcomes.len(),
+            outcomes.len() - ok - lost
+        );
+    }
+    table
 }
 
 /// Part 3: the first request after the Worker loads, Rust against JavaScript, over restarts.
@@ -727,6 +805,10 @@ fn main() {
         println!(
             "consumer: {pushed} events through queue → D1 + local AE table at consumer concurrency 1: {events_per_second:.0} events/s"
         );
+        return;
+    }
+    if flag("--idle-race") {
+        println!("{}", idle_race(dir.path(), arg("--bursts", 25)));
         return;
     }
     if let Some(spec) = arg_str("--cold-variants") {
