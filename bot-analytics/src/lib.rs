@@ -1,12 +1,12 @@
 //! # bot-analytics — analytics and error tracking that never slow your Worker down
 //!
 //! Events are recorded in memory while your handler runs, and leave **after the response**:
-//! inside `ctx.wait_until` they are handed to the isolate's outbox, packed as compact
-//! MessagePack envelopes and sent to a Cloudflare Queue (content type `bytes`), where the
-//! project's consumer Worker turns them into Workers Analytics Engine points and a D1 error log
-//! grouped like Sentry issues. Events of concurrent and nearby requests share queue messages
-//! (see `docs/coalescing.md`); a failed send is retried once, and whatever is lost is counted
-//! and reported in the next message.
+//! as the response is returned they are encoded as compact MessagePack into the isolate's
+//! outbox (Rust only, no I/O), and inside `ctx.wait_until` their envelopes are sent to a
+//! Cloudflare Queue (content type `bytes`), where the project's consumer Worker turns them
+//! into Workers Analytics Engine points and a D1 error log grouped like Sentry issues. Events
+//! of concurrent and nearby requests share queue messages (see `docs/coalescing.md`); a failed
+//! send is retried once, and whatever is lost is counted and reported in the next message.
 //!
 //! ## Any Worker: three calls
 //!
