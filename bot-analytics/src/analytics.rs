@@ -142,7 +142,9 @@ impl Analytics {
     /// Sends the tracker's events now and waits: for use inside your own `wait_until` (or to
     /// measure what sending before the response costs).
     pub async fn send(&self, tracker: &Tracker) {
-        self.handover(tracker, now_ms()).await;
+        if let Some(sending) = self.hand_over_now(tracker, now_ms()) {
+            sending.await;
+        }
     }
 
     /// Replaces raw user and chat ids in `events` by pseudonyms (or removes them, as the
@@ -166,9 +168,9 @@ impl Analytics {
 
     /// Hands the tracker's events to the isolate's outbox now, in the caller's turn, and
     /// returns what falls to this request after that (sending a message it completed, or the
-    /// flush it holds); `None` when nothing does, so the caller needs no `wait_until`. The
-    /// events are then in the outbox exactly as after [`Analytics::handover`]: a pending flush,
-    /// kept alive by its flusher's `wait_until`, takes them.
+    /// flush it holds), as of a response ready at `response_at`; `None` when nothing does, so
+    /// the caller needs no `wait_until`: a pending flush, kept alive by its flusher's
+    /// `wait_until`, takes the events.
     pub(crate) fn hand_over_now(
         &self,
         tracker: &Tracker,
@@ -193,30 +195,5 @@ impl Analytics {
                 sending.run(&settings, &queue).await;
             }
         })
-    }
-
-    /// Takes the tracker's events at once, and returns the future that hands them to the
-    /// isolate's outbox (and sends, or flushes, what falls to this request), as of a response
-    /// ready at `response_at`.
-    pub(crate) fn handover(
-        &self,
-        tracker: &Tracker,
-        response_at: f64,
-    ) -> impl std::future::Future<Output = ()> + 'static {
-        let (mut events, dropped) = tracker.take();
-        let settings = self.settings.clone();
-        let env = self.env.clone();
-        let binding = self.binding.clone();
-        let this = self.clone();
-        async move {
-            if events.is_empty() && dropped.total() == 0 {
-                return;
-            }
-            this.pseudonymize(&mut events);
-            let Some(queue) = env.as_ref().and_then(|env| Self::queue(env, &binding)) else {
-                return;
-            };
-            outbox::deliver(&settings, &queue, events, dropped, response_at).await;
-        }
     }
 }

@@ -26,22 +26,6 @@ fn with_outbox<T>(settings: &Settings, f: impl FnOnce(&mut Outbox) -> T) -> T {
     })
 }
 
-/// Hands one unit of work's events over to the outbox and does what falls to this request:
-/// send the full messages it completed, and, when it is the flusher, wait the window and send
-/// what is waiting then. Runs inside the request's `wait_until` (or is awaited, in `await`
-/// mode). `response_at` is when the response was ready.
-pub async fn deliver(
-    settings: &Settings,
-    queue: &Queue,
-    events: Vec<Event>,
-    dropped: DropCounts,
-    response_at: f64,
-) {
-    if let Some(sending) = hand_over(settings, events, dropped, response_at) {
-        sending.run(settings, queue).await;
-    }
-}
-
 /// What falls to a request after its hand-over: the full messages it completed, and the flush
 /// when it is the flusher.
 pub struct Sending(Handover);

@@ -84,12 +84,38 @@ fn hand_over_rejections(
     response_at: f64,
 ) -> Option<impl Future<Output = ()> + 'static> {
     let rejected = REJECTED.with(|r| r.borrow_mut().take());
-    (!rejected.is_empty()).then(|| {
-        let rejections = analytics.tracker();
-        for event in served::rejection_events(&rejected) {
-            rejections.record(event);
+    (!rejected.is_empty())
+        .then(|| {
+            let rejections = analytics.tracker();
+            for event in served::rejection_events(&rejected) {
+                rejections.record(event);
+            }
+            analytics.hand_over_now(&rejections, response_at)
+        })
+        .flatten()
+}
+
+/// Records a request's automatic events on its tracker and hands every event over now (the
+/// request's, then the refusals counted so far); returns what falls to this request after
+/// that (`None`: nothing).
+fn hand_over_all<I: IntoIterator<Item = NewEvent>>(
+    analytics: &Analytics,
+    tracker: &Tracker,
+    automatic: impl FnOnce() -> I,
+    response_at: f64,
+) -> Option<impl Future<Output = ()> + 'static> {
+    if tracker.is_enabled() {
+        for event in automatic() {
+            tracker.record(event);
         }
-        analytics.handover(&rejections, response_at)
+    }
+    let handed = analytics.hand_over_now(tracker, response_at);
+    let rejections = hand_over_rejections(analytics, response_at);
+    if handed.is_none() && rejections.is_none() {
+        return None;
+    }
+    Some(async move {
+        join(OptionFuture::from(handed), OptionFuture::from(rejections)).await;
     })
 }
 
@@ -107,7 +133,8 @@ pub(crate) struct AfterResponse<A, G> {
     pub analytics: Analytics,
     /// The request's tracker (the handler's events are in it).
     pub tracker: Tracker,
-    /// The request's automatic events, computed after the response.
+    /// The request's automatic events, computed when its events are handed over: as the
+    /// response leaves, or after it when there are follow-ups.
     pub automatic: A,
     /// The follow-up calls, run after the events were handed over: given the deadline (ms since
     /// the epoch) by which they must all be done, they resolve to how many calls they made and
@@ -135,7 +162,13 @@ where
     pub async fn schedule(self, ctx: &Context) {
         let mode = self.analytics.mode();
         if mode == Mode::On && self.follow_ups.is_none() {
-            if let Some(sending) = self.hand_over_now(now_ms()) {
+            let AfterResponse {
+                analytics,
+                tracker,
+                automatic,
+                ..
+            } = self;
+            if let Some(sending) = hand_over_all(&analytics, &tracker, automatic, now_ms()) {
                 ctx.wait_until(async move {
                     // Nothing of this runs in the response's turn.
                     yield_now().await;
@@ -153,30 +186,6 @@ where
         }
     }
 
-    /// Records the automatic events and hands every event over now; returns what falls to
-    /// this request after that (`None`: nothing).
-    fn hand_over_now(self, response_at: f64) -> Option<impl Future<Output = ()> + 'static> {
-        let AfterResponse {
-            analytics,
-            tracker,
-            automatic,
-            follow_ups: _,
-        } = self;
-        if tracker.is_enabled() {
-            for event in automatic() {
-                tracker.record(event);
-            }
-        }
-        let handed = analytics.hand_over_now(&tracker, response_at);
-        let rejections = hand_over_rejections(&analytics, response_at);
-        if handed.is_none() && rejections.is_none() {
-            return None;
-        }
-        Some(async move {
-            join(OptionFuture::from(handed), OptionFuture::from(rejections)).await;
-        })
-    }
-
     async fn run(self, response_at: f64) {
         let AfterResponse {
             analytics,
@@ -186,23 +195,9 @@ where
         } = self;
         // Nothing of this runs in the response's turn: the runtime sends the response first.
         yield_now().await;
-        if tracker.is_enabled() {
-            for event in automatic() {
-                tracker.record(event);
-            }
-        }
-        // The events are handed over first (taken now, sent by the futures below): a follow-up
-        // that hangs cannot cost them.
-        let handed = analytics.handover(&tracker, response_at);
-        let handed_rejections = hand_over_rejections(&analytics, response_at);
-        let first = async move {
-            match handed_rejections {
-                Some(rejections) => {
-                    join(handed, rejections).await;
-                }
-                None => handed.await,
-            }
-        };
+        // The events are handed over first (now; sent by the future below): a follow-up that
+        // hangs cannot cost them.
+        let first = OptionFuture::from(hand_over_all(&analytics, &tracker, automatic, response_at));
         let follow_ups = async {
             let Some(follow_ups) = follow_ups else {
                 return;
@@ -214,7 +209,9 @@ where
             if let Some(event) = served::follow_up_event(done, duration_ms) {
                 tracker.record(event);
             }
-            analytics.handover(&tracker, response_at).await;
+            if let Some(sending) = analytics.hand_over_now(&tracker, response_at) {
+                sending.await;
+            }
         };
         join(first, follow_ups).await;
     }
